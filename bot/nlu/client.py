@@ -1,0 +1,280 @@
+"""The gateway's async client for Rasa NLU servers (``POST /model/parse``).
+
+One Rasa process is CPU-bound at roughly 70 parses/s, so the gateway scales out by
+running several and spreading requests over them in turn. Each URL has its own
+circuit breaker: after ``failure_threshold`` consecutive failures it is skipped for
+``reset_after_s`` seconds, then one trial request decides whether it is back. When no
+URL answers, :class:`NluUnavailable` tells the caller to hold the message and retry,
+instead of guessing an intent.
+
+Rasa HTTP API: https://rasa.com/docs/rasa/pages/http-api#operation/parseModelMessage
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import itertools
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+from bot.nlu.errors import NluError, NluUnavailable
+from bot.nlu.settings import NluSettings
+
+__all__ = [
+    "FALLBACK_INTENT",
+    "Entity",
+    "NluClient",
+    "NluError",
+    "NluSettings",
+    "NluUnavailable",
+    "ParseResult",
+]
+
+log = logging.getLogger(__name__)
+
+#: The intent Rasa's FallbackClassifier reports when no intent is confident enough.
+#: It is not a product intent: treat it like ``out_of_scope`` (ask to rephrase).
+FALLBACK_INTENT = "nlu_fallback"
+
+
+@dataclass(frozen=True, slots=True)
+class Entity:
+    """One extracted entity; ``value`` is already mapped to its canonical synonym."""
+
+    entity: str
+    value: str
+    start: int
+    end: int
+    confidence: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class ParseResult:
+    """What Rasa understood of one message.
+
+    ``ranking`` lists ``(intent, confidence)`` best first, as Rasa ranked them (before
+    the fallback classifier replaced a low-confidence winner with ``nlu_fallback``).
+    """
+
+    text: str
+    intent: str
+    confidence: float
+    entities: tuple[Entity, ...]
+    ranking: tuple[tuple[str, float], ...]
+
+    def entity(self, name: str) -> str | None:
+        """The value of the first entity called ``name``, or ``None``."""
+        for ent in self.entities:
+            if ent.entity == name:
+                return ent.value
+        return None
+
+    @classmethod
+    def from_rasa(cls, payload: Mapping[str, Any]) -> ParseResult:
+        """Build from Rasa's ``/model/parse`` JSON.
+
+        Raises:
+            ValueError: the payload does not have Rasa's shape.
+        """
+        try:
+            intent = payload.get("intent") or {}
+            entities = tuple(
+                Entity(
+                    entity=str(e["entity"]),
+                    value=str(e["value"]),
+                    start=int(e["start"]),
+                    end=int(e["end"]),
+                    # DIET reports confidence_entity; regex/lookup extractors report none.
+                    confidence=(
+                        float(e["confidence_entity"])
+                        if e.get("confidence_entity") is not None
+                        else None
+                    ),
+                )
+                for e in payload.get("entities") or ()
+            )
+            ranking = tuple(
+                (str(r["name"]), float(r["confidence"]))
+                for r in payload.get("intent_ranking") or ()
+            )
+            return cls(
+                text=str(payload["text"]),
+                # Rasa answers intent name None for text with no tokens at all.
+                intent=str(intent.get("name") or FALLBACK_INTENT),
+                confidence=float(intent.get("confidence") or 0.0),
+                entities=entities,
+                ranking=ranking,
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ValueError(f"not a Rasa parse result: {exc!r}") from exc
+
+
+class BreakerState(str, enum.Enum):
+    """Circuit breaker state of one URL."""
+
+    CLOSED = "closed"  # healthy: requests go through
+    OPEN = "open"  # failing: skipped until reset_after_s has passed
+    HALF_OPEN = "half_open"  # one trial request in flight decides
+
+
+class _Breaker:
+    """Consecutive-failure circuit breaker. Lives on one event loop: no locking."""
+
+    __slots__ = ("_clock", "_opened_at", "_reset_after_s", "_threshold", "failures", "state")
+
+    def __init__(self, threshold: int, reset_after_s: float, clock: Callable[[], float]) -> None:
+        self._threshold = threshold
+        self._reset_after_s = reset_after_s
+        self._clock = clock
+        self._opened_at = 0.0
+        self.failures = 0
+        self.state = BreakerState.CLOSED
+
+    def try_acquire(self) -> bool:
+        """Whether a request may go to this URL now (moves OPEN to HALF_OPEN)."""
+        if self.state is BreakerState.CLOSED:
+            return True
+        if self.state is BreakerState.OPEN and (
+            self._clock() - self._opened_at >= self._reset_after_s
+        ):
+            # Let exactly one request probe the URL; others keep skipping it.
+            self.state = BreakerState.HALF_OPEN
+            return True
+        return False
+
+    def success(self) -> None:
+        self.failures = 0
+        self.state = BreakerState.CLOSED
+
+    def failure(self) -> None:
+        self.failures += 1
+        if self.state is BreakerState.HALF_OPEN or self.failures >= self._threshold:
+            self.state = BreakerState.OPEN
+            self._opened_at = self._clock()
+
+
+class NluClient:
+    """Parses text through one or more Rasa servers, in turn, with circuit breakers.
+
+    Args:
+        session: the application's shared session; the client never closes it.
+        urls: Rasa base URLs, e.g. ``http://127.0.0.1:5005``.
+        timeout_s: total time allowed for one request to one URL.
+        failure_threshold: consecutive failures that open a URL's circuit.
+        reset_after_s: how long an open circuit skips its URL before a trial.
+        clock: monotonic clock, replaceable for tests of the breaker timing.
+    """
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        urls: Sequence[str],
+        *,
+        timeout_s: float = 2.0,
+        failure_threshold: int = 3,
+        reset_after_s: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if isinstance(urls, str):
+            raise TypeError("urls must be a sequence of URLs, not one string")
+        if not urls:
+            raise ValueError("NluClient needs at least one Rasa URL")
+        if timeout_s <= 0 or reset_after_s <= 0 or failure_threshold < 1:
+            raise ValueError("timeout_s, reset_after_s must be > 0, failure_threshold >= 1")
+        self._session = session
+        self._urls = tuple(u.rstrip("/") for u in urls)
+        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self._breakers = {u: _Breaker(failure_threshold, reset_after_s, clock) for u in self._urls}
+        self._turn = itertools.cycle(range(len(self._urls)))
+
+    @classmethod
+    def from_settings(cls, session: aiohttp.ClientSession, settings: NluSettings) -> NluClient:
+        """A client configured from the ``nlu:`` settings section."""
+        return cls(
+            session,
+            settings.urls,
+            timeout_s=settings.timeout_s,
+            failure_threshold=settings.failure_threshold,
+            reset_after_s=settings.reset_after_s,
+        )
+
+    @property
+    def urls(self) -> tuple[str, ...]:
+        """The configured Rasa URLs, in round-robin order."""
+        return self._urls
+
+    def breaker_states(self) -> dict[str, BreakerState]:
+        """Each URL's circuit state, for health pages and logs."""
+        return {u: b.state for u, b in self._breakers.items()}
+
+    async def parse(self, text: str) -> ParseResult:
+        """Classify ``text`` and extract its entities.
+
+        Starts at the next URL in turn and falls over to the following ones when a
+        URL fails (refused, timed out, non-200, not Rasa's JSON) or its circuit is open.
+
+        Raises:
+            ValueError: ``text`` is empty or only whitespace (nothing to classify).
+            NluUnavailable: no URL gave an answer.
+        """
+        if not text.strip():
+            raise ValueError("cannot parse empty text")
+        start = next(self._turn)
+        failures: list[tuple[str, str]] = []
+        for i in range(len(self._urls)):
+            url = self._urls[(start + i) % len(self._urls)]
+            breaker = self._breakers[url]
+            if not breaker.try_acquire():
+                failures.append((url, "circuit open"))
+                continue
+            try:
+                result = await self._post(url, text)
+            except asyncio.CancelledError:
+                # The caller gave up, which says nothing about the URL's health; a
+                # half-open trial must not stay in flight forever though.
+                if breaker.state is BreakerState.HALF_OPEN:
+                    breaker.state = BreakerState.OPEN
+                raise
+            except _UrlFailed as exc:
+                breaker.failure()
+                failures.append((url, exc.reason))
+                log.warning("nlu: %s failed (%s), circuit %s", url, exc.reason, breaker.state.value)
+                continue
+            breaker.success()
+            return result
+        summary = "; ".join(f"{u}: {r}" for u, r in failures)
+        raise NluUnavailable(f"no Rasa server answered ({summary})", tuple(failures))
+
+    async def _post(self, url: str, text: str) -> ParseResult:
+        try:
+            async with self._session.post(
+                f"{url}/model/parse", json={"text": text}, timeout=self._timeout
+            ) as resp:
+                if resp.status != 200:
+                    raise _UrlFailed(f"HTTP {resp.status}")
+                payload = await resp.json(content_type=None)
+        except asyncio.TimeoutError:
+            raise _UrlFailed(f"timeout after {self._timeout.total}s") from None
+        except aiohttp.ClientError as exc:
+            raise _UrlFailed(f"{type(exc).__name__}: {exc}") from None
+        except json.JSONDecodeError:
+            raise _UrlFailed("response is not JSON") from None
+        if not isinstance(payload, dict):
+            raise _UrlFailed("response is not a JSON object")
+        try:
+            return ParseResult.from_rasa(payload)
+        except ValueError as exc:
+            raise _UrlFailed(str(exc)) from None
+
+
+class _UrlFailed(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
