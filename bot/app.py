@@ -1,0 +1,223 @@
+"""The composition root: settings in, a running gateway out.
+
+Everything is built here and handed down: channels, stores and skills receive their
+clients in constructors, resources are opened and closed in ``cleanup_ctx`` (aiohttp's
+``examples/background_tasks.py`` pattern), and the workers are tasks owned by the app's
+lifetime. ``role`` decides what this process does: ``web`` serves webhooks, ``worker``
+runs the inbound workers, outbox senders and scheduler, ``all`` does both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, Literal
+
+import aiohttp
+from aiohttp import web
+from pymongo import AsyncMongoClient
+from redis.asyncio import BlockingConnectionPool, Redis
+
+from bot.config import Settings
+from bot.dispatch import Dispatcher, Skill
+from bot.embedded import EmbeddedServer, start_mongo, start_redis
+from bot.errors import ConfigError
+from bot.health import HealthMonitor
+from bot.outbox import Outbox, OutboxSender
+from bot.queue import InboundQueue
+from bot.runtime import RUNTIME, Runtime
+from bot.store import MessageStore
+from bot.templates import Templates
+from bot.tokens import TokenCache
+from bot.webhook import make_handler
+from bot.worker import InboundWorker
+from channels import BUILTIN_CHANNELS
+from channels.base import Channel, ChannelContext
+
+log = logging.getLogger(__name__)
+
+Role = Literal["all", "web", "worker"]
+
+
+def public_url(settings: Settings) -> str:
+    host = settings.http.host if settings.http.host not in ("0.0.0.0", "::", "") else "127.0.0.1"
+    return f"http://{host}:{settings.http.port}"
+
+
+def default_skills(templates: Templates) -> list[list[Skill]]:
+    from skills.greeting import EchoSkill, ReceivedMediaSkill, WelcomeSkill
+
+    return [[WelcomeSkill(templates)], [ReceivedMediaSkill(templates), EchoSkill(templates)]]
+
+
+def build_channels(settings: Settings, ctx: ChannelContext) -> dict[tuple[str, str], Channel]:
+    channels: dict[tuple[str, str], Channel] = {}
+    for name, accounts in settings.channels.items():
+        cls = BUILTIN_CHANNELS.get(name)
+        if cls is None:
+            raise ConfigError(f"channels.{name}: unknown channel (known: {', '.join(sorted(BUILTIN_CHANNELS))})")
+        for section in accounts:
+            channel = cls.from_settings(section, ctx)
+            channels[(name, channel.account)] = channel
+    return channels
+
+
+async def open_stores(settings: Settings) -> tuple[Redis, AsyncMongoClient[Any], list[EmbeddedServer]]:
+    embedded: list[EmbeddedServer] = []
+    redis_url = settings.redis_url
+    if not redis_url:
+        server = await start_redis(settings.data_dir)
+        embedded.append(server)
+        redis_url = server.url
+    mongo_url = settings.mongo_url
+    if not mongo_url:
+        server = await start_mongo(settings.data_dir)
+        embedded.append(server)
+        mongo_url = server.url
+    # A blocking pool waits for a free connection instead of failing past max (redis-py 8).
+    pool = BlockingConnectionPool.from_url(
+        redis_url, max_connections=64, timeout=5, socket_timeout=5, socket_connect_timeout=2
+    )
+    redis = Redis(connection_pool=pool)
+    mongo: AsyncMongoClient[Any] = AsyncMongoClient(mongo_url, serverSelectionTimeoutMS=3000, connectTimeoutMS=2000)
+    return redis, mongo, embedded
+
+
+def build_app(
+    settings: Settings,
+    role: Role = "all",
+    *,
+    skills: Callable[[Templates], list[list[Skill]]] = default_skills,
+) -> web.Application:
+    app = web.Application(client_max_size=settings.http.max_body_bytes)
+
+    async def runtime_ctx(app: web.Application) -> AsyncIterator[None]:
+        redis, mongo, embedded = await open_stores(settings)
+        http = aiohttp.ClientSession()
+        try:
+            db = mongo.get_default_database("kefu")
+            store = MessageStore(db)
+            await store.ensure_indexes()
+            tokens = TokenCache(redis)
+            templates = await asyncio.to_thread(Templates, _templates_dir(settings))
+            pipeline = settings.pipeline
+            rt = Runtime(
+                settings=settings,
+                redis=redis,
+                mongo=mongo,
+                http=http,
+                store=store,
+                queue=InboundQueue(redis, pipeline.inbound_stream, dedup_ttl_s=pipeline.dedup_ttl_s, claim_idle_ms=pipeline.claim_idle_ms),
+                outbox=Outbox(redis, pipeline.outbox_stream),
+                tokens=tokens,
+                templates=templates,
+                dispatcher=Dispatcher(skills(templates), templates),
+                health=HealthMonitor(mongo),
+                embedded=embedded,
+            )
+            ctx = ChannelContext(http=http, redis=redis, tokens=tokens, public_url=public_url(settings))
+            rt.channels = build_channels(settings, ctx)
+            app[RUNTIME] = rt
+            log.info(
+                "gateway ready (role %s): %s",
+                role,
+                ", ".join(f"{n}/{a}" for n, a in rt.channels) or "no channels configured",
+            )
+            yield
+            for channel in rt.channels.values():
+                await channel.close()
+        finally:
+            await http.close()
+            await redis.aclose()
+            await mongo.close()
+            for server in reversed(embedded):
+                await server.stop()
+
+    async def background_ctx(app: web.Application) -> AsyncIterator[None]:
+        rt = app[RUNTIME]
+        stop = asyncio.Event()
+        tasks = [asyncio.create_task(rt.health.run(stop), name="health")]
+        if role in ("all", "worker"):
+            tasks += worker_tasks(rt, stop)
+        yield
+        stop.set()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    app.cleanup_ctx.append(runtime_ctx)
+    app.cleanup_ctx.append(background_ctx)
+    if role in ("all", "web"):
+        add_webhook_routes(app, settings)
+        app.router.add_get("/healthz", healthz)
+    if settings.simulator:
+        from channels.wechat.fake_api import FakeWeChatAPI
+
+        app.add_subapp("/_sim/wechat", FakeWeChatAPI().app())
+    return app
+
+
+def add_webhook_routes(app: web.Application, settings: Settings) -> None:
+    for name in settings.channels:
+        cls = BUILTIN_CHANNELS.get(name)
+        if cls is None:
+            continue  # reported when the channels are built
+        handler = make_handler(name)
+        for path in cls.route_paths():
+            app.router.add_get(path, handler)
+            app.router.add_post(path, handler)
+
+
+def worker_tasks(rt: Runtime, stop: asyncio.Event) -> list[asyncio.Task[None]]:
+    pipeline = rt.settings.pipeline
+    base = f"{socket.gethostname()}:{os.getpid()}"
+    tasks: list[asyncio.Task[None]] = []
+    for i in range(pipeline.workers):
+        worker = InboundWorker(
+            rt.queue, rt.outbox, rt.store, rt.dispatcher, rt.channel,
+            consumer=f"{base}:w{i}", batch=pipeline.batch, max_attempts=pipeline.max_inbound_attempts,
+        )
+        sender = OutboxSender(
+            rt.outbox, rt.store, rt.channel,
+            consumer=f"{base}:s{i}", claim_idle_ms=pipeline.claim_idle_ms,
+            max_attempts=pipeline.outbox_max_attempts, backoff_s=pipeline.outbox_backoff_s,
+            backoff_max_s=pipeline.outbox_backoff_max_s, batch=pipeline.batch,
+        )
+        tasks.append(asyncio.create_task(worker.run(stop), name=f"inbound-{i}"))
+        tasks.append(asyncio.create_task(sender.run(stop), name=f"outbox-{i}"))
+    tasks.append(asyncio.create_task(_every(0.2, rt.outbox.promote_due, stop), name="outbox-delayed"))
+    return tasks
+
+
+async def _every(interval_s: float, job: Callable[[], Awaitable[Any]], stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        try:
+            await job()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("scheduled job %s failed", getattr(job, "__qualname__", job))
+        try:
+            await asyncio.wait_for(stop.wait(), interval_s)
+        except asyncio.TimeoutError:
+            pass
+
+
+async def healthz(request: web.Request) -> web.Response:
+    rt = request.app[RUNTIME]
+    ok = rt.health.mongo_ok
+    try:
+        await rt.redis.ping()
+    except Exception:
+        ok = False
+    return web.json_response({"ok": ok, "mongo": rt.health.mongo_ok}, status=200 if ok else 503)
+
+
+def _templates_dir(settings: Settings) -> Any:
+    from pathlib import Path
+
+    raw = settings.section("templates").get("dir")
+    return Path(raw) if raw else None

@@ -1,0 +1,198 @@
+"""The outbox: every message to a customer leaves through here, once.
+
+``enqueue`` puts replies on a Redis stream behind an idempotency key (``SET NX``), in
+the same Lua call that marks the inbound message as handled, so a worker that dies and
+is replaced cannot queue a reply twice. ``OutboxSender`` delivers them: on success it
+records the key as sent before acknowledging the entry, so a reclaimed entry is
+recognised and skipped; on timeouts and 5xx it backs off exponentially through a
+sorted set of delayed entries; after ``max_attempts`` or on a permanent error (WeChat's
+48 h window, 45015) it writes a dead-letter record the console lists.
+
+The one window this cannot close is a crash between the platform accepting a message and
+the sent mark being written: platform send APIs take no idempotency key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+
+from redis.asyncio import Redis
+
+from bot.messages import OutboundMessage
+from bot.queue import Entry, StreamGroup
+from bot.store import MessageStore
+from channels.base import Channel
+from channels.errors import OutsideServiceWindow, PlatformError
+
+log = logging.getLogger(__name__)
+
+KEY_PREFIX = "kefu:outbox:key:"
+SENT_PREFIX = "kefu:outbox:sent:"
+HANDLED_PREFIX = "kefu:handled:"
+KEY_TTL_S = 7 * 86_400
+
+_ENQUEUE = """
+-- KEYS[1] outbox stream, KEYS[2] handled marker ('' = none), KEYS[3..] idempotency keys
+-- ARGV[1] ttl, ARGV[3..] payloads
+local added = 0
+for i = 3, #KEYS do
+  if redis.call('SET', KEYS[i], '1', 'NX', 'EX', ARGV[1]) then
+    redis.call('XADD', KEYS[1], '*', 'm', ARGV[i], 'a', '0')
+    added = added + 1
+  end
+end
+if KEYS[2] ~= '' then redis.call('SET', KEYS[2], '1', 'EX', ARGV[1]) end
+return added
+"""
+
+_PROMOTE = """
+-- move due delayed entries back onto the stream
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, 100)
+for _, item in ipairs(due) do
+  redis.call('ZREM', KEYS[1], item)
+  local sep = string.find(item, '|', 1, true)
+  redis.call('XADD', KEYS[2], '*', 'm', string.sub(item, sep + 1), 'a', string.sub(item, 1, sep - 1))
+end
+return #due
+"""
+
+
+class Outbox:
+    def __init__(self, redis: Redis, stream: str) -> None:
+        self.redis = redis
+        self.stream = stream
+        self.delayed = stream + ":delayed"
+        self._enqueue = redis.register_script(_ENQUEUE)
+        self._promote = redis.register_script(_PROMOTE)
+
+    async def enqueue(self, replies: Sequence[OutboundMessage], *, handled: str = "") -> int:
+        """Queue replies not queued before; optionally mark an inbound message handled."""
+        keys = [self.stream, HANDLED_PREFIX + handled if handled else ""]
+        keys += [KEY_PREFIX + r.idempotency_key for r in replies]
+        args: list[str | int] = [KEY_TTL_S, ""] + [r.to_json() for r in replies]
+        return int(await self._enqueue(keys=keys, args=args))
+
+    async def is_handled(self, inbound_key: str) -> bool:
+        return bool(await self.redis.exists(HANDLED_PREFIX + inbound_key))
+
+    async def promote_due(self, now: float | None = None) -> int:
+        return int(await self._promote(keys=[self.delayed, self.stream], args=[now or time.time()]))
+
+    async def schedule_retry(self, payload: bytes, attempts: int, delay_s: float) -> None:
+        # The attempt count rides in the member so the stream entry can carry it again.
+        member = f"{attempts}|".encode() + payload
+        await self.redis.zadd(self.delayed, {member: time.time() + delay_s})
+
+
+ChannelLookup = Callable[[str, str], Channel | None]
+
+
+class OutboxSender:
+    """Delivers outbox entries through the channels; several may run in many processes."""
+
+    def __init__(
+        self,
+        outbox: Outbox,
+        store: MessageStore,
+        channels: ChannelLookup,
+        *,
+        consumer: str,
+        claim_idle_ms: int,
+        max_attempts: int,
+        backoff_s: float,
+        backoff_max_s: float,
+        batch: int = 32,
+    ) -> None:
+        self.outbox = outbox
+        self.group = OutboxGroup(outbox.redis, outbox.stream, claim_idle_ms=claim_idle_ms)
+        self.store = store
+        self.channels = channels
+        self.consumer = consumer
+        self.max_attempts = max_attempts
+        self.backoff_s = backoff_s
+        self.backoff_max_s = backoff_max_s
+        self.batch = batch
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await self.group.ensure_group()
+        while not stop.is_set():
+            try:
+                entries = await self.group.read_with_attempts(self.consumer, count=self.batch, block_ms=500)
+                await asyncio.gather(*(self.deliver(e, a) for e, a in entries))
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("outbox sender loop failed; retrying in 1 s")
+                await asyncio.sleep(1.0)
+
+    async def deliver(self, entry: Entry, attempts: int) -> None:
+        reply = OutboundMessage.from_json(entry.payload)
+        key = reply.idempotency_key
+        if await self.outbox.redis.exists(SENT_PREFIX + key):
+            await self.group.done(entry.entry_id)  # a retry of something already delivered
+            return
+        channel = self.channels(reply.channel, reply.account)
+        attempts += 1
+        if channel is None:
+            await self._give_up(entry, reply, attempts, f"no channel {reply.channel}/{reply.account} configured")
+            return
+        try:
+            await channel.send(reply)
+        except OutsideServiceWindow as exc:
+            await self._give_up(entry, reply, attempts, str(exc), status="undeliverable")
+            return
+        except PlatformError as exc:
+            if not exc.retryable:
+                await self._give_up(entry, reply, attempts, str(exc))
+            elif attempts >= self.max_attempts:
+                await self._give_up(entry, reply, attempts, f"gave up after {attempts} attempts: {exc}")
+            else:
+                delay = min(self.backoff_max_s, self.backoff_s * 2 ** (attempts - 1))
+                log.warning("send %s failed (%s); retry %d in %.1f s", key, exc, attempts, delay)
+                await self.outbox.schedule_retry(entry.payload, attempts, delay)
+                await self.store.mark_outbound(key, "retrying", attempts=attempts, error=str(exc))
+                await self.group.done(entry.entry_id)
+            return
+        # Sent mark first, then the record, then the ack: a crash after the mark makes a
+        # reclaimed entry a no-op instead of a second message.
+        await self.outbox.redis.set(SENT_PREFIX + key, "1", ex=KEY_TTL_S)
+        await self.store.mark_outbound(key, "sent", attempts=attempts, sent_at=time.time())
+        await self.group.done(entry.entry_id)
+
+    async def _give_up(
+        self, entry: Entry, reply: OutboundMessage, attempts: int, reason: str, *, status: str = "dead"
+    ) -> None:
+        log.error("outbox %s: %s (%s)", reply.idempotency_key, status, reason)
+        await self.store.dead_letter(
+            kind="outbound", key=reply.idempotency_key, payload=entry.payload.decode(), reason=reason, attempts=attempts
+        )
+        await self.store.mark_outbound(reply.idempotency_key, status, attempts=attempts, error=reason)
+        await self.group.done(entry.entry_id)
+
+
+class OutboxGroup(StreamGroup):
+    """The outbox stream's consumer group; entries carry their attempt count."""
+
+    def __init__(self, redis: Redis, stream: str, *, claim_idle_ms: int) -> None:
+        super().__init__(redis, stream, "senders", claim_idle_ms=claim_idle_ms)
+
+    async def read_with_attempts(self, consumer: str, *, count: int, block_ms: int) -> list[tuple[Entry, int]]:
+        cursor, claimed, *_ = await self.redis.xautoclaim(
+            self.stream, self.group, consumer, self.claim_idle_ms, start_id=self._claim_cursor, count=count
+        )
+        self._claim_cursor = cursor.decode() if isinstance(cursor, bytes) else str(cursor)
+        items = list(claimed)
+        if not items:
+            reply = await self.redis.xreadgroup(self.group, consumer, {self.stream: ">"}, count=count, block=block_ms)
+            for _stream, new in reply or ():
+                items.extend(new)
+        out: list[tuple[Entry, int]] = []
+        for eid, fields in items:
+            if not fields:
+                continue
+            out.append((Entry(eid.decode() if isinstance(eid, bytes) else eid, fields[b"m"]), int(fields.get(b"a", b"0"))))
+        return out
+

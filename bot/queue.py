@@ -1,0 +1,107 @@
+"""The durable inbound queue: dedup and enqueue in one Redis round trip.
+
+The webhook's only I/O is one ``EVALSHA``: for each message it sets the dedup key with
+``NX`` and, only if that succeeded, appends the message to the stream. Doing both in one
+Lua script makes them atomic (two concurrent retries of one message cannot both get
+in) and halves the round trips compared to SET then XADD (see ../shared/NOTES.md).
+Workers read the stream through a consumer group; entries a dead worker left pending
+are taken over with XAUTOCLAIM.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+
+from bot.messages import InboundMessage
+
+log = logging.getLogger(__name__)
+
+_ENQUEUE = """
+local added = 0
+for i = 2, #KEYS do
+  if redis.call('SET', KEYS[i], '1', 'NX', 'EX', ARGV[1]) then
+    redis.call('XADD', KEYS[1], '*', 'm', ARGV[i])
+    added = added + 1
+  end
+end
+return added
+"""
+
+DEDUP_PREFIX = "kefu:dedup:"
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One stream entry: its id (for XACK) and the message it carries."""
+
+    entry_id: str
+    payload: bytes
+
+
+class StreamGroup:
+    """A Redis stream read by one consumer group, with takeover of stale entries."""
+
+    def __init__(self, redis: Redis, stream: str, group: str, *, claim_idle_ms: int) -> None:
+        self.redis = redis
+        self.stream = stream
+        self.group = group
+        self.claim_idle_ms = claim_idle_ms
+        self._claim_cursor = "0-0"
+
+    async def ensure_group(self) -> None:
+        try:
+            await self.redis.xgroup_create(self.stream, self.group, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    async def read(self, consumer: str, *, count: int, block_ms: int) -> list[Entry]:
+        """Entries for ``consumer``: stale ones of dead consumers first, then new ones."""
+        cursor, claimed, *_ = await self.redis.xautoclaim(
+            self.stream, self.group, consumer, self.claim_idle_ms, start_id=self._claim_cursor, count=count
+        )
+        self._claim_cursor = cursor.decode() if isinstance(cursor, bytes) else str(cursor)
+        entries = [Entry(_id(eid), fields[b"m"]) for eid, fields in claimed if fields]
+        if entries:
+            log.warning("%s: took over %d entries from a dead consumer", self.stream, len(entries))
+            return entries
+        reply = await self.redis.xreadgroup(self.group, consumer, {self.stream: ">"}, count=count, block=block_ms)
+        for _stream, items in reply or ():
+            entries.extend(Entry(_id(eid), fields[b"m"]) for eid, fields in items if fields)
+        return entries
+
+    async def done(self, entry_id: str) -> None:
+        """Acknowledge and delete, so the stream holds only work still to do."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.xack(self.stream, self.group, entry_id)
+            pipe.xdel(self.stream, entry_id)
+            await pipe.execute()
+
+
+def _id(entry_id: bytes | str) -> str:
+    return entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+
+
+class InboundQueue(StreamGroup):
+    def __init__(self, redis: Redis, stream: str, *, dedup_ttl_s: int, claim_idle_ms: int) -> None:
+        super().__init__(redis, stream, "workers", claim_idle_ms=claim_idle_ms)
+        self._dedup_ttl_s = dedup_ttl_s
+        self._enqueue = redis.register_script(_ENQUEUE)
+
+    async def enqueue(self, messages: Sequence[InboundMessage]) -> int:
+        """Queue the messages not seen before; returns how many were new.
+
+        Raises ``redis.RedisError`` when Redis is unreachable: the caller must then not
+        acknowledge the platform, so that it retries.
+        """
+        if not messages:
+            return 0
+        keys = [self.stream] + [DEDUP_PREFIX + m.key for m in messages]
+        args: list[str | int] = [self._dedup_ttl_s] + [m.to_json() for m in messages]
+        added = await self._enqueue(keys=keys, args=args)
+        return int(added)

@@ -1,0 +1,45 @@
+"""The live parts of a running gateway, held in one typed aiohttp app key."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from pymongo import AsyncMongoClient
+from redis.asyncio import Redis
+
+from bot.config import Settings
+from bot.dispatch import Dispatcher
+from bot.embedded import EmbeddedServer
+from bot.health import HealthMonitor
+from bot.outbox import Outbox
+from bot.queue import InboundQueue
+from bot.store import MessageStore
+from bot.templates import Templates
+from bot.tokens import TokenCache
+from channels.base import Channel
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    redis: Redis
+    mongo: AsyncMongoClient[Any]
+    http: aiohttp.ClientSession
+    store: MessageStore
+    queue: InboundQueue
+    outbox: Outbox
+    tokens: TokenCache
+    templates: Templates
+    dispatcher: Dispatcher
+    health: HealthMonitor
+    channels: dict[tuple[str, str], Channel] = field(default_factory=dict)
+    embedded: list[EmbeddedServer] = field(default_factory=list)
+
+    def channel(self, name: str, account: str) -> Channel | None:
+        return self.channels.get((name, account))
+
+
+RUNTIME = web.AppKey("runtime", Runtime)

@@ -1,0 +1,126 @@
+"""Conversations and messages in MongoDB (PyMongo's async API).
+
+Every write is an idempotent upsert keyed by the message's own identity, so a worker
+that handles a reclaimed message again leaves exactly one record. Indexes match the
+console's queries: a conversation's messages by time, a customer's history, and work
+lists by status.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING, IndexModel
+from pymongo.asynchronous.database import AsyncDatabase
+
+from bot.messages import InboundMessage, OutboundMessage
+
+Document = dict[str, Any]
+
+
+class MessageStore:
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self.db = db
+        self.messages = db["messages"]
+        self.conversations = db["conversations"]
+        self.dead_letters = db["dead_letters"]
+
+    async def ensure_indexes(self) -> None:
+        await self.messages.create_indexes(
+            [
+                IndexModel([("conversation", ASCENDING), ("ts", ASCENDING)]),
+                IndexModel([("customer", ASCENDING), ("ts", DESCENDING)]),
+                IndexModel([("status", ASCENDING), ("ts", DESCENDING)]),
+                IndexModel([("in_reply_to", ASCENDING)]),
+            ]
+        )
+        await self.conversations.create_indexes(
+            [
+                IndexModel([("customer", ASCENDING)]),
+                IndexModel([("status", ASCENDING), ("last_at", DESCENDING)]),
+            ]
+        )
+        await self.dead_letters.create_indexes([IndexModel([("at", DESCENDING)])])
+
+    async def save_inbound(self, msg: InboundMessage, *, transcript: Mapping[str, Any] | None = None) -> None:
+        doc: Document = {
+            "direction": "in",
+            "channel": msg.channel,
+            "account": msg.account,
+            "customer": customer_id(msg.channel, msg.account, msg.sender),
+            "sender": msg.sender,
+            "conversation": msg.conversation,
+            "kind": msg.kind.value,
+            "platform_id": msg.platform_id,
+            "ts": msg.timestamp,
+            "text": msg.text,
+            "event": msg.event,
+            "event_key": msg.event_key,
+            "media": None
+            if msg.media is None
+            else {"media_id": msg.media.media_id, "format": msg.media.format, "url": msg.media.url, "recognition": msg.media.recognition},
+            "location": list(msg.location) if msg.location else None,
+            "link_url": msg.link_url,
+            "raw": msg.raw,
+            "status": "received",
+        }
+        await self.messages.update_one({"_id": msg.key}, {"$setOnInsert": doc}, upsert=True)
+        await self.conversations.update_one(
+            {"_id": msg.conversation},
+            {
+                "$setOnInsert": {
+                    "channel": msg.channel,
+                    "account": msg.account,
+                    "customer": doc["customer"],
+                    "status": "bot",
+                    "created_at": msg.timestamp,
+                },
+                "$max": {"last_at": msg.timestamp},
+            },
+            upsert=True,
+        )
+
+    async def update_inbound(self, key: str, fields: Mapping[str, Any]) -> None:
+        await self.messages.update_one({"_id": key}, {"$set": dict(fields)})
+
+    async def save_outbound(self, reply: OutboundMessage, *, status: str = "queued") -> None:
+        doc: Document = {
+            "direction": "out",
+            "channel": reply.channel,
+            "account": reply.account,
+            "customer": customer_id(reply.channel, reply.account, reply.recipient),
+            "recipient": reply.recipient,
+            "conversation": reply.conversation,
+            "kind": reply.kind.value,
+            "text": reply.text,
+            "in_reply_to": reply.in_reply_to,
+            "topic": reply.topic,
+            "ts": time.time(),
+            "status": status,
+            "attempts": 0,
+        }
+        await self.messages.update_one({"_id": "out:" + reply.idempotency_key}, {"$setOnInsert": doc}, upsert=True)
+
+    async def mark_outbound(self, idempotency_key: str, status: str, **fields: Any) -> None:
+        await self.messages.update_one(
+            {"_id": "out:" + idempotency_key}, {"$set": {"status": status, "status_at": time.time(), **fields}}
+        )
+
+    async def dead_letter(self, *, kind: str, key: str, payload: str, reason: str, attempts: int) -> None:
+        await self.dead_letters.update_one(
+            {"_id": f"{kind}:{key}"},
+            {"$set": {"kind": kind, "key": key, "payload": payload, "reason": reason, "attempts": attempts, "at": time.time()}},
+            upsert=True,
+        )
+
+    async def conversation_messages(self, conversation: str, limit: int = 100) -> list[Document]:
+        cursor = self.messages.find({"conversation": conversation}).sort("ts", ASCENDING).limit(limit)
+        return [doc async for doc in cursor]
+
+
+def customer_id(channel: str, account: str, sender: str) -> str:
+    """A customer's identity on one channel account (linking across channels is the
+    preference store's job)."""
+    return f"{channel}:{account}:{sender}"

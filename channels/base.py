@@ -1,0 +1,113 @@
+"""The channel abstraction: what every messaging platform adapter provides.
+
+Shaped after Rasa's ``InputChannel``/``OutputChannel``: a name, a constructor from its
+own settings section, the webhook work it does, one required ``send_text`` and richer
+sends that fall back to text. Verification and parsing are plain synchronous methods:
+they are pure CPU work on the ack path, testable without a server, and keeping them
+free of awaits keeps that path short.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Self
+
+import aiohttp
+from redis.asyncio import Redis
+
+from bot.messages import InboundMessage, MediaRef, OutboundMessage
+from bot.tokens import TokenCache
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelContext:
+    """What the composition root hands every channel: shared clients, nothing global."""
+
+    http: aiohttp.ClientSession
+    redis: Redis
+    tokens: TokenCache
+    # Base URL under which this gateway is reachable, for channels that build links.
+    public_url: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookRequest:
+    """The parts of an HTTP request a channel looks at, decoupled from aiohttp."""
+
+    method: str
+    query: Mapping[str, str]
+    headers: Mapping[str, str]
+    body: bytes
+    remote: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    """What a verified webhook yields: messages to enqueue and the body to answer with."""
+
+    messages: tuple[InboundMessage, ...]
+    ack_body: str = "success"
+    ack_content_type: str = "text/plain"
+
+
+class Channel(abc.ABC):
+    """One configured account on one platform."""
+
+    name: ClassVar[str]
+
+    def __init__(self, account: str) -> None:
+        self.account = account
+
+    @classmethod
+    @abc.abstractmethod
+    def from_settings(cls, section: Mapping[str, Any], ctx: ChannelContext) -> Self:
+        """Build the channel from its own account section of ``kefu.yml``."""
+
+    @classmethod
+    def route_paths(cls) -> Sequence[str]:
+        """Paths this channel's webhooks live under; ``{account}`` picks the account."""
+        return (f"/{cls.name}/{{account}}",)
+
+    def verify_url(self, request: WebhookRequest) -> str:
+        """Answer the platform's URL verification (a GET); raise ``WebhookRejected``."""
+        from channels.errors import WebhookRejected
+
+        raise WebhookRejected(f"{self.name} has no URL verification")
+
+    @abc.abstractmethod
+    def receive(self, request: WebhookRequest) -> Received:
+        """Verify, decrypt and parse a webhook POST; raise ``WebhookRejected`` on bad input."""
+
+    @abc.abstractmethod
+    async def send_text(self, reply: OutboundMessage) -> None:
+        """Deliver ``reply.text`` to ``reply.recipient``; raise ``PlatformError`` on failure."""
+
+    async def send(self, reply: OutboundMessage) -> None:
+        """Deliver a reply of any kind; channels override what they support natively."""
+        await self.send_text(reply)
+
+    async def fetch_media(self, media: MediaRef) -> bytes:
+        """Download an attachment (a voice note, an image) the platform holds for us."""
+        from channels.errors import PermanentSendError
+
+        raise PermanentSendError(f"{self.name} cannot fetch media")
+
+    async def expand(self, message: InboundMessage) -> Sequence[InboundMessage]:
+        """Turn a notification into the messages it announces (e.g. WeCom KF sync).
+
+        Runs in the worker. Most channels deliver messages directly and return them as is.
+        """
+        return (message,)
+
+    async def close(self) -> None:
+        """Release what the channel opened (streams, connections)."""
+
+
+def resolve_base_url(configured: Any, default: str, ctx: ChannelContext) -> str:
+    """A platform API base URL; a path ("/_sim/wechat") is taken relative to this gateway."""
+    url = str(configured or default).rstrip("/")
+    if url.startswith("/"):
+        return ctx.public_url.rstrip("/") + url
+    return url
