@@ -10,6 +10,7 @@ runs the inbound workers, outbox senders and scheduler, ``all`` does both.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 import os
 import socket
@@ -34,7 +35,7 @@ from bot.templates import Templates
 from bot.tokens import TokenCache
 from bot.webhook import make_handler
 from bot.worker import InboundWorker
-from channels import BUILTIN_CHANNELS
+from channels import BUILTIN_CHANNELS, SIMULATED_APIS
 from channels.base import Channel, ChannelContext
 
 log = logging.getLogger(__name__)
@@ -118,7 +119,9 @@ def build_app(
                 health=HealthMonitor(mongo),
                 embedded=embedded,
             )
-            ctx = ChannelContext(http=http, redis=redis, tokens=tokens, public_url=public_url(settings))
+            ctx = ChannelContext(
+                http=http, redis=redis, tokens=tokens, public_url=public_url(settings), enqueue=rt.queue.enqueue
+            )
             rt.channels = build_channels(settings, ctx)
             app[RUNTIME] = rt
             log.info(
@@ -142,6 +145,10 @@ def build_app(
         tasks = [asyncio.create_task(rt.health.run(stop), name="health")]
         if role in ("all", "worker"):
             tasks += worker_tasks(rt, stop)
+            tasks += [
+                asyncio.create_task(ch.run_background(stop), name=f"intake-{ch.name}-{ch.account}")
+                for ch in rt.channels.values()
+            ]
         yield
         stop.set()
         for task in tasks:
@@ -154,9 +161,10 @@ def build_app(
         add_webhook_routes(app, settings)
         app.router.add_get("/healthz", healthz)
     if settings.simulator:
-        from channels.wechat.fake_api import FakeWeChatAPI
-
-        app.add_subapp("/_sim/wechat", FakeWeChatAPI().app())
+        for name, target in SIMULATED_APIS.items():
+            module_name, _, class_name = target.partition(":")
+            fake = getattr(importlib.import_module(module_name), class_name)()
+            app.add_subapp(f"/_sim/{name}", fake.app())
     return app
 
 

@@ -56,6 +56,9 @@ class InboundMessage:
     media: MediaRef | None = None
     location: tuple[float, float] | None = None  # (latitude, longitude)
     link_url: str = ""
+    # Channel hints a reply needs (DingTalk sessionWebhook, email Message-ID/Subject);
+    # copied onto the OutboundMessage that answers this one.
+    extra: tuple[tuple[str, str], ...] = ()
     raw: str = field(default="", repr=False, compare=False)  # kept aside, never parsed again
 
     @property
@@ -82,6 +85,7 @@ class InboundMessage:
             else {"media_id": media.media_id, "format": media.format, "url": media.url, "recognition": media.recognition},
             "location": self.location,
             "link_url": self.link_url,
+            "extra": self.extra,
             "raw": self.raw,
         }
         return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
@@ -91,11 +95,16 @@ class InboundMessage:
         data: dict[str, Any] = json.loads(payload)
         media = data.pop("media")
         location = data.pop("location")
+        extra = data.pop("extra", ())
         return cls(
             **{**data, "kind": MessageKind(data["kind"])},
             media=MediaRef(**media) if media else None,
             location=(location[0], location[1]) if location else None,
+            extra=tuple((str(k), str(v)) for k, v in extra),
         )
+
+    def hint(self, name: str, default: str = "") -> str:
+        return dict(self.extra).get(name, default)
 
 
 class ReplyKind(str, enum.Enum):

@@ -107,6 +107,13 @@ class InboundWorker:
     async def handle(self, msg: InboundMessage) -> None:
         if await self.outbox.is_handled(msg.key):
             return  # handled before a crash that came before the ack
+        channel = self.channels(msg.channel, msg.account)
+        if channel is not None:
+            expanded = await channel.expand(msg)
+            if tuple(expanded) != (msg,):
+                # A notification: what it announced was queued (or is handled) on its own.
+                await self.outbox.enqueue((), handled=msg.key)
+                return
         await self.store.save_inbound(msg)
         turn = Turn(message=msg, language=detect(msg.text), text=msg.text)
         replies = await self.dispatcher.dispatch(turn)
@@ -128,6 +135,7 @@ class InboundWorker:
             image_path=reply.image_path,
             articles=reply.articles,
             in_reply_to=msg.key,
+            extra=msg.extra,
         )
 
 

@@ -10,3 +10,10 @@ CHANNEL_CLASSES: list[type[Channel]] = [
 ]
 
 BUILTIN_CHANNELS: dict[str, type[Channel]] = {c.name: c for c in CHANNEL_CLASSES}
+
+# Fakes of the platforms' APIs, mounted under /_sim/<name> when `simulator: true`, so the
+# embedded demo and `kefu simulate` run without platform accounts. "module:Class", each
+# class offering app() -> aiohttp.web.Application.
+SIMULATED_APIS: dict[str, str] = {
+    "wechat": "channels.wechat.fake_api:FakeWeChatAPI",
+}

@@ -10,7 +10,8 @@ free of awaits keeps that path short.
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping, Sequence
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Self
 
@@ -30,6 +31,9 @@ class ChannelContext:
     tokens: TokenCache
     # Base URL under which this gateway is reachable, for channels that build links.
     public_url: str = ""
+    # Queue more inbound messages (deduplicated by key), for channels whose webhook only
+    # announces that messages are waiting (WeCom KF) or that poll (IMAP).
+    enqueue: Callable[[Sequence[InboundMessage]], Awaitable[int]] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,11 +99,20 @@ class Channel(abc.ABC):
         raise PermanentSendError(f"{self.name} cannot fetch media")
 
     async def expand(self, message: InboundMessage) -> Sequence[InboundMessage]:
-        """Turn a notification into the messages it announces (e.g. WeCom KF sync).
+        """The messages a queued inbound message stands for; runs in the worker.
 
-        Runs in the worker. Most channels deliver messages directly and return them as is.
+        Most channels deliver messages directly and return ``(message,)``. A channel
+        whose webhook only announces waiting messages (WeCom KF's ``kf_msg_or_event``)
+        fetches them here, queues them through ``ChannelContext.enqueue`` (each is then
+        deduplicated and handled on its own) and returns ``()``.
         """
         return (message,)
+
+    async def run_background(self, stop: asyncio.Event) -> None:
+        """Long-running intake that is not a webhook (IMAP IDLE, DingTalk stream mode).
+
+        Runs in worker processes until ``stop`` is set. The default has nothing to do.
+        """
 
     async def close(self) -> None:
         """Release what the channel opened (streams, connections)."""

@@ -6,10 +6,15 @@ tests and benchmarks to speak to the webhook exactly as the platform does.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+import aiohttp
 
 from channels.wechat.crypto import MessageCrypto, sha1_signature
 
@@ -76,3 +81,93 @@ def verification_query(account: Mapping[str, Any], echostr: str, *, timestamp: s
         "nonce": nonce,
         "echostr": echostr,
     }
+
+
+async def simulate(session: aiohttp.ClientSession, gateway_url: str, account: Mapping[str, Any], opts: SimulateOptions) -> list[str]:
+    """Send one message to the running gateway as WeChat would; return what came back.
+
+    Replies are read from the fake WeChat API's record of sends, so this shows them only
+    when the account's ``api_base_url`` points at a Kefu fake (the embedded demo does).
+    """
+    base = str(account.get("api_base_url") or "https://api.weixin.qq.com").rstrip("/")
+    api = gateway_url.rstrip("/") + base if base.startswith("/") else base
+    sent_url = f"{api}/_sent"
+    before = await _count_sent(session, sent_url, opts.sender)
+    if opts.voice is not None:
+        if before is None:
+            raise SimulationError("--voice needs the fake WeChat API (api_base_url: /_sim/wechat) to hold the media")
+        media_id = await _upload(session, api, account, opts.voice)
+        xml = voice_xml(opts.sender, media_id, int(time.time() * 1000))
+    elif opts.event:
+        xml = event_xml(opts.sender, opts.event)
+    else:
+        xml = text_xml(opts.sender, opts.text, int(time.time() * 1000))
+    query, body = signed_request(account, xml)
+    async with session.post(f"{gateway_url.rstrip('/')}/wechat/{account['account']}", params=query, data=body) as resp:
+        answer = await resp.text()
+        if resp.status != 200:
+            raise SimulationError(f"gateway answered {resp.status}: {answer.strip()}")
+    if before is None:
+        return []
+    deadline = time.monotonic() + opts.wait_s
+    replies: list[str] = []
+    while time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+        async with session.get(sent_url, params={"touser": opts.sender}) as resp:
+            sent = await resp.json()
+        if len(sent) > before:
+            replies = [_describe(s) for s in sent[before:]]
+            # Give multi-part answers a moment to arrive together.
+            await asyncio.sleep(opts.settle_s)
+            async with session.get(sent_url, params={"touser": opts.sender}) as resp:
+                sent = await resp.json()
+            return [_describe(s) for s in sent[before:]]
+    return replies
+
+
+class SimulationError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class SimulateOptions:
+    sender: str = "oSimulatedCustomer"
+    text: str = ""
+    voice: Path | None = None
+    event: str = ""
+    wait_s: float = 15.0
+    settle_s: float = 0.5
+
+
+async def _count_sent(session: aiohttp.ClientSession, url: str, touser: str) -> int | None:
+    try:
+        async with session.get(url, params={"touser": touser}) as resp:
+            if resp.status != 200:
+                return None
+            return len(await resp.json())
+    except (aiohttp.ClientError, ValueError):
+        return None
+
+
+async def _upload(session: aiohttp.ClientSession, api: str, account: Mapping[str, Any], path: Path) -> str:
+    async with session.post(
+        f"{api}/cgi-bin/stable_token",
+        json={"grant_type": "client_credential", "appid": account["app_id"], "secret": account["app_secret"]},
+    ) as resp:
+        token = (await resp.json())["access_token"]
+    form = aiohttp.FormData()
+    form.add_field("media", await asyncio.to_thread(path.read_bytes), filename=path.name)
+    async with session.post(f"{api}/cgi-bin/media/upload", params={"access_token": token, "type": "voice"}, data=form) as resp:
+        return str((await resp.json())["media_id"])
+
+
+def _describe(sent: Mapping[str, Any]) -> str:
+    kind = sent.get("msgtype")
+    if kind == "text":
+        return str(sent["text"]["content"])
+    if kind == "news":
+        article = sent["news"]["articles"][0]
+        return f"[news] {article.get('title', '')} {article.get('url', '')}".strip()
+    if kind == "image":
+        return f"[image {sent['image']['media_id']}]"
+    return f"[{kind}]"

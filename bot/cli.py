@@ -1,0 +1,188 @@
+"""The ``kefu`` command: run the gateway, try it, manage its models.
+
+Sub-commands of optional parts (``nlu``, ``speech``) live in their packages and register
+themselves here through ``register(subparsers)``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from bot.config import Settings, load_settings, redact
+from bot.errors import KefuError
+
+log = logging.getLogger("kefu")
+
+# Packages that add their own sub-commands; a missing optional one is skipped.
+COMMAND_MODULES = ("bot.nlu.cli", "speech.cli")
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return load_settings(args.config)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from bot.app import build_app
+
+    settings = _settings(args)
+    if args.port:
+        from dataclasses import replace
+
+        settings = replace(settings, http=replace(settings.http, port=args.port))
+    log.info("config: %s", settings.source)
+    if settings.source == "<embedded demo>":
+        log.warning("no kefu.yml found: running the embedded demo (public demo keys, fake WeChat API under /_sim/wechat)")
+    app = build_app(settings, role=args.role)
+    if args.role == "worker":
+        asyncio.run(_run_headless(app))
+        return 0
+    web.run_app(app, host=settings.http.host, port=settings.http.port, print=None, access_log=None)
+    return 0
+
+
+async def _run_headless(app: Any) -> None:
+    """Run the app's startup/cleanup (stores, workers) without serving HTTP."""
+    import signal
+
+    from aiohttp import web
+
+    runner = web.AppRunner(app, handle_signals=False)
+    await runner.setup()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    log.info("worker running; Ctrl-C to stop")
+    await stop.wait()
+    await runner.cleanup()
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    accounts = settings.accounts(args.channel)
+    if not accounts:
+        print(f"no {args.channel} account is configured in {settings.source}", file=sys.stderr)
+        return 2
+    chosen = [a for a in accounts if a.get("account") == args.account] if args.account else list(accounts[:1])
+    if not chosen:
+        names = ", ".join(str(a.get("account")) for a in accounts)
+        print(f"no {args.channel} account {args.account!r} (configured: {names})", file=sys.stderr)
+        return 2
+    try:
+        module = importlib.import_module(f"channels.{args.channel}.simulator")
+    except ModuleNotFoundError:
+        print(f"no simulator for channel {args.channel}", file=sys.stderr)
+        return 2
+    from bot.app import public_url
+
+    gateway = args.url or public_url(settings)
+    options = module.SimulateOptions(
+        **{k: v for k, v in {
+            "sender": args.sender,
+            "text": args.text or "",
+            "voice": Path(args.voice) if args.voice else None,
+            "event": args.event or "",
+            "wait_s": args.wait,
+        }.items() if k in module.SimulateOptions.__dataclass_fields__}
+    )
+
+    async def go() -> list[str]:
+        import aiohttp
+
+        async with aiohttp.ClientSession() as session:
+            result: list[str] = await module.simulate(session, gateway, chosen[0], options)
+            return result
+
+    try:
+        replies = asyncio.run(go())
+    except Exception as exc:  # the user wants one line, not a traceback
+        print(f"simulation failed: {exc}", file=sys.stderr)
+        return 1
+    if not replies:
+        print("(the gateway accepted the message; no reply seen within the wait time)")
+    for reply in replies:
+        print(reply)
+    return 0
+
+
+def cmd_config_show(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    shown = {
+        "source": settings.source,
+        "http": {"host": settings.http.host, "port": settings.http.port, "max_body_bytes": settings.http.max_body_bytes},
+        "mongo_url": settings.mongo_url or "(embedded)",
+        "redis_url": settings.redis_url or "(embedded)",
+        "data_dir": str(settings.data_dir),
+        "channels": redact({k: list(v) for k, v in settings.channels.items()}),
+        "sections": redact(dict(settings.sections)),
+    }
+    print(json.dumps(shown, ensure_ascii=False, indent=2, default=str))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kefu", description="Kefu customer-service gateway")
+    parser.add_argument("--config", help="path to kefu.yml (default: $KEFU_CONFIG or ./kefu.yml)")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="start the gateway (HTTP, workers, scheduler)")
+    run.add_argument("--role", choices=["all", "web", "worker"], default="all")
+    run.add_argument("--port", type=int, help="override http.port")
+    run.set_defaults(func=cmd_run)
+
+    sim = sub.add_parser("simulate", help="send a message to the running gateway as a platform would")
+    sim.add_argument("channel", help="wechat, wecom, wecom_kf, dingtalk, email")
+    sim.add_argument("--account", help="account name (default: the first configured)")
+    group = sim.add_mutually_exclusive_group(required=True)
+    group.add_argument("--text")
+    group.add_argument("--voice", help="audio file to send as a voice note")
+    group.add_argument("--event", help="an event such as subscribe")
+    sim.add_argument("--sender", default="oSimulatedCustomer")
+    sim.add_argument("--url", help="gateway base URL (default: from http settings)")
+    sim.add_argument("--wait", type=float, default=15.0, help="seconds to wait for replies")
+    sim.set_defaults(func=cmd_simulate)
+
+    cfg = sub.add_parser("config", help="configuration")
+    cfg_sub = cfg.add_subparsers(dest="config_command", required=True)
+    show = cfg_sub.add_parser("show", help="print the effective configuration, secrets hidden")
+    show.set_defaults(func=cmd_config_show)
+
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ImportError as exc:
+            log.debug("commands of %s unavailable: %s", name, exc)
+            continue
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(args.func(args))
+    except KefuError as exc:
+        print(f"kefu: {exc.message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,139 @@
+"""Fixtures for the NLU tests: a real Rasa server on loopback, and fake upstreams.
+
+The Rasa fixture is synchronous and session-scoped: install (no-op when the venv
+matches the pinned requirements), train (no-op when a model for the current data hash
+exists), serve on a free port, stop at the end. Its blocking work never runs on an
+event loop. Set KEFU_RASA_VENV / KEFU_RASA_MODELS to keep the venv and models outside
+the work tree (CI does, to reuse them across fresh clones).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from bot.nlu import service
+from bot.nlu.settings import NluSettings
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="session")
+def nlu_settings() -> NluSettings:
+    """Settings anchored at the repository root, whatever pytest's working directory."""
+    return NluSettings.from_mapping(
+        {
+            "data_path": str(ROOT / "nlu_data"),
+            "venv_path": str(ROOT / "var/rasa/venv"),
+            "models_path": str(ROOT / "var/rasa/models"),
+        }
+    )
+
+
+@pytest.fixture(scope="session")
+def rasa_model(nlu_settings: NluSettings) -> Path:
+    """The trained model for the current data (installs and trains only if needed)."""
+    service.install(nlu_settings, out=sys.stderr)
+    return service.train(nlu_settings, out=sys.stderr)
+
+
+@pytest.fixture(scope="session")
+def rasa_url(nlu_settings: NluSettings, rasa_model: Path) -> Iterator[str]:
+    """Base URL of a real Rasa server serving the current model."""
+    with service.running_servers(nlu_settings, rasa_model, [service.free_port()]) as servers:
+        yield servers[0].url
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    """One shared client session per test, as the gateway would pass in."""
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+@pytest.fixture
+def refused_url() -> str:
+    """A loopback URL where nothing listens: connections are refused at once."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    # Closed before use: the port is free and nothing accepts on it.
+    return f"http://127.0.0.1:{port}"
+
+
+@dataclass
+class FakeRasa:
+    """A fake Rasa ``/model/parse`` on loopback that records what it was asked."""
+
+    name: str
+    delay_s: float = 0.0
+    status: int = 200
+    body: str | None = None
+    hits: list[str] = field(default_factory=list)
+    url: str = ""
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        payload = await request.json()
+        self.hits.append(payload["text"])
+        if self.delay_s:
+            await asyncio.sleep(self.delay_s)
+        if self.status != 200:
+            return web.Response(status=self.status, text="upstream error")
+        if self.body is not None:
+            return web.Response(text=self.body, content_type="application/json")
+        return web.json_response(
+            {
+                "text": payload["text"],
+                "intent": {"name": "greet", "confidence": 0.9},
+                "entities": [
+                    {"entity": "server", "value": self.name, "start": 0, "end": 1,
+                     "confidence_entity": 1.0, "extractor": "fake"},
+                ],
+                "intent_ranking": [{"name": "greet", "confidence": 0.9},
+                                   {"name": "goodbye", "confidence": 0.1}],
+            }
+        )
+
+
+@pytest.fixture
+async def fake_rasa() -> AsyncIterator[Callable[..., Awaitable[FakeRasa]]]:
+    """Factory: ``await fake_rasa("a", delay_s=5)`` starts one fake server."""
+    servers: list[TestServer] = []
+
+    async def start(name: str, **kwargs: object) -> FakeRasa:
+        fake = FakeRasa(name, **kwargs)  # type: ignore[arg-type]
+        app = web.Application()
+        app.router.add_post("/model/parse", fake.handle)
+        server = TestServer(app, host="127.0.0.1")
+        await server.start_server()
+        servers.append(server)
+        fake.url = str(server.make_url("")).rstrip("/")
+        return fake
+
+    yield start
+    for server in servers:
+        await server.close()
+
+
+class FakeClock:
+    """A monotonic clock the breaker tests move by hand instead of sleeping."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()

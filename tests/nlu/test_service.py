@@ -1,0 +1,86 @@
+"""Service helpers that do not need Rasa running: Python discovery, hashes, CLI wiring."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+from pathlib import Path
+
+import pytest
+
+from bot.nlu import cli, service
+from bot.nlu.errors import RasaSetupError
+from bot.nlu.settings import NluSettings
+from tests.nlu.conftest import ROOT
+
+
+def test_missing_python310_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # no python3.10, no uv
+    monkeypatch.setenv("PYENV_ROOT", str(tmp_path / "pyenv"))
+    monkeypatch.delenv("KEFU_RASA_PYTHON", raising=False)
+    with pytest.raises(RasaSetupError) as info:
+        service.find_python310()
+    message = str(info.value)
+    assert "pyenv install 3.10" in message and "uv" in message and "KEFU_RASA_PYTHON" in message
+
+
+def test_python310_found_in_pyenv() -> None:
+    pyenv = Path.home() / ".pyenv" / "versions"
+    if not list(pyenv.glob("3.10.*")) and not shutil.which("python3.10"):
+        pytest.skip("no Python 3.10 on this machine")
+    found = service.find_python310(allow_uv_install=False)
+    assert found.exists()
+
+
+def _copy_data(tmp_path: Path) -> NluSettings:
+    shutil.copytree(ROOT / "nlu_data", tmp_path / "nlu_data")
+    return NluSettings.from_mapping(
+        {"data_path": str(tmp_path / "nlu_data"), "models_path": str(tmp_path / "models")}, environ={}
+    )
+
+
+def test_training_hash_follows_the_data(tmp_path: Path) -> None:
+    settings = _copy_data(tmp_path)
+    before = service.training_hash(settings)
+    assert service.training_hash(settings) == before  # stable
+    assert service.model_path(settings).name == f"nlu-{before}.tar.gz"
+    (settings.data_path / "data" / "smalltalk.yml").open("a").write("\n")
+    assert service.training_hash(settings) != before
+    changed = service.training_hash(settings)
+    (settings.data_path / "config.yml").open("a").write("\n# tweak\n")
+    assert service.training_hash(settings) != changed
+
+
+def test_venv_marker_must_match_requirements(tmp_path: Path) -> None:
+    settings = _copy_data(tmp_path)
+    settings = NluSettings.from_mapping(
+        {"data_path": str(settings.data_path), "venv_path": str(tmp_path / "venv")}, environ={}
+    )
+    assert not service.venv_is_current(settings)
+    (tmp_path / "venv" / "bin").mkdir(parents=True)
+    (tmp_path / "venv" / "bin" / "rasa").touch()
+    (tmp_path / "venv" / service.VENV_MARKER).write_text("stale\n")
+    assert not service.venv_is_current(settings)
+    digest = service._sha256_file(service.requirements_path(settings))
+    (tmp_path / "venv" / service.VENV_MARKER).write_text(digest + "\n")
+    assert service.venv_is_current(settings)
+
+
+def test_cli_registers_nlu_subcommands() -> None:
+    parser = argparse.ArgumentParser(prog="kefu")
+    sub = parser.add_subparsers(dest="command")
+    cli.register(sub)
+    for argv in (["nlu", "install"], ["nlu", "train", "--force"], ["nlu", "serve", "--port", "5099"],
+                 ["nlu", "parse", "你好"], ["nlu", "test"]):
+        args = parser.parse_args(argv)
+        assert callable(args.func)
+    assert parser.parse_args(["nlu", "parse", "hi there"]).text == "hi there"
+
+
+def test_pinned_requirements_pin_rasa() -> None:
+    pins = (ROOT / "nlu_data" / service.REQUIREMENTS_FILE).read_text().splitlines()
+    assert f"rasa=={service.RASA_VERSION}" in pins
+    assert "jieba==0.42.1" in pins
+    assert all("==" in p for p in pins if p and not p.startswith("#"))
