@@ -1,0 +1,236 @@
+"""The async face of speech recognition: bounded workers off the event loop.
+
+A voice note takes seconds of CPU; text traffic on the same event loop must not notice.
+Every transcription (decoding included) runs in a worker thread:
+
+* ``faster``: threads of this process share one CTranslate2 model, loaded once on first
+  use. CTranslate2 releases the GIL while it computes, so the loop keeps running.
+* ``openai``: each worker thread hands the job to its own child process (spawned, one
+  model each), because openai-whisper's decoder is Python-heavy (it would hold the GIL)
+  and mutates the model with cache hooks on every call (unsafe to share between threads).
+
+Back-pressure: at most ``workers`` transcriptions run and at most ``max_queue`` wait.
+One more raises :class:`~speech.errors.SpeechBusy` at once instead of waiting, so the
+caller (a stream consumer) can leave the message unacknowledged and retry later, rather
+than pile up bytes in memory while the customer waits anyway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import multiprocessing
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from speech.decode import AudioLimits, decode_audio
+from speech.engines import Engine, engine_class, load_engine
+from speech.errors import SpeechBusy, SpeechClosed
+from speech.settings import SpeechSettings
+
+
+@dataclass(frozen=True, slots=True)
+class Transcript:
+    """What a customer said in one voice note.
+
+    Attributes:
+        text: the transcript; Mandarin in simplified characters.
+        language: ``"zh"`` or ``"en"``.
+        confidence: 0..1; below ``SpeechSettings.low_confidence`` read it back first.
+        duration_s: length of the audio.
+        elapsed_s: processing time (decoding and recognition), not counting queueing.
+        engine: ``"faster"`` or ``"openai"``.
+    """
+
+    text: str
+    language: str
+    confidence: float
+    duration_s: float
+    elapsed_s: float
+    engine: str
+
+
+class Transcriber(Protocol):
+    """Turns voice notes into text without blocking the caller's event loop."""
+
+    async def transcribe(self, audio: bytes, *, format: str) -> Transcript:
+        """Transcribe one voice note.
+
+        Args:
+            audio: the file's bytes as the platform delivered them.
+            format: ``"amr"``, ``"silk"``, ``"mp3"``, ``"m4a"``, ``"ogg"``, ``"opus"``,
+                ``"wav"``, or ``""`` to sniff it from the bytes.
+
+        Raises:
+            AudioRejected: empty, corrupt, too large, too long or unsupported audio.
+            SpeechBusy: all workers busy and the queue full; retry later.
+            ModelNotInstalled: the model files are missing.
+        """
+        ...
+
+    async def close(self) -> None:
+        """Stop accepting work, let running jobs finish and release the workers."""
+        ...
+
+
+def run_job(engine: Engine, audio: bytes, fmt: str, limits: AudioLimits) -> Transcript:
+    """Decode and transcribe one note, synchronously, in whatever worker calls it."""
+    started = time.perf_counter()
+    decoded = decode_audio(audio, format=fmt, limits=limits)
+    heard = engine.recognize(decoded.samples)
+    return Transcript(
+        text=heard.text,
+        language=heard.language,
+        confidence=heard.confidence,
+        duration_s=round(decoded.duration_s, 3),
+        elapsed_s=round(time.perf_counter() - started, 3),
+        engine=engine.name,
+    )
+
+
+def _limits(settings: SpeechSettings) -> AudioLimits:
+    return AudioLimits(max_bytes=settings.max_bytes, max_duration_s=settings.max_duration_s)
+
+
+class _SharedEngine:
+    """Loads the engine once, on first use, in a worker thread (never on the loop)."""
+
+    def __init__(self, settings: SpeechSettings) -> None:
+        self._settings = settings
+        self._lock = threading.Lock()
+        self._engine: Engine | None = None
+
+    def get(self) -> Engine:
+        with self._lock:
+            if self._engine is None:
+                self._engine = load_engine(self._settings)
+            return self._engine
+
+    def __call__(self, audio: bytes, fmt: str) -> Transcript:
+        return run_job(self.get(), audio, fmt, _limits(self._settings))
+
+
+# One engine per child process, loaded by the first job the process runs.
+_process_engine: Engine | None = None
+
+
+def _process_job(settings: SpeechSettings, audio: bytes, fmt: str) -> Transcript:
+    global _process_engine
+    if _process_engine is None:
+        _process_engine = load_engine(settings)
+    return run_job(_process_engine, audio, fmt, _limits(settings))
+
+
+def _process_warm_up(settings: SpeechSettings) -> None:
+    global _process_engine
+    if _process_engine is None:
+        _process_engine = load_engine(settings)
+
+
+class _ProcessEngine:
+    """Forwards jobs from a worker thread to a child process that owns a model."""
+
+    def __init__(self, settings: SpeechSettings) -> None:
+        self._settings = settings
+        # spawn, not fork: the parent has threads (and maybe a loaded model) that a
+        # forked child would inherit in an undefined state.
+        self.processes = concurrent.futures.ProcessPoolExecutor(
+            max_workers=settings.workers, mp_context=multiprocessing.get_context("spawn")
+        )
+
+    def __call__(self, audio: bytes, fmt: str) -> Transcript:
+        return self.processes.submit(_process_job, self._settings, audio, fmt).result()
+
+    def warm_up(self) -> None:
+        futures = [
+            self.processes.submit(_process_warm_up, self._settings)
+            for _ in range(self._settings.workers)
+        ]
+        for future in futures:
+            future.result()
+
+
+class PooledTranscriber:
+    """The :class:`Transcriber` Kefu uses: a bounded pool of workers behind an async API.
+
+    Build it with :func:`build_transcriber`; the model loads lazily on the first note, or
+    at :meth:`warm_up` (call it at startup so the first customer does not wait for it).
+    """
+
+    def __init__(self, settings: SpeechSettings) -> None:
+        self.settings = settings
+        self._threads = concurrent.futures.ThreadPoolExecutor(
+            max_workers=settings.workers, thread_name_prefix="kefu-speech"
+        )
+        self._job: Callable[[bytes, str], Transcript]
+        self._processes: _ProcessEngine | None = None
+        if engine_class(settings).thread_safe:
+            self._job = _SharedEngine(settings)
+        else:
+            self._processes = _ProcessEngine(settings)
+            self._job = self._processes
+        self._capacity = settings.workers + settings.max_queue
+        self._in_flight = 0  # touched on the loop thread only
+        self._closed = False
+
+    @property
+    def in_flight(self) -> int:
+        """Transcriptions running or waiting for a worker."""
+        return self._in_flight
+
+    async def warm_up(self) -> None:
+        """Load the model now, in the workers, rather than on the first voice note."""
+        loop = asyncio.get_running_loop()
+        if self._processes is not None:
+            await loop.run_in_executor(self._threads, self._processes.warm_up)
+        elif isinstance(self._job, _SharedEngine):
+            await loop.run_in_executor(self._threads, self._job.get)
+
+    async def transcribe(self, audio: bytes, *, format: str) -> Transcript:
+        """See :meth:`Transcriber.transcribe`."""
+        if self._closed:
+            raise SpeechClosed("the transcriber is closed")
+        if self._in_flight >= self._capacity:
+            raise SpeechBusy(
+                f"{self._in_flight} voice notes are already being transcribed or queued "
+                f"(limit {self._capacity}); try again later"
+            )
+        loop = asyncio.get_running_loop()
+        self._in_flight += 1
+        future = self._threads.submit(self._job, audio, format)
+
+        def release(_: concurrent.futures.Future[Transcript]) -> None:
+            # Runs when the job really ends: a cancelled caller does not stop a job that
+            # already started, so its slot is held until the worker is free again.
+            try:
+                loop.call_soon_threadsafe(self._release)
+            except RuntimeError:  # the loop is already closed; nobody counts any more
+                pass
+
+        future.add_done_callback(release)
+        return await asyncio.wrap_future(future)
+
+    def _release(self) -> None:
+        self._in_flight -= 1
+
+    async def close(self) -> None:
+        """See :meth:`Transcriber.close`."""
+        if self._closed:
+            return
+        self._closed = True
+        loop = asyncio.get_running_loop()
+        # shutdown(wait=True) blocks until running jobs end: never on the loop thread.
+        await loop.run_in_executor(None, self._shutdown)
+
+    def _shutdown(self) -> None:
+        self._threads.shutdown(wait=True, cancel_futures=True)
+        if self._processes is not None:
+            self._processes.processes.shutdown(wait=True, cancel_futures=True)
+
+
+def build_transcriber(settings: SpeechSettings) -> PooledTranscriber:
+    """The transcriber for ``settings``; cheap (no model is loaded until needed)."""
+    return PooledTranscriber(settings)

@@ -1,0 +1,151 @@
+"""The ``speech:`` section of kefu.yml, read once at the composition root and handed down."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+from speech.errors import SpeechError
+
+ENGINES = ("faster", "openai")
+LANGUAGE_POLICIES = ("auto-zh-en", "zh", "en")
+
+DEFAULT_MODELS_DIR = os.path.join("var", "models")
+DEFAULT_MODEL_NAME = "whisper-base"
+# The openai-whisper checkpoint lives beside the CTranslate2 files it was converted from,
+# so one ``model_path`` serves both engines.
+OPENAI_CHECKPOINT_NAME = "openai-whisper.pt"
+
+
+class SettingsError(SpeechError):
+    """The ``speech:`` configuration has an unknown key or a value out of range."""
+
+    code = "config"
+
+
+@dataclass(frozen=True)
+class SpeechSettings:
+    """How voice notes become text.
+
+    Attributes:
+        engine: ``"faster"`` (faster-whisper / CTranslate2) or ``"openai"`` (openai-whisper
+            / PyTorch, run in worker processes).
+        model_path: for ``faster``, a CTranslate2 model folder; for ``openai``, a ``.pt``
+            checkpoint or a folder holding ``openai-whisper.pt``. Point it at a larger
+            model (and set ``device``/``compute_type``) to use a GPU.
+        device: ``"cpu"``, ``"cuda"`` or ``"auto"``.
+        compute_type: CTranslate2 compute type (``int8``, ``int8_float16``, ``float16``,
+            ``float32``...). openai-whisper uses fp16 only when this names float16 on a GPU.
+        cpu_threads: threads per worker; 0 means the machine's cores shared among workers.
+        workers: transcriptions running at once (one model per process, shared by threads
+            for ``faster``; one process each for ``openai``).
+        max_queue: transcriptions allowed to wait for a worker; past that
+            :class:`~speech.errors.SpeechBusy` is raised at once.
+        max_bytes: largest accepted audio file.
+        max_duration_s: longest accepted audio.
+        language: ``"auto-zh-en"`` detects only between Mandarin and English (whisper's
+            open detection labels short Mandarin notes as Thai or Vietnamese), or a fixed
+            ``"zh"`` / ``"en"``.
+        vocabulary: product and model names (``XK-8800``) put in the decoding prompt so
+            they come out spelled right.
+        low_confidence: transcripts below this confidence should be read back to the
+            customer before acting on them (see :meth:`needs_confirmation`).
+        use_platform_recognition: prefer the platform's own recognition text (WeChat's
+            ``Recognition``, DingTalk's ``recognition``) when a message carries one; the
+            gateway worker reads this, the speech package does not.
+        beam_size: beam width for both engines (the same on both keeps their output
+            comparable).
+    """
+
+    engine: str = "faster"
+    model_path: str = os.path.join(DEFAULT_MODELS_DIR, DEFAULT_MODEL_NAME)
+    device: str = "cpu"
+    compute_type: str = "int8"
+    cpu_threads: int = 0
+    workers: int = 1
+    max_queue: int = 8
+    max_bytes: int = 10 * 1024 * 1024
+    max_duration_s: float = 120.0
+    language: str = "auto-zh-en"
+    vocabulary: tuple[str, ...] = ()
+    low_confidence: float = 0.5
+    use_platform_recognition: bool = True
+    beam_size: int = 5
+
+    def __post_init__(self) -> None:
+        if self.engine not in ENGINES:
+            raise SettingsError(f"speech.engine must be one of {ENGINES}, not {self.engine!r}")
+        if self.language not in LANGUAGE_POLICIES:
+            raise SettingsError(
+                f"speech.language must be one of {LANGUAGE_POLICIES}, not {self.language!r}"
+            )
+        for name in ("workers", "beam_size", "max_bytes"):
+            if getattr(self, name) < 1:
+                raise SettingsError(f"speech.{name} must be at least 1")
+        if self.max_queue < 0 or self.cpu_threads < 0:
+            raise SettingsError("speech.max_queue and speech.cpu_threads cannot be negative")
+        if self.max_duration_s <= 0:
+            raise SettingsError("speech.max_duration_s must be positive")
+        if not 0.0 <= self.low_confidence <= 1.0:
+            raise SettingsError("speech.low_confidence must be between 0 and 1")
+
+    @classmethod
+    def from_mapping(cls, section: Mapping[str, Any] | None) -> SpeechSettings:
+        """Build settings from the ``speech:`` section of kefu.yml; every key is optional.
+
+        Raises:
+            SettingsError: on an unknown key or a value of the wrong type or range.
+        """
+        section = section or {}
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(section) - set(known))
+        if unknown:
+            raise SettingsError(f"unknown speech settings: {', '.join(unknown)}")
+        values: dict[str, Any] = {}
+        for key, raw in section.items():
+            default = getattr(cls, key)
+            try:
+                values[key] = _coerce(default, raw)
+            except (TypeError, ValueError) as exc:
+                raise SettingsError(f"speech.{key}: {exc}") from exc
+        return cls(**values)
+
+    def threads_per_worker(self) -> int:
+        """CPU threads each worker's model may use."""
+        if self.cpu_threads:
+            return self.cpu_threads
+        return max(1, (os.cpu_count() or 1) // self.workers)
+
+    def needs_confirmation(self, confidence: float) -> bool:
+        """Whether a transcript this confident should be read back to the customer."""
+        return confidence < self.low_confidence
+
+
+def _coerce(default: Any, raw: Any) -> Any:
+    # YAML gives us ints for floats ("120"), scalars for one-item lists and
+    # "yes"/"no"-style booleans already parsed; anything else is a configuration mistake.
+    if isinstance(default, bool):
+        if isinstance(raw, bool):
+            return raw
+        if isinstance(raw, str) and raw.lower() in ("true", "false", "yes", "no", "1", "0"):
+            return raw.lower() in ("true", "yes", "1")
+        raise TypeError(f"expected true or false, got {raw!r}")
+    if isinstance(default, tuple):
+        if isinstance(raw, str):
+            return (raw,)
+        if isinstance(raw, (list, tuple)) and all(isinstance(v, (str, int)) for v in raw):
+            return tuple(str(v) for v in raw)
+        raise TypeError(f"expected a list of strings, got {raw!r}")
+    if isinstance(default, float):
+        if isinstance(raw, bool) or not isinstance(raw, (int, float, str)):
+            raise TypeError(f"expected a number, got {raw!r}")
+        return float(raw)
+    if isinstance(default, int):
+        if isinstance(raw, bool) or not isinstance(raw, (int, str)):
+            raise TypeError(f"expected an integer, got {raw!r}")
+        return int(raw)
+    if not isinstance(raw, str):
+        raise TypeError(f"expected a string, got {raw!r}")
+    return raw
