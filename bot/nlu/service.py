@@ -67,6 +67,8 @@ _NOISE = (
     "  ).set",
     "  self._parser",
     "Implementing implicit namespace",
+    "import pkg_resources",
+    "from jax import",
 )
 
 
