@@ -1,0 +1,79 @@
+"""The newcomer's path: `kefu run` with embedded defaults, then `kefu simulate`."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.services import free_port
+
+
+def kefu(*args: str, cwd: Path, env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "bot.cli", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.no_blockbuster
+def test_embedded_demo_run_and_simulate(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KEFU_")}
+    env["KEFU_HTTP_PORT"] = str(free_port())
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
+    log = (tmp_path / "run.log").open("wb")
+    proc = subprocess.Popen([sys.executable, "-m", "bot.cli", "run"], cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while b"gateway ready" not in (tmp_path / "run.log").read_bytes():
+            assert proc.poll() is None, (tmp_path / "run.log").read_text()
+            assert time.monotonic() < deadline, "gateway did not start"
+            time.sleep(0.1)
+        time.sleep(0.3)
+        done = kefu("simulate", "wechat", "--account", "demo", "--text", "你好", cwd=tmp_path, env=env)
+        assert done.returncode == 0, done.stderr
+        assert "你好" in done.stdout and "收到" in done.stdout
+        welcome = kefu("simulate", "wechat", "--event", "subscribe", "--sender", "oNew", cwd=tmp_path, env=env)
+        assert "欢迎" in welcome.stdout
+        unknown = kefu("simulate", "wechat", "--account", "nope", "--text", "x", cwd=tmp_path, env=env)
+        assert unknown.returncode == 2 and "nope" in unknown.stderr
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)
+        proc.wait(30)
+        log.close()
+    # Data stayed under ./var and the embedded servers went away with the gateway.
+    assert (tmp_path / "var" / "redis" / "appendonlydir").exists() or (tmp_path / "var" / "redis").exists()
+    assert (tmp_path / "var" / "mongo").exists()
+    text = (tmp_path / "run.log").read_text()
+    assert "embedded redis stopped" in text and "embedded mongo stopped" in text
+    assert "demo-app-secret" not in text  # secrets never logged
+
+
+@pytest.mark.no_blockbuster
+def test_config_show_hides_secrets(tmp_path: Path) -> None:
+    (tmp_path / "kefu.yml").write_text("channels:\n  wechat:\n    - {account: a, app_id: wx1, app_secret: VERYSECRET, token: TOKENSECRET}\n")
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("KEFU_")}, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    done = kefu("config", "show", cwd=tmp_path, env=env)
+    assert done.returncode == 0, done.stderr
+    assert "VERYSECRET" not in done.stdout and "TOKENSECRET" not in done.stdout
+    assert '"account": "a"' in done.stdout
+
+
+@pytest.mark.no_blockbuster
+def test_bad_config_is_one_clear_line(tmp_path: Path) -> None:
+    (tmp_path / "kefu.yml").write_text("channels:\n  wechat:\n    - {account: a, token: t}\n")
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("KEFU_")}, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    env["KEFU_HTTP_PORT"] = str(free_port())
+    done = kefu("run", cwd=tmp_path, env=env)
+    assert done.returncode == 2
+    assert "kefu: channels.wechat[a]: missing app_id, app_secret" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.no_blockbuster
+def test_simulate_without_gateway_is_one_clear_line(tmp_path: Path) -> None:
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("KEFU_")}, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    done = kefu("simulate", "wechat", "--text", "x", "--url", f"http://127.0.0.1:{free_port()}", cwd=tmp_path, env=env)
+    assert done.returncode == 1 and "simulation failed" in done.stderr and "Traceback" not in done.stderr
