@@ -135,22 +135,42 @@ class _ProcessEngine:
 
     def __init__(self, settings: SpeechSettings) -> None:
         self._settings = settings
-        # spawn, not fork: the parent has threads (and maybe a loaded model) that a
-        # forked child would inherit in an undefined state.
-        self.processes = concurrent.futures.ProcessPoolExecutor(
-            max_workers=settings.workers, mp_context=multiprocessing.get_context("spawn")
-        )
+        self._lock = threading.Lock()
+        self._processes: concurrent.futures.ProcessPoolExecutor | None = None
+        self._shut = False
+
+    def _pool(self) -> concurrent.futures.ProcessPoolExecutor:
+        # Created on first use in a worker thread: building the pool starts
+        # multiprocessing's resource tracker and writes to pipes, blocking calls that
+        # must not run on the event loop.
+        with self._lock:
+            if self._shut:
+                raise SpeechClosed("the transcriber is closed")
+            if self._processes is None:
+                # spawn, not fork: the parent has threads (and maybe a loaded model)
+                # that a forked child would inherit in an undefined state.
+                self._processes = concurrent.futures.ProcessPoolExecutor(
+                    max_workers=self._settings.workers,
+                    mp_context=multiprocessing.get_context("spawn"),
+                )
+            return self._processes
 
     def __call__(self, audio: bytes, fmt: str) -> Transcript:
-        return self.processes.submit(_process_job, self._settings, audio, fmt).result()
+        return self._pool().submit(_process_job, self._settings, audio, fmt).result()
 
     def warm_up(self) -> None:
-        futures = [
-            self.processes.submit(_process_warm_up, self._settings)
-            for _ in range(self._settings.workers)
-        ]
+        """Best effort: each of ``workers`` jobs lands on an idle process, normally its own."""
+        pool = self._pool()
+        futures = [pool.submit(_process_warm_up, self._settings) for _ in range(self._settings.workers)]
         for future in futures:
             future.result()
+
+    def shutdown(self) -> None:
+        with self._lock:
+            self._shut = True
+            processes, self._processes = self._processes, None
+        if processes is not None:
+            processes.shutdown(wait=True, cancel_futures=True)
 
 
 class PooledTranscriber:
@@ -228,7 +248,7 @@ class PooledTranscriber:
     def _shutdown(self) -> None:
         self._threads.shutdown(wait=True, cancel_futures=True)
         if self._processes is not None:
-            self._processes.processes.shutdown(wait=True, cancel_futures=True)
+            self._processes.shutdown()
 
 
 def build_transcriber(settings: SpeechSettings) -> PooledTranscriber:

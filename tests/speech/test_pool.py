@@ -1,0 +1,168 @@
+"""The async transcriber: off the event loop, bounded, and typed errors across the pool."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import FrozenInstanceError, fields
+
+import pytest
+
+from speech import (
+    AudioCorrupt,
+    AudioEmpty,
+    AudioTooLong,
+    SpeechBusy,
+    SpeechClosed,
+    SpeechSettings,
+    Transcript,
+    build_transcriber,
+)
+from speech.pool import PooledTranscriber
+from tests.speech.conftest import Clips
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def en_amr(clips: Clips) -> bytes:
+    return clips.read("en.amr")
+
+
+@pytest.fixture(scope="module")
+def zh_silk(clips: Clips) -> bytes:
+    return clips.read("zh.silk")
+
+
+@pytest.fixture
+async def transcriber(settings_for: Callable[..., SpeechSettings]) -> AsyncIterator[PooledTranscriber]:
+    t = build_transcriber(settings_for(workers=1, max_queue=2))
+    yield t
+    await t.close()
+
+
+def test_transcript_is_the_contract_shape() -> None:
+    assert [f.name for f in fields(Transcript)] == [
+        "text", "language", "confidence", "duration_s", "elapsed_s", "engine",
+    ]
+    t = Transcript("hi", "en", 0.9, 1.0, 0.2, "faster")
+    with pytest.raises(FrozenInstanceError):
+        t.text = "changed"  # type: ignore[misc]
+    assert not hasattr(t, "__dict__")  # slotted
+
+
+async def test_transcribes_amr_and_silk(transcriber: PooledTranscriber, en_amr: bytes, zh_silk: bytes) -> None:
+    en = await transcriber.transcribe(en_amr, format="amr")
+    assert en.language == "en" and "tractor" in en.text.lower()
+    assert en.engine == "faster"
+    assert 4.0 < en.duration_s < 4.6
+    assert 0 < en.elapsed_s
+    zh = await transcriber.transcribe(zh_silk, format="")
+    assert zh.language == "zh"
+    assert "空调" in zh.text
+
+
+async def test_event_loop_keeps_ticking_during_a_transcription(
+    transcriber: PooledTranscriber, en_amr: bytes
+) -> None:
+    # The first call also loads the model: that must happen off the loop too.
+    gaps: list[float] = []
+    done = asyncio.Event()
+
+    async def ticker() -> None:
+        last = time.perf_counter()
+        while not done.is_set():
+            await asyncio.sleep(0.01)
+            now = time.perf_counter()
+            gaps.append(now - last)
+            last = now
+
+    tick = asyncio.create_task(ticker())
+    try:
+        transcript = await transcriber.transcribe(en_amr, format="amr")
+    finally:
+        done.set()
+        await tick
+    assert transcript.text
+    assert len(gaps) > 20, "the ticker hardly ran while the transcription did"
+    # Generous for a loaded 2-core CI box; a blocked loop would show whole seconds.
+    assert max(gaps) < 0.5, f"the event loop stalled for {max(gaps):.2f} s"
+
+
+async def test_full_queue_raises_speech_busy_then_recovers(
+    settings_for: Callable[..., SpeechSettings], en_amr: bytes
+) -> None:
+    t = build_transcriber(settings_for(workers=1, max_queue=1))
+    try:
+        running = [asyncio.create_task(t.transcribe(en_amr, format="amr")) for _ in range(2)]
+        await asyncio.sleep(0)  # let both tasks take their places
+        with pytest.raises(SpeechBusy, match="try again later"):
+            await t.transcribe(en_amr, format="amr")
+        results = await asyncio.gather(*running)
+        assert all(r.text for r in results)
+        assert t.in_flight == 0
+        assert (await t.transcribe(en_amr, format="amr")).text  # room again
+    finally:
+        await t.close()
+
+
+async def test_cancelled_caller_keeps_its_slot_until_the_job_ends(
+    settings_for: Callable[..., SpeechSettings], en_amr: bytes
+) -> None:
+    t = build_transcriber(settings_for(workers=1, max_queue=0))
+    try:
+        task = asyncio.create_task(t.transcribe(en_amr, format="amr"))
+        await asyncio.sleep(0.05)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        # The worker is still busy with it: no second job may start beside it.
+        with pytest.raises(SpeechBusy):
+            await t.transcribe(en_amr, format="amr")
+    finally:
+        await t.close()
+    assert t.in_flight == 0
+
+
+async def test_bad_audio_is_a_typed_error_through_the_pool(
+    transcriber: PooledTranscriber, clips: Clips
+) -> None:
+    with pytest.raises(AudioEmpty):
+        await transcriber.transcribe(b"", format="amr")
+    with pytest.raises(AudioCorrupt):
+        await transcriber.transcribe(b"RIFF\x00\x00\x00\x00WAVEjunkjunkjunk", format="wav")
+    two_hours = b"#!AMR\n" + bytes([0x7C]) * (2 * 3600 * 50)
+    with pytest.raises(AudioTooLong):
+        await transcriber.transcribe(two_hours, format="amr")
+    assert transcriber.in_flight == 0
+
+
+async def test_closed_transcriber_refuses_work(transcriber: PooledTranscriber, en_amr: bytes) -> None:
+    await transcriber.close()
+    with pytest.raises(SpeechClosed):
+        await transcriber.transcribe(en_amr, format="amr")
+    await transcriber.close()  # idempotent
+
+
+async def test_openai_engine_runs_in_a_worker_process(
+    settings_for: Callable[..., SpeechSettings], openai_model_path: str, en_amr: bytes
+) -> None:
+    t = build_transcriber(settings_for(engine="openai", model_path=openai_model_path, beam_size=1))
+    gaps: list[float] = []
+    try:
+        started = time.perf_counter()
+        job = asyncio.create_task(t.transcribe(en_amr, format="amr"))
+        while not job.done():
+            before = time.perf_counter()
+            await asyncio.sleep(0.01)
+            gaps.append(time.perf_counter() - before)
+        transcript = job.result()
+        with pytest.raises(AudioEmpty):  # errors cross the process boundary typed
+            await t.transcribe(b"", format="amr")
+    finally:
+        await t.close()
+    assert transcript.engine == "openai"
+    assert "tractor" in transcript.text.lower()
+    assert time.perf_counter() - started > 0
+    assert max(gaps) < 0.5
