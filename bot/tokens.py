@@ -56,8 +56,8 @@ class TokenCache:
                 return hit[0]
         key = self._prefix + name
         current = await self._redis.get(key)
-        if current is not None and (stale is None or current.decode() != stale):
-            return self._remember(name, current.decode(), await self._redis.ttl(key))
+        if current is not None and (stale is None or _text(current) != stale):
+            return self._remember(name, _text(current), await self._redis.ttl(key))
         return await self._refresh(name, key, fetch, stale)
 
     async def _refresh(self, name: str, key: str, fetch: Fetcher, stale: str | None) -> str:
@@ -70,14 +70,14 @@ class TokenCache:
             # Someone else is refreshing: wait for their token rather than racing them.
             await asyncio.sleep(0.05)
             current = await self._redis.get(key)
-            if current is not None and (stale is None or current.decode() != stale):
-                return self._remember(name, current.decode(), await self._redis.ttl(key))
+            if current is not None and (stale is None or _text(current) != stale):
+                return self._remember(name, _text(current), await self._redis.ttl(key))
             if time.monotonic() > deadline:
                 raise TimeoutError(f"token {name}: lock held too long by another process")
         try:
             current = await self._redis.get(key)  # double check under the lock
-            if current is not None and (stale is None or current.decode() != stale):
-                return self._remember(name, current.decode(), await self._redis.ttl(key))
+            if current is not None and (stale is None or _text(current) != stale):
+                return self._remember(name, _text(current), await self._redis.ttl(key))
             token, lifetime = await fetch(stale is not None)
             ttl = max(1, lifetime - self._margin_s) if lifetime > 2 * self._margin_s else max(1, lifetime // 2)
             await self._redis.set(key, token, ex=ttl)
@@ -94,3 +94,7 @@ class TokenCache:
 
     def forget_local(self, name: str) -> None:
         self._local.pop(name, None)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
