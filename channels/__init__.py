@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from channels.base import Channel
 from channels.wechat import WeChatChannel
+from channels.wecom import WeComChannel
 
 CHANNEL_CLASSES: list[type[Channel]] = [
     WeChatChannel,
+    WeComChannel,
 ]
 
 BUILTIN_CHANNELS: dict[str, type[Channel]] = {c.name: c for c in CHANNEL_CLASSES}
@@ -16,4 +18,5 @@ BUILTIN_CHANNELS: dict[str, type[Channel]] = {c.name: c for c in CHANNEL_CLASSES
 # class offering app() -> aiohttp.web.Application.
 SIMULATED_APIS: dict[str, str] = {
     "wechat": "channels.wechat.fake_api:FakeWeChatAPI",
+    "wecom": "channels.wecom.fake_api:FakeWeComAPI",
 }

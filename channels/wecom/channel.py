@@ -1,0 +1,109 @@
+"""The WeCom (企业微信) self-built app channel.
+
+Inbound: ``GET /wecom/{account}`` answers the URL check by decrypting ``echostr``;
+``POST`` takes callbacks, always encrypted with the CorpID as receive id. The webhook
+answers an empty body at once (WeCom's "reply later" answer) and every reply goes out
+through the app-message API, so WeCom's 5-second deadline is never in play.
+
+Docs: https://developer.work.weixin.qq.com/document/path/90238 (接收消息与事件 概述)
+      https://developer.work.weixin.qq.com/document/path/90236 (发送应用消息)
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Self
+
+from bot.errors import ConfigError
+from bot.messages import MediaRef, OutboundMessage, ReplyKind
+from channels.base import Channel, ChannelContext, Received, WebhookRequest, resolve_base_url
+from channels.wecom.client import DEFAULT_BASE_URL, WeComClient
+from channels.wecom.crypto import CallbackCrypto
+from channels.wecom.parser import to_message
+
+REQUIRED = ("corp_id", "secret", "token", "encoding_aes_key")
+
+
+def required_settings(channel: str, section: Mapping[str, Any], keys: tuple[str, ...]) -> str:
+    """The account name, after checking that ``keys`` are all set."""
+    account = str(section["account"])
+    missing = [k for k in keys if section.get(k) in (None, "")]
+    if missing:
+        raise ConfigError(f"channels.{channel}[{account}]: missing {', '.join(missing)}")
+    return account
+
+
+class WeComChannel(Channel):
+    """One WeCom self-built app (自建应用) of one corp."""
+
+    name = "wecom"
+
+    def __init__(self, account: str, *, agent_id: int, client: WeComClient, crypto: CallbackCrypto) -> None:
+        super().__init__(account)
+        self.agent_id = agent_id
+        self.client = client
+        self._crypto = crypto
+
+    @classmethod
+    def from_settings(cls, section: Mapping[str, Any], ctx: ChannelContext) -> Self:
+        account = required_settings(cls.name, section, REQUIRED + ("agent_id",))
+        try:
+            agent_id = int(section["agent_id"])
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"channels.wecom[{account}]: agent_id must be a number") from exc
+        corp_id = str(section["corp_id"])
+        crypto = CallbackCrypto(
+            str(section["token"]),
+            str(section["encoding_aes_key"]),
+            corp_id,
+            timestamp_window_s=int(section.get("timestamp_window_s", 300)),
+        )
+        client = WeComClient(
+            ctx.http,
+            ctx.tokens,
+            corp_id=corp_id,
+            secret=str(section["secret"]),
+            base_url=resolve_base_url(section.get("api_base_url"), DEFAULT_BASE_URL, ctx),
+            timeout_s=float(section.get("timeout_s", 10.0)),
+        )
+        return cls(account, agent_id=agent_id, client=client, crypto=crypto)
+
+    def verify_url(self, request: WebhookRequest) -> str:
+        return self._crypto.verify_url(request.query)
+
+    def receive(self, request: WebhookRequest) -> Received:
+        fields, raw = self._crypto.open(request.query, request.body)
+        # An empty body tells WeCom "no passive reply, do not retry".
+        return Received(messages=(to_message(fields, self.account, raw),), ack_body="")
+
+    # -- outbound -------------------------------------------------------------------
+    def _payload(self, reply: OutboundMessage, msgtype: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        return {"touser": reply.recipient, "msgtype": msgtype, "agentid": self.agent_id, msgtype: dict(body)}
+
+    async def send_text(self, reply: OutboundMessage) -> None:
+        await self.client.send_message(self._payload(reply, "text", {"content": reply.text}))
+
+    async def send(self, reply: OutboundMessage) -> None:
+        if reply.kind is ReplyKind.IMAGE and (reply.media_id or reply.image_path):
+            media_id = reply.media_id
+            if not media_id:
+                path = Path(reply.image_path)
+                content = await asyncio.to_thread(path.read_bytes)
+                media_id = await self.client.upload_media("image", path.name, content)
+            await self.client.send_message(self._payload(reply, "image", {"media_id": media_id}))
+            if reply.text:
+                await self.send_text(reply)
+            return
+        if reply.kind is ReplyKind.NEWS and reply.articles:
+            articles = [
+                {"title": a.title, "description": a.description, "url": a.url, "picurl": a.picurl}
+                for a in reply.articles[:8]  # WeCom takes up to 8 articles per news message
+            ]
+            await self.client.send_message(self._payload(reply, "news", {"articles": articles}))
+            return
+        await self.send_text(reply)
+
+    async def fetch_media(self, media: MediaRef) -> bytes:
+        return await self.client.download_media(media.media_id)
