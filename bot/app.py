@@ -23,7 +23,13 @@ from pymongo import AsyncMongoClient
 from redis.asyncio import BlockingConnectionPool, Redis
 
 from bot.config import Settings
+from bot.conversation.handoff import Handoff
+from bot.conversation.ordering import ConversationGate
+from bot.conversation.state import StateStore
 from bot.dispatch import Dispatcher, Skill
+from bot.nlu.client import NluClient
+from bot.skillset import SkillContext, default_skills, ensure_skill_indexes
+from bot.understanding import build_voice, start_rasa, understanding_settings
 from bot.embedded import EmbeddedServer, start_mongo, start_redis
 from bot.errors import ConfigError
 from bot.health import HealthMonitor
@@ -46,12 +52,6 @@ Role = Literal["all", "web", "worker"]
 def public_url(settings: Settings) -> str:
     host = settings.http.host if settings.http.host not in ("0.0.0.0", "::", "") else "127.0.0.1"
     return f"http://{host}:{settings.http.port}"
-
-
-def default_skills(templates: Templates) -> list[list[Skill]]:
-    from skills.greeting import EchoSkill, ReceivedMediaSkill, WelcomeSkill
-
-    return [[WelcomeSkill(templates)], [ReceivedMediaSkill(templates), EchoSkill(templates)]]
 
 
 def build_channels(settings: Settings, ctx: ChannelContext) -> dict[tuple[str, str], Channel]:
@@ -91,7 +91,7 @@ def build_app(
     settings: Settings,
     role: Role = "all",
     *,
-    skills: Callable[[Templates], list[list[Skill]]] = default_skills,
+    skills: Callable[[SkillContext], list[list[Skill]]] = default_skills,
 ) -> web.Application:
     app = web.Application(client_max_size=settings.http.max_body_bytes)
 
@@ -105,6 +105,21 @@ def build_app(
             tokens = TokenCache(redis)
             templates = await asyncio.to_thread(Templates, _templates_dir(settings))
             pipeline = settings.pipeline
+            outbox = Outbox(redis, pipeline.outbox_stream)
+            states = StateStore(redis, db)
+            gate = ConversationGate(redis, lock_ttl_ms=pipeline.claim_idle_ms)
+            channels: dict[tuple[str, str], Channel] = {}
+            handoff = Handoff(redis, db, states, gate, outbox, store, templates, lambda n, a: channels.get((n, a)))
+            await handoff.ensure_indexes()
+            await ensure_skill_indexes(db)
+            nlu = await asyncio.to_thread(understanding_settings, settings)
+            skill_ctx = SkillContext(
+                templates=templates,
+                handoff=handoff,
+                db=db,
+                nlu_enabled=nlu is not None,
+                fallback_limit=int(settings.section("conversation").get("fallback_limit", 2)),
+            )
             rt = Runtime(
                 settings=settings,
                 redis=redis,
@@ -112,17 +127,24 @@ def build_app(
                 http=http,
                 store=store,
                 queue=InboundQueue(redis, pipeline.inbound_stream, dedup_ttl_s=pipeline.dedup_ttl_s, claim_idle_ms=pipeline.claim_idle_ms),
-                outbox=Outbox(redis, pipeline.outbox_stream),
+                outbox=outbox,
                 tokens=tokens,
                 templates=templates,
-                dispatcher=Dispatcher(skills(templates), templates),
+                dispatcher=Dispatcher(skills(skill_ctx), templates),
                 health=HealthMonitor(mongo),
                 embedded=embedded,
+                states=states,
+                gate=gate,
+                handoff=handoff,
+                nlu_settings=nlu,
+                nlu=NluClient.from_settings(http, nlu) if nlu is not None else None,
+                voice=await build_voice(settings, store),
             )
             ctx = ChannelContext(
                 http=http, redis=redis, tokens=tokens, public_url=public_url(settings), enqueue=rt.queue.enqueue
             )
-            rt.channels = build_channels(settings, ctx)
+            channels.update(build_channels(settings, ctx))
+            rt.channels = channels
             app[RUNTIME] = rt
             log.info(
                 "gateway ready (role %s): %s",
@@ -132,6 +154,8 @@ def build_app(
             yield
             for channel in rt.channels.values():
                 await channel.close()
+            if rt.voice is not None and rt.voice.transcriber is not None:
+                await rt.voice.transcriber.close()
         finally:
             await http.close()
             await redis.aclose()
@@ -145,6 +169,8 @@ def build_app(
         tasks = [asyncio.create_task(rt.health.run(stop), name="health")]
         if role in ("all", "worker"):
             tasks += worker_tasks(rt, stop)
+            if rt.nlu_settings is not None:
+                tasks.append(asyncio.create_task(start_rasa(rt, stop), name="rasa-autostart"))
             tasks += [
                 asyncio.create_task(ch.run_background(stop), name=f"intake-{ch.name}-{ch.account}")
                 for ch in rt.channels.values()
@@ -186,6 +212,7 @@ def worker_tasks(rt: Runtime, stop: asyncio.Event) -> list[asyncio.Task[None]]:
     for i in range(pipeline.workers):
         worker = InboundWorker(
             rt.queue, rt.outbox, rt.store, rt.dispatcher, rt.channel,
+            states=rt.states, gate=rt.gate, templates=rt.templates, nlu=rt.nlu, voice=rt.voice,
             consumer=f"{base}:w{i}", batch=pipeline.batch, max_attempts=pipeline.max_inbound_attempts,
         )
         sender = OutboxSender(

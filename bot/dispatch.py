@@ -12,10 +12,14 @@ import abc
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from bot.messages import Article, InboundMessage, ReplyKind
 from bot.templates import Templates
+
+if TYPE_CHECKING:
+    from bot.conversation.state import ConversationState
+    from bot.nlu.client import ParseResult
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +31,19 @@ class Turn:
     message: InboundMessage
     language: str
     text: str  # typed text, or the transcript of a voice note
+    # What NLU understood (intent + entities), when the worker ran it; skills that act on
+    # intents read it, the others ignore it.
+    nlu: ParseResult | None = None
+    # The conversation's state; skills change it in place and the worker saves it after
+    # the turn, under the conversation's lock.
+    state: ConversationState | None = None
+
+    @property
+    def intent(self) -> str:
+        return self.nlu.intent if self.nlu is not None else ""
+
+    def entity(self, name: str) -> str | None:
+        return self.nlu.entity(name) if self.nlu is not None else None
 
 
 @dataclass(frozen=True, slots=True)

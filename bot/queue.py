@@ -1,7 +1,9 @@
 """The durable inbound queue: dedup and enqueue in one Redis round trip.
 
 The webhook's only I/O is one ``EVALSHA``: for each message it sets the dedup key with
-``NX`` and, only if that succeeded, appends the message to the stream. Doing both in one
+``NX`` and, only if that succeeded, appends the message to the stream and its key to the
+conversation's pending list (which keeps one conversation's messages in order, see
+:mod:`bot.conversation.ordering`). Doing both in one
 Lua script makes them atomic (two concurrent retries of one message cannot both get
 in) and halves the round trips compared to SET then XADD (see ../shared/NOTES.md).
 Workers read the stream through a consumer group; entries a dead worker left pending
@@ -18,15 +20,20 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
+from bot.conversation.ordering import PENDING_PREFIX
 from bot.messages import InboundMessage
 
 log = logging.getLogger(__name__)
 
 _ENQUEUE = """
+-- KEYS[1] stream; then per message: KEYS[2i] dedup key, KEYS[2i+1] conversation's pending list
+-- ARGV[1] dedup ttl; then per message: ARGV[2i] payload, ARGV[2i+1] message key
 local added = 0
-for i = 2, #KEYS do
+for i = 2, #KEYS, 2 do
   if redis.call('SET', KEYS[i], '1', 'NX', 'EX', ARGV[1]) then
     redis.call('XADD', KEYS[1], '*', 'm', ARGV[i])
+    redis.call('RPUSH', KEYS[i + 1], ARGV[i + 1])
+    redis.call('EXPIRE', KEYS[i + 1], ARGV[1])
     added = added + 1
   end
 end
@@ -103,7 +110,10 @@ class InboundQueue(StreamGroup):
         """
         if not messages:
             return 0
-        keys = [self.stream] + [DEDUP_PREFIX + m.key for m in messages]
-        args: list[str | int] = [self._dedup_ttl_s] + [m.to_json() for m in messages]
+        keys = [self.stream]
+        args: list[str | int] = [self._dedup_ttl_s]
+        for m in messages:
+            keys += (DEDUP_PREFIX + m.key, PENDING_PREFIX + m.conversation)
+            args += (m.to_json(), m.key)
         added = await self._enqueue(keys=keys, args=args)
         return int(added)

@@ -11,6 +11,12 @@ from pymongo import AsyncMongoClient
 from redis.asyncio import Redis
 
 from bot.config import Settings
+from bot.conversation.handoff import Handoff
+from bot.conversation.ordering import ConversationGate
+from bot.conversation.state import StateStore
+from bot.nlu.client import NluClient
+from bot.nlu.settings import NluSettings
+from bot.voice import VoiceStep
 from bot.dispatch import Dispatcher
 from bot.embedded import EmbeddedServer
 from bot.health import HealthMonitor
@@ -35,6 +41,12 @@ class Runtime:
     templates: Templates
     dispatcher: Dispatcher
     health: HealthMonitor
+    states: StateStore
+    gate: ConversationGate
+    handoff: Handoff
+    nlu_settings: NluSettings | None = None
+    nlu: NluClient | None = None
+    voice: VoiceStep | None = None
     channels: dict[tuple[str, str], Channel] = field(default_factory=dict)
     embedded: list[EmbeddedServer] = field(default_factory=list)
 

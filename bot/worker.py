@@ -1,10 +1,15 @@
 """The inbound worker: everything slow happens here, off the webhook.
 
-For each queued message: store it, build the turn (speech and NLU plug in here), let
-the dispatcher pick a skill, and queue the replies in the outbox together with the
-"handled" mark. A message is acknowledged on the stream only after that, so a worker
-killed at any point leaves it pending for another worker to take over (XAUTOCLAIM), and
-the handled mark plus idempotency keys make the second run send nothing twice.
+For each queued message, in its conversation's order: store it, turn voice into text,
+ask NLU what it means, load the conversation state, let the dispatcher pick a skill,
+save the state and queue the replies in the outbox together with the "handled" mark.
+A message is acknowledged on the stream only after that, so a worker killed at any
+point leaves it pending for another worker to take over (XAUTOCLAIM); the handled mark
+and the idempotency keys make the second run send nothing twice.
+
+While an agent owns the conversation (or it waits for one) the bot stores the message
+and stays silent. When NLU is unreachable the customer gets one honest holding reply and
+the message stays pending, to be understood when NLU is back.
 """
 
 from __future__ import annotations
@@ -15,12 +20,18 @@ import logging
 from collections import defaultdict
 from collections.abc import Callable
 
+from bot.conversation.keywords import keyword_intent
+from bot.conversation.ordering import ConversationGate
+from bot.conversation.state import ConversationState, StateStore
 from bot.dispatch import Dispatcher, Reply, Turn
 from bot.language import detect
-from bot.messages import InboundMessage, OutboundMessage
+from bot.messages import InboundMessage, MessageKind, OutboundMessage
+from bot.nlu.client import NluClient, NluUnavailable, ParseResult
 from bot.outbox import Outbox
 from bot.queue import Entry, InboundQueue
-from bot.store import MessageStore
+from bot.store import MessageStore, customer_id
+from bot.templates import Templates
+from bot.voice import Deferred, VoiceStep
 from channels.base import Channel
 
 log = logging.getLogger(__name__)
@@ -39,6 +50,11 @@ class InboundWorker:
         dispatcher: Dispatcher,
         channels: ChannelLookup,
         *,
+        states: StateStore,
+        gate: ConversationGate,
+        templates: Templates,
+        nlu: NluClient | None = None,
+        voice: VoiceStep | None = None,
         consumer: str,
         batch: int = 32,
         max_attempts: int = 5,
@@ -48,6 +64,11 @@ class InboundWorker:
         self.store = store
         self.dispatcher = dispatcher
         self.channels = channels
+        self.states = states
+        self.gate = gate
+        self.templates = templates
+        self.nlu = nlu
+        self.voice = voice
         self.consumer = consumer
         self.batch = batch
         self.max_attempts = max_attempts
@@ -88,6 +109,11 @@ class InboundWorker:
             return
         try:
             await self.handle(msg)
+        except Deferred as exc:
+            # Not the message's fault: no attempt is counted. It stays pending and is
+            # taken over again after claim_idle_ms.
+            log.info("message %s deferred: %s", msg.key, exc)
+            return
         except Exception as exc:
             attempts = int(await self.queue.redis.incr(ATTEMPTS_PREFIX + msg.key))
             await self.queue.redis.expire(ATTEMPTS_PREFIX + msg.key, 86_400)
@@ -96,6 +122,7 @@ class InboundWorker:
                 await self.store.dead_letter(
                     kind="inbound", key=msg.key, payload=msg.to_json(), reason=repr(exc), attempts=attempts
                 )
+                await self.gate.finished(msg.conversation, msg.key)
                 await self.queue.done(entry.entry_id)
             else:
                 # Left pending: another read (or another worker) takes it over after
@@ -105,22 +132,89 @@ class InboundWorker:
         await self.queue.done(entry.entry_id)
 
     async def handle(self, msg: InboundMessage) -> None:
-        if await self.outbox.is_handled(msg.key):
-            return  # handled before a crash that came before the ack
         channel = self.channels(msg.channel, msg.account)
         if channel is not None:
             expanded = await channel.expand(msg)
             if tuple(expanded) != (msg,):
                 # A notification: what it announced was queued (or is handled) on its own.
                 await self.outbox.enqueue((), handled=msg.key)
+                await self.gate.finished(msg.conversation, msg.key)
                 return
-        await self.store.save_inbound(msg)
-        turn = Turn(message=msg, language=detect(msg.text), text=msg.text)
-        replies = await self.dispatcher.dispatch(turn)
-        outbound = [self._outbound(msg, i, r) for i, r in enumerate(replies)]
-        for reply in outbound:
-            await self.store.save_outbound(reply)
-        await self.outbox.enqueue(outbound, handled=msg.key)
+        async with self.gate.turn(msg.conversation, msg.key):
+            if await self.outbox.is_handled(msg.key):
+                await self.gate.finished(msg.conversation, msg.key)
+                return  # handled before a crash that came before the ack
+            await self.store.save_inbound(msg)
+            state = await self.states.load(
+                msg.conversation,
+                customer=customer_id(msg.channel, msg.account, msg.sender),
+                channel=msg.channel,
+                account=msg.account,
+                sender=msg.sender,
+            )
+            if msg.extra:
+                state.memory["reply_hints"] = json.dumps(msg.extra)
+            replies = await self._turn(msg, channel, state)
+            await self.states.save(state)
+            outbound = [self._outbound(msg, i, r) for i, r in enumerate(replies)]
+            for reply in outbound:
+                await self.store.save_outbound(reply)
+            await self.outbox.enqueue(outbound, handled=msg.key)
+            await self.gate.finished(msg.conversation, msg.key)
+
+    async def _turn(self, msg: InboundMessage, channel: Channel | None, state: ConversationState) -> list[Reply]:
+        text = msg.text if msg.kind is not MessageKind.LOCATION else ""
+        if msg.kind is MessageKind.VOICE and self.voice is not None:
+            heard = await self.voice.hear(msg, channel)
+            # "unavailable": no speech engine here; the media skills acknowledge the note.
+            if heard.problem and heard.problem != "unavailable":
+                return [Reply(text=self.templates.render("voice_problem", state.language, problem=heard.problem))]
+            text = heard.text
+            if text and not heard.confident and state.bot_active:
+                state.memory["heard"] = text
+                state.language = detect(text, state.language)
+                return [Reply(text=self.templates.render("voice_confirm", state.language, text=text))]
+        if text:
+            state.language = detect(text, state.language)
+        if not state.bot_active:
+            return []  # an agent has it (or it waits for one): stored, the bot is silent
+        nlu = await self._understand(msg, text, state)
+        heard_before = state.memory.pop("heard", "")
+        if heard_before and nlu is not None:
+            if nlu.intent == "affirm":
+                text = heard_before  # the customer confirmed what the bot heard
+                nlu = await self._understand(msg, text, state)
+            elif nlu.intent == "deny":
+                return [Reply(text=self.templates.render("voice_retry", state.language))]
+        turn = Turn(message=msg, language=state.language, text=text, nlu=nlu, state=state)
+        if nlu is not None:
+            state.last_intent = nlu.intent
+        return list(await self.dispatcher.dispatch(turn))
+
+    async def _understand(self, msg: InboundMessage, text: str, state: ConversationState) -> ParseResult | None:
+        if not text:
+            return None
+        shortcut = keyword_intent(text)
+        if shortcut:
+            return ParseResult(text=text, intent=shortcut, confidence=1.0, entities=(), ranking=((shortcut, 1.0),))
+        if self.nlu is None:
+            return None
+        try:
+            return await self.nlu.parse(text)
+        except NluUnavailable as exc:
+            holding = OutboundMessage(
+                channel=msg.channel,
+                account=msg.account,
+                recipient=msg.sender,
+                conversation=msg.conversation,
+                idempotency_key=f"{msg.key}#holding",
+                text=self.templates.render("nlu_unavailable", state.language),
+                in_reply_to=msg.key,
+                extra=msg.extra,
+            )
+            await self.store.save_outbound(holding)
+            await self.outbox.enqueue((holding,))  # once per message: the key dedups retries
+            raise Deferred(f"NLU unavailable: {exc}") from exc
 
     @staticmethod
     def _outbound(msg: InboundMessage, index: int, reply: Reply) -> OutboundMessage:
@@ -145,3 +239,4 @@ def _conversation_of(entry: Entry) -> str:
         return str(json.loads(entry.payload)["conversation"])
     except Exception:
         return entry.entry_id
+

@@ -44,6 +44,9 @@ def gateway_config(redis_url: str, mongo_url: str, fake_url: str, **pipeline: An
         "redis_url": redis_url,
         "mongo_url": mongo_url,
         "pipeline": {"claim_idle_ms": 800, "outbox_backoff_s": 0.05, "outbox_max_attempts": 4, **pipeline},
+        # The core tests run without Rasa and Whisper; tests/conversation brings them.
+        "nlu": {"enabled": False},
+        "speech": {"enabled": False},
         "channels": {
             "wechat": [
                 {**SAFE_ACCOUNT, "api_base_url": fake_url},

@@ -1,0 +1,1 @@
+"""Conversation core: per-conversation state, ordering, forms and the human hand-off."""

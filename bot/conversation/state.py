@@ -1,0 +1,103 @@
+"""Conversation state: in Redis for speed, written through to MongoDB to survive Redis.
+
+One record per conversation: its language, the active skill and form with the slots
+filled so far, how many times in a row the bot did not understand, and who owns the
+conversation (the bot, the human queue, or a named agent). Skills change it through
+the turn; the worker saves it after the turn, under the conversation's lock.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from pymongo.asynchronous.database import AsyncDatabase
+from redis.asyncio import Redis
+
+STATE_PREFIX = "kefu:conv:state:"
+STATE_TTL_S = 30 * 86_400
+
+BOT = "bot"
+QUEUE = "queue"  # waiting for a human
+AGENT_PREFIX = "agent:"
+
+
+@dataclass
+class FormState:
+    name: str
+    slots: dict[str, str] = field(default_factory=dict)
+    asking: str = ""  # the slot the last prompt asked for
+
+
+@dataclass
+class ConversationState:
+    conversation: str
+    customer: str
+    channel: str
+    account: str
+    sender: str
+    language: str = "zh"
+    owner: str = BOT
+    active_skill: str = ""
+    form: FormState | None = None
+    fallback_count: int = 0  # consecutive turns the bot did not understand
+    small_talk_count: int = 0  # consecutive small-talk / out-of-scope turns
+    last_intent: str = ""
+    handoff_reason: str = ""
+    memory: dict[str, str] = field(default_factory=dict)  # skill scratch space
+    updated_at: float = 0.0
+
+    @property
+    def bot_active(self) -> bool:
+        return self.owner == BOT
+
+    @property
+    def agent(self) -> str:
+        return self.owner.removeprefix(AGENT_PREFIX) if self.owner.startswith(AGENT_PREFIX) else ""
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), ensure_ascii=False)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ConversationState:
+        form = data.pop("form", None)
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(**known, form=FormState(**form) if form else None)
+
+
+class StateStore:
+    def __init__(self, redis: Redis, db: AsyncDatabase[dict[str, Any]]) -> None:
+        self.redis = redis
+        self.conversations = db["conversations"]
+
+    async def load(self, conversation: str, *, customer: str, channel: str, account: str, sender: str) -> ConversationState:
+        raw = await self.redis.get(STATE_PREFIX + conversation)
+        if raw is not None:
+            return ConversationState.from_dict(json.loads(raw))
+        doc = await self.conversations.find_one({"_id": conversation}, {"state": 1})
+        if doc and doc.get("state"):
+            return ConversationState.from_dict(dict(doc["state"]))
+        return ConversationState(conversation=conversation, customer=customer, channel=channel, account=account, sender=sender)
+
+    async def get(self, conversation: str) -> ConversationState | None:
+        raw = await self.redis.get(STATE_PREFIX + conversation)
+        if raw is not None:
+            return ConversationState.from_dict(json.loads(raw))
+        doc = await self.conversations.find_one({"_id": conversation}, {"state": 1})
+        return ConversationState.from_dict(dict(doc["state"])) if doc and doc.get("state") else None
+
+    async def save(self, state: ConversationState) -> None:
+        state.updated_at = time.time()
+        await self.redis.set(STATE_PREFIX + state.conversation, state.to_json(), ex=STATE_TTL_S)
+        # The status field mirrors the owner so the console can list by it with an index.
+        status = "bot" if state.bot_active else "waiting" if state.owner == QUEUE else "agent"
+        await self.conversations.update_one(
+            {"_id": state.conversation},
+            {
+                "$set": {"state": asdict(state), "status": status, "owner": state.owner},
+                "$setOnInsert": {"customer": state.customer, "channel": state.channel, "account": state.account},
+            },
+            upsert=True,
+        )

@@ -1,0 +1,59 @@
+"""Which skills the bot runs, in which order: the one place to add a skill.
+
+Groups are tried in order and the first skill that accepts a turn wins (see
+:mod:`bot.dispatch`). An open form comes first so that "明天上午" answers the question
+the form asked; then hand-off and complaints; then business skills; then small talk and
+the fallback. Without NLU the bot still greets, acknowledges media and echoes text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pymongo.asynchronous.database import AsyncDatabase
+
+from bot.conversation.handoff import Handoff
+from bot.dispatch import Skill
+from bot.templates import Templates
+
+
+@dataclass(frozen=True, slots=True)
+class SkillContext:
+    """What skills may use, handed over by the composition root."""
+
+    templates: Templates
+    handoff: Handoff
+    db: AsyncDatabase[dict[str, Any]]
+    nlu_enabled: bool
+    fallback_limit: int = 2
+
+
+def default_skills(ctx: SkillContext) -> list[list[Skill]]:
+    from skills.greeting import EchoSkill, ReceivedMediaSkill, WelcomeSkill
+    from skills.handoff import ComplaintSkill, HumanRequestSkill
+    from skills.repair_dispatch.intake import RepairReportForm, RepairStatusSkill, Tickets
+    from skills.smalltalk import FallbackSkill, OutOfScopeSkill, SmallTalkSkill
+
+    t = ctx.templates
+    tickets = Tickets(ctx.db)
+    repair_form = RepairReportForm(t, tickets)
+    if not ctx.nlu_enabled:
+        return [
+            [WelcomeSkill(t)],
+            [HumanRequestSkill(t, ctx.handoff)],  # the keyword shortcut still works
+            [ReceivedMediaSkill(t), EchoSkill(t)],
+        ]
+    return [
+        [repair_form],  # an open form takes the answer to its own question first
+        [WelcomeSkill(t), HumanRequestSkill(t, ctx.handoff), ComplaintSkill(t, ctx.handoff)],
+        [RepairStatusSkill(t, tickets)],
+        [SmallTalkSkill(t), OutOfScopeSkill(t)],
+        [ReceivedMediaSkill(t), FallbackSkill(t, ctx.handoff, limit=ctx.fallback_limit)],
+    ]
+
+
+async def ensure_skill_indexes(db: AsyncDatabase[dict[str, Any]]) -> None:
+    from skills.repair_dispatch.intake import Tickets
+
+    await Tickets(db).ensure_indexes()

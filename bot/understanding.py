@@ -1,0 +1,91 @@
+"""Turning on the optional understanding parts: Rasa NLU and local speech recognition.
+
+Both are heavy (a 2.7 GB Rasa environment, Whisper weights) and are prepared by
+``kefu nlu install && kefu nlu train`` and ``kefu speech install``. With
+``enabled: auto`` (the default) each is used when it has been prepared: a fresh checkout
+runs at once as a bot that greets, echoes and hands over to humans, and gains
+understanding as soon as the models are there. ``enabled: true`` insists (messages wait
+for NLU and the customer gets a holding reply); ``false`` turns the part off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from bot.nlu.errors import NluError
+from bot.nlu.settings import NluSettings
+from bot.runtime import Runtime
+from bot.store import MessageStore
+from bot.voice import VoiceStep
+
+log = logging.getLogger(__name__)
+
+
+def _mode(section: Mapping[str, Any]) -> str:
+    value = section.get("enabled", "auto")
+    if value is True or str(value).lower() in ("true", "yes", "on"):
+        return "on"
+    if value is False or str(value).lower() in ("false", "no", "off"):
+        return "off"
+    return "auto"
+
+
+def understanding_settings(settings: Any) -> NluSettings | None:
+    """The NLU settings if NLU is to be used, else ``None`` (blocking: looks at disk)."""
+    from bot.nlu.service import latest_model
+
+    section = dict(settings.section("nlu"))
+    mode = _mode(section)
+    if mode == "off":
+        return None
+    section.pop("enabled", None)
+    section.setdefault("autostart", True)  # `kefu run` starts Rasa when none answers
+    nlu = NluSettings.from_mapping(section)
+    if mode == "auto" and "urls" not in section and latest_model(nlu) is None:
+        log.warning(
+            "NLU is off: no trained Rasa model under %s. Run `kefu nlu install && kefu nlu train` "
+            "(or set nlu.enabled: true with urls of a running Rasa) for understanding.",
+            nlu.models_path,
+        )
+        return None
+    return nlu
+
+
+async def start_rasa(rt: Runtime, stop: asyncio.Event) -> None:
+    """Start Rasa on the configured loopback URLs when none answers; stop it at the end."""
+    from bot.nlu.service import autostart
+
+    assert rt.nlu_settings is not None
+    try:
+        servers = await autostart(rt.nlu_settings, rt.http)
+    except NluError as exc:
+        log.error("could not start Rasa (%s); messages get a holding reply until NLU answers", exc)
+        return
+    if servers:
+        log.info("Rasa started: %s", ", ".join(s.url for s in servers))
+    try:
+        await stop.wait()
+    finally:
+        await asyncio.gather(*(s.stop() for s in servers), return_exceptions=True)
+
+
+async def build_voice(settings: Any, store: MessageStore) -> VoiceStep:
+    section = dict(settings.section("speech"))
+    mode = _mode(section)
+    section.pop("enabled", None)
+    try:
+        from speech import SpeechSettings, build_transcriber
+        from speech.install import models_installed
+    except ImportError as exc:  # the speech extra is not installed
+        log.warning("speech is off (%s): voice notes are acknowledged, not transcribed", exc)
+        return VoiceStep(None, None, store)
+    speech_settings = SpeechSettings.from_mapping(section)
+    if mode == "off":
+        return VoiceStep(None, speech_settings, store)
+    if not await asyncio.to_thread(models_installed, speech_settings.model_path, speech_settings.engine):
+        log.warning("speech is off: no Whisper model at %s (run `kefu speech install`)", speech_settings.model_path)
+        return VoiceStep(None, speech_settings, store)
+    return VoiceStep(build_transcriber(speech_settings), speech_settings, store)

@@ -1,0 +1,88 @@
+"""Where a voice note becomes the text of a turn.
+
+The worker hands every voice message here: the platform's own recognition is used when
+configured (and present), otherwise the audio is fetched through the channel and
+transcribed by the local Whisper pool (:mod:`speech`). The transcript is stored with the
+message for agents. A transcript below the confidence threshold is read back to the
+customer ("我听到的是：……，对吗？") instead of being acted on.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from bot.messages import InboundMessage
+from bot.store import MessageStore
+from channels.base import Channel
+
+if TYPE_CHECKING:
+    from speech import SpeechSettings, Transcriber
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Heard:
+    text: str
+    confident: bool
+    source: str  # "whisper" or "platform"
+    problem: str = ""  # why nothing usable was heard: too_long, too_large, corrupt, empty
+
+
+class Deferred(Exception):
+    """The message cannot be handled now (a busy pool, NLU down); retry it later."""
+
+
+class VoiceStep:
+    def __init__(self, transcriber: Transcriber | None, settings: SpeechSettings | None, store: MessageStore) -> None:
+        self.transcriber = transcriber
+        self.settings = settings
+        self.store = store
+
+    async def hear(self, msg: InboundMessage, channel: Channel | None) -> Heard:
+        from speech import AudioEmpty, AudioRejected, AudioTooLarge, AudioTooLong, SpeechBusy, SpeechError
+
+        media = msg.media
+        recognition = media.recognition if media else ""
+        use_platform = self.settings is not None and self.settings.use_platform_recognition
+        if recognition and (use_platform or self.transcriber is None):
+            await self.store.update_inbound(msg.key, {"transcript": {"text": recognition, "source": "platform"}})
+            return Heard(recognition, confident=True, source="platform")
+        if self.transcriber is None or channel is None or media is None:
+            return Heard("", confident=False, source="none", problem="unavailable")
+        audio = await channel.fetch_media(media)
+        try:
+            result = await self.transcriber.transcribe(audio, format=media.format)
+        except SpeechBusy as exc:
+            raise Deferred("speech pool is full") from exc
+        except AudioTooLong:
+            return Heard("", False, "whisper", problem="too_long")
+        except AudioTooLarge:
+            return Heard("", False, "whisper", problem="too_large")
+        except AudioEmpty:
+            return Heard("", False, "whisper", problem="empty")
+        except AudioRejected as exc:
+            log.warning("voice note %s rejected: %s", msg.key, exc)
+            return Heard("", False, "whisper", problem="corrupt")
+        except SpeechError as exc:
+            log.error("voice note %s could not be transcribed: %s", msg.key, exc)
+            return Heard("", False, "whisper", problem="corrupt")
+        threshold = self.settings.low_confidence if self.settings is not None else 0.0
+        await self.store.update_inbound(
+            msg.key,
+            {
+                "transcript": {
+                    "text": result.text,
+                    "language": result.language,
+                    "confidence": result.confidence,
+                    "duration_s": result.duration_s,
+                    "elapsed_s": result.elapsed_s,
+                    "engine": result.engine,
+                    "source": "whisper",
+                    "platform_recognition": recognition,
+                }
+            },
+        )
+        return Heard(result.text.strip(), confident=result.confidence >= threshold, source="whisper")

@@ -1,0 +1,92 @@
+"""The repair report form and the status question.
+
+``report_repair`` opens a form for device model, fault, address and preferred time; when
+it is complete a ticket is opened in the ``tickets`` collection, with every step on its
+timeline so an agent sees what the bot did. ``ask_repair_status`` answers from the
+customer's latest ticket.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from pymongo import DESCENDING, IndexModel
+from pymongo.asynchronous.database import AsyncDatabase
+
+from bot.conversation.forms import FormSkill, Slot
+from bot.conversation.state import ConversationState
+from bot.dispatch import Reply, Skill, Turn
+from bot.templates import Templates
+
+
+class Tickets:
+    def __init__(self, db: AsyncDatabase[dict[str, Any]]) -> None:
+        self.collection = db["tickets"]
+
+    async def ensure_indexes(self) -> None:
+        await self.collection.create_indexes(
+            [IndexModel([("customer", 1), ("created_at", DESCENDING)]), IndexModel([("status", 1), ("created_at", DESCENDING)])]
+        )
+
+    async def open(self, *, customer: str, conversation: str, source_message: str, fields: Mapping[str, str]) -> dict[str, Any]:
+        now = time.time()
+        number = time.strftime("R%Y%m%d-", time.localtime(now)) + secrets.token_hex(3).upper()
+        doc: dict[str, Any] = {
+            "_id": source_message,  # one ticket per report, also when the message is handled again
+            "number": number,
+            "customer": customer,
+            "conversation": conversation,
+            "status": "new",
+            "created_at": now,
+            **dict(fields),
+            "timeline": [{"at": now, "step": "opened", "by": "bot", "detail": dict(fields)}],
+        }
+        await self.collection.update_one({"_id": source_message}, {"$setOnInsert": doc}, upsert=True)
+        stored = await self.collection.find_one({"_id": source_message})
+        assert stored is not None
+        return stored
+
+    async def latest(self, customer: str) -> dict[str, Any] | None:
+        return await self.collection.find_one({"customer": customer}, sort=[("created_at", DESCENDING)])
+
+
+class RepairReportForm(FormSkill):
+    name = "repair_report"
+    triggers = frozenset({"report_repair"})
+    slots = (
+        Slot("device_model", "ask_device_model", entity="device_model", free_text=True),
+        Slot("fault", "ask_fault", entity="fault", free_text=True),
+        Slot("address", "ask_address", entity="address", free_text=True),
+        Slot("preferred_time", "ask_preferred_time", entity="time", free_text=True),
+    )
+
+    def __init__(self, templates: Templates, tickets: Tickets) -> None:
+        super().__init__(templates)
+        self.tickets = tickets
+
+    async def submit(self, turn: Turn, state: ConversationState, slots: Mapping[str, str]) -> Sequence[Reply]:
+        ticket = await self.tickets.open(
+            customer=state.customer, conversation=state.conversation, source_message=turn.message.key, fields=slots
+        )
+        return (Reply(text=self.templates.render("repair_ticket_opened", turn.language, ticket=ticket)),)
+
+
+class RepairStatusSkill(Skill):
+    name = "repair_status"
+
+    def __init__(self, templates: Templates, tickets: Tickets) -> None:
+        self.templates = templates
+        self.tickets = tickets
+
+    def accepts(self, turn: Turn) -> bool:
+        return turn.intent == "ask_repair_status"
+
+    async def handle(self, turn: Turn) -> Sequence[Reply]:
+        assert turn.state is not None
+        ticket = await self.tickets.latest(turn.state.customer)
+        if ticket is None:
+            return (Reply(text=self.templates.render("repair_status_none", turn.language)),)
+        return (Reply(text=self.templates.render("repair_status", turn.language, ticket=ticket)),)
