@@ -59,8 +59,9 @@ class Entity:
 class ParseResult:
     """What Rasa understood of one message.
 
-    ``ranking`` lists ``(intent, confidence)`` best first, as Rasa ranked them (before
-    the fallback classifier replaced a low-confidence winner with ``nlu_fallback``).
+    ``ranking`` lists ``(intent, confidence)`` best first. When no intent was confident
+    enough, ``intent`` is ``nlu_fallback`` and it also heads the ranking, followed by
+    the real intents in Rasa's order: ``ranking[1]`` is then the best guess.
     """
 
     text: str

@@ -240,22 +240,35 @@ def rasa_env(settings: NluSettings) -> dict[str, str]:
         RASA_CACHE_DIRECTORY=str(state / "cache"),
         TF_CPP_MIN_LOG_LEVEL="2",
         SQLALCHEMY_SILENCE_UBER_WARNING="1",
-        PYTHONWARNINGS="ignore",
+        # Deprecation noise off; UserWarnings stay (Rasa reports misaligned entity
+        # annotations that way).
+        PYTHONWARNINGS="ignore::DeprecationWarning",
         PYTHONUNBUFFERED="1",
     )
-    # A gateway venv on PATH/PYTHONPATH must not leak into Rasa's interpreter.
-    env.pop("PYTHONPATH", None)
+    # Only Kefu's own Rasa components (nlu_data/components) go on Rasa's path: a
+    # gateway PYTHONPATH must not leak into Rasa's interpreter.
+    env["PYTHONPATH"] = str(components_path(settings).resolve())
     env.pop("VIRTUAL_ENV", None)
     return env
 
 
-def training_files(settings: NluSettings) -> list[Path]:
-    """Every file whose content decides the model: data, config, jieba dictionary."""
+def components_path(settings: NluSettings) -> Path:
+    """Folder holding Kefu's custom Rasa components (the ``kefu_rasa`` package)."""
+    return settings.data_path / "components"
+
+
+def _model_inputs(settings: NluSettings) -> list[Path]:
+    """Inputs that decide the model besides the examples: config, jieba, components."""
     root = settings.data_path
     files = [root / "config.yml"]
-    for sub in ("data", "jieba"):
-        files += sorted(p for p in (root / sub).rglob("*") if p.is_file())
+    for sub in (root / "jieba", components_path(settings)):
+        files += sorted(p for p in sub.rglob("*") if p.is_file() and p.suffix in (".txt", ".py"))
     return files
+
+
+def training_files(settings: NluSettings) -> list[Path]:
+    """Every file whose content decides the model: data, config, jieba dictionary, code."""
+    return [*_model_inputs(settings), *_walk(settings.data_path / "data")]
 
 
 def training_hash(settings: NluSettings, nlu_files: Sequence[Path] | None = None) -> str:
@@ -265,11 +278,7 @@ def training_hash(settings: NluSettings, nlu_files: Sequence[Path] | None = None
     one training would produce (up to DIET's seeded randomness) and training is skipped.
     """
     digest = hashlib.sha256()
-    files = training_files(settings) if nlu_files is None else [
-        settings.data_path / "config.yml",
-        *sorted((settings.data_path / "jieba").rglob("*")),
-        *nlu_files,
-    ]
+    files = training_files(settings) if nlu_files is None else [*_model_inputs(settings), *nlu_files]
     req = requirements_path(settings)
     for path in [*files, req]:
         if path.is_file():

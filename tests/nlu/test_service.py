@@ -84,3 +84,29 @@ def test_pinned_requirements_pin_rasa() -> None:
     assert f"rasa=={service.RASA_VERSION}" in pins
     assert "jieba==0.42.1" in pins
     assert all("==" in p for p in pins if p and not p.startswith("#"))
+
+
+def test_evaluation_summary_reads_rasa_reports(tmp_path: Path) -> None:
+    import json
+
+    (tmp_path / "intent_report.json").write_text(json.dumps({
+        "greet": {"precision": 1.0, "recall": 1.0, "f1-score": 1.0, "support": 8},
+        "deny": {"precision": 0.8, "recall": 1.0, "f1-score": 0.889, "support": 4},
+        "accuracy": 0.95,
+        "macro avg": {"precision": 0.9, "recall": 1.0, "f1-score": 0.944, "support": 12},
+        "weighted avg": {"precision": 0.93, "recall": 1.0, "f1-score": 0.96, "support": 12},
+    }))
+    (tmp_path / "DIETClassifier_report.json").write_text(json.dumps({
+        "device_model": {"precision": 1.0, "recall": 0.9, "f1-score": 0.947, "support": 10},
+        "no_entity": {"precision": 1.0, "recall": 1.0, "f1-score": 1.0, "support": 300},
+        "micro avg": {"precision": 1.0, "recall": 0.9, "f1-score": 0.947, "support": 10},
+    }))
+    (tmp_path / "intent_errors.json").write_text(json.dumps([
+        {"text": "nah", "intent": "deny", "intent_prediction": {"name": "greet", "confidence": 0.6}},
+    ]))
+    summary = cli.summarize(tmp_path)
+    assert summary["intent"]["macro_f1"] == 0.944 and summary["intent"]["accuracy"] == 0.95
+    assert set(summary["entities"]) == {"device_model", "micro avg"}
+    assert summary["entities"]["device_model"]["f1"] == 0.947
+    table = cli.format_summary(summary)
+    assert "macro F1 0.9440" in table and "device_model" in table and "nah" in table
