@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import glob
 import hashlib
 import json
@@ -70,6 +71,41 @@ _NOISE = (
     "import pkg_resources",
     "from jax import",
 )
+
+
+# ------------------------------------------------------------------------- helpers
+
+
+@contextlib.contextmanager
+def _exclusive(lock_path: Path, what: str, out: TextIO) -> Iterator[None]:
+    """Hold an exclusive lock so that parallel test runs or CI jobs sharing one venv
+    or models folder wait for one install/training instead of all doing it at once."""
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "a") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"nlu: waiting for another process doing {what} ...", file=out, flush=True)
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: get SIGTERM when the parent dies (Linux), so that a
+    killed test run or CLI does not leave a 1.3 GB Rasa process behind."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):  # not Linux: best effort only
+        pass
 
 
 # --------------------------------------------------------------------------- python
@@ -177,6 +213,16 @@ def install(settings: NluSettings, *, force: bool = False, out: TextIO | None = 
     if not force and venv_is_current(settings):
         print(f"nlu: Rasa venv {settings.venv_path} is current", file=out)
         return settings.venv_path
+    lock = settings.venv_path.with_name(f".{settings.venv_path.name}.lock")
+    with _exclusive(lock, f"the install of {settings.venv_path}", out):
+        # Someone else may have finished the same install while we waited.
+        if not force and venv_is_current(settings):
+            print(f"nlu: Rasa venv {settings.venv_path} is current", file=out)
+            return settings.venv_path
+        return _install_locked(settings, req, out)
+
+
+def _install_locked(settings: NluSettings, req: Path, out: TextIO) -> Path:
     python = find_python310()
     venv = settings.venv_path
     print(f"nlu: creating Rasa venv {venv} from {python}", file=out)
@@ -327,6 +373,16 @@ def train(
     if target.exists() and not force:
         print(f"nlu: model {target} is current, not retraining", file=out)
         return target
+    with _exclusive(settings.models_path / f".{name}.lock", f"the training of {name}", out):
+        if target.exists() and not force:
+            print(f"nlu: model {target} is current (trained meanwhile)", file=out)
+            return target
+        return _train_locked(settings, nlu_paths, name, target, out)
+
+
+def _train_locked(
+    settings: NluSettings, nlu_paths: Sequence[Path], name: str, target: Path, out: TextIO
+) -> Path:
     settings.models_path.mkdir(parents=True, exist_ok=True)
     logs = settings.state_path / "logs"
     logs.mkdir(parents=True, exist_ok=True)
@@ -377,6 +433,7 @@ def _run_streamed(
         stderr=subprocess.STDOUT,
         env=env,
         stdin=subprocess.DEVNULL,
+        preexec_fn=_die_with_parent,
     )
     assert proc.stdout is not None
     start = time.monotonic()
@@ -487,6 +544,7 @@ class RasaServer:
                 stdin=subprocess.DEVNULL,
                 env=rasa_env(self.settings),
                 start_new_session=True,
+                preexec_fn=_die_with_parent,
             )
 
     def wait_ready(self, timeout_s: float = 180.0, *, out: TextIO | None = None) -> None:

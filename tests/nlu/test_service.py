@@ -110,3 +110,51 @@ def test_evaluation_summary_reads_rasa_reports(tmp_path: Path) -> None:
     assert summary["entities"]["device_model"]["f1"] == 0.947
     table = cli.format_summary(summary)
     assert "macro F1 0.9440" in table and "device_model" in table and "nah" in table
+
+
+FAKE_RASA = """#!/bin/bash
+# Stands in for `rasa train nlu`: counts its runs, prints a tqdm-like bar, writes a model.
+out=""; name=""
+while [ $# -gt 0 ]; do
+  case "$1" in --out) out=$2; shift;; --fixed-model-name) name=$2; shift;; esac; shift
+done
+echo run >> "$FAKE_RASA_COUNT"
+printf 'Epochs:  50%%|##   | 1/2\\rEpochs: 100%%|#####| 2/2\\n'
+sleep 1
+echo model > "$out/$name.tar.gz"
+"""
+
+
+def test_train_runs_once_and_concurrent_callers_wait(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import io
+    import threading
+
+    settings = _copy_data(tmp_path)
+    settings = NluSettings.from_mapping(
+        {"data_path": str(settings.data_path), "venv_path": str(tmp_path / "venv"),
+         "models_path": str(tmp_path / "state" / "models")}, environ={},
+    )
+    rasa = tmp_path / "venv" / "bin" / "rasa"
+    rasa.parent.mkdir(parents=True)
+    rasa.write_text(FAKE_RASA)
+    rasa.chmod(0o755)
+    count = tmp_path / "count"
+    monkeypatch.setenv("FAKE_RASA_COUNT", str(count))
+
+    results: list[Path] = []
+    outs = [io.StringIO() for _ in range(3)]
+    threads = [threading.Thread(target=lambda o=o: results.append(service.train(settings, out=o)))
+               for o in outs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert count.read_text().splitlines() == ["run"]  # trained once, not three times
+    assert results == [service.model_path(settings)] * 3
+    assert service.train(settings, out=io.StringIO()) == results[0]  # cached by hash
+    assert count.read_text().splitlines() == ["run"]
+    assert not list((tmp_path / "state" / "models").glob(".training-*"))
+    assert any("waiting for another process" in o.getvalue() for o in outs)
+    assert (tmp_path / "state" / "logs").is_dir()
