@@ -20,6 +20,7 @@ import fcntl
 import glob
 import hashlib
 import json
+import logging
 import os
 import shutil
 import signal
@@ -46,6 +47,8 @@ REQUIREMENTS_FILE = "requirements-rasa.txt"
 #: requirements it was built from. A venv without it (or with another hash) is rebuilt.
 VENV_MARKER = ".kefu-requirements.sha256"
 ENV_PYTHON = "KEFU_RASA_PYTHON"
+
+log = logging.getLogger(__name__)
 
 _PYTHON_HELP = (
     "Rasa 3.6 needs CPython 3.10 (it does not support 3.11+). Install one of:\n"
@@ -350,7 +353,7 @@ def train(
     Args:
         nlu: training files or folders (default ``<data_path>/data``); the held-out
             evaluation passes its own split here.
-        name: model file stem (default ``nlu-<hash>``).
+        name: model file stem (default ``nlu-<hash>``, or ``split-<hash>`` with ``nlu``).
         force: train even if the model exists.
         out: progress stream (stderr by default): stage lines, then the epoch bar.
 
@@ -368,7 +371,9 @@ def train(
     nlu_paths = list(nlu) if nlu else [settings.data_path / "data"]
     if name is None:
         files = None if nlu is None else [p for n in nlu_paths for p in _walk(n)]
-        name = "nlu-" + training_hash(settings, files)
+        # Models of other data (the evaluation split) must never look like the
+        # served model to latest_model().
+        name = ("nlu-" if nlu is None else "split-") + training_hash(settings, files)
     target = settings.models_path / f"{name}.tar.gz"
     if target.exists() and not force:
         print(f"nlu: model {target} is current, not retraining", file=out)
@@ -699,9 +704,11 @@ async def autostart(settings: NluSettings, session: aiohttp.ClientSession) -> li
     """For ``kefu run``: start Rasa on the configured loopback URLs if none answers.
 
     Does nothing (returns ``[]``) when any URL answers or ``settings.autostart`` is
-    false. Install and training are blocking and can take minutes: they run in the
-    default executor. The caller owns the returned servers and stops them on shutdown
-    (e.g. from an aiohttp ``cleanup_ctx``).
+    false. Serves the model for the current data if trained, else the newest model on
+    disk (with a warning: run ``kefu nlu train``), and trains only when there is no
+    model at all: a gateway start must not quietly become a 5-10 minute CPU-bound
+    training. Install/training are blocking and run in the default executor. The
+    caller owns the returned servers and stops them on shutdown.
 
     Raises:
         RasaSetupError: install, training or start-up failed.
@@ -713,7 +720,13 @@ async def autostart(settings: NluSettings, session: aiohttp.ClientSession) -> li
         return []
     loop = asyncio.get_running_loop()
     await loop.run_in_executor(None, install, settings)
-    model = await loop.run_in_executor(None, train, settings)
+    model = await loop.run_in_executor(None, latest_model, settings)
+    if model is None:
+        model = await loop.run_in_executor(None, train, settings)
+    elif model != await loop.run_in_executor(None, model_path, settings):
+        log.warning(
+            "nlu: serving %s, trained from older data; run `kefu nlu train` to update", model.name
+        )
     servers: list[AsyncRasaServer] = []
     try:
         for url in settings.urls:
