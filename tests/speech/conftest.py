@@ -24,7 +24,10 @@ from speech.install import models_installed
 from speech.settings import SpeechSettings
 
 REPO = Path(__file__).resolve().parents[2]
-MODEL_PATH = os.environ.get("KEFU_SPEECH_MODEL_PATH", str(REPO / "var" / "models" / "whisper-base"))
+# Where .ci/install-speech.sh put the models (KEFU_SPEECH_MODELS, as for the script).
+MODEL_PATH = os.environ.get("KEFU_SPEECH_MODEL_PATH") or str(
+    Path(os.environ.get("KEFU_SPEECH_MODELS") or REPO / "var" / "models") / "whisper-base"
+)
 
 EN_TEXT = "My air conditioner is not cooling and it sounds like a tractor."
 EN_MODEL_TEXT = "My air conditioner, model X K eight eight zero zero, is not cooling."
