@@ -1,0 +1,150 @@
+"""Notification engine throughput: policy decisions, notify() and a weekly digest build.
+
+    python bench/bench_notify.py [--customers 100000] [--notify 2000]
+
+Starts a private redis-server and the embedded MongoDB-protocol server (or uses
+KEFU_TEST_REDIS_URL / KEFU_TEST_MONGO_URL), then measures:
+
+* pure policy decisions per second (``preferences.policy.decide``);
+* ``notify()`` per second end to end (preferences read, record, outbox);
+* a weekly digest build for ``--customers`` customers with 3 notifications each:
+  seeding is not timed; the build (claim, read, render, queue in the outbox, mark) is,
+  with the process's peak RSS. Target: < 30 s and < 1 GB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from pymongo import AsyncMongoClient  # noqa: E402
+from redis.asyncio import Redis  # noqa: E402
+
+from bot.outbox import Outbox  # noqa: E402
+from preferences.clock import ManualClock, utc  # noqa: E402
+from preferences.engine import NotificationEngine, digest_id  # noqa: E402
+from preferences.model import Importance, Topic, resolve, validate_layer  # noqa: E402
+from preferences.policy import decide  # noqa: E402
+from preferences.render import Renderer  # noqa: E402
+from preferences.store import PreferenceStore  # noqa: E402
+from tests.services import mongo_server, redis_server  # noqa: E402
+
+SH = dt.timezone(dt.timedelta(hours=8))
+START = dt.datetime(2026, 3, 2, 10, 0, tzinfo=SH)  # a Monday
+WEEKLY = {"topics": {t.value: {"frequency": "weekly", "weekday": 0, "at": "09:00"} for t in Topic}}
+
+
+def rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def bench_policy(n: int) -> float:
+    prefs = resolve("c", [validate_layer({"addresses": {"wechat": {"account": "a", "openid": "o"}}, **WEEKLY})])
+    imps = list(Importance)
+    now = START.astimezone(dt.timezone.utc)
+    t0 = time.perf_counter()
+    for i in range(n):
+        decide(prefs, Topic.REPAIR, imps[i % 4], now + dt.timedelta(minutes=i % 1440))
+    return n / (time.perf_counter() - t0)
+
+
+async def run(args: argparse.Namespace, redis_url: str, mongo_url: str) -> list[tuple[str, str]]:
+    redis = Redis.from_url(redis_url)
+    await redis.flushdb()
+    mongo: AsyncMongoClient[Any] = AsyncMongoClient(mongo_url)
+    db = mongo.get_default_database()
+    clock = ManualClock(START)
+    renderer = await asyncio.to_thread(Renderer)
+    prefs = PreferenceStore(db, clock)
+    outbox = Outbox(redis, "bench:outbox")
+    engine = NotificationEngine(db, redis, outbox, prefs, renderer, clock=clock)
+    await prefs.ensure_indexes()
+    await engine.ensure_indexes()
+    rows: list[tuple[str, str]] = [("policy decide()", f"{bench_policy(200_000):,.0f} /s")]
+
+    # notify() end to end, immediate sends, concurrently like skills would call it.
+    for i in range(200):
+        await prefs.create(f"n{i}", settings={"addresses": {"wechat": {"account": "a", "openid": f"o{i}"}}, "quiet_hours": None})
+    sem = asyncio.Semaphore(32)
+
+    async def one(i: int) -> None:
+        async with sem:
+            await engine.notify(f"n{i % 200}", "repair", "normal", {"ticket_id": f"T{i}", "status": "处理中"})
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(one(i) for i in range(args.notify)))
+    rows.append((f"notify() end to end ({args.notify})", f"{args.notify / (time.perf_counter() - t0):,.0f} /s"))
+
+    # Weekly digest: seed customers, notifications and digests the way notify() files them.
+    n = args.customers
+    due = (START + dt.timedelta(days=7)).replace(hour=9).timestamp()
+    t0 = time.perf_counter()
+    chunk = 5000
+    for start in range(0, n, chunk):
+        ids = range(start, min(n, start + chunk))
+        await db["pref_customers"].insert_many(
+            [
+                {"_id": f"w{i}", "profile": {}, "segments": [], "consents_active": [], "version": 1,
+                 "settings": {"addresses": {"email": {"account": "", "address": f"w{i}@example.cn"}}, **WEEKLY}}
+                for i in ids
+            ]
+        )
+        notes = []
+        for i in ids:
+            did = digest_id(f"w{i}", due)
+            for k, topic in enumerate(("repair", "renewal", "review")):
+                notes.append({"_id": f"w{i}-{k}", "customer": f"w{i}", "topic": topic, "importance": "normal",
+                              "data": {"ticket_id": f"T{i}", "status": "处理中", "contract_id": f"K{i}", "title": "回访"},
+                              "template": topic, "created_at": START.timestamp() + k, "detail": "standard", "language": "zh",
+                              "period": "weekly", "status": "digest", "digest_id": did, "channels": ["email"]})
+        await db["notifications"].insert_many(notes)
+        await db["pref_digests"].insert_many(
+            [{"_id": digest_id(f"w{i}", due), "customer": f"w{i}", "due_at": due, "status": "scheduled"} for i in ids]
+        )
+        await engine.schedule.add_many({f"d|{digest_id(f'w{i}', due)}": due for i in ids})
+    seed_s = time.perf_counter() - t0
+    clock.set(utc(due + 60))
+    rss0 = rss_mb()
+    t0 = time.perf_counter()
+    built = await engine.run_all_due(limit=args.batch)
+    build_s = time.perf_counter() - t0
+    queued = await redis.xlen("bench:outbox")
+    rows += [
+        (f"weekly digest seed ({n:,} customers, {3 * n:,} items)", f"{seed_s:.1f} s (not part of the target)"),
+        (f"weekly digest build ({built:,} digests, {queued:,} queued)", f"{build_s:.1f} s  {'OK' if build_s < 30 else 'OVER'} (< 30 s)"),
+        ("peak RSS (process)", f"{rss_mb():.0f} MB (before build {rss0:.0f} MB)  {'OK' if rss_mb() < 1024 else 'OVER'} (< 1 GB)"),
+    ]
+    await redis.flushdb()
+    await mongo.drop_database(db.name)
+    await redis.aclose()
+    await mongo.close()
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--customers", type=int, default=100_000)
+    ap.add_argument("--notify", type=int, default=2000)
+    ap.add_argument("--batch", type=int, default=2000, help="digests claimed per run")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp, redis_server(Path(tmp)) as r, mongo_server(Path(tmp)) as m:
+        rows = asyncio.run(run(args, r, m.rstrip("/") + "/kefu_bench"))
+    width = max(len(a) for a, _ in rows)
+    print(f"{'measure':<{width}}  result")
+    print("-" * (width + 40))
+    for a, b in rows:
+        print(f"{a:<{width}}  {b}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,364 @@
+"""Data rights: export everything we hold about a customer, or erase it.
+
+``export_my_data`` collects the customer's record from every collection that holds it
+(profile and preferences, their history, consents, conversations and messages with
+voice transcripts, tickets when a ``tickets`` collection exists, notifications and
+digests), masks phone numbers and the configured fields, writes JSON, CSV and Parquet
+into one ZIP and sends the customer a signed, time-limited link to it through their
+preferred channel. The ZIP waits in ``pref_exports`` until the link expires.
+
+``erase`` deletes the customer's documents, anonymises tickets (kept for warranty
+accounting, stripped of everything but ``ticket_keep_fields``), removes their entries
+from Redis (due-list, pending confirmations, queued stream entries, any key naming
+them) and keeps an audit record that says an erasure happened, by whom and how much
+was removed, but nothing about the person.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import csv
+import hashlib
+import hmac
+import io
+import json
+import re
+import secrets
+import uuid
+import zipfile
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from bson.binary import Binary
+from pymongo.asynchronous.database import AsyncDatabase
+from redis.asyncio import Redis
+
+from bot.store import customer_id as channel_identity
+from preferences.clock import Clock, SystemClock
+from preferences.engine import NotificationEngine
+from preferences.errors import ConfirmationInvalid, LinkInvalid
+from preferences.model import Importance, Topic
+from preferences.store import PreferenceStore
+
+Document = dict[str, Any]
+
+DEFAULT_MASK_FIELDS = ("phone", "mobile", "tel", "telephone", "id_number", "id_card")
+DEFAULT_TICKET_KEEP = ("status", "product", "model", "category", "created_at", "closed_at")
+ERASE_CODE_PREFIX = "kefu:prefs:erase:"
+SECRET_KEY = "kefu:prefs:link_secret"
+_PHONE = re.compile(r"(?<!\d)(1[3-9]\d)(\d{4})(\d{4})(?!\d)")
+
+
+def mask_value(value: str) -> str:
+    """138****5678 for a phone number; otherwise first and last character kept."""
+    if re.fullmatch(r"[\d\s+\-()]{7,}", value):
+        digits = re.sub(r"\D", "", value)
+        return digits[:3] + "****" + digits[-4:]
+    if len(value) <= 2:
+        return "*" * len(value)
+    return value[0] + "*" * (len(value) - 2) + value[-1]
+
+
+def mask(obj: Any, fields: frozenset[str]) -> Any:
+    """A copy of ``obj`` with ``fields`` masked wherever they occur and phone numbers
+    masked inside every string."""
+    if isinstance(obj, Mapping):
+        return {
+            k: (mask_value(str(v)) if k.lower() in fields and v not in (None, "") else mask(v, fields))
+            for k, v in obj.items()
+        }
+    if isinstance(obj, (list, tuple)):
+        return [mask(v, fields) for v in obj]
+    if isinstance(obj, str):
+        return _PHONE.sub(lambda m: f"{m.group(1)}****{m.group(3)}", obj)
+    return obj
+
+
+def build_zip(sections: Mapping[str, list[Document]]) -> bytes:
+    """JSON (``data.json``), one CSV and one Parquet file per section, in one ZIP.
+
+    CPU and pyarrow work: call it in a thread.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("data.json", json.dumps(sections, ensure_ascii=False, indent=2, default=str))
+        for name, rows in sections.items():
+            flat = [_flatten(r) for r in rows]
+            columns = sorted({k for r in flat for k in r})
+            text = io.StringIO()
+            writer = csv.DictWriter(text, fieldnames=columns)
+            writer.writeheader()
+            writer.writerows(flat)
+            # UTF-8 with BOM: Excel on Chinese Windows opens it without mojibake.
+            zf.writestr(f"csv/{name}.csv", "\ufeff" + text.getvalue())
+            # Every column as string: sections are heterogeneous documents, and a
+            # customer's copy needs to be readable, not typed for analytics.
+            table = pa.table({c: pa.array([r.get(c) for r in flat], type=pa.string()) for c in columns})
+            out = io.BytesIO()
+            pq.write_table(table, out)
+            zf.writestr(f"parquet/{name}.parquet", out.getvalue())
+    return buf.getvalue()
+
+
+def _flatten(row: Mapping[str, Any]) -> dict[str, str | None]:
+    out: dict[str, str | None] = {}
+    for k, v in row.items():
+        if v is None:
+            out[k] = None
+        elif isinstance(v, (dict, list, tuple)):
+            out[k] = json.dumps(v, ensure_ascii=False, default=str)
+        else:
+            out[k] = str(v)
+    return out
+
+
+class DataRights:
+    """Export and erasure of one customer's data."""
+
+    def __init__(
+        self,
+        db: AsyncDatabase[Document],
+        redis: Redis,
+        prefs: PreferenceStore,
+        engine: NotificationEngine,
+        *,
+        secret: bytes | None,
+        public_url: str,
+        clock: Clock | None = None,
+        mask_fields: Iterable[str] = DEFAULT_MASK_FIELDS,
+        ticket_keep_fields: Iterable[str] = DEFAULT_TICKET_KEEP,
+        link_ttl_s: float = 72 * 3600,
+        streams: Sequence[str] = (),
+        retention_days: int = 365,
+    ) -> None:
+        self.db = db
+        self.redis = redis
+        self.prefs = prefs
+        self.engine = engine
+        self._secret = secret
+        self.public_url = public_url.rstrip("/")
+        self.clock = clock or SystemClock()
+        self.mask_fields = frozenset(f.lower() for f in mask_fields)
+        self.ticket_keep = tuple(ticket_keep_fields)
+        self.link_ttl_s = link_ttl_s
+        self.streams = tuple(streams)
+        self.retention_days = retention_days
+        self.exports = db["pref_exports"]
+        self.erasures = db["pref_erasures"]
+
+    # -- who the customer is, everywhere ------------------------------------------------
+    async def identities(self, customer_id: str) -> tuple[set[str], set[str]]:
+        """(ids in ``customer`` fields, raw platform recipients) of this customer."""
+        doc = await self.prefs.get(customer_id)
+        ids = {customer_id}
+        recipients: set[str] = set()
+        prefs = await self.prefs.effective_of(doc)
+        for addr in prefs.addresses.values():
+            account = self.engine._account(addr.channel.value, addr.account)
+            ids.add(channel_identity(addr.channel.value, account, addr.recipient))
+            recipients.add(addr.recipient)
+        return ids, recipients
+
+    async def collect(self, customer_id: str) -> dict[str, list[Document]]:
+        """Everything held about the customer, masked, as JSON-ready sections."""
+        doc = await self.prefs.get(customer_id)
+        ids, _ = await self.identities(customer_id)
+        idl = list(ids)
+        names = set(await self.db.list_collection_names())
+
+        async def rows(coll: str, query: Document, drop: Sequence[str] = ()) -> list[Document]:
+            if coll not in names:
+                return []
+            proj = {f: 0 for f in drop} or None
+            return [d async for d in self.db[coll].find(query, projection=proj).sort("_id", 1)]
+
+        sections: dict[str, list[Document]] = {
+            "profile": [{"customer_id": customer_id, **doc.get("profile", {}), "segments": doc.get("segments", [])}],
+            "preferences": [await self.prefs.effective_layer(customer_id)],
+            "preference_history": await rows("pref_history", {"subject": customer_id}),
+            "consents": await rows("pref_consents", {"customer": customer_id}),
+            "conversations": await rows("conversations", {"customer": {"$in": idl}}),
+            # raw: the platform's original payload, a duplicate of the fields above.
+            "messages": await rows("messages", {"customer": {"$in": idl}}, drop=("raw",)),
+            "tickets": await rows("tickets", {"customer": {"$in": idl}}),
+            "notifications": await rows("notifications", {"customer": customer_id}),
+        }
+        if "tickets" not in names:
+            del sections["tickets"]
+        return {k: [mask(_jsonable(r), self.mask_fields) for r in v] for k, v in sections.items()}
+
+    async def export_zip(self, customer_id: str) -> bytes:
+        sections = await self.collect(customer_id)
+        return await asyncio.to_thread(build_zip, sections)
+
+    async def export_my_data(self, customer_id: str, *, via: str = "api") -> tuple[str, str]:
+        """Build the export, store it and send the link; returns ``(export_id, url)``."""
+        data = await self.export_zip(customer_id)
+        export_id = uuid.uuid4().hex
+        expires = self.clock.now() + self.link_ttl_s
+        await self.exports.insert_one(
+            {"_id": export_id, "customer": customer_id, "created_at": self.clock.now(), "expires_at": expires, "via": via, "zip": Binary(data)}
+        )
+        url = f"{self.public_url}/api/preferences/exports/{await self.sign(export_id, expires)}"
+        prefs = await self.prefs.effective(customer_id)
+        await self.engine.notify(
+            customer_id,
+            Topic.ACCOUNT,
+            Importance.CRITICAL,  # the customer just asked for it: not a digest item
+            {"url": url, "expires_at": expires, "timezone": prefs.timezone},
+            key=f"export:{export_id}",
+            template="export_ready",
+        )
+        return export_id, url
+
+    async def secret(self) -> bytes:
+        """The link-signing key: configured, or one random key shared through Redis.
+
+        Fetched on first use rather than at startup so that the gateway starts (and
+        answers 503 on its webhooks) while Redis is down.
+        """
+        if self._secret is None:
+            await self.redis.set(SECRET_KEY, secrets.token_hex(32), nx=True)
+            raw = await self.redis.get(SECRET_KEY)
+            if raw is None:
+                raise LinkInvalid("no link-signing key available")
+            self._secret = raw if isinstance(raw, bytes) else str(raw).encode()
+        return self._secret
+
+    async def sign(self, export_id: str, expires: float) -> str:
+        body = f"{export_id}.{int(expires)}"
+        mac = hmac.new(await self.secret(), body.encode(), hashlib.sha256).digest()
+        return body + "." + base64.urlsafe_b64encode(mac).decode().rstrip("=")
+
+    async def verify(self, token: str) -> str:
+        """The export id a token names; raises LinkInvalid when forged or expired."""
+        try:
+            export_id, expires, mac = token.split(".")
+            expected = (await self.sign(export_id, float(expires))).rsplit(".", 1)[1]
+        except ValueError:
+            raise LinkInvalid("malformed download link") from None
+        if not hmac.compare_digest(mac, expected):
+            raise LinkInvalid("download link signature does not match")
+        if float(expires) < self.clock.now():
+            raise LinkInvalid("download link has expired")
+        return export_id
+
+    async def download(self, token: str) -> tuple[str, bytes]:
+        """``(customer_id, zip bytes)`` for a valid link."""
+        export_id = await self.verify(token)
+        doc = await self.exports.find_one({"_id": export_id})
+        if doc is None:
+            raise LinkInvalid("export no longer exists")
+        return str(doc["customer"]), bytes(doc["zip"])
+
+    def notice(self, language: str) -> str:
+        """The data-usage notice: what is stored, why, for how long."""
+        return self.engine.renderer.render("data_notice", language, retention_days=self.retention_days)
+
+    # -- erasure -----------------------------------------------------------------------
+    async def request_erasure(self, customer_id: str, ttl_s: int = 900) -> str:
+        """A confirmation code that :meth:`confirm_erasure` needs within ``ttl_s``."""
+        await self.prefs.get(customer_id)
+        code = secrets.token_urlsafe(8)
+        await self.redis.set(ERASE_CODE_PREFIX + customer_id, code, ex=ttl_s)
+        return code
+
+    async def confirm_erasure(self, customer_id: str, code: str, *, actor: str, via: str) -> Document:
+        stored = await self.redis.get(ERASE_CODE_PREFIX + customer_id)
+        if stored is None or not hmac.compare_digest(stored if isinstance(stored, bytes) else str(stored).encode(), code.encode()):
+            raise ConfirmationInvalid("confirmation code unknown or expired")
+        return await self.erase(customer_id, actor=actor, via=via)
+
+    async def erase(self, customer_id: str, *, actor: str, via: str) -> Document:
+        """Erase or anonymise the customer everywhere; returns the audit record."""
+        ids, recipients = await self.identities(customer_id)
+        idl = list(ids)
+        names = set(await self.db.list_collection_names())
+        erasure_id = uuid.uuid4().hex
+        counts: dict[str, int] = {}
+
+        async def delete(coll: str, query: Document) -> None:
+            if coll in names:
+                res = await self.db[coll].delete_many(query)
+                counts[coll] = counts.get(coll, 0) + res.deleted_count
+
+        # Due-list members first: they name the digests and notifications deleted below.
+        members = [f"d|{d['_id']}" async for d in self.db["pref_digests"].find({"customer": customer_id}, {"_id": 1})]
+        members += [f"h|{d['_id']}" async for d in self.db["notifications"].find({"customer": customer_id}, {"_id": 1})]
+        await self.engine.schedule.remove(members)
+        await delete("pref_customers", {"_id": customer_id})
+        await delete("pref_history", {"subject": customer_id})
+        await delete("pref_consents", {"customer": customer_id})
+        await delete("notifications", {"customer": customer_id})
+        await delete("pref_digests", {"customer": customer_id})
+        await delete("pref_exports", {"customer": customer_id})
+        await delete("messages", {"customer": {"$in": idl}})
+        await delete("conversations", {"customer": {"$in": idl}})
+        await delete("conversations", {"_id": {"$in": idl}})
+        if recipients:
+            pattern = "|".join(re.escape(r) for r in sorted(recipients | ids))
+            await delete("dead_letters", {"payload": {"$regex": pattern}})
+        if "tickets" in names:
+            n = 0
+            async for ticket in self.db["tickets"].find({"customer": {"$in": idl}}):
+                kept = {k: ticket[k] for k in self.ticket_keep if k in ticket}
+                await self.db["tickets"].replace_one({"_id": ticket["_id"]}, {**kept, "customer": f"erased:{erasure_id}"})
+                n += 1
+            counts["tickets_anonymised"] = n
+        counts["redis"] = await self._erase_redis(customer_id, ids | recipients)
+        audit: Document = {"_id": erasure_id, "at": self.clock.now(), "actor": actor, "via": via, "removed": counts}
+        # The actor is the customer themself when the request came from chat: keep no id.
+        if actor in ids:
+            audit["actor"] = "customer"
+        await self.erasures.insert_one(audit)
+        return audit
+
+    async def _erase_redis(self, customer_id: str, needles: set[str]) -> int:
+        removed = 0
+        encoded = [n.encode() for n in needles if n]
+        for stream in self.streams:
+            # Entries stay in a stream after they are acknowledged: delete the ones
+            # carrying the customer (sent replies, queued messages).
+            last = "-"
+            while True:
+                batch = await self.redis.xrange(stream, min=last, max="+", count=1000)
+                if not batch:
+                    break
+                doomed = [
+                    eid
+                    for eid, fields in batch
+                    if eid is not None and any(_has(v, encoded) for v in (fields or {}).values())
+                ]
+                if doomed:
+                    removed += int(await self.redis.xdel(stream, *doomed))
+                if len(batch) < 1000:
+                    break
+                last_id = batch[-1][0]
+                last = "(" + (last_id.decode() if isinstance(last_id, bytes) else str(last_id))
+            delayed = stream + ":delayed"
+            members = [m for m in await self.redis.zrange(delayed, 0, -1) if isinstance(m, (bytes, str)) and _has(m, encoded)]
+            if members:
+                removed += int(await self.redis.zrem(delayed, *members))
+        # Caches and markers of any component whose key names the customer.
+        for needle in needles:
+            async for key in self.redis.scan_iter(match=f"*{_glob_escape(needle)}*", count=1000):
+                removed += int(await self.redis.delete(key))
+        return removed
+
+
+def _has(value: bytes | str, needles: list[bytes]) -> bool:
+    raw = value if isinstance(value, bytes) else value.encode()
+    return any(n in raw for n in needles)
+
+
+def _glob_escape(s: str) -> str:
+    return re.sub(r"([*?\[\]\\])", r"\\\1", s)
+
+
+def _jsonable(doc: Mapping[str, Any]) -> Document:
+    out: Document = json.loads(json.dumps(doc, ensure_ascii=False, default=str))
+    return out

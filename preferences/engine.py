@@ -1,0 +1,431 @@
+"""The notification engine: every proactive message goes through ``notify``.
+
+``notify`` reads the customer's effective preferences, asks the pure policy
+(:func:`preferences.policy.decide`) what to do, records the notification in MongoDB
+(``notifications``) and then sends it through the outbox, schedules it for the end of
+the quiet hours, or folds it into a digest. Held messages and digests wait in the
+Redis due-list (:mod:`preferences.schedule`); ``run_due`` sends them when they fall due,
+from any number of workers.
+
+Idempotency: a notification's id is derived from the customer, topic and the caller's
+``key`` (or the data itself), so calling ``notify`` twice for the same event records
+and sends it once. Each send's outbox key is ``pref:n:<id>:<channel>`` (a digest's
+``pref:d:<id>:<channel>``): the outbox sends a key at most once, which is what makes
+a digest exactly-once across workers and restarts.
+
+Fallback: the engine registers an outbox give-up hook. When a channel cannot deliver
+(WeChat's 48 h window, a refused or dead message), the same content is rendered for the
+customer's next channel and queued with that channel's key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING, IndexModel, UpdateOne
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+from redis.asyncio import Redis
+
+from bot.messages import OutboundMessage
+from bot.outbox import Outbox
+from bot.store import MessageStore
+from preferences.clock import Clock, SystemClock, utc
+from preferences.errors import InvalidPreference
+from preferences.model import Channel, Importance, Preferences, Topic
+from preferences.policy import Action, decide
+from preferences.render import Renderer
+from preferences.schedule import DueSchedule
+from preferences.store import PreferenceStore
+
+log = logging.getLogger(__name__)
+
+Document = dict[str, Any]
+KEY_PREFIX = "pref:"
+_ENQUEUE_CHUNK = 500
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What ``notify`` did with one notification.
+
+    ``action`` is ``send`` (queued in the outbox on ``channel``), ``hold`` (until
+    ``deliver_at``, quiet hours), ``digest`` (folded into the digest due at
+    ``deliver_at``) or ``suppress`` (not sent; ``reason`` says why). ``duplicate`` is
+    true when the same notification had been notified before; the earlier decision is
+    returned and nothing is sent again.
+    """
+
+    notification_id: str
+    action: Action
+    reason: str
+    channel: str | None = None
+    deliver_at: float | None = None
+    duplicate: bool = False
+
+
+def notification_id(customer_id: str, topic: str, key: str | None, importance: str, data: Mapping[str, Any]) -> str:
+    basis = key if key is not None else json.dumps([importance, data], sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(f"{customer_id}\x1f{topic}\x1f{basis}".encode()).hexdigest()[:24]
+
+
+def digest_id(customer_id: str, due_at: float) -> str:
+    return hashlib.sha256(f"{customer_id}\x1f{int(due_at)}".encode()).hexdigest()[:24]
+
+
+class NotificationEngine:
+    """Decides, renders and queues proactive messages; runs the held and digest sends."""
+
+    def __init__(
+        self,
+        db: AsyncDatabase[Document],
+        redis: Redis,
+        outbox: Outbox,
+        prefs: PreferenceStore,
+        renderer: Renderer,
+        *,
+        clock: Clock | None = None,
+        message_store: MessageStore | None = None,
+        channel_ok: Callable[[str, str], bool] | None = None,
+        default_accounts: Mapping[str, str] | None = None,
+        lease_s: float = 120.0,
+    ) -> None:
+        self.db = db
+        self.redis = redis
+        self.outbox = outbox
+        self.prefs = prefs
+        self.renderer = renderer
+        self.clock = clock or SystemClock()
+        self.message_store = message_store
+        self.channel_ok = channel_ok
+        self.default_accounts = dict(default_accounts or {})
+        self.notifications = db["notifications"]
+        self.digests = db["pref_digests"]
+        self.schedule = DueSchedule(redis, lease_s=lease_s)
+
+    async def ensure_indexes(self) -> None:
+        await self.notifications.create_indexes(
+            [
+                IndexModel([("customer", ASCENDING), ("created_at", DESCENDING)]),
+                IndexModel([("digest_id", ASCENDING)]),
+                IndexModel([("status", ASCENDING)]),
+            ]
+        )
+        await self.digests.create_indexes([IndexModel([("customer", ASCENDING)]), IndexModel([("status", ASCENDING)])])
+
+    # -- notify ---------------------------------------------------------------------------
+    async def notify(
+        self,
+        customer_id: str,
+        topic: str | Topic,
+        importance: str | Importance,
+        data: Mapping[str, Any],
+        *,
+        key: str | None = None,
+        template: str | None = None,
+    ) -> Decision:
+        """Send (or hold, digest or suppress) one proactive message as the customer wishes.
+
+        Args:
+            customer_id: the preference store's customer id.
+            topic: repair, renewal, review, account or marketing.
+            importance: low, normal, high or critical (see :mod:`preferences.policy`).
+            data: the template's variables; for repair, ``ticket_open: false`` marks an
+                update about a closed ticket (open is assumed otherwise).
+            key: the caller's id of this event (e.g. ``"T-1001:status:3"``); by default the
+                data itself identifies it.
+            template: render this template instead of the topic's (e.g. ``export_ready``).
+
+        Raises:
+            InvalidPreference: unknown topic or importance.
+            UnknownCustomer: no such customer.
+        """
+        topic_e = _parse(Topic, topic, "topic")
+        importance_e = _parse(Importance, importance, "importance")
+        nid = notification_id(customer_id, topic_e.value, key, importance_e.value, data)
+        existing = await self.notifications.find_one({"_id": nid})
+        if existing is not None:
+            return _decision_of(existing, duplicate=True)
+        prefs = self._available(await self.prefs.effective(customer_id))
+        now = self.clock.now()
+        ticket_open = bool(data.get("ticket_open", True)) if topic_e is Topic.REPAIR else False
+        policy = decide(prefs, topic_e, importance_e, utc(now), ticket_open=ticket_open)
+        deliver_at = policy.deliver_at.timestamp() if policy.deliver_at else None
+        doc: Document = {
+            "_id": nid,
+            "customer": customer_id,
+            "topic": topic_e.value,
+            "importance": importance_e.value,
+            "data": dict(data),
+            "template": template or topic_e.value,
+            "created_at": now,
+            "action": policy.action.value,
+            "reason": policy.reason,
+            "channels": [c.value for c in policy.channels],
+            "detail": policy.detail.value,
+            "language": policy.language,
+            "deliver_at": deliver_at,
+            "period": policy.digest.value if policy.digest else None,
+            "status": {Action.SEND: "sending", Action.HOLD: "held", Action.DIGEST: "digest", Action.SUPPRESS: "suppressed"}[
+                policy.action
+            ],
+            "tried": [],
+        }
+        if policy.action is Action.DIGEST and deliver_at is not None:
+            doc["digest_id"] = digest_id(customer_id, deliver_at)
+        try:
+            await self.notifications.insert_one(doc)
+        except DuplicateKeyError:  # a concurrent notify of the same event won
+            again = await self.notifications.find_one({"_id": nid})
+            return _decision_of(again or doc, duplicate=True)
+        if policy.action is Action.SEND:
+            channel = await self._send_notification(doc, prefs, policy.channels[0].value)
+            return Decision(nid, policy.action, policy.reason, channel)
+        if policy.action is Action.HOLD and deliver_at is not None:
+            await self.schedule.add(f"h|{nid}", deliver_at)
+        elif policy.action is Action.DIGEST and deliver_at is not None:
+            did = doc["digest_id"]
+            await self.digests.update_one(
+                {"_id": did},
+                {"$setOnInsert": {"customer": customer_id, "due_at": deliver_at, "status": "scheduled"}},
+                upsert=True,
+            )
+            await self.schedule.add(f"d|{did}", deliver_at)
+        return Decision(nid, policy.action, policy.reason, None, deliver_at)
+
+    def _available(self, prefs: Preferences) -> Preferences:
+        """Preferences with only the addresses whose channel this gateway can send on."""
+        if self.channel_ok is None:
+            return prefs
+        ok = {c: a for c, a in prefs.addresses.items() if self.channel_ok(c.value, self._account(c.value, a.account))}
+        return dataclasses.replace(prefs, addresses=ok)
+
+    def _account(self, channel: str, account: str) -> str:
+        return account or self.default_accounts.get(channel, "")
+
+    def _outbound(self, prefs: Preferences, channel: str, key: str, text: str, topic: str) -> OutboundMessage | None:
+        addr = prefs.addresses.get(Channel(channel))
+        if addr is None:
+            return None
+        account = self._account(channel, addr.account)
+        return OutboundMessage(
+            channel=channel,
+            account=account,
+            recipient=addr.recipient,
+            conversation=f"{channel}:{account}:{addr.recipient}",
+            idempotency_key=key,
+            text=text,
+            topic=topic,
+        )
+
+    def render_notification(self, doc: Mapping[str, Any], channel: str) -> str:
+        return self.renderer.render(
+            doc["template"], doc["language"], channel, detail=doc["detail"], data=doc["data"], topic=doc["topic"]
+        )
+
+    async def _send_notification(self, doc: Document, prefs: Preferences, channel: str) -> str | None:
+        text = self.render_notification(doc, channel)
+        msg = self._outbound(prefs, channel, f"{KEY_PREFIX}n:{doc['_id']}:{channel}", text, doc["topic"])
+        if msg is None:
+            await self.notifications.update_one({"_id": doc["_id"]}, {"$set": {"status": "undeliverable"}})
+            return None
+        await self._enqueue([msg])
+        await self.notifications.update_one(
+            {"_id": doc["_id"]},
+            {"$set": {"status": "enqueued", "channel": channel, "sent_at": self.clock.now()}, "$addToSet": {"tried": channel}},
+        )
+        return channel
+
+    async def _enqueue(self, messages: Sequence[OutboundMessage]) -> None:
+        for start in range(0, len(messages), _ENQUEUE_CHUNK):
+            chunk = messages[start : start + _ENQUEUE_CHUNK]
+            if self.message_store is not None:
+                # Recorded before queueing so the sender's status marks land on a record.
+                for msg in chunk:
+                    await self.message_store.save_outbound(msg)
+            await self.outbox.enqueue(chunk)
+
+    # -- due work: held messages and digests -------------------------------------------------
+    async def run_due(self, limit: int = 500) -> int:
+        """Send what has fallen due (held messages, digests); returns how many were handled."""
+        members = await self.schedule.claim(self.clock.now(), limit)
+        if not members:
+            return 0
+        await self.process(members)
+        await self.schedule.ack(members)
+        return len(members)
+
+    async def run_all_due(self, limit: int = 500) -> int:
+        total = 0
+        while n := await self.run_due(limit):
+            total += n
+        return total
+
+    async def process(self, members: Sequence[str]) -> None:
+        """Send claimed members; safe to repeat (a reclaimed lease runs it again)."""
+        held = [m[2:] for m in members if m.startswith("h|")]
+        digests = [m[2:] for m in members if m.startswith("d|")]
+        if held:
+            await self._release_held(held)
+        if digests:
+            await self._send_digests(digests)
+
+    async def _customers(self, ids: set[str]) -> dict[str, Preferences]:
+        out: dict[str, Preferences] = {}
+        async for doc in self.prefs.customers.find({"_id": {"$in": list(ids)}}):
+            out[str(doc["_id"])] = self._available(await self.prefs.effective_of(doc))
+        return out
+
+    async def _release_held(self, ids: list[str]) -> None:
+        docs = [d async for d in self.notifications.find({"_id": {"$in": ids}, "status": "held"})]
+        prefs = await self._customers({d["customer"] for d in docs})
+        for doc in docs:
+            p = prefs.get(doc["customer"])
+            channels = [c.value for c in p.reachable()] if p else []
+            if p is None or not channels:
+                await self.notifications.update_one({"_id": doc["_id"]}, {"$set": {"status": "undeliverable"}})
+                continue
+            await self.notifications.update_one({"_id": doc["_id"]}, {"$set": {"channels": channels}})
+            doc["channels"] = channels
+            await self._send_notification(doc, p, channels[0])
+
+    async def _send_digests(self, ids: list[str]) -> None:
+        digests = {d["_id"]: d async for d in self.digests.find({"_id": {"$in": ids}, "status": "scheduled"})}
+        if not digests:
+            return
+        items: dict[str, list[Document]] = defaultdict(list)
+        # Content is every notification filed under the digest, whatever its status, so a
+        # digest rebuilt after a crash renders exactly what the first build rendered.
+        cursor = self.notifications.find({"digest_id": {"$in": list(digests)}}).sort("created_at", DESCENDING)
+        async for doc in cursor:
+            items[doc["digest_id"]].append(doc)
+        prefs = await self._customers({d["customer"] for d in digests.values()})
+        messages: list[OutboundMessage] = []
+        updates: list[UpdateOne] = []
+        now = self.clock.now()
+        for did, digest in digests.items():
+            its = items.get(did, [])
+            p = prefs.get(digest["customer"])
+            channels = [c.value for c in p.reachable()] if p else []
+            if not its:
+                updates.append(UpdateOne({"_id": did}, {"$set": {"status": "empty", "done_at": now}}))
+                continue
+            if p is None or not channels:
+                updates.append(UpdateOne({"_id": did}, {"$set": {"status": "undeliverable", "done_at": now}}))
+                continue
+            msg = self._digest_message(did, p, channels[0], its)
+            if msg is not None:
+                messages.append(msg)
+            updates.append(
+                UpdateOne(
+                    {"_id": did},
+                    {"$set": {"status": "sent", "channels": channels, "channel": channels[0], "done_at": now, "items": len(its)}},
+                )
+            )
+        await self._enqueue(messages)
+        sent = [did for did in digests if items.get(did)]
+        if sent:
+            await self.notifications.update_many({"digest_id": {"$in": sent}}, {"$set": {"status": "digested"}})
+        if updates:
+            await self.digests.bulk_write(updates, ordered=False)
+
+    def _digest_message(self, did: str, prefs: Preferences, channel: str, items: list[Document]) -> OutboundMessage | None:
+        text = self.render_digest(prefs.language, channel, items)
+        return self._outbound(prefs, channel, f"{KEY_PREFIX}d:{did}:{channel}", text, "digest")
+
+    def render_digest(self, language: str, channel: str, items: list[Document]) -> str:
+        """A digest: items grouped by topic, groups and items newest first."""
+        groups: dict[str, list[dict[str, str]]] = {}
+        for doc in sorted(items, key=lambda d: d["created_at"], reverse=True):
+            text = self.render_notification(doc, channel)
+            groups.setdefault(doc["topic"], []).append({"text": text, "headline": text.splitlines()[0] if text else ""})
+        period = "weekly" if any(d.get("period") == "weekly" for d in items) else "daily"
+        return self.renderer.render(
+            "digest",
+            language,
+            channel,
+            period=period,
+            total=len(items),
+            groups=[{"topic": t, "entries": its} for t, its in groups.items()],
+        )
+
+    # -- fallback -------------------------------------------------------------------------------
+    async def on_give_up(self, reply: OutboundMessage, status: str, reason: str) -> None:
+        """Outbox give-up hook: queue the same content on the customer's next channel."""
+        key = reply.idempotency_key
+        if not key.startswith(KEY_PREFIX):
+            return
+        try:
+            _, kind, ident, channel = key.split(":", 3)
+        except ValueError:
+            return
+        coll = self.notifications if kind == "n" else self.digests
+        doc = await coll.find_one({"_id": ident})
+        if doc is None:
+            return
+        channels: list[str] = list(doc.get("channels") or [])
+        nxt = channels[channels.index(channel) + 1] if channel in channels[:-1] else None
+        log.info("notification %s undeliverable on %s (%s: %s); next: %s", key, channel, status, reason, nxt)
+        await coll.update_one({"_id": ident}, {"$addToSet": {"failed": channel}})
+        if nxt is None:
+            await coll.update_one({"_id": ident}, {"$set": {"status": "undeliverable"}})
+            return
+        prefs = self._available(await self.prefs.effective(doc["customer"]))
+        if kind == "n":
+            await self._send_notification(doc, prefs, nxt)
+            return
+        its = [d async for d in self.notifications.find({"digest_id": ident})]
+        msg = self._digest_message(ident, prefs, nxt, its)
+        if msg is not None:
+            await self._enqueue([msg])
+            await coll.update_one({"_id": ident}, {"$set": {"channel": nxt}})
+
+    # -- recovery ---------------------------------------------------------------------------------
+    async def resync(self, stale_s: float = 60.0) -> int:
+        """Re-add to Redis what MongoDB says is waiting, and finish interrupted sends.
+
+        Run at startup: a lost Redis (or a crash between the record and the schedule)
+        then delays nothing; re-adding is NX and sends are keyed, so it is always safe.
+        """
+        members: dict[str, float] = {}
+        async for doc in self.notifications.find({"status": "held"}, projection={"deliver_at": 1}):
+            members[f"h|{doc['_id']}"] = float(doc["deliver_at"])
+        async for doc in self.digests.find({"status": "scheduled"}, projection={"due_at": 1}):
+            members[f"d|{doc['_id']}"] = float(doc["due_at"])
+        # Skip what is already claimed by a live worker.
+        leased = {m.decode() if isinstance(m, bytes) else m for m in await self.redis.zrange("kefu:prefs:due:lease", 0, -1)}
+        await self.schedule.add_many({m: t for m, t in members.items() if m not in leased})
+        resent = 0
+        cutoff = self.clock.now() - stale_s
+        async for doc in self.notifications.find({"status": "sending", "created_at": {"$lt": cutoff}}):
+            prefs = self._available(await self.prefs.effective(doc["customer"]))
+            if doc["channels"]:
+                await self._send_notification(doc, prefs, doc["channels"][0])
+                resent += 1
+        return len(members) + resent
+
+
+def _parse(kind: Any, value: Any, field: str) -> Any:
+    try:
+        return kind(value)
+    except ValueError:
+        known = ", ".join(m.value for m in kind)
+        raise InvalidPreference(f"{field}: unknown {value!r} (known: {known})", field=field) from None
+
+
+def _decision_of(doc: Mapping[str, Any], *, duplicate: bool) -> Decision:
+    return Decision(
+        notification_id=str(doc["_id"]),
+        action=Action(doc["action"]),
+        reason=str(doc["reason"]),
+        channel=doc.get("channel"),
+        deliver_at=doc.get("deliver_at"),
+        duplicate=duplicate,
+    )

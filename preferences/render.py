@@ -1,0 +1,80 @@
+"""Rendering notifications and digests: jinja2 templates per topic, detail, language, channel.
+
+Templates live in ``preferences/templates/<lang>/``. For a message ``name`` on a channel
+the first that exists wins: ``<lang>/<name>.<channel>.j2``, ``<lang>/<name>.j2``, then the
+same in Chinese. Every template receives ``detail`` (brief / standard / full), ``channel``
+and ``rich`` (WeChat, WeCom and email get the rich layout; DingTalk, whose work
+notifications are read on a phone lock screen, the compact one), plus ``data``.
+A deployment can override any template from its own folder.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from preferences.model import zone
+
+COMPACT_CHANNELS = frozenset({"dingtalk"})
+_BUILTIN = Path(__file__).parent / "templates"
+
+
+def progress_bar(percent: Any, width: int = 10) -> str:
+    """``▓▓▓▓▓░░░░░ 50%`` for a percentage; clamps to 0..100."""
+    try:
+        p = max(0, min(100, int(float(percent))))
+    except (TypeError, ValueError):
+        return ""
+    filled = round(p * width / 100)
+    return "▓" * filled + "░" * (width - filled) + f" {p}%"
+
+
+def local_time(ts: Any, tz: str = "Asia/Shanghai", fmt: str = "%Y-%m-%d %H:%M") -> str:
+    """Unix seconds (or an ISO string, passed through) as local wall-clock time."""
+    if isinstance(ts, (int, float)):
+        return dt.datetime.fromtimestamp(ts, zone(tz)).strftime(fmt)
+    return str(ts)
+
+
+class Renderer:
+    """All templates read once at construction (call it off the event loop)."""
+
+    def __init__(self, override_dir: Path | None = None) -> None:
+        sources = _read_tree(_BUILTIN)
+        if override_dir is not None:
+            sources.update(_read_tree(override_dir))
+        self.env = jinja2.Environment(
+            loader=jinja2.DictLoader(sources),
+            autoescape=False,  # chat text; the email channel escapes for its HTML part
+            undefined=jinja2.StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+        self.env.filters["bar"] = progress_bar
+        self.env.filters["localtime"] = local_time
+
+    def render(self, name: str, language: str, channel: str = "", /, **context: Any) -> str:
+        """Render message ``name`` for ``language`` and ``channel`` (see module doc)."""
+        candidates: list[str | jinja2.Template] = []
+        for lang in dict.fromkeys((language, "zh")):
+            if channel:
+                candidates.append(f"{lang}/{name}.{channel}.j2")
+            candidates.append(f"{lang}/{name}.j2")
+        template = self.env.get_or_select_template(candidates)
+        text = template.render(channel=channel, rich=channel not in COMPACT_CHANNELS, language=language, **context)
+        # Collapse the blank lines that skipped template blocks leave behind.
+        lines = [ln.rstrip() for ln in text.strip().splitlines()]
+        out: list[str] = []
+        for ln in lines:
+            if ln or (out and out[-1]):
+                out.append(ln)
+        return "\n".join(out)
+
+
+def _read_tree(root: Path) -> dict[str, str]:
+    if not root.is_dir():
+        return {}
+    return {p.relative_to(root).as_posix(): p.read_text(encoding="utf-8") for p in sorted(root.rglob("*.j2"))}

@@ -1,0 +1,291 @@
+"""Customers' settings, their history, consents and the marketers' layers in MongoDB.
+
+Collections:
+
+``pref_customers``
+    ``{_id: customer_id, profile: {...}, settings: <own layer>, segments: [...],
+    consents_active: [...], version: n, created_at, updated_at}``
+``pref_layers``
+    the marketers' layers: ``_id`` ``"default"`` or ``"segment:<name>"``, with
+    ``settings`` and ``version``.
+``pref_history``
+    one record per change of any of the above: ``{subject, version, at, actor, via,
+    old, new, note}``; ``old``/``new`` are whole layers, so a rollback is a copy.
+``pref_consents``
+    one record per consent given or withdrawn: what, when, how (channel, wording shown).
+
+Every write of a layer is a compare-and-set on ``version``, so two concurrent changes
+cannot both win and the history stays a straight line.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from preferences.clock import Clock, SystemClock
+from preferences.errors import ConcurrentChange, InvalidPreference, UnknownCustomer, UnknownVersion
+from preferences.model import RECIPIENT_FIELD, Channel, JsonDict, Preferences, merge, resolve, validate_layer
+
+Document = dict[str, Any]
+
+DEFAULT_LAYER = "default"
+VIA = ("chat", "console", "api", "system")
+_LAYER_CACHE_S = 5.0  # marketers' layers change rarely; notify() reads them a lot
+
+
+def segment_layer(name: str) -> str:
+    return f"segment:{name}"
+
+
+class PreferenceStore:
+    """Reads and versioned writes of preferences; the single writer of these collections."""
+
+    def __init__(self, db: AsyncDatabase[Document], clock: Clock | None = None) -> None:
+        self.db = db
+        self.clock = clock or SystemClock()
+        self.customers = db["pref_customers"]
+        self.layers = db["pref_layers"]
+        self.history = db["pref_history"]
+        self.consents = db["pref_consents"]
+        self._layer_cache: dict[str, tuple[float, JsonDict]] = {}
+
+    async def ensure_indexes(self) -> None:
+        await self.history.create_indexes([IndexModel([("subject", ASCENDING), ("version", DESCENDING)])])
+        await self.consents.create_indexes([IndexModel([("customer", ASCENDING), ("at", DESCENDING)])])
+        await self.customers.create_indexes(
+            [IndexModel([(f"settings.addresses.{c.value}.{f}", ASCENDING)]) for c, f in RECIPIENT_FIELD.items()]
+        )
+
+    # -- customers ---------------------------------------------------------------------
+    async def get(self, customer_id: str) -> Document:
+        doc = await self.customers.find_one({"_id": customer_id})
+        if doc is None:
+            raise UnknownCustomer(f"unknown customer {customer_id!r}")
+        return doc
+
+    async def exists(self, customer_id: str) -> bool:
+        return await self.customers.count_documents({"_id": customer_id}, limit=1) > 0
+
+    async def create(
+        self,
+        customer_id: str,
+        *,
+        profile: Mapping[str, Any] | None = None,
+        settings: Mapping[str, Any] | None = None,
+        segments: list[str] | None = None,
+        actor: str = "system",
+        via: str = "api",
+    ) -> bool:
+        """Create the customer if new (settings recorded as version 1); False if it existed."""
+        layer = validate_layer(settings or {})
+        now = self.clock.now()
+        doc: Document = {
+            "_id": customer_id,
+            "profile": dict(profile or {}),
+            "settings": layer,
+            "segments": list(segments or []),
+            "consents_active": [],
+            "version": 1,
+            "created_at": now,
+            "updated_at": now,
+        }
+        try:
+            await self.customers.insert_one(doc)
+        except DuplicateKeyError:
+            return False
+        await self._record(customer_id, 1, {}, layer, actor, via, "created")
+        return True
+
+    async def update_profile(self, customer_id: str, profile: Mapping[str, Any], segments: list[str] | None) -> None:
+        fields: Document = {f"profile.{k}": v for k, v in profile.items()}
+        if segments is not None:
+            fields["segments"] = list(segments)
+        if not fields:
+            return
+        res = await self.customers.update_one({"_id": customer_id}, {"$set": fields})
+        if res.matched_count == 0:
+            raise UnknownCustomer(f"unknown customer {customer_id!r}")
+
+    async def find_by_address(self, channel: str, account: str, recipient: str) -> str | None:
+        """The customer whose address on ``channel`` is ``recipient`` (and ``account``)."""
+        field = RECIPIENT_FIELD[Channel(channel)]
+        query: Document = {f"settings.addresses.{channel}.{field}": recipient}
+        if account:
+            query[f"settings.addresses.{channel}.account"] = account
+        doc = await self.customers.find_one(query, projection={"_id": 1})
+        return None if doc is None else str(doc["_id"])
+
+    async def effective(self, customer_id: str) -> Preferences:
+        """The customer's preferences with defaults, segments and own choices merged."""
+        doc = await self.get(customer_id)
+        return await self.effective_of(doc)
+
+    async def effective_of(self, doc: Mapping[str, Any]) -> Preferences:
+        layers: list[Mapping[str, Any]] = [await self._layer(DEFAULT_LAYER)]
+        for seg in doc.get("segments") or ():
+            layers.append(await self._layer(segment_layer(str(seg))))
+        layers.append(doc.get("settings") or {})
+        return resolve(str(doc["_id"]), layers, frozenset(doc.get("consents_active") or ()))
+
+    async def effective_layer(self, customer_id: str) -> JsonDict:
+        """The merged settings as JSON (what a customer sees as 'my settings')."""
+        from preferences.model import BUILTIN_DEFAULTS
+
+        doc = await self.get(customer_id)
+        merged: JsonDict = dict(BUILTIN_DEFAULTS)
+        merged = merge(merged, await self._layer(DEFAULT_LAYER))
+        for seg in doc.get("segments") or ():
+            merged = merge(merged, await self._layer(segment_layer(str(seg))))
+        return merge(merged, doc.get("settings") or {})
+
+    # -- versioned changes ---------------------------------------------------------------
+    async def change(
+        self,
+        customer_id: str,
+        update: Mapping[str, Any],
+        *,
+        actor: str,
+        via: str,
+        replace: bool = False,
+        note: str = "",
+    ) -> int:
+        """Apply a patch (or replace the whole own layer) and record it; returns the version."""
+        patch = validate_layer(update)
+        return await self._change(
+            self.customers, customer_id, lambda old: patch if replace else merge(old, patch), actor, via, note
+        )
+
+    async def rollback(self, subject: str, version: int, *, actor: str, via: str) -> int:
+        """Restore the layer as it was right after ``version``; recorded as a new version."""
+        rec = await self.history.find_one({"subject": subject, "version": version})
+        if rec is None:
+            raise UnknownVersion(f"{subject!r} has no version {version}")
+        target: JsonDict = dict(rec["new"])
+        coll = self.layers if subject == DEFAULT_LAYER or subject.startswith("segment:") else self.customers
+        return await self._change(coll, subject, lambda _old: target, actor, via, f"rollback to {version}")
+
+    async def list_history(self, subject: str, limit: int = 100) -> list[Document]:
+        cursor = self.history.find({"subject": subject}, projection={"_id": 0}).sort("version", DESCENDING).limit(limit)
+        return [doc async for doc in cursor]
+
+    async def _change(
+        self,
+        coll: Any,
+        subject: str,
+        compute: Callable[[JsonDict], JsonDict],
+        actor: str,
+        via: str,
+        note: str,
+    ) -> int:
+        if via not in VIA:
+            raise InvalidPreference(f"via: expected one of {', '.join(VIA)}", field="via")
+        for _ in range(5):
+            doc = await coll.find_one({"_id": subject})
+            if doc is None:
+                raise UnknownCustomer(f"unknown customer {subject!r}")
+            old: JsonDict = dict(doc.get("settings") or {})
+            new = validate_layer(compute(old))
+            version = int(doc.get("version", 0))
+            res = await coll.find_one_and_update(
+                {"_id": subject, "version": version},
+                {"$set": {"settings": new, "version": version + 1, "updated_at": self.clock.now()}},
+                return_document=ReturnDocument.AFTER,
+            )
+            if res is None:
+                continue  # lost a race; read again
+            await self._record(subject, version + 1, old, new, actor, via, note)
+            self._layer_cache.pop(subject, None)
+            return version + 1
+        raise ConcurrentChange(f"{subject!r} is being changed concurrently; try again")
+
+    async def _record(self, subject: str, version: int, old: JsonDict, new: JsonDict, actor: str, via: str, note: str) -> None:
+        await self.history.update_one(
+            {"_id": f"{subject}#{version}"},
+            {
+                "$setOnInsert": {
+                    "subject": subject,
+                    "version": version,
+                    "at": self.clock.now(),
+                    "actor": actor,
+                    "via": via,
+                    "old": old,
+                    "new": new,
+                    "note": note,
+                }
+            },
+            upsert=True,
+        )
+
+    # -- marketers' layers -----------------------------------------------------------------
+    async def put_layer(self, name: str, settings: Mapping[str, Any], *, actor: str, via: str = "api") -> int:
+        """Replace the global default (``"default"``) or a segment's layer; versioned."""
+        layer = validate_layer(settings)
+        if "addresses" in layer:
+            raise InvalidPreference("addresses: not allowed in defaults or segments", field="addresses")
+        try:
+            await self.layers.insert_one({"_id": name, "settings": {}, "version": 0})
+        except DuplicateKeyError:
+            pass
+        return await self._change(self.layers, name, lambda _old: layer, actor, via, "")
+
+    async def get_layer(self, name: str) -> JsonDict:
+        doc = await self.layers.find_one({"_id": name})
+        return {} if doc is None else dict(doc.get("settings") or {})
+
+    async def list_layers(self) -> list[Document]:
+        return [doc async for doc in self.layers.find({}, projection={"settings": 1, "version": 1})]
+
+    async def _layer(self, name: str) -> JsonDict:
+        now = time.monotonic()
+        hit = self._layer_cache.get(name)
+        if hit is not None and now - hit[0] < _LAYER_CACHE_S:
+            return hit[1]
+        layer = await self.get_layer(name)
+        self._layer_cache[name] = (now, layer)
+        return layer
+
+    # -- consents ----------------------------------------------------------------------------
+    async def record_consent(
+        self,
+        customer_id: str,
+        scope: str,
+        granted: bool,
+        *,
+        via: str,
+        actor: str,
+        evidence: str = "",
+    ) -> Document:
+        """Record consent given or withdrawn for ``scope`` (e.g. ``marketing``).
+
+        ``evidence`` says how it was given: the wording shown, the form, the message id.
+        """
+        if via not in VIA:
+            raise InvalidPreference(f"via: expected one of {', '.join(VIA)}", field="via")
+        if not scope or not scope.isidentifier():
+            raise InvalidPreference("scope: expected a name like 'marketing'", field="scope")
+        await self.get(customer_id)
+        rec: Document = {
+            "_id": uuid.uuid4().hex,
+            "customer": customer_id,
+            "scope": scope,
+            "granted": granted,
+            "at": self.clock.now(),
+            "via": via,
+            "actor": actor,
+            "evidence": evidence,
+        }
+        await self.consents.insert_one(rec)
+        op = "$addToSet" if granted else "$pull"
+        await self.customers.update_one({"_id": customer_id}, {op: {"consents_active": scope}})
+        return rec
+
+    async def list_consents(self, customer_id: str) -> list[Document]:
+        cursor = self.consents.find({"customer": customer_id}).sort("at", DESCENDING)
+        return [doc async for doc in cursor]
