@@ -43,6 +43,7 @@ from bot.webhook import make_handler
 from bot.worker import InboundWorker
 from channels import BUILTIN_CHANNELS, SIMULATED_APIS
 from channels.base import Channel, ChannelContext
+from preferences.api import setup as setup_preferences
 
 log = logging.getLogger(__name__)
 
@@ -182,6 +183,9 @@ def build_app(
         await asyncio.gather(*tasks, return_exceptions=True)
 
     app.cleanup_ctx.append(runtime_ctx)
+    # Preferences API and notification engine; before background_ctx so its outbox
+    # give-up hook is registered before the senders start.
+    setup_preferences(app, role)
     app.cleanup_ctx.append(background_ctx)
     if role in ("all", "web"):
         add_webhook_routes(app, settings)
