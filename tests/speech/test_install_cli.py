@@ -86,7 +86,7 @@ def test_cli_transcribe_json(clips: Clips, model_path: str) -> None:
 
 
 def test_cli_transcribe_plain_and_errors(clips: Clips, model_path: str, tmp_path: Path) -> None:
-    result = _cli("speech", "transcribe", str(clips.path("zh.silk")), "--model-path", model_path)
+    result = _cli("speech", "transcribe", str(clips.path("zh.amr")), "--model-path", model_path)
     assert result.returncode == 0, result.stderr
     assert "language: zh" in result.stdout
 
