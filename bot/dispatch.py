@@ -70,8 +70,20 @@ class Skill(abc.ABC):
 
 class Dispatcher:
     def __init__(self, groups: Sequence[Sequence[Skill]], templates: Templates) -> None:
-        self.groups = groups
+        self.groups: list[Sequence[Skill]] = list(groups)
         self.templates = templates
+
+    def add_group(self, group: Sequence[Skill], *, after: str | None = None) -> None:
+        """Add a group of skills after the group holding skill ``after`` (first if absent).
+
+        For parts that bring their own skills (preferences): they go after an open form,
+        so that a form's question is answered before anything else is considered.
+        """
+        for index, existing in enumerate(self.groups):
+            if any(skill.name == after for skill in existing):
+                self.groups.insert(index + 1, group)
+                return
+        self.groups.insert(0, group)
 
     async def dispatch(self, turn: Turn) -> Sequence[Reply]:
         for group in self.groups:

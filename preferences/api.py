@@ -459,9 +459,8 @@ def _services_ctx(role: str, clock: Clock) -> Callable[[web.Application], AsyncI
         )
         app[SERVICES] = Services(prefs, engine, rights, ApiKeys.from_section(rt.settings.section("api")))
         rt.outbox.add_give_up_hook(engine.on_give_up)
-        # The dispatcher has no registration API; its groups are a plain sequence read
-        # per turn, so putting ours first is all it takes.
-        rt.dispatcher.groups = [build_skills(prefs, rights, rt.redis, renderer), *rt.dispatcher.groups]
+        # After an open form (its questions come first), before everything else.
+        rt.dispatcher.add_group(build_skills(prefs, rights, rt.redis, renderer), after="repair_report")
         stop = asyncio.Event()
         tasks: list[asyncio.Task[None]] = []
         if role in ("all", "worker"):

@@ -47,6 +47,9 @@ class NluLike(Protocol):
     def entity(self, name: str) -> str | None: ...
 
 
+AWAITING = "awaiting_confirmation"
+
+
 class PreferenceSkill(Skill):
     """Shared plumbing: who the customer is, the pending record, rendering."""
 
@@ -85,8 +88,11 @@ class PreferenceSkill(Skill):
     def say(self, name: str, language: str, **context: Any) -> tuple[Reply]:
         return (Reply(text=self.renderer.render(name, language, **context)),)
 
-    async def set_pending(self, customer_id: str, record: JsonDict) -> None:
+    async def set_pending(self, customer_id: str, record: JsonDict, turn: Turn | None = None) -> None:
         await self.redis.set(PENDING_PREFIX + customer_id, json.dumps(record, ensure_ascii=False), ex=PENDING_TTL_S)
+        if turn is not None and turn.state is not None:
+            # Tells the conversation that the next yes/no answers us, not someone else.
+            turn.state.memory[AWAITING] = "preferences"
 
     async def pop_pending(self, customer_id: str) -> JsonDict | None:
         raw = await self.redis.getdel(PENDING_PREFIX + customer_id)
@@ -106,7 +112,7 @@ class SetPreferenceSkill(PreferenceSkill):
         patch = patch_from(turn.nlu, turn.text, current)
         if not patch:
             return self.say("chat_unclear", turn.language)
-        await self.set_pending(cid, {"kind": "set", "patch": patch})
+        await self.set_pending(cid, {"kind": "set", "patch": patch}, turn)
         return self.say("chat_confirm_set", turn.language, summary=self.renderer.render("chat_summary", turn.language, s=summarise(patch)))
 
 
@@ -142,7 +148,7 @@ class DeleteDataSkill(PreferenceSkill):
     async def handle(self, turn: Turn) -> Sequence[Reply]:
         cid = await self.customer(turn)
         code = await self.rights.request_erasure(cid, ttl_s=PENDING_TTL_S)
-        await self.set_pending(cid, {"kind": "erase", "code": code})
+        await self.set_pending(cid, {"kind": "erase", "code": code}, turn)
         return self.say("chat_erase_confirm", turn.language)
 
 
@@ -152,8 +158,14 @@ class ConfirmSkill(PreferenceSkill):
     name = "preference_confirm"
     intents = frozenset({"affirm", "deny"})
 
+    def accepts(self, turn: Turn) -> bool:
+        # Only a yes/no that answers our own question; other skills own other yes/nos.
+        return super().accepts(turn) and turn.state is not None and turn.state.memory.get(AWAITING) == "preferences"
+
     async def handle(self, turn: Turn) -> Sequence[Reply]:
         assert turn.nlu is not None
+        if turn.state is not None:
+            turn.state.memory.pop(AWAITING, None)
         cid = await self.customer(turn)
         pending = await self.pop_pending(cid)
         if pending is None:

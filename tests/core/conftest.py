@@ -20,7 +20,7 @@ async def fake_wechat(aiohttp_server: Any) -> AsyncIterator[tuple[FakeWeChatAPI,
 
 
 @pytest.fixture
-async def gateway(aiohttp_client: Any, fake_wechat: tuple[FakeWeChatAPI, TestServer], redis_url: str, mongo_url: str, redis: Any) -> Harness:
+async def gateway(redis: Any, aiohttp_client: Any, fake_wechat: tuple[FakeWeChatAPI, TestServer], redis_url: str, mongo_url: str) -> Harness:
     fake, server = fake_wechat
     settings = settings_from_mapping(gateway_config(redis_url, mongo_url, str(server.make_url(""))), env={})
     client = await aiohttp_client(build_app(settings))
@@ -28,7 +28,7 @@ async def gateway(aiohttp_client: Any, fake_wechat: tuple[FakeWeChatAPI, TestSer
 
 
 @pytest.fixture
-async def web_only(aiohttp_client: Any, fake_wechat: tuple[FakeWeChatAPI, TestServer], redis_url: str, mongo_url: str, redis: Any) -> Harness:
+async def web_only(redis: Any, aiohttp_client: Any, fake_wechat: tuple[FakeWeChatAPI, TestServer], redis_url: str, mongo_url: str) -> Harness:
     """The webhook without workers: what it enqueues stays in the stream for inspection."""
     fake, server = fake_wechat
     settings = settings_from_mapping(gateway_config(redis_url, mongo_url, str(server.make_url(""))), env={})

@@ -12,6 +12,7 @@ from typing import Any
 import pyarrow.parquet as pq
 from redis.asyncio import Redis
 
+from bot.conversation.state import ConversationState
 from bot.dispatch import Turn
 from bot.messages import InboundMessage, MessageKind
 from bot.nlu.client import Entity, ParseResult
@@ -153,7 +154,11 @@ async def test_erasure_leaves_nothing_searchable(gateway: tuple[Harness, Recordi
 def turn(text: str, intent: str, **entities: str) -> Turn:
     msg = InboundMessage(channel="wechat", account="demo", sender="oChat", conversation="wechat:demo:oChat", kind=MessageKind.TEXT, platform_id="1", timestamp=0.0, text=text)
     ents = tuple(Entity(k, v, 0, 0, None) for k, v in entities.items())
-    return Turn(message=msg, language="zh", text=text, nlu=ParseResult(text=text, intent=intent, confidence=0.9, entities=ents, ranking=()))
+    return Turn(message=msg, language="zh", text=text, nlu=ParseResult(text=text, intent=intent, confidence=0.9, entities=ents, ranking=()), state=CHAT_STATE)
+
+
+# One conversation's state across the turns of the chat test, as the worker keeps it.
+CHAT_STATE = ConversationState(conversation="wechat:demo:oChat", customer="wechat:demo:oChat", channel="wechat", account="demo", sender="oChat")
 
 
 async def test_chat_confirmation_flow(gateway: tuple[Harness, RecordingChannel]) -> None:
@@ -178,7 +183,8 @@ async def test_chat_confirmation_flow(gateway: tuple[Harness, RecordingChannel])
     assert eff.topics[next(iter(eff.topics))].frequency.value == "weekly"
     hist = await svc.prefs.list_history("wechat:demo:oChat")
     assert hist[0]["via"] == "chat" and hist[0]["actor"] == "wechat:demo:oChat"
-    assert await say(turn("好的", "affirm")) == "好的。"  # nothing pending any more
+    # Nothing pending any more: a yes is not ours to answer (forms and small talk take it).
+    assert not any(s.accepts(turn("好的", "affirm")) for s in skills)
     assert "无法恢复" in await say(turn("删除我的数据", "delete_my_data"))
     assert "已删除" in await say(turn("确认", "affirm"))
     assert not await svc.prefs.exists("wechat:demo:oChat")
