@@ -5,10 +5,12 @@ from __future__ import annotations
 from channels.base import Channel
 from channels.wechat import WeChatChannel
 from channels.wecom import WeComChannel
+from channels.wecom_kf import WeComKfChannel
 
 CHANNEL_CLASSES: list[type[Channel]] = [
     WeChatChannel,
     WeComChannel,
+    WeComKfChannel,
 ]
 
 BUILTIN_CHANNELS: dict[str, type[Channel]] = {c.name: c for c in CHANNEL_CLASSES}
@@ -19,4 +21,5 @@ BUILTIN_CHANNELS: dict[str, type[Channel]] = {c.name: c for c in CHANNEL_CLASSES
 SIMULATED_APIS: dict[str, str] = {
     "wechat": "channels.wechat.fake_api:FakeWeChatAPI",
     "wecom": "channels.wecom.fake_api:FakeWeComAPI",
+    "wecom_kf": "channels.wecom_kf.fake_api:FakeWeComKfAPI",
 }

@@ -62,6 +62,10 @@ class FakeWeComAPI:
         queue.extend([None] * after)
         queue.extend(Failure(status, errcode, delay_s) for _ in range(times))
 
+    def clear_failures(self) -> None:
+        """Forget failures not yet used: the platform is healthy again."""
+        self._failures.clear()
+
     def revoke_tokens(self) -> None:
         """Invalidate every issued token, as when a token is refreshed elsewhere."""
         self._valid_tokens.clear()

@@ -44,6 +44,8 @@ def wecom_config(redis_url: str, mongo_url: str, fake_url: str, **pipeline: Any)
         "redis_url": redis_url,
         "mongo_url": mongo_url,
         "pipeline": {"claim_idle_ms": 800, "outbox_backoff_s": 0.05, "outbox_max_attempts": 3, **pipeline},
+        "nlu": {"enabled": False},  # replies come from the template skills, no Rasa needed
+        "speech": {"enabled": False},
         "channels": {"wecom": [{**WECOM_ACCOUNT, "api_base_url": fake_url}]},
     }
 
@@ -53,6 +55,8 @@ def kf_config(redis_url: str, mongo_url: str, fake_url: str, *, account: Mapping
         "redis_url": redis_url,
         "mongo_url": mongo_url,
         "pipeline": {"claim_idle_ms": 800, "outbox_backoff_s": 0.05, "outbox_max_attempts": 3, **pipeline},
+        "nlu": {"enabled": False},  # replies come from the template skills, no Rasa needed
+        "speech": {"enabled": False},
         "channels": {"wecom_kf": [{**(account or KF_ACCOUNT), "api_base_url": fake_url}]},
     }
 

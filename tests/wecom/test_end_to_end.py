@@ -199,6 +199,8 @@ async def test_simulate_against_the_mounted_fake(aiohttp_server: Any, aiohttp_cl
         "redis_url": redis_url,
         "mongo_url": mongo_url,
         "simulator": True,
+        "nlu": {"enabled": False},
+        "speech": {"enabled": False},
         "channels": {"wecom": [account]},
     }
     server = await aiohttp_server(build_app(settings_from_mapping(config, env={})), port=port)
