@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -88,10 +89,17 @@ def to_simplified(text: str) -> str:
     return str(result)
 
 
+_FULL_WIDTH = {",": "，", "!": "！", "?": "？", ";": "；", ":": "："}
+# ASCII punctuation right after a Chinese character (whisper's habit): full width, as a
+# customer would type it and as the Chinese tokenizer of the NLU expects.
+_ZH_PUNCT = re.compile(r"(?<=[\u3400-\u9fff])\s*([,!?;:])\s*")
+
+
 def join_segments(texts: Iterable[str], language: str) -> str:
     """Segment texts to one transcript: Chinese runs together, English is spaced."""
     parts = [" ".join(t.split()) for t in texts]
     parts = [p for p in parts if p]
     if language == "zh":
-        return to_simplified("".join(parts))
+        text = to_simplified("".join(parts))
+        return _ZH_PUNCT.sub(lambda m: _FULL_WIDTH[m.group(1)], text)
     return " ".join(parts)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import concurrent.futures.process
 import multiprocessing
 import threading
 import time
@@ -28,7 +29,7 @@ from typing import Protocol
 
 from speech.decode import AudioLimits, decode_audio
 from speech.engines import Engine, engine_class, load_engine
-from speech.errors import SpeechBusy, SpeechClosed
+from speech.errors import EngineError, SpeechBusy, SpeechClosed
 from speech.settings import SpeechSettings
 
 
@@ -156,7 +157,17 @@ class _ProcessEngine:
             return self._processes
 
     def __call__(self, audio: bytes, fmt: str) -> Transcript:
-        return self._pool().submit(_process_job, self._settings, audio, fmt).result()
+        pool = self._pool()
+        try:
+            return pool.submit(_process_job, self._settings, audio, fmt).result()
+        except concurrent.futures.process.BrokenProcessPool as exc:
+            # A child died (killed for memory, most likely). Drop the pool so the next
+            # note starts fresh processes instead of failing forever.
+            with self._lock:
+                if self._processes is pool:
+                    self._processes = None
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise EngineError("the speech worker process died; the next note starts a new one") from exc
 
     def warm_up(self) -> None:
         """Best effort: each of ``workers`` jobs lands on an idle process, normally its own."""
@@ -197,6 +208,11 @@ class PooledTranscriber:
         self._closed = False
 
     @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._closed
+
+    @property
     def in_flight(self) -> int:
         """Transcriptions running or waiting for a worker."""
         return self._in_flight
@@ -211,7 +227,7 @@ class PooledTranscriber:
 
     async def transcribe(self, audio: bytes, *, format: str) -> Transcript:
         """See :meth:`Transcriber.transcribe`."""
-        if self._closed:
+        if self.closed:
             raise SpeechClosed("the transcriber is closed")
         if self._in_flight >= self._capacity:
             raise SpeechBusy(
@@ -231,7 +247,18 @@ class PooledTranscriber:
                 pass
 
         future.add_done_callback(release)
-        return await asyncio.wrap_future(future)
+        try:
+            return await asyncio.wrap_future(future)
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            # (a method call: mypy would keep `self.closed` narrowed to False from above)
+            if future.cancelled() and self._is_closed() and not (task and task.cancelling()):
+                # Still queued when close() cancelled it: not the caller's cancellation.
+                raise SpeechClosed("the transcriber closed before this note was transcribed") from None
+            raise
+
+    def _is_closed(self) -> bool:
+        return self._closed
 
     def _release(self) -> None:
         self._in_flight -= 1

@@ -186,3 +186,16 @@ async def test_openai_engine_runs_in_a_worker_process(
     assert transcript.engine == "openai"
     assert "tractor" in transcript.text.lower()
     assert_loop_was_free(gaps, wall)
+
+
+async def test_close_finishes_the_running_note_and_fails_queued_ones(
+    settings_for: Callable[..., SpeechSettings], en_amr: bytes
+) -> None:
+    t = build_transcriber(settings_for(workers=1, max_queue=2))
+    tasks = [asyncio.create_task(t.transcribe(en_amr, format="amr")) for _ in range(3)]
+    await asyncio.sleep(0.05)  # the first is running (loading the model), two are queued
+    await t.close()
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    assert isinstance(results[0], Transcript) and results[0].text
+    assert all(isinstance(r, SpeechClosed) for r in results[1:]), results
+    assert t.in_flight == 0

@@ -87,6 +87,7 @@ def test_prompts_carry_the_script_cue_and_vocabulary() -> None:
 def test_chinese_segments_are_joined_and_simplified() -> None:
     assert join_segments([" 空調不製冷，", " 聲音像拖拉機"], "zh") == "空调不制冷，声音像拖拉机"
     assert join_segments([" The air", "  conditioner "], "en") == "The air conditioner"
+    assert join_segments(["空调不制冷, 声音像拖拉机?", "XK-8800, ok"], "zh") == "空调不制冷，声音像拖拉机？XK-8800, ok"
 
 
 def test_confidence_range_and_ordering() -> None:
