@@ -1,4 +1,23 @@
-"""The ``speech:`` section of kefu.yml, read once at the composition root and handed down."""
+"""The ``speech:`` section of kefu.yml, read once at the composition root and handed down.
+
+Every key is optional; these are the defaults::
+
+    speech:
+      engine: faster              # faster | openai
+      model_path: var/models/whisper-base
+      device: cpu                 # cpu | cuda | auto
+      compute_type: int8          # CTranslate2 type; float16 on a GPU
+      cpu_threads: 0              # 0 = the cores shared among workers
+      workers: 1
+      max_queue: 8                # waiting notes beyond the workers; more -> SpeechBusy
+      max_bytes: 10485760         # 10 MB
+      max_duration_s: 120
+      language: auto-zh-en        # auto-zh-en | zh | en
+      vocabulary: []              # e.g. [XK-8800, XK-9900]
+      low_confidence: 0.5
+      use_platform_recognition: true
+      beam_size: 5
+"""
 
 from __future__ import annotations
 
