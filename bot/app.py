@@ -23,6 +23,8 @@ from pymongo import AsyncMongoClient
 from redis.asyncio import BlockingConnectionPool, Redis
 
 from bot.config import Settings
+from bot.apikeys import API_KEYS, ApiKeys
+from bot.conversation.api import routes as conversation_routes
 from bot.conversation.handoff import Handoff
 from bot.conversation.ordering import ConversationGate
 from bot.conversation.state import StateStore
@@ -187,9 +189,11 @@ def build_app(
     # give-up hook is registered before the senders start.
     setup_preferences(app, role)
     app.cleanup_ctx.append(background_ctx)
+    app[API_KEYS] = ApiKeys.from_section(settings.section("api"))
     if role in ("all", "web"):
         add_webhook_routes(app, settings)
         app.router.add_get("/healthz", healthz)
+        app.add_routes(conversation_routes())
     if settings.simulator:
         for name, target in SIMULATED_APIS.items():
             module_name, _, class_name = target.partition(":")

@@ -21,19 +21,17 @@ Only SHA-256 digests are kept in memory and compared in constant time. Scopes:
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import json
 import logging
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
-from bot.errors import ConfigError
+from bot.apikeys import API_KEYS, ApiKeys, check, json_error
 from bot.runtime import RUNTIME
 from preferences.clock import Clock, SystemClock
 from preferences.data_rights import DataRights
@@ -44,43 +42,6 @@ from preferences.skills import build_skills
 from preferences.store import DEFAULT_LAYER, PreferenceStore, segment_layer
 
 log = logging.getLogger(__name__)
-
-SCOPES = ("prefs:read", "prefs:write", "notify", "data:export", "data:erase", "marketing")
-
-
-@dataclass
-class ApiKeys:
-    """Configured API keys as (sha256 digest, scopes)."""
-
-    keys: list[tuple[bytes, frozenset[str]]] = field(default_factory=list)
-
-    @classmethod
-    def from_section(cls, section: Mapping[str, Any]) -> ApiKeys:
-        out = cls()
-        for i, item in enumerate(section.get("keys") or ()):
-            if not isinstance(item, Mapping):
-                raise ConfigError(f"api.keys[{i}]: expected a mapping")
-            scopes = frozenset(str(s) for s in item.get("scopes") or ())
-            unknown = scopes - set(SCOPES)
-            if unknown:
-                raise ConfigError(f"api.keys[{i}]: unknown scopes {sorted(unknown)} (known: {', '.join(SCOPES)})")
-            if item.get("key"):
-                digest = hashlib.sha256(str(item["key"]).encode()).digest()
-            elif item.get("key_sha256"):
-                digest = bytes.fromhex(str(item["key_sha256"]))
-            else:
-                raise ConfigError(f"api.keys[{i}]: needs key or key_sha256")
-            out.keys.append((digest, scopes))
-        return out
-
-    def scopes_of(self, presented: str) -> frozenset[str] | None:
-        digest = hashlib.sha256(presented.encode()).digest()
-        found: frozenset[str] | None = None
-        for known, scopes in self.keys:  # no early exit: timing says nothing about which key
-            if hmac.compare_digest(digest, known):
-                found = scopes
-        return found
-
 
 @dataclass
 class Services:
@@ -97,22 +58,15 @@ SERVICES = web.AppKey("preferences", Services)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def error(status: int, code: str, message: str, **extra: Any) -> web.Response:
-    return web.json_response({"error": {"code": code, "message": message, **extra}}, status=status)
+error = json_error
 
 
 def requires(scope: str) -> Callable[[Handler], Handler]:
     def wrap(handler: Handler) -> Handler:
         async def checked(request: web.Request) -> web.StreamResponse:
-            svc = request.app[SERVICES]
-            auth = request.headers.get("Authorization", "")
-            presented = auth[7:].strip() if auth.lower().startswith("bearer ") else request.headers.get("X-API-Key", "")
-            scopes = svc.keys.scopes_of(presented) if presented else None
-            if scopes is None:
-                log.warning("preferences api: rejected request without a valid key from %s", request.remote)
-                return error(401, "unauthorized", "missing or unknown API key")
-            if scope not in scopes:
-                return error(403, "forbidden", f"this key lacks scope {scope!r}")
+            refused = check(request, scope)
+            if refused is not None:
+                return refused
             try:
                 return await handler(request)
             except PreferenceError as exc:
@@ -457,7 +411,7 @@ def _services_ctx(role: str, clock: Clock) -> Callable[[web.Application], AsyncI
             clock=clock, mask_fields=section.get("mask_fields") or ("phone", "mobile", "tel", "telephone", "id_number", "id_card"),
             streams=(pipeline.inbound_stream, pipeline.outbox_stream), link_ttl_s=float(section.get("link_ttl_s", 72 * 3600)),
         )
-        app[SERVICES] = Services(prefs, engine, rights, ApiKeys.from_section(rt.settings.section("api")))
+        app[SERVICES] = Services(prefs, engine, rights, app[API_KEYS])
         rt.outbox.add_give_up_hook(engine.on_give_up)
         # After an open form (its questions come first), before everything else.
         rt.dispatcher.add_group(build_skills(prefs, rights, rt.redis, renderer), after="repair_report")
