@@ -69,6 +69,12 @@ async def _run_headless(app: Any) -> None:
 
 def cmd_simulate(args: argparse.Namespace) -> int:
     settings = _settings(args)
+    interactive = args.channel == "chat"
+    if interactive:
+        args.channel = args.chat_channel
+    elif not (args.text or args.voice or args.event):
+        print("kefu simulate: give --text, --voice or --event (or use `kefu simulate chat`)", file=sys.stderr)
+        return 2
     accounts = settings.accounts(args.channel)
     if not accounts:
         print(f"no {args.channel} account is configured in {settings.source}", file=sys.stderr)
@@ -103,6 +109,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             result: list[str] = await module.simulate(session, gateway, chosen[0], options)
             return result
 
+    if interactive:
+        return _chat(module, gateway, chosen[0], options)
+
     try:
         replies = asyncio.run(go())
     except Exception as exc:  # the user wants one line, not a traceback
@@ -112,6 +121,39 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         print("(the gateway accepted the message; no reply seen within the wait time)")
     for reply in replies:
         print(reply)
+    return 0
+
+
+def _chat(module: Any, gateway: str, account: Any, options: Any) -> int:
+    """An interactive conversation: each line typed goes in as the customer's message."""
+    from dataclasses import replace
+
+    import aiohttp
+
+    print(f"Chatting with {gateway} as {options.sender} on {account.get('account')}. Empty line or Ctrl-D to leave.")
+
+    async def say(session: aiohttp.ClientSession, text: str) -> list[str]:
+        result: list[str] = await module.simulate(session, gateway, account, replace(options, text=text))
+        return result
+
+    async def loop() -> None:
+        async with aiohttp.ClientSession() as session:
+            while True:
+                try:
+                    line = await asyncio.to_thread(input, "you> ")
+                except EOFError:
+                    return
+                if not line.strip():
+                    return
+                try:
+                    replies = await say(session, line)
+                except Exception as exc:
+                    print(f"(failed: {exc})")
+                    continue
+                for reply in replies or ["(no reply)"]:
+                    print(f"bot> {reply}")
+
+    asyncio.run(loop())
     return 0
 
 
@@ -142,9 +184,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=cmd_run)
 
     sim = sub.add_parser("simulate", help="send a message to the running gateway as a platform would")
-    sim.add_argument("channel", help="wechat, wecom, wecom_kf, dingtalk, email")
+    sim.add_argument("channel", help="wechat, wecom, wecom_kf, dingtalk, email; or chat for an interactive conversation")
+    sim.add_argument("--channel", dest="chat_channel", default="wechat", help="with `chat`: the channel to talk through")
     sim.add_argument("--account", help="account name (default: the first configured)")
-    group = sim.add_mutually_exclusive_group(required=True)
+    group = sim.add_mutually_exclusive_group()
     group.add_argument("--text")
     group.add_argument("--voice", help="audio file to send as a voice note")
     group.add_argument("--event", help="an event such as subscribe")

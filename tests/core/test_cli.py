@@ -37,6 +37,12 @@ def test_embedded_demo_run_and_simulate(tmp_path: Path) -> None:
         assert "你好" in done.stdout and "收到" in done.stdout
         welcome = kefu("simulate", "wechat", "--event", "subscribe", "--sender", "oNew", cwd=tmp_path, env=env)
         assert "欢迎" in welcome.stdout
+        chat = subprocess.run(
+            [sys.executable, "-m", "bot.cli", "simulate", "chat", "--channel", "wechat", "--sender", "oChatter"],
+            cwd=tmp_path, env=env, input="hello there\n\n", capture_output=True, text=True, timeout=60,
+        )
+        assert chat.returncode == 0, chat.stderr
+        assert "bot> We received your message" in chat.stdout
         unknown = kefu("simulate", "wechat", "--account", "nope", "--text", "x", cwd=tmp_path, env=env)
         assert unknown.returncode == 2 and "nope" in unknown.stderr
     finally:
