@@ -108,6 +108,13 @@ class Channel(abc.ABC):
         """
         return (message,)
 
+    async def handoff_changed(self, conversation: str, recipient: str, *, agent: str) -> None:
+        """A person took the conversation over (``agent`` named) or gave it back (``""``).
+
+        For platforms that keep their own record of who serves a session (WeCom customer
+        service's ``service_state``). The default has nothing to tell.
+        """
+
     async def run_background(self, stop: asyncio.Event) -> None:
         """Long-running intake that is not a webhook (IMAP IDLE, DingTalk stream mode).
 

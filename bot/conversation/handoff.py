@@ -85,7 +85,7 @@ class Handoff:
 
     async def waiting(self) -> list[dict[str, Any]]:
         """Conversations waiting for an agent, longest-waiting first."""
-        items = await self.redis.zrange(WAITING, 0, -1, withscores=True)
+        items: Any = await self.redis.zrange(WAITING, 0, -1, withscores=True)
         out: list[dict[str, Any]] = []
         for member, since in items:
             conversation = member.decode() if isinstance(member, bytes) else str(member)
@@ -114,6 +114,7 @@ class Handoff:
             await self.states.save(state)
             await self.redis.zrem(WAITING, conversation)
             await self._record(conversation, "claimed", agent=agent)
+        await self._tell_platform(state, agent)
         await self._notify(state, "agent_joined", agent=agent)
         return state
 
@@ -138,8 +139,19 @@ class Handoff:
             state.handoff_reason = ""
             await self.states.save(state)
             await self._record(conversation, "handed_back", agent=agent)
+        await self._tell_platform(state, "")
         await self._notify(state, "handed_back")
         return state
+
+    async def _tell_platform(self, state: ConversationState, agent: str) -> None:
+        channel = self.channels(state.channel, state.account)
+        if channel is None:
+            return
+        try:
+            await channel.handoff_changed(state.conversation, state.sender, agent=agent)
+        except Exception:
+            # Kefu's own record is authoritative; a platform that missed it is logged.
+            log.exception("%s: could not tell %s about the hand-off", state.conversation, state.channel)
 
     async def _state(self, conversation: str) -> ConversationState:
         state = await self.states.get(conversation)

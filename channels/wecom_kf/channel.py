@@ -67,6 +67,7 @@ class WeComKfChannel(Channel):
         max_pages: int = 200,
     ) -> None:
         super().__init__(account)
+        self.servicers: dict[str, str] = {}  # Kefu agent name -> WeCom servicer userid
         self.client = client
         self._crypto = crypto
         self.state = state
@@ -93,7 +94,7 @@ class WeComKfChannel(Channel):
             base_url=resolve_base_url(section.get("api_base_url"), DEFAULT_BASE_URL, ctx),
             timeout_s=float(section.get("timeout_s", 10.0)),
         )
-        return cls(
+        channel = cls(
             account,
             client=client,
             crypto=crypto,
@@ -102,6 +103,8 @@ class WeComKfChannel(Channel):
             voice_format=_voice_format(section.get("voice_format")),
             page_limit=int(section.get("sync_page_limit", 1000)),
         )
+        channel.servicers = {str(k): str(v) for k, v in (section.get("servicers") or {}).items()}
+        return channel
 
     # -- inbound --------------------------------------------------------------------
     def verify_url(self, request: WebhookRequest) -> str:
@@ -205,6 +208,25 @@ class WeComKfChannel(Channel):
         return await self.client.download_media(media.media_id)
 
     # -- hand-off -------------------------------------------------------------------
+    async def handoff_changed(self, conversation: str, recipient: str, *, agent: str) -> None:
+        """Mirror a Kefu hand-off in WeCom when the agent is a WeCom servicer.
+
+        Agents who answer from Kefu's console reply through ``kf/send_msg``, which WeCom
+        refuses while a human servicer holds the session, so the session stays with the
+        "bot" for them. Only agents listed in ``servicers`` (Kefu name -> WeCom userid)
+        take the WeCom session themselves, and it returns to the bot on hand-back.
+        """
+        ids = split_conversation(conversation)
+        if ids is None:
+            return
+        open_kfid, external_userid = ids
+        if agent:
+            servicer = self.servicers.get(agent)
+            if servicer:
+                await self.transfer_to_human(open_kfid, external_userid, servicer)
+        elif self.servicers:
+            await self.transfer_to_bot(open_kfid, external_userid)
+
     async def session_state(self, open_kfid: str, external_userid: str) -> SessionState:
         """Who holds the customer's session now (bot, queue, a human servicer)."""
         return await self.client.service_state_get(open_kfid, external_userid)
