@@ -20,6 +20,8 @@ import logging
 from collections import defaultdict
 from collections.abc import Callable
 
+from redis.exceptions import ResponseError
+
 from bot.conversation.keywords import keyword_intent
 from bot.conversation.ordering import ConversationGate
 from bot.conversation.state import ConversationState, StateStore
@@ -81,6 +83,14 @@ class InboundWorker:
                 await self.process_batch(entries)
             except asyncio.CancelledError:
                 raise
+            except ResponseError as exc:
+                if "NOGROUP" in str(exc) or "UNBLOCKED" in str(exc):
+                    # The stream was deleted under us (FLUSHDB, an operator): recreate it.
+                    log.warning("inbound stream or group vanished (%s); recreating", exc)
+                    await self.queue.ensure_group()
+                    continue
+                log.exception("inbound worker loop failed; retrying in 1 s")
+                await asyncio.sleep(1.0)
             except Exception:
                 log.exception("inbound worker loop failed; retrying in 1 s")
                 await asyncio.sleep(1.0)

@@ -72,3 +72,13 @@ async def test_same_msgid_on_two_accounts_are_two_messages(gateway: Harness) -> 
     await gateway.say("oSame", "hi two", msg_id, account=PLAIN_ACCOUNT)
     await gateway.fake.wait_sent(2)
     assert len(gateway.fake.sent_to("oSame")) == 2
+
+
+async def test_streams_deleted_under_running_workers_are_recreated(gateway: Harness) -> None:
+    await gateway.say("oBefore", "hi")
+    await gateway.fake.wait_sent(1)
+    await gateway.runtime.redis.flushdb()  # an operator wipes Redis while workers block on it
+    await asyncio.sleep(0.7)
+    await gateway.say("oAfter", "hi again")
+    await gateway.fake.wait_sent(2, timeout_s=15)
+    assert len(gateway.fake.sent_to("oAfter")) == 1

@@ -1,0 +1,120 @@
+"""Text in -> reply out through the whole gateway with real Rasa NLU in the loop.
+
+Run: ``python bench/bench_conversation.py`` after ``kefu nlu install && kefu nlu train``.
+It starts Redis and a MongoDB-protocol server, one Rasa process on the trained model,
+the gateway (``--role all``) and a fake WeChat API, then sends customer messages that
+NLU must classify (greetings, repair reports, status questions) and times each from the
+webhook POST to the customer-service send.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.bench_ack import ACCOUNT, pct, start, stop, wait_log  # noqa: E402
+from bot.nlu.service import RasaServer, latest_model  # noqa: E402
+from bot.nlu.settings import NluSettings  # noqa: E402
+from channels.wechat.simulator import signed_request, text_xml  # noqa: E402
+from tests.services import free_port, wait_port  # noqa: E402
+
+PHRASES = ["你好", "my XK-8800 is not cooling", "我的维修到哪了", "thanks a lot", "转人工", "今天天气怎么样"]
+
+
+async def drive(port: int, fake: Any, count: int, concurrency: int) -> list[float]:
+    import aiohttp
+
+    latencies: list[float] = []
+    sem = asyncio.Semaphore(concurrency)
+    async with aiohttp.ClientSession() as session:
+
+        async def one(i: int) -> None:
+            user = f"oNlu{concurrency}x{i}"  # a conversation each: no form state carried over
+            query, body = signed_request(ACCOUNT, text_xml(user, PHRASES[i % len(PHRASES)], 7_000_000_000 + concurrency * 100_000 + i))
+            async with sem:
+                t0 = time.perf_counter()
+                async with session.post(f"http://127.0.0.1:{port}/wechat/bench", params=query, data=body) as resp:
+                    assert resp.status == 200
+                while not fake.sent_to(user):
+                    await asyncio.sleep(0.001)
+                latencies.append((time.perf_counter() - t0) * 1000)
+
+        await asyncio.gather(*(one(i) for i in range(count)))
+    return latencies
+
+
+async def run(args: argparse.Namespace, tmp: Path) -> dict[int, list[float]]:
+    from aiohttp import web
+
+    from channels.wechat.fake_api import FakeWeChatAPI
+
+    nlu = NluSettings.from_mapping({})
+    model = latest_model(nlu)
+    if model is None:
+        raise SystemExit("no trained model: run `kefu nlu install && kefu nlu train` first")
+    rasa_port = free_port()
+    rasa = RasaServer(nlu, model, rasa_port)
+    rasa.start()
+    redis_port, mongo_port = free_port(), free_port()
+    procs = [
+        start(["redis-server", "--port", str(redis_port), "--save", "", "--appendonly", "no", "--dir", str(tmp)], tmp / "redis.log"),
+        start([str(Path(sys.executable).with_name("secantusd-py")), "--host", "127.0.0.1", "--port", str(mongo_port), "--storage-path", ":memory:"], tmp / "mongo.log"),
+    ]
+    fake = FakeWeChatAPI()
+    runner = web.AppRunner(fake.app(), access_log=None)
+    await runner.setup()
+    fake_port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", fake_port).start()
+    try:
+        await asyncio.to_thread(rasa.wait_ready)
+        port = free_port()
+        cfg = {
+            "http": {"host": "127.0.0.1", "port": port},
+            "redis_url": f"redis://127.0.0.1:{redis_port}/0",
+            "mongo_url": f"mongodb://127.0.0.1:{mongo_port}/bench",
+            "nlu": {"enabled": True, "urls": [rasa.url], "autostart": False},
+            "speech": {"enabled": False},
+            "pipeline": {"workers": args.workers},
+            "channels": {"wechat": [{**ACCOUNT, "api_base_url": f"http://127.0.0.1:{fake_port}"}]},
+        }
+        (tmp / "kefu.yml").write_text(yaml.safe_dump(cfg))
+        gateway = start([sys.executable, "-m", "bot.cli", "--config", str(tmp / "kefu.yml"), "run"], tmp / "gateway.log")
+        procs.append(gateway)
+        await asyncio.to_thread(wait_log, tmp / "gateway.log", "gateway ready", gateway)
+        await asyncio.to_thread(wait_port, port, gateway, 30)
+        await drive(port, fake, 12, 1)  # warm-up
+        return {c: await drive(port, fake, args.messages, c) for c in (1, 8)}
+    finally:
+        for proc in procs:
+            stop(proc)
+        rasa.stop()
+        await runner.cleanup()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--messages", type=int, default=120)
+    parser.add_argument("--workers", type=int, default=2, help="inbound workers in the gateway process")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="kefu-bench-nlu-") as tmp:
+        results = asyncio.run(run(args, Path(tmp)))
+    print("Text in -> reply out with Rasa NLU (one Rasa process, gateway --role all, fake WeChat API)")
+    print(f"{'concurrency':>12} {'messages':>9} {'p50 ms':>8} {'p99 ms':>8} {'mean ms':>8}")
+    for c, lat in results.items():
+        print(f"{c:>12} {len(lat):>9} {pct(lat, 50):>8.1f} {pct(lat, 99):>8.1f} {statistics.mean(lat):>8.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
