@@ -88,4 +88,15 @@ async def build_voice(settings: Any, store: MessageStore) -> VoiceStep:
     if not await asyncio.to_thread(models_installed, speech_settings.model_path, speech_settings.engine):
         log.warning("speech is off: no Whisper model at %s (run `kefu speech install`)", speech_settings.model_path)
         return VoiceStep(None, speech_settings, store)
-    return VoiceStep(build_transcriber(speech_settings), speech_settings, store)
+    transcriber = build_transcriber(speech_settings)
+    # Load the model now, in the background, so the first voice note does not pay for it.
+    warm = getattr(transcriber, "warm_up", None)
+    if warm is not None:
+        task = asyncio.create_task(warm(), name="speech-warm-up")
+        task.add_done_callback(_log_warm_up)
+    return VoiceStep(transcriber, speech_settings, store)
+
+
+def _log_warm_up(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("loading the Whisper model failed: %s", task.exception())

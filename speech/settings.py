@@ -15,7 +15,7 @@ Every key is optional; these are the defaults::
       language: auto-zh-en        # auto-zh-en | zh | en
       vocabulary: []              # e.g. [XK-8800, XK-9900]
       low_confidence: 0.5
-      use_platform_recognition: true
+      use_platform_recognition: false  # true: use WeChat/DingTalk recognition instead of Whisper
       beam_size: 5
 """
 
@@ -90,7 +90,7 @@ class SpeechSettings:
     language: str = "auto-zh-en"
     vocabulary: tuple[str, ...] = ()
     low_confidence: float = 0.5
-    use_platform_recognition: bool = True
+    use_platform_recognition: bool = False
     beam_size: int = 5
 
     def __post_init__(self) -> None:

@@ -74,12 +74,6 @@ class RasaProxy:
             self._runner = None
 
 
-@pytest.fixture
-async def fake_wechat(aiohttp_server: Any) -> AsyncIterator[tuple[FakeWeChatAPI, TestServer]]:
-    fake = FakeWeChatAPI()
-    yield fake, await aiohttp_server(fake.app())
-
-
 async def make_gateway(aiohttp_client: Any, fake: tuple[FakeWeChatAPI, TestServer], redis_url: str, mongo_url: str, nlu_urls: list[str], **pipeline: Any) -> Harness:
     cfg = gateway_config(redis_url, mongo_url, str(fake[1].make_url("")), **pipeline)
     cfg["nlu"] = {"enabled": True, "urls": nlu_urls, "autostart": False, "timeout_s": 5.0, "reset_after_s": 0.5}
