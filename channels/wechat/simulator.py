@@ -16,23 +16,23 @@ from typing import Any
 
 import aiohttp
 
+from channels.simulation import SimulationError, api_base, cdata, count_sent, wait_replies
 from channels.wechat.crypto import MessageCrypto, sha1_signature
 
+__all__ = ["SimulateOptions", "SimulationError", "simulate"]
 
-def _cdata(value: str) -> str:
-    # "]]>" cannot appear inside CDATA; split it across two sections, as XML requires.
-    return "<![CDATA[" + value.replace("]]>", "]]]]><![CDATA[>") + "]]>"
+
 
 
 def message_xml(to_user: str, from_user: str, msg_type: str, fields: Mapping[str, str | int], *, create_time: int | None = None) -> str:
     parts = [
-        f"<ToUserName>{_cdata(to_user)}</ToUserName>",
-        f"<FromUserName>{_cdata(from_user)}</FromUserName>",
+        f"<ToUserName>{cdata(to_user)}</ToUserName>",
+        f"<FromUserName>{cdata(from_user)}</FromUserName>",
         f"<CreateTime>{create_time or int(time.time())}</CreateTime>",
-        f"<MsgType>{_cdata(msg_type)}</MsgType>",
+        f"<MsgType>{cdata(msg_type)}</MsgType>",
     ]
     for name, value in fields.items():
-        parts.append(f"<{name}>{value}</{name}>" if isinstance(value, int) else f"<{name}>{_cdata(value)}</{name}>")
+        parts.append(f"<{name}>{value}</{name}>" if isinstance(value, int) else f"<{name}>{cdata(value)}</{name}>")
     return "<xml>" + "".join(parts) + "</xml>"
 
 
@@ -68,7 +68,7 @@ def signed_request(
     crypto = MessageCrypto(token, str(aes_key), str(account["app_id"]))
     encrypted, msg_signature, _, _ = crypto.encrypt(xml, timestamp=timestamp, nonce=nonce)
     query.update(encrypt_type="aes", msg_signature=msg_signature)
-    body = f"<xml><ToUserName>{_cdata('gh_kefu_demo')}</ToUserName><Encrypt>{_cdata(encrypted)}</Encrypt></xml>"
+    body = f"<xml><ToUserName>{cdata('gh_kefu_demo')}</ToUserName><Encrypt>{cdata(encrypted)}</Encrypt></xml>"
     return query, body.encode()
 
 
@@ -89,10 +89,9 @@ async def simulate(session: aiohttp.ClientSession, gateway_url: str, account: Ma
     Replies are read from the fake WeChat API's record of sends, so this shows them only
     when the account's ``api_base_url`` points at a Kefu fake (the embedded demo does).
     """
-    base = str(account.get("api_base_url") or "https://api.weixin.qq.com").rstrip("/")
-    api = gateway_url.rstrip("/") + base if base.startswith("/") else base
+    api = api_base(gateway_url, account, "https://api.weixin.qq.com")
     sent_url = f"{api}/_sent"
-    before = await _count_sent(session, sent_url, opts.sender)
+    before = await count_sent(session, sent_url, opts.sender)
     if opts.voice is not None:
         if before is None:
             raise SimulationError("--voice needs the fake WeChat API (api_base_url: /_sim/wechat) to hold the media")
@@ -109,24 +108,7 @@ async def simulate(session: aiohttp.ClientSession, gateway_url: str, account: Ma
             raise SimulationError(f"gateway answered {resp.status}: {answer.strip()}")
     if before is None:
         return []
-    deadline = time.monotonic() + opts.wait_s
-    replies: list[str] = []
-    while time.monotonic() < deadline:
-        await asyncio.sleep(0.1)
-        async with session.get(sent_url, params={"touser": opts.sender}) as resp:
-            sent = await resp.json()
-        if len(sent) > before:
-            replies = [_describe(s) for s in sent[before:]]
-            # Give multi-part answers a moment to arrive together.
-            await asyncio.sleep(opts.settle_s)
-            async with session.get(sent_url, params={"touser": opts.sender}) as resp:
-                sent = await resp.json()
-            return [_describe(s) for s in sent[before:]]
-    return replies
-
-
-class SimulationError(Exception):
-    pass
+    return await wait_replies(session, sent_url, opts.sender, before, opts.wait_s, opts.settle_s)
 
 
 @dataclass(frozen=True)
@@ -139,16 +121,6 @@ class SimulateOptions:
     settle_s: float = 0.5
 
 
-async def _count_sent(session: aiohttp.ClientSession, url: str, touser: str) -> int | None:
-    try:
-        async with session.get(url, params={"touser": touser}) as resp:
-            if resp.status != 200:
-                return None
-            return len(await resp.json())
-    except (aiohttp.ClientError, ValueError):
-        return None
-
-
 async def _upload(session: aiohttp.ClientSession, api: str, account: Mapping[str, Any], path: Path) -> str:
     async with session.post(
         f"{api}/cgi-bin/stable_token",
@@ -159,15 +131,3 @@ async def _upload(session: aiohttp.ClientSession, api: str, account: Mapping[str
     form.add_field("media", await asyncio.to_thread(path.read_bytes), filename=path.name)
     async with session.post(f"{api}/cgi-bin/media/upload", params={"access_token": token, "type": "voice"}, data=form) as resp:
         return str((await resp.json())["media_id"])
-
-
-def _describe(sent: Mapping[str, Any]) -> str:
-    kind = sent.get("msgtype")
-    if kind == "text":
-        return str(sent["text"]["content"])
-    if kind == "news":
-        article = sent["news"]["articles"][0]
-        return f"[news] {article.get('title', '')} {article.get('url', '')}".strip()
-    if kind == "image":
-        return f"[image {sent['image']['media_id']}]"
-    return f"[{kind}]"

@@ -18,11 +18,11 @@ from typing import Any
 
 import aiohttp
 
+from channels.simulation import SimulationError, cdata, count_sent, describe, wait_replies
+from channels.simulation import api_base as shared_api_base
 from channels.wechat.crypto import MessageCrypto
 
-
-class SimulationError(Exception):
-    pass
+__all__ = ["SimulationError", "cdata", "count_sent", "describe", "wait_replies"]
 
 
 @dataclass(frozen=True)
@@ -33,11 +33,6 @@ class SimulateOptions:
     event: str = ""
     wait_s: float = 15.0
     settle_s: float = 0.5
-
-
-def cdata(value: str) -> str:
-    # "]]>" cannot appear inside CDATA; split it across two sections, as XML requires.
-    return "<![CDATA[" + value.replace("]]>", "]]]]><![CDATA[>") + "]]>"
 
 
 def app_message_xml(
@@ -101,9 +96,7 @@ def verification_query(account: Mapping[str, Any], plain_echo: str, *, timestamp
 
 
 def api_base(gateway_url: str, account: Mapping[str, Any]) -> str:
-    """The account's API base; a path ("/_sim/wecom") is relative to the gateway."""
-    base = str(account.get("api_base_url") or "https://qyapi.weixin.qq.com").rstrip("/")
-    return gateway_url.rstrip("/") + base if base.startswith("/") else base
+    return shared_api_base(gateway_url, account, "https://qyapi.weixin.qq.com")
 
 
 async def simulate(session: aiohttp.ClientSession, gateway_url: str, account: Mapping[str, Any], opts: SimulateOptions) -> list[str]:
@@ -136,34 +129,6 @@ async def simulate(session: aiohttp.ClientSession, gateway_url: str, account: Ma
     return await wait_replies(session, sent_url, opts.sender, before, opts.wait_s, opts.settle_s)
 
 
-async def count_sent(session: aiohttp.ClientSession, url: str, touser: str) -> int | None:
-    """How many sends the fake recorded for ``touser``; None when no fake answers."""
-    try:
-        async with session.get(url, params={"touser": touser}) as resp:
-            if resp.status != 200:
-                return None
-            return len(await resp.json())
-    except (aiohttp.ClientError, ValueError):
-        return None
-
-
-async def wait_replies(
-    session: aiohttp.ClientSession, url: str, touser: str, before: int, wait_s: float, settle_s: float
-) -> list[str]:
-    deadline = time.monotonic() + wait_s
-    while time.monotonic() < deadline:
-        await asyncio.sleep(0.1)
-        async with session.get(url, params={"touser": touser}) as resp:
-            sent = await resp.json()
-        if len(sent) > before:
-            # Give multi-part answers a moment to arrive together.
-            await asyncio.sleep(settle_s)
-            async with session.get(url, params={"touser": touser}) as resp:
-                sent = await resp.json()
-            return [describe(s) for s in sent[before:]]
-    return []
-
-
 async def upload(session: aiohttp.ClientSession, api: str, account: Mapping[str, Any], path: Path) -> str:
     async with session.get(
         f"{api}/cgi-bin/gettoken", params={"corpid": str(account["corp_id"]), "corpsecret": str(account["secret"])}
@@ -173,16 +138,3 @@ async def upload(session: aiohttp.ClientSession, api: str, account: Mapping[str,
     form.add_field("media", await asyncio.to_thread(path.read_bytes), filename=path.name)
     async with session.post(f"{api}/cgi-bin/media/upload", params={"access_token": token, "type": "voice"}, data=form) as resp:
         return str((await resp.json())["media_id"])
-
-
-def describe(sent: Mapping[str, Any]) -> str:
-    kind = sent.get("msgtype")
-    if kind == "text":
-        return str(sent["text"]["content"])
-    if kind == "news":
-        article = sent["news"]["articles"][0]
-        return f"[news] {article.get('title', '')} {article.get('url', '')}".strip()
-    if kind == "image":
-        return f"[image {sent['image']['media_id']}]"
-    return f"[{kind}]"
-
