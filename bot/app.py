@@ -144,7 +144,8 @@ def build_app(
                 voice=await build_voice(settings, store),
             )
             ctx = ChannelContext(
-                http=http, redis=redis, tokens=tokens, public_url=public_url(settings), enqueue=rt.queue.enqueue
+                http=http, redis=redis, tokens=tokens, public_url=public_url(settings), enqueue=rt.queue.enqueue,
+                store=store,
             )
             channels.update(build_channels(settings, ctx))
             rt.channels = channels

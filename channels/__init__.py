@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from channels.base import Channel
 from channels.dingtalk import DingTalkChannel
+from channels.email import EmailChannel
 from channels.wechat import WeChatChannel
 from channels.wecom import WeComChannel
 from channels.wecom_kf import WeComKfChannel
@@ -11,6 +12,7 @@ from channels.wecom_kf import WeComKfChannel
 CHANNEL_CLASSES: list[type[Channel]] = [
     WeChatChannel,
     DingTalkChannel,
+    EmailChannel,
     WeComChannel,
     WeComKfChannel,
 ]

@@ -19,6 +19,7 @@ import aiohttp
 from redis.asyncio import Redis
 
 from bot.messages import InboundMessage, MediaRef, OutboundMessage
+from bot.store import MessageStore
 from bot.tokens import TokenCache
 
 
@@ -34,6 +35,9 @@ class ChannelContext:
     # Queue more inbound messages (deduplicated by key), for channels whose webhook only
     # announces that messages are waiting (WeCom KF) or that poll (IMAP).
     enqueue: Callable[[Sequence[InboundMessage]], Awaitable[int]] | None = None
+    # The message store, for channels that keep files (mail attachments in GridFS via
+    # ``store.db``) or quarantine input no message can be made of (``dead_letter``).
+    store: MessageStore | None = None
 
 
 @dataclass(frozen=True, slots=True)
