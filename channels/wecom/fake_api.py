@@ -9,108 +9,27 @@ token refreshes and dead letters run against a real HTTP exchange.
 
 from __future__ import annotations
 
-import asyncio
-import itertools
-import json
-from collections import defaultdict, deque
-from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
-from aiohttp import BodyPartReader, web
+from aiohttp import web
+
+from channels.fake_tencent import FakeTencentAPI
 
 
-@dataclass
-class Failure:
-    status: int = 500
-    errcode: int = 0
-    delay_s: float = 0.0
-
-
-class FakeWeComAPI:
+class FakeWeComAPI(FakeTencentAPI):
     SEND_PATH: ClassVar[str] = "/cgi-bin/message/send"
 
     def __init__(self, *, secrets: dict[str, str] | None = None, latency_s: float = 0.0) -> None:
-        self.secrets = secrets or {}  # corp_id -> secret; empty accepts any
-        self.latency_s = latency_s
-        self.sent: list[dict[str, Any]] = []
+        super().__init__(secrets=secrets, latency_s=latency_s)
         # Users WeCom would list in "invaliduser" (left the corp, outside the app's range).
         self.invalid_users: set[str] = set()
-        self.media: dict[str, bytes] = {}
-        self.token_calls = 0
-        self.calls: defaultdict[str, int] = defaultdict(int)
-        self._token_seq = itertools.count(1)
-        self._valid_tokens: set[str] = set()
-        self._current: dict[tuple[str, str], str] = {}
-        # Per path: None lets a call through, a Failure fails it (see fail_next's after).
-        self._failures: defaultdict[str, deque[Failure | None]] = defaultdict(deque)
-        self._media_seq = itertools.count(1)
-        self._sent_event = asyncio.Event()
-
-    # -- control ----------------------------------------------------------------------
-    def fail_next(
-        self,
-        times: int = 1,
-        *,
-        path: str | None = None,
-        after: int = 0,
-        status: int = 500,
-        errcode: int = 0,
-        delay_s: float = 0.0,
-    ) -> None:
-        """Make ``times`` calls of ``path`` (default: the send API) fail, after ``after`` pass."""
-        queue = self._failures[path or self.SEND_PATH]
-        queue.extend([None] * after)
-        queue.extend(Failure(status, errcode, delay_s) for _ in range(times))
-
-    def clear_failures(self) -> None:
-        """Forget failures not yet used: the platform is healthy again."""
-        self._failures.clear()
-
-    def revoke_tokens(self) -> None:
-        """Invalidate every issued token, as when a token is refreshed elsewhere."""
-        self._valid_tokens.clear()
-        self._current.clear()
-
-    def add_media(self, content: bytes, media_id: str | None = None) -> str:
-        media_id = media_id or f"media-{next(self._media_seq)}"
-        self.media[media_id] = content
-        return media_id
-
-    def sent_to(self, touser: str) -> list[dict[str, Any]]:
-        return [s for s in self.sent if s.get("touser") == touser]
-
-    async def wait_sent(self, count: int, timeout_s: float = 10.0) -> list[dict[str, Any]]:
-        """Wait until at least ``count`` messages were sent in total."""
-
-        async def _wait() -> None:
-            while len(self.sent) < count:
-                self._sent_event.clear()
-                await self._sent_event.wait()
-
-        await asyncio.wait_for(_wait(), timeout_s)
-        return self.sent
-
-    # -- HTTP ---------------------------------------------------------------------------
-    def app(self) -> web.Application:
-        app = web.Application()
-        app.add_routes(self.routes())
-        return app
 
     def routes(self) -> list[web.RouteDef]:
         return [
             web.get("/cgi-bin/gettoken", self._gettoken),
             web.post("/cgi-bin/message/send", self._message_send),
-            web.get("/cgi-bin/media/get", self._media_get),
-            web.post("/cgi-bin/media/upload", self._media_upload),
-            web.get("/_sent", self._list_sent),
+            *super().routes(),
         ]
-
-    def api_path(self, request: web.Request) -> str:
-        """The API path without the prefix a gateway mounts the fake under (/_sim/...)."""
-        for route in self.routes():
-            if request.path.endswith(route.path):
-                return route.path
-        return request.path
 
     async def _gettoken(self, request: web.Request) -> web.Response:
         self.token_calls += 1
@@ -119,34 +38,8 @@ class FakeWeComAPI:
         expected = self.secrets.get(corp_id)
         if self.secrets and (expected is None or expected != secret):
             return web.json_response({"errcode": 40001, "errmsg": "invalid credential"})
-        key = (corp_id, secret)
-        if key not in self._current:
-            token = f"TOKEN-{corp_id}-{next(self._token_seq)}"
-            self._current[key] = token
-            self._valid_tokens.add(token)
-        return web.json_response({"errcode": 0, "errmsg": "ok", "access_token": self._current[key], "expires_in": 7200})
-
-    async def guard(self, request: web.Request) -> web.Response | None:
-        """Latency, injected failures and the token check every API call goes through."""
-        path = self.api_path(request)
-        self.calls[path] += 1
-        if self.latency_s:
-            await asyncio.sleep(self.latency_s)
-        queue = self._failures.get(path)
-        failure = queue.popleft() if queue else None
-        if failure is not None:
-            if failure.delay_s:
-                await asyncio.sleep(failure.delay_s)
-            if failure.errcode:
-                return web.json_response({"errcode": failure.errcode, "errmsg": "injected failure"})
-            return web.Response(status=failure.status, text="injected failure")
-        if request.query.get("access_token", "") not in self._valid_tokens:
-            return web.json_response({"errcode": 40014, "errmsg": "invalid access_token"})
-        return None
-
-    def record_send(self, payload: dict[str, Any]) -> None:
-        self.sent.append(payload)
-        self._sent_event.set()
+        token = self.issue_token((corp_id, secret))
+        return web.json_response({"errcode": 0, "errmsg": "ok", "access_token": token, "expires_in": 7200})
 
     async def _message_send(self, request: web.Request) -> web.Response:
         if (refused := await self.guard(request)) is not None:
@@ -159,27 +52,3 @@ class FakeWeComAPI:
             return web.json_response({"errcode": 0, "errmsg": "ok", "invaliduser": payload["touser"]})
         self.record_send(payload)
         return web.json_response({"errcode": 0, "errmsg": "ok", "invaliduser": "", "msgid": f"msg-{len(self.sent)}"})
-
-    async def _media_get(self, request: web.Request) -> web.Response:
-        if (refused := await self.guard(request)) is not None:
-            return refused
-        content = self.media.get(request.query.get("media_id", ""))
-        if content is None:
-            return web.json_response({"errcode": 40007, "errmsg": "invalid media_id"})
-        return web.Response(body=content, content_type="audio/amr")
-
-    async def _media_upload(self, request: web.Request) -> web.Response:
-        if (refused := await self.guard(request)) is not None:
-            return refused
-        reader = await request.multipart()
-        part = await reader.next()
-        if not isinstance(part, BodyPartReader):
-            return web.json_response({"errcode": 41005, "errmsg": "media data missing"})
-        content = await part.read()
-        media_id = self.add_media(bytes(content))
-        return web.json_response({"errcode": 0, "errmsg": "ok", "type": request.query.get("type", ""), "media_id": media_id})
-
-    async def _list_sent(self, request: web.Request) -> web.Response:
-        touser = request.query.get("touser")
-        sent = self.sent_to(touser) if touser else self.sent
-        return web.Response(text=json.dumps(sent, ensure_ascii=False), content_type="application/json")
