@@ -1,4 +1,4 @@
-"""WeCom app callback XML -> :class:`bot.messages.InboundMessage`.
+"""WeCom app callback XML -> :class:`bot.messages.InboundMessage` (Tencent's shared format).
 
 Docs: https://developer.work.weixin.qq.com/document/path/90239 (消息格式)
       https://developer.work.weixin.qq.com/document/path/90240 (事件格式)
@@ -6,82 +6,11 @@ Docs: https://developer.work.weixin.qq.com/document/path/90239 (消息格式)
 
 from __future__ import annotations
 
-from bot.messages import InboundMessage, MediaRef, MessageKind
-from channels.errors import MalformedPayload
+from bot.messages import InboundMessage
+from channels import tencent_xml
 
 CHANNEL = "wecom"
 
-_KINDS = {
-    "text": MessageKind.TEXT,
-    "voice": MessageKind.VOICE,
-    "image": MessageKind.IMAGE,
-    "location": MessageKind.LOCATION,
-    "link": MessageKind.LINK,
-    "event": MessageKind.EVENT,
-}
-
-
-def _float(fields: dict[str, str], name: str) -> float:
-    try:
-        return float(fields[name])
-    except (KeyError, ValueError) as exc:
-        raise MalformedPayload(f"{name} missing or not a number") from exc
-
 
 def to_message(fields: dict[str, str], account: str, raw: str) -> InboundMessage:
-    """Normalise one decrypted WeCom app callback; unknown kinds become ``UNKNOWN``.
-
-    Unknown kinds (video, file, future ones) are kept with their raw XML so they are
-    stored and can be answered with a receipt, never a crash or a retry storm.
-    """
-    sender = fields.get("FromUserName", "")
-    msg_type = fields.get("MsgType", "")
-    create_time = fields.get("CreateTime", "")
-    if not sender or not msg_type or not create_time.isdigit():
-        raise MalformedPayload("FromUserName, MsgType or CreateTime missing")
-    kind = _KINDS.get(msg_type, MessageKind.UNKNOWN)
-    event = fields.get("Event", "").lower() if kind is MessageKind.EVENT else ""
-    msg_id = fields.get("MsgId", "")
-    # Messages carry MsgId; events do not, and WeCom's retries repeat sender and
-    # CreateTime. The event name keeps two events of one second (subscribe, then
-    # enter_agent) apart.
-    platform_id = msg_id if msg_id and kind is not MessageKind.EVENT else f"{sender}:{create_time}:{event or msg_type}"
-    text = ""
-    media: MediaRef | None = None
-    location: tuple[float, float] | None = None
-    link_url = ""
-    event_key = ""
-    if kind is MessageKind.TEXT:
-        text = fields.get("Content", "")
-    elif kind is MessageKind.VOICE:
-        media = MediaRef(media_id=fields.get("MediaId", ""), format=fields.get("Format", "amr").lower())
-        if not media.media_id:
-            raise MalformedPayload("voice message without MediaId")
-    elif kind is MessageKind.IMAGE:
-        media = MediaRef(media_id=fields.get("MediaId", ""), format="jpg", url=fields.get("PicUrl", ""))
-    elif kind is MessageKind.LOCATION:
-        location = (_float(fields, "Location_X"), _float(fields, "Location_Y"))
-        text = fields.get("Label", "")
-    elif kind is MessageKind.LINK:
-        text = fields.get("Title", "")
-        link_url = fields.get("Url", "")
-    elif kind is MessageKind.EVENT:
-        event_key = fields.get("EventKey", "")
-        if event == "location":
-            location = (_float(fields, "Latitude"), _float(fields, "Longitude"))
-    return InboundMessage(
-        channel=CHANNEL,
-        account=account,
-        sender=sender,
-        conversation=f"{CHANNEL}:{account}:{sender}",
-        kind=kind,
-        platform_id=platform_id,
-        timestamp=float(create_time),
-        text=text,
-        event=event,
-        event_key=event_key,
-        media=media,
-        location=location,
-        link_url=link_url,
-        raw=raw,
-    )
+    return tencent_xml.to_message(fields, account, raw, channel=CHANNEL)

@@ -62,7 +62,9 @@ def test_events_dedup_by_sender_and_time(name: str, event: str, key: str) -> Non
     assert msg.kind is MessageKind.EVENT
     assert msg.event == event
     assert msg.event_key == key
-    assert msg.platform_id == f"FromUser:{int(msg.timestamp)}"
+    # WeChat's rule (sender + CreateTime), with the event name to keep two events of
+    # one second apart.
+    assert msg.platform_id == f"FromUser:{int(msg.timestamp)}:{event}"
 
 
 def test_unknown_kind_is_kept_not_refused() -> None:
