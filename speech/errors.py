@@ -7,20 +7,13 @@ is worth a retry later, :class:`AudioRejected` never is (the same bytes fail aga
 
 from __future__ import annotations
 
+from bot.errors import KefuError
 
-class SpeechError(Exception):
+
+class SpeechError(KefuError):
     """Base of every error the speech package raises on purpose."""
 
     code: str = "speech_error"
-
-    def __init__(self, message: str = "", *, code: str | None = None) -> None:
-        super().__init__(message or self.__class__.__doc__ or self.code)
-        if code is not None:
-            self.code = code
-
-    @property
-    def message(self) -> str:
-        return str(self.args[0]) if self.args else self.code
 
 
 class AudioRejected(SpeechError):
