@@ -165,7 +165,8 @@ class EmailChannel(Channel):
         """
         where = f"{uidvalidity}:{uid}"
         try:
-            mail = parse_mail(raw, max_bytes=self.max_mail_bytes)
+            # MIME parsing is CPU work (milliseconds per mail, far more for big ones): off the loop.
+            mail = await asyncio.to_thread(parse_mail, raw, max_bytes=self.max_mail_bytes)
         except MalformedMail as exc:
             log.warning("email/%s: mail %s quarantined: %s", self.account, where, exc.message)
             await self.store.dead_letter(
