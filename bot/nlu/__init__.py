@@ -10,7 +10,7 @@ The gateway (Python 3.11+) only speaks HTTP to Rasa (Python 3.10, its own venv):
 """
 
 from bot.nlu.client import FALLBACK_INTENT, Entity, NluClient, ParseResult
-from bot.nlu.errors import NluError, NluUnavailable, RasaSetupError
+from bot.nlu.errors import NluError, NluSettingsError, NluUnavailable, RasaSetupError
 from bot.nlu.settings import NluSettings
 
 __all__ = [
@@ -19,6 +19,7 @@ __all__ = [
     "NluClient",
     "NluError",
     "NluSettings",
+    "NluSettingsError",
     "NluUnavailable",
     "ParseResult",
     "RasaSetupError",

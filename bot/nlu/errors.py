@@ -6,20 +6,22 @@ callers can branch on it and logs can be grepped for it.
 
 from __future__ import annotations
 
+from bot.errors import ConfigError, KefuError
 
-class NluError(Exception):
+
+class NluError(KefuError):
     """Base class for every error raised by :mod:`bot.nlu`."""
 
-    code: str = "nlu_error"
-
-    def __init__(self, message: str, *, code: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        if code is not None:
-            self.code = code
+    code = "nlu_error"
 
     def __str__(self) -> str:
         return f"[{self.code}] {self.message}"
+
+
+class NluSettingsError(ConfigError, ValueError):
+    """The ``nlu:`` settings section has a bad key or value (also a ``ValueError``)."""
+
+    code = "nlu_config"
 
 
 class NluUnavailable(NluError):

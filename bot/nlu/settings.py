@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bot.nlu.errors import NluSettingsError
+
 DEFAULT_URL = "http://127.0.0.1:5005"
 
 #: Environment variables that override the file, so that CI can keep the 2.7 GB venv
@@ -79,35 +81,35 @@ class NluSettings:
                 (``os.environ`` by default); they win over the file.
 
         Raises:
-            ValueError: an unknown key or a value of the wrong type or range; the
-                message names the key.
+            NluSettingsError: (a ``ConfigError`` and a ``ValueError``) an unknown key
+                or a value of the wrong type or range; the message names the key.
         """
         section = dict(section or {})
         env = os.environ if environ is None else environ
         unknown = sorted(set(section) - _KNOWN_KEYS)
         if unknown:
-            raise ValueError(f"nlu: unknown key(s) {', '.join(unknown)}")
+            raise NluSettingsError(f"nlu: unknown key(s) {', '.join(unknown)}")
         defaults = cls()
 
         urls_raw = section.get("urls", defaults.urls)
         if isinstance(urls_raw, str):
             urls_raw = [urls_raw]
         if not isinstance(urls_raw, (list, tuple)) or not urls_raw:
-            raise ValueError("nlu.urls: expected a URL or a non-empty list of URLs")
+            raise NluSettingsError("nlu.urls: expected a URL or a non-empty list of URLs")
         urls: list[str] = []
         for url in urls_raw:
             if not isinstance(url, str) or not url.startswith(("http://", "https://")):
-                raise ValueError(f"nlu.urls: {url!r} is not an http(s) URL")
+                raise NluSettingsError(f"nlu.urls: {url!r} is not an http(s) URL")
             urls.append(url.rstrip("/"))
 
         timeout_s = _number(section, "timeout_s", defaults.timeout_s)
         reset_after_s = _number(section, "reset_after_s", defaults.reset_after_s)
         threshold = section.get("failure_threshold", defaults.failure_threshold)
         if isinstance(threshold, bool) or not isinstance(threshold, int) or threshold < 1:
-            raise ValueError("nlu.failure_threshold: expected an integer >= 1")
+            raise NluSettingsError("nlu.failure_threshold: expected an integer >= 1")
         autostart = section.get("autostart", defaults.autostart)
         if not isinstance(autostart, bool):
-            raise ValueError("nlu.autostart: expected true or false")
+            raise NluSettingsError("nlu.autostart: expected true or false")
 
         venv = env.get(ENV_VENV) or section.get("venv_path") or defaults.venv_path
         models = env.get(ENV_MODELS) or section.get("models_path") or defaults.models_path
@@ -127,7 +129,7 @@ class NluSettings:
 def _number(section: Mapping[str, Any], key: str, default: float) -> float:
     value = section.get(key, default)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-        raise ValueError(f"nlu.{key}: expected a positive number")
+        raise NluSettingsError(f"nlu.{key}: expected a positive number")
     return float(value)
 
 
@@ -136,4 +138,4 @@ def _path(key: str, value: object) -> Path:
         return value.expanduser()
     if isinstance(value, str) and value:
         return Path(value).expanduser()
-    raise ValueError(f"nlu.{key}: expected a path")
+    raise NluSettingsError(f"nlu.{key}: expected a path")

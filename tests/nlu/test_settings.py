@@ -52,3 +52,11 @@ def test_single_url_string_is_accepted() -> None:
 def test_bad_values_are_rejected(section: dict[str, object]) -> None:
     with pytest.raises(ValueError, match="nlu"):
         NluSettings.from_mapping(section, environ={})
+
+
+def test_settings_error_is_a_kefu_config_error() -> None:
+    from bot.errors import ConfigError
+
+    with pytest.raises(ConfigError) as info:
+        NluSettings.from_mapping({"timeout_s": -1}, environ={})
+    assert info.value.code == "nlu_config"
