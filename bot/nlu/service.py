@@ -576,8 +576,11 @@ class RasaServer:
                     f"rasa did not answer {self.url}/status within {timeout_s:.0f}s; see {self.log_path}",
                     code="serve_timeout",
                 )
-            if out is not None and now - last_note >= 5:
-                out.write(f"\rnlu: waiting for {self.url} ({now - start:.0f}s)")
+            if out is not None and now - last_note >= (5 if out.isatty() else 15):
+                # In place on a terminal; one line per 15 s in logs (and when several
+                # servers wait side by side).
+                end = "" if out.isatty() else "\n"
+                out.write(f"\rnlu: waiting for {self.url} ({now - start:.0f}s){end}")
                 out.flush()
                 last_note = now
             time.sleep(0.5)
