@@ -35,6 +35,12 @@ SCOPES = (
     "data:export",
     "data:erase",
     "marketing",
+    "repair:read",  # repair tickets, those flagged for an agent
+    "repair:write",  # engineer status changes
+    "renewal:read",
+    "renewal:write",  # renewal rules
+    "reviews:read",  # reviews, carrier performance
+    "reviews:write",  # review import and webhook-less pushes
 )
 
 

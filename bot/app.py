@@ -46,6 +46,9 @@ from bot.worker import InboundWorker
 from channels import BUILTIN_CHANNELS, SIMULATED_APIS
 from channels.base import Channel, ChannelContext
 from preferences.api import setup as setup_preferences
+from skills.connectors import SIMULATED_CONNECTORS
+from skills.services import SKILL_SERVICES, build_services
+from skills.services import setup as setup_skill_services
 
 log = logging.getLogger(__name__)
 
@@ -116,12 +119,15 @@ def build_app(
             await handoff.ensure_indexes()
             await ensure_skill_indexes(db)
             nlu = await asyncio.to_thread(understanding_settings, settings)
+            services = build_services(settings, db, redis, http, tokens, public_url(settings))
+            app[SKILL_SERVICES] = services
             skill_ctx = SkillContext(
                 templates=templates,
                 handoff=handoff,
                 db=db,
                 nlu_enabled=nlu is not None,
                 fallback_limit=int(settings.section("conversation").get("fallback_limit", 2)),
+                services=services,
             )
             rt = Runtime(
                 settings=settings,
@@ -189,6 +195,9 @@ def build_app(
     # Preferences API and notification engine; before background_ctx so its outbox
     # give-up hook is registered before the senders start.
     setup_preferences(app, role)
+    # Business skills' jobs, API and demo data; after preferences so that their notifier
+    # is bound to the notification engine before a job sends anything.
+    setup_skill_services(app, role)
     app.cleanup_ctx.append(background_ctx)
     app[API_KEYS] = ApiKeys.from_section(settings.section("api"))
     if role in ("all", "web"):
@@ -197,6 +206,10 @@ def build_app(
         app.add_routes(conversation_routes())
     if settings.simulator:
         for name, target in SIMULATED_APIS.items():
+            module_name, _, class_name = target.partition(":")
+            fake = getattr(importlib.import_module(module_name), class_name)()
+            app.add_subapp(f"/_sim/{name}", fake.app())
+        for name, target in SIMULATED_CONNECTORS.items():  # ERP, ServiceNow, coupons, marketplaces
             module_name, _, class_name = target.partition(":")
             fake = getattr(importlib.import_module(module_name), class_name)()
             app.add_subapp(f"/_sim/{name}", fake.app())

@@ -9,13 +9,16 @@ the fallback. Without NLU the bot still greets, acknowledges media and echoes te
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
 from bot.conversation.handoff import Handoff
 from bot.dispatch import Skill
 from bot.templates import Templates
+
+if TYPE_CHECKING:
+    from skills.services import SkillServices
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +30,9 @@ class SkillContext:
     db: AsyncDatabase[dict[str, Any]]
     nlu_enabled: bool
     fallback_limit: int = 2
+    # Connectors, notifier (bound to the notification engine once preferences built it)
+    # and the stores the business skills share with their jobs; None: skills without them.
+    services: SkillServices | None = None
 
 
 def default_skills(ctx: SkillContext) -> list[list[Skill]]:
@@ -37,7 +43,9 @@ def default_skills(ctx: SkillContext) -> list[list[Skill]]:
 
     t = ctx.templates
     tickets = Tickets(ctx.db)
-    repair_form = RepairReportForm(t, tickets)
+    svc = ctx.services
+    dispatch = svc.repair if svc is not None and svc.repair_dispatch else None
+    repair_form = RepairReportForm(t, tickets, dispatch, svc.notifier if svc else None)
     if not ctx.nlu_enabled:
         return [
             [WelcomeSkill(t)],
@@ -47,10 +55,19 @@ def default_skills(ctx: SkillContext) -> list[list[Skill]]:
     return [
         [repair_form],  # an open form takes the answer to its own question first
         [WelcomeSkill(t), HumanRequestSkill(t, ctx.handoff), ComplaintSkill(t, ctx.handoff)],
-        [RepairStatusSkill(t, tickets)],
+        [RepairStatusSkill(t, tickets), *_business_skills(ctx)],
         [SmallTalkSkill(t), OutOfScopeSkill(t)],
         [ReceivedMediaSkill(t), FallbackSkill(t, ctx.handoff, limit=ctx.fallback_limit)],
     ]
+
+
+def _business_skills(ctx: SkillContext) -> list[Skill]:
+    """Skills that need the business services (connectors, notifier); none without them."""
+    if ctx.services is None:
+        return []
+    from skills.renewal.skill import RenewalSkill
+
+    return [RenewalSkill(ctx.templates, ctx.services.renewals, ctx.handoff)]
 
 
 async def ensure_skill_indexes(db: AsyncDatabase[dict[str, Any]]) -> None:

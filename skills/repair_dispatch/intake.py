@@ -11,15 +11,20 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pymongo import DESCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 
 from bot.conversation.forms import FormSkill, Slot
-from bot.conversation.state import ConversationState
+from bot.conversation.state import ConversationState, FormState
 from bot.dispatch import Reply, Skill, Turn
+from bot.messages import ReplyKind
 from bot.templates import Templates
+
+if TYPE_CHECKING:
+    from skills.notifier import Notifier
+    from skills.repair_dispatch.dispatch import RepairDispatch
 
 
 class Tickets:
@@ -63,15 +68,55 @@ class RepairReportForm(FormSkill):
         Slot("preferred_time", "ask_preferred_time", entity="time", free_text=True),
     )
 
-    def __init__(self, templates: Templates, tickets: Tickets) -> None:
+    def __init__(
+        self, templates: Templates, tickets: Tickets, dispatch: RepairDispatch | None = None, notifier: Notifier | None = None
+    ) -> None:
         super().__init__(templates)
         self.tickets = tickets
+        # Without a dispatcher (no connectors wired) the form only opens the ticket and an
+        # agent dispatches by hand, as before.
+        self.dispatch = dispatch
+        self.notifier = notifier
+
+    async def prefill(self, turn: Turn, form: FormState) -> None:
+        """Known customers: their device (when they have one), address on file, and for a
+        contract with an SLA "as soon as possible" instead of asking for a time."""
+        if self.dispatch is None or turn.state is None:
+            return
+        known = await self.dispatch.known(turn.state.customer, form.slots.get("device_model"))
+        if not known:
+            return
+        customer, device, contract = known["customer"], known.get("device"), known.get("contract")
+        if device is not None and not form.slots.get("device_model"):
+            form.slots["device_model"] = str(device.get("model", ""))
+        if customer.get("address") and not form.slots.get("address"):
+            form.slots["address"] = str(customer["address"])
+        if contract and contract.get("sla_hours") and not form.slots.get("preferred_time"):
+            form.slots["preferred_time"] = self.templates.render("repair_asap", turn.language, hours=contract["sla_hours"])
 
     async def submit(self, turn: Turn, state: ConversationState, slots: Mapping[str, str]) -> Sequence[Reply]:
         ticket = await self.tickets.open(
             customer=state.customer, conversation=state.conversation, source_message=turn.message.key, fields=slots
         )
-        return (Reply(text=self.templates.render("repair_ticket_opened", turn.language, ticket=ticket)),)
+        if self.dispatch is None:
+            return (Reply(text=self.templates.render("repair_ticket_opened", turn.language, ticket=ticket)),)
+        msg = turn.message
+        pref = msg.sender
+        detail = "standard"
+        if self.notifier is not None:
+            pref = await self.notifier.customer(msg.channel, msg.account, msg.sender, turn.language)
+            detail = await self.notifier.detail(pref, "repair")
+        outcome = await self.dispatch.dispatch(ticket, pref_customer=pref)
+        t = outcome.ticket
+        text = self.templates.render(
+            "repair_dispatched", turn.language, ticket=t, detail=detail, pending=list(outcome.pending),
+            engineer=t.get("engineer"), alternates=t.get("alternates") or [], parts=t.get("parts") or [],
+            warranty=t.get("warranty") or {},
+        )
+        replies = [Reply(text=text)]
+        if outcome.qr_path:
+            replies.append(Reply(kind=ReplyKind.IMAGE, image_path=outcome.qr_path))
+        return tuple(replies)
 
 
 class RepairStatusSkill(Skill):

@@ -1,0 +1,156 @@
+"""The business skills' JSON API for the console and integrations.
+
+Scopes (``bot.apikeys.SCOPES``): ``repair:read`` / ``repair:write``, ``renewal:read`` /
+``renewal:write``, ``reviews:read`` / ``reviews:write``. Marketplace webhooks are signed
+per marketplace (``connectors.<name>.webhook_secret``) instead of carrying an API key.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from bot.apikeys import check, json_error
+from skills.services import SKILL_SERVICES, SkillServices
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def requires(scope: str) -> Callable[[Handler], Handler]:
+    def wrap(handler: Handler) -> Handler:
+        async def checked(request: web.Request) -> web.StreamResponse:
+            refused = check(request, scope)
+            if refused is not None:
+                return refused
+            return await handler(request)
+
+        checked.__doc__ = handler.__doc__
+        return checked
+
+    return wrap
+
+
+def services(request: web.Request) -> SkillServices:
+    svc = request.app.get(SKILL_SERVICES)
+    if svc is None:
+        raise web.HTTPServiceUnavailable(text="business skills are not configured")
+    return svc
+
+
+async def body(request: web.Request) -> dict[str, Any]:
+    try:
+        data = await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise web.HTTPBadRequest(text=json.dumps({"error": {"code": "bad_json", "message": "body: not valid JSON"}}), content_type="application/json") from None
+    if not isinstance(data, dict):
+        raise web.HTTPBadRequest(text=json.dumps({"error": {"code": "bad_json", "message": "body: expected a JSON object"}}), content_type="application/json")
+    return data
+
+
+def _public(ticket: dict[str, Any]) -> dict[str, Any]:
+    out = {k: v for k, v in ticket.items() if k not in ("qr_path",)}
+    out["id"] = out.pop("_id")
+    return out
+
+
+# -- repair ------------------------------------------------------------------------------
+@requires("repair:read")
+async def list_tickets(request: web.Request) -> web.StreamResponse:
+    """Tickets, newest first; ``?attention=1`` lists those an agent should look at."""
+    svc = services(request)
+    query: dict[str, Any] = {}
+    if request.query.get("attention") in ("1", "true"):
+        query["attention.at"] = {"$gt": 0}
+    if request.query.get("status"):
+        query["status"] = request.query["status"]
+    limit = min(200, int(request.query.get("limit", "50")))
+    docs = [_public(d) async for d in svc.tickets.collection.find(query).sort("created_at", -1).limit(limit)]
+    return web.json_response({"tickets": docs}, dumps=lambda o: json.dumps(o, ensure_ascii=False, default=str))
+
+
+@requires("repair:write")
+async def set_ticket_status(request: web.Request) -> web.StreamResponse:
+    """Record a status change (``{"status": "on_the_way" | "done", "by": "..."}``); the customer is notified."""
+    svc = services(request)
+    data = await body(request)
+    ref = request.match_info["ticket"]
+    found = await svc.tickets.collection.find_one({"$or": [{"_id": ref}, {"number": ref}]}, projection={"_id": 1})
+    if found is None:
+        return json_error(404, "not_found", f"no ticket {ref!r}")
+    try:
+        ticket = await svc.repair.set_status(str(found["_id"]), str(data.get("status", "")), by=str(data.get("by") or "api"))
+    except ValueError as exc:
+        return json_error(400, "bad_status", str(exc), field="status")
+    assert ticket is not None
+    return web.json_response({"id": ticket["_id"], "status": ticket["status"]})
+
+
+async def verify_engineer(request: web.Request) -> web.StreamResponse:
+    """What the QR code opens: the engineer's credentials, if the link is genuine."""
+    svc = services(request)
+    e, t, sig = (request.query.get(k, "") for k in ("e", "t", "sig"))
+    if not (e and t and sig) or not await svc.repair.check_signature(t, e, sig):
+        return json_error(403, "invalid_link", "this verification link is not genuine")
+    eng = await svc.catalog.engineers.find_one({"_id": e})
+    ticket = await svc.tickets.collection.find_one({"_id": t}, projection={"number": 1, "engineer.id": 1, "status": 1})
+    if eng is None or ticket is None or (ticket.get("engineer") or {}).get("id") != e:
+        return json_error(404, "not_assigned", "this engineer is not assigned to this ticket")
+    return web.json_response(
+        {"ticket": ticket["number"], "status": ticket.get("status"), "engineer": {k: eng.get(k) for k in ("name", "qualification", "cert_no", "rating")}},
+        dumps=lambda o: json.dumps(o, ensure_ascii=False),
+    )
+
+
+# -- renewal ---------------------------------------------------------------------------
+def _dumps(o: Any) -> str:
+    return json.dumps(o, ensure_ascii=False, default=str)
+
+
+@requires("renewal:read")
+async def list_rules(request: web.Request) -> web.StreamResponse:
+    """The renewal rules."""
+    rules = await services(request).renewals.list_rules()
+    return web.json_response({"rules": [{"id": r.pop("_id"), **r} for r in rules]}, dumps=_dumps)
+
+
+@requires("renewal:write")
+async def put_rule(request: web.Request) -> web.StreamResponse:
+    """Create or replace a rule: ``{"name", "when", "then", "enabled"}`` (see skills.renewal.rules)."""
+    from skills.renewal.rules import RuleError
+
+    try:
+        rule = await services(request).renewals.put_rule(request.match_info["rule"], await body(request))
+    except RuleError as exc:
+        return json_error(400, "invalid_rule", str(exc), field=exc.field)
+    return web.json_response({"id": rule.pop("_id"), **rule}, dumps=_dumps)
+
+
+@requires("renewal:write")
+async def delete_rule(request: web.Request) -> web.StreamResponse:
+    """Delete a rule."""
+    if not await services(request).renewals.delete_rule(request.match_info["rule"]):
+        return json_error(404, "not_found", "no such rule")
+    return web.json_response({"deleted": request.match_info["rule"]})
+
+
+@requires("renewal:write")
+async def run_scan(request: web.Request) -> web.StreamResponse:
+    """Run the reminder scan now (idempotent: nothing is sent twice)."""
+    report = await services(request).renewals.scan()
+    return web.json_response(report.__dict__)
+
+
+def routes() -> list[web.RouteDef]:
+    out = [
+        web.get("/api/renewal/rules", list_rules),
+        web.put("/api/renewal/rules/{rule}", put_rule),
+        web.delete("/api/renewal/rules/{rule}", delete_rule),
+        web.post("/api/renewal/scan", run_scan),
+        web.get("/api/repair/tickets", list_tickets),
+        web.post("/api/repair/tickets/{ticket}/status", set_ticket_status),
+        web.get("/verify/engineer", verify_engineer),
+    ]
+    return out

@@ -1,0 +1,1 @@
+"""Renewal reminders, rules and the renewal chat skill."""
