@@ -138,7 +138,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     def _stop(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
 
+    # Both, explicitly: a shell that starts us in the background ignores SIGINT.
     signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
     try:
         server.start()
         server.wait_ready(out=sys.stderr)
