@@ -74,13 +74,17 @@ class FormSkill(Skill):
         return await self.submit(turn, state, dict(form.slots))
 
     def fill(self, turn: Turn, form: FormState) -> None:
+        text = turn.text.strip()
+        asked = next((s for s in self.slots if s.name == form.asking), None)
         for slot in self.slots:
             value = turn.entity(slot.entity) if slot.entity else None
+            if slot is asked and slot.free_text and text:
+                # The answer to our own question: an entity that covers only a fragment
+                # of it ("Road" of "88 Zhongshan Road, Nanjing") is worse than the
+                # answer itself; one that covers most of it ("the XK-8800") is better.
+                value = value if value and len(value) * 2 >= len(text) else text
             if value:
                 form.slots[slot.name] = value
-        asked = next((s for s in self.slots if s.name == form.asking), None)
-        if asked is not None and asked.free_text and not form.slots.get(asked.name) and turn.text.strip():
-            form.slots[asked.name] = turn.text.strip()
 
     async def prefill(self, turn: Turn, form: FormState) -> None:
         """Fill slots from what Kefu already knows (the customer's devices, address)."""
