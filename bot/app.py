@@ -119,7 +119,7 @@ def build_app(
             await handoff.ensure_indexes()
             await ensure_skill_indexes(db)
             nlu = await asyncio.to_thread(understanding_settings, settings)
-            services = build_services(settings, db, redis, http, tokens, public_url(settings))
+            services = build_services(settings, db, redis, http, tokens, public_url(settings), templates=templates)
             app[SKILL_SERVICES] = services
             skill_ctx = SkillContext(
                 templates=templates,

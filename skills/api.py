@@ -143,12 +143,75 @@ async def run_scan(request: web.Request) -> web.StreamResponse:
     return web.json_response(report.__dict__)
 
 
+# -- reviews ---------------------------------------------------------------------------
+async def review_webhook(request: web.Request) -> web.StreamResponse:
+    """A marketplace pushes reviews: ``{"reviews": [...]}`` in its own item shape.
+
+    Verified first: ``X-Kefu-Signature: sha256=<hex HMAC of the body>`` with the
+    connector's ``webhook_secret``, or, without a secret, an API key with ``reviews:write``.
+    Stored and acknowledged; the reviews job answers them off the request.
+    """
+    import hashlib
+    import hmac
+    import logging
+
+    svc = services(request)
+    name = request.match_info["marketplace"]
+    market = svc.reviews.marketplace(name)
+    if market is None:
+        return json_error(404, "unknown_marketplace", f"no connector for {name!r}")
+    raw = await request.read()
+    secret = market.settings.option("webhook_secret")
+    if secret:
+        given = request.headers.get("X-Kefu-Signature", "").removeprefix("sha256=")
+        want = hmac.new(secret.encode(), raw, hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(given, want):
+            logging.getLogger(__name__).warning("review webhook %s: bad signature from %s", name, request.remote)
+            return json_error(401, "bad_signature", "signature does not match")
+    else:
+        refused = check(request, "reviews:write")
+        if refused is not None:
+            return refused
+    try:
+        data = json.loads(raw)
+        items = data["reviews"] if isinstance(data, dict) and "reviews" in data else [data]
+        reviews = [market.parse(i) for i in items]
+    except Exception as exc:  # verified sender, bad payload: say so, change nothing
+        return json_error(400, "bad_payload", str(exc))
+    accepted = 0
+    for review in reviews:
+        accepted += await svc.reviews.ingest(review, via="webhook")
+    return web.json_response({"accepted": accepted, "duplicates": len(reviews) - accepted})
+
+
+@requires("reviews:read")
+async def carrier_performance(request: web.Request) -> web.StreamResponse:
+    """Per carrier: breach rate, average delay in days, share resolved within 48 h."""
+    return web.json_response({"carriers": await services(request).reviews.carrier_performance()})
+
+
+@requires("reviews:read")
+async def list_reviews(request: web.Request) -> web.StreamResponse:
+    """Reviews, newest first; ``?status=pending`` or ``?overdue=1`` for the work list."""
+    query: dict[str, Any] = {}
+    if request.query.get("status"):
+        query["status"] = request.query["status"]
+    if request.query.get("overdue") in ("1", "true"):
+        query["overdue"] = True
+    limit = min(200, int(request.query.get("limit", "50")))
+    docs = [{"id": d.pop("_id"), **d} async for d in services(request).reviews.reviews.find(query).sort("received_at", -1).limit(limit)]
+    return web.json_response({"reviews": docs}, dumps=_dumps)
+
+
 def routes() -> list[web.RouteDef]:
     out = [
         web.get("/api/renewal/rules", list_rules),
         web.put("/api/renewal/rules/{rule}", put_rule),
         web.delete("/api/renewal/rules/{rule}", delete_rule),
         web.post("/api/renewal/scan", run_scan),
+        web.post("/api/reviews/webhook/{marketplace}", review_webhook),
+        web.get("/api/reviews/carriers", carrier_performance),
+        web.get("/api/reviews", list_reviews),
         web.get("/api/repair/tickets", list_tickets),
         web.post("/api/repair/tickets/{ticket}/status", set_ticket_status),
         web.get("/verify/engineer", verify_engineer),

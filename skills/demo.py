@@ -80,6 +80,15 @@ CARRIERS: list[Document] = [
 ]
 
 
+def orders(now: float) -> list[Document]:
+    """Marketplace orders the review demo can look up (carrier, region, dates)."""
+    return [
+        {"_id": "112-1234567-1234567", "marketplace": "amazon", "carrier": "UPS", "region": "US", "shipped_at": now - 9 * DAY, "delivered_at": now - 1 * DAY},
+        {"_id": "DD2024031500123", "marketplace": "temu", "carrier": "SF", "region": "CN", "shipped_at": now - 6 * DAY, "delivered_at": None, "customer": "C-1001"},
+        {"_id": "240301ABCD1234", "marketplace": "shopee", "carrier": "J&T", "region": "SG", "shipped_at": now - 5 * DAY, "delivered_at": now - 1 * DAY},
+    ]
+
+
 def contracts(now: float) -> list[Document]:
     """Contracts relative to the demo's first start: ends 7, 30 and 60 days out, and so on."""
     return [
@@ -101,3 +110,4 @@ async def load_demo(db: AsyncDatabase[Document], now: float | None = None) -> No
     for name, docs in (("crm_customers", CUSTOMERS), ("devices", DEVICES), ("engineers", ENGINEERS), ("parts", PARTS), ("carrier_slas", CARRIERS)):
         await db[name].bulk_write([UpdateOne({"_id": d["_id"]}, {"$set": d}, upsert=True) for d in docs])
     await db["contracts"].bulk_write([UpdateOne({"_id": d["_id"]}, {"$setOnInsert": d}, upsert=True) for d in contracts(now)])
+    await db["orders"].bulk_write([UpdateOne({"_id": d["_id"]}, {"$setOnInsert": d}, upsert=True) for d in orders(now)])

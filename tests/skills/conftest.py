@@ -70,7 +70,7 @@ def skills_config(redis_url: str, mongo_url: str, wechat_url: str, fakes: Fakes,
     cfg["data_dir"] = str(data_dir)
     cfg["connectors"] = fakes.connectors()
     cfg["repair"] = {"retry_base_s": 0.2, "retry_max_s": 1.0, "retry_check_s": 0.1}
-    cfg["renewal"] = {"scan_interval_s": 3600}
+    cfg["renewal"] = {"daily": False}
     cfg["reviews"] = {"pull_interval_s": 3600}
     cfg["api"] = {"keys": [{"key": API_KEY, "scopes": ["repair:read", "repair:write", "renewal:read", "renewal:write", "reviews:read", "reviews:write", "prefs:read", "prefs:write"]}]}
     if nlu_urls:
