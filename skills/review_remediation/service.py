@@ -157,15 +157,17 @@ class Reviews:
         complaint = extract(doc["text"], await self._carrier_aliases())
         facts = await self._facts(doc, complaint)
         fields: Document = {"kind": "logistics", **facts, "resolve_by": float(doc["received_at"]) + RESOLVE_WITHIN_S}
-        coupon = await self._coupon(doc, facts)
+        coupon, coupon_failed = await self._coupon(doc, facts)
         fields["coupon"] = coupon
-        text = self.templates.render(
-            "review_compensation", str(doc.get("language") or "en"), review=doc, facts=facts, coupon=coupon,
-        )
-        fields["message"] = text
-        channel = await self._reply(doc, text, facts)
         first_time = "carrier" not in doc
-        if channel is None or coupon is None and facts.get("compensation", 0) > 0:
+        channel: str | None = None
+        if not coupon_failed:  # the message carries the coupon: no reply without it
+            text = self.templates.render(
+                "review_compensation", str(doc.get("language") or "en"), review=doc, facts=facts, coupon=coupon,
+            )
+            fields["message"] = text
+            channel = await self._reply(doc, text, facts)
+        if channel is None:
             fields["status"] = "pending"  # a job tries again; track_overdue flags it at 48 h
             fields["lease_until"] = 0
             fields["attempts"] = int(doc.get("attempts", 0)) + 1
@@ -252,12 +254,13 @@ class Reviews:
             "customer": (order or {}).get("customer"),
         }
 
-    async def _coupon(self, doc: Mapping[str, Any], facts: Mapping[str, Any]) -> Document | None:
+    async def _coupon(self, doc: Mapping[str, Any], facts: Mapping[str, Any]) -> tuple[Document | None, bool]:
+        """The coupon (None: none due, or no coupon system) and whether issuing failed."""
         if facts["compensation"] <= 0:
-            return None
+            return None, False
         coupons = self.connectors.get("coupons", CouponConnector)
         if coupons is None:
-            return None
+            return None, False
         try:
             c = await coupons.issue(
                 customer=str(doc.get("buyer") or doc["_id"]), amount=float(facts["compensation"]), currency=str(facts["currency"]),
@@ -265,8 +268,8 @@ class Reviews:
             )
         except ConnectorError as exc:
             log.warning("coupon for review %s failed: %s", doc["_id"], exc)
-            return None
-        return {"code": c.code, "amount": c.amount, "currency": c.currency, "expires": c.expires}
+            return None, True
+        return {"code": c.code, "amount": c.amount, "currency": c.currency, "expires": c.expires}, False
 
     async def _reply(self, doc: Mapping[str, Any], text: str, facts: Mapping[str, Any]) -> str | None:
         """Where the answer went: the marketplace, the customer's channel, or None (later)."""

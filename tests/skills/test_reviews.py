@@ -97,18 +97,21 @@ async def test_pull_cursor_persists_and_good_reviews_are_left_alone(plain_gatewa
 
 async def test_outside_failures_leave_the_review_pending_then_retried(plain_gateway: Harness, fakes: Fakes) -> None:
     svc = services(plain_gateway)
-    fakes.coupons.down = True
-    fakes.amazon.down = True
+    fakes.coupons.down = True  # no coupon: no reply either (the message carries it)
     out = await svc.reviews.ingest_and_process(Review("amazon", "R9", 2, "Still not arrived after 2 weeks, USPS", region="US"), via="csv")
     assert out.status == "pending" and fakes.amazon.replies == []
     fakes.coupons.down = False
+    fakes.amazon.down = True  # coupon issued, the marketplace refuses the reply
+    assert await svc.reviews.retry_pending() == 1
+    assert (await svc.db["reviews"].find_one({"_id": "amazon:R9"}) or {})["status"] == "pending"
     fakes.amazon.down = False
     assert await svc.reviews.retry_pending() == 1
     doc = await svc.db["reviews"].find_one({"_id": "amazon:R9"})
     assert doc is not None and doc["status"] == "resolved" and doc["days_late"] == 7 and doc["compensation"] == 10.0
-    assert len(fakes.amazon.replies) == 1
+    assert len(fakes.amazon.replies) == 1 and len(fakes.coupons.issued) == 1  # the retried issue returned the same coupon
+    assert doc["coupon"]["code"] in fakes.amazon.replies[0]["text"]
     stats = await svc.db["carrier_stats"].find_one({"_id": "USPS"})
-    assert stats is not None and stats["logistics_reviews"] == 1  # counted once across both tries
+    assert stats is not None and stats["logistics_reviews"] == 1  # counted once across the tries
 
 
 async def test_overdue_reviews_are_flagged_after_48h(plain_gateway: Harness, fakes: Fakes) -> None:
