@@ -102,6 +102,9 @@ class Renewals:
         self.connectors = connectors
         self.settings = settings or RenewalSettings()
         self.clock = clock or SystemClock()
+        # CRM customer / contact email -> preference customer, for one scan: a customer
+        # with ten contracts is looked up (or created) once, not ten times.
+        self._people: dict[str, str | None] = {}
 
     async def ensure_indexes(self) -> None:
         await self.contracts.create_indexes([IndexModel([("end", ASCENDING)]), IndexModel([("customer", ASCENDING), ("end", ASCENDING)])])
@@ -167,6 +170,7 @@ class Renewals:
         token = f"{time.time()}"
         if not await self.redis.set(_LOCK, token, nx=True, px=self.settings.lock_ms):
             return report
+        self._people = {}
         try:
             rules = [r for r in await self.list_rules() if r.get("enabled", True)]
             await self._finish_pending(rules, report)
@@ -273,6 +277,12 @@ class Renewals:
     async def _pref_customer(self, customer: Mapping[str, Any] | None) -> str | None:
         if not customer:
             return None
+        key = f"crm:{customer['_id']}"
+        if key not in self._people:
+            self._people[key] = await self._find_pref_customer(customer)
+        return self._people[key]
+
+    async def _find_pref_customer(self, customer: Mapping[str, Any]) -> str | None:
         if customer.get("pref_customer"):
             return str(customer["pref_customer"])
         for identity in customer.get("identities") or ():
@@ -289,7 +299,10 @@ class Renewals:
             contact = next((c for c in (customer or {}).get("contacts", []) if str(c.get("role", "")).lower() == role.lower()), None)
             if contact is None or not contact.get("email"):
                 return {"action": kind, "rule": action.get("rule"), "result": "no_contact"}
-            cid = await self.notifier.contact(str(contact["email"]), str((customer or {}).get("language", "zh")))
+            email = str(contact["email"])
+            cid = self._people.get(f"contact:{email}")
+            if cid is None:
+                cid = self._people[f"contact:{email}"] = await self.notifier.contact(email, str((customer or {}).get("language", "zh")))
             d = await self.notifier.notify(cid, "renewal", "normal", self._data(contract, facts), key=f"renewal:{rid}:{role}")
             return {"action": kind, "rule": action.get("rule"), "result": d.action.value if d else "no_engine", "to": contact["email"]}
         if kind == "legal_review":
