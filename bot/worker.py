@@ -60,6 +60,7 @@ class InboundWorker:
         consumer: str,
         batch: int = 32,
         max_attempts: int = 5,
+        capacity: int = 64,
     ) -> None:
         self.queue = queue
         self.outbox = outbox
@@ -74,38 +75,66 @@ class InboundWorker:
         self.consumer = consumer
         self.batch = batch
         self.max_attempts = max_attempts
+        self.capacity = capacity  # conversations in flight at once
 
     async def run(self, stop: asyncio.Event) -> None:
+        """Read and handle messages until ``stop``.
+
+        Reading does not wait for a whole batch to finish: a voice note being
+        transcribed must not hold up the text messages read with it or after it. Up
+        to ``capacity`` conversations' messages are in flight; one conversation's
+        messages still go one at a time, in order (see ConversationGate).
+        """
         await self.queue.ensure_group()
-        while not stop.is_set():
-            try:
-                entries = await self.queue.read(self.consumer, count=self.batch, block_ms=500)
-                await self.process_batch(entries)
-            except asyncio.CancelledError:
-                raise
-            except ResponseError as exc:
-                if "NOGROUP" in str(exc) or "UNBLOCKED" in str(exc):
-                    # The stream was deleted under us (FLUSHDB, an operator): recreate it.
-                    log.warning("inbound stream or group vanished (%s); recreating", exc)
-                    await self.queue.ensure_group()
+        in_flight: set[asyncio.Task[None]] = set()
+        try:
+            while not stop.is_set():
+                free = self.capacity - len(in_flight)
+                if free <= 0:
+                    await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
                     continue
-                log.exception("inbound worker loop failed; retrying in 1 s")
-                await asyncio.sleep(1.0)
-            except Exception:
-                log.exception("inbound worker loop failed; retrying in 1 s")
-                await asyncio.sleep(1.0)
+                try:
+                    entries = await self.queue.read(self.consumer, count=min(self.batch, free), block_ms=200)
+                except asyncio.CancelledError:
+                    raise
+                except ResponseError as exc:
+                    if "NOGROUP" in str(exc) or "UNBLOCKED" in str(exc):
+                        # The stream was deleted under us (FLUSHDB, an operator): recreate it.
+                        log.warning("inbound stream or group vanished (%s); recreating", exc)
+                        await self.queue.ensure_group()
+                        continue
+                    log.exception("inbound worker cannot read; retrying in 1 s")
+                    await asyncio.sleep(1.0)
+                    continue
+                except Exception:
+                    log.exception("inbound worker cannot read; retrying in 1 s")
+                    await asyncio.sleep(1.0)
+                    continue
+                for items in _by_conversation(entries).values():
+                    task = asyncio.create_task(self._in_order(items))
+                    in_flight.add(task)
+                    task.add_done_callback(in_flight.discard)
+        finally:
+            # Unfinished messages are not acknowledged: another worker takes them over.
+            for task in in_flight:
+                task.cancel()
+            if in_flight:
+                await asyncio.gather(*in_flight, return_exceptions=True)
 
     async def process_batch(self, entries: list[Entry]) -> None:
-        # Conversations run concurrently, but one conversation's messages in order.
-        by_conversation: dict[str, list[Entry]] = defaultdict(list)
-        for entry in entries:
-            by_conversation[_conversation_of(entry)].append(entry)
+        """Handle ``entries`` and return when all are done (conversations concurrently)."""
+        await asyncio.gather(*(self._in_order(items) for items in _by_conversation(entries).values()))
 
-        async def run_in_order(items: list[Entry]) -> None:
-            for item in items:
+    async def _in_order(self, items: list[Entry]) -> None:
+        for item in items:
+            try:
                 await self.process(item)
-
-        await asyncio.gather(*(run_in_order(items) for items in by_conversation.values()))
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # process() handles a message's own failures; this is a store outage
+                # while recording them. The entry stays pending and is taken over.
+                log.exception("inbound entry %s could not be processed", item.entry_id)
 
     async def process(self, entry: Entry) -> None:
         try:
@@ -241,6 +270,13 @@ class InboundWorker:
             in_reply_to=msg.key,
             extra=msg.extra,
         )
+
+
+def _by_conversation(entries: list[Entry]) -> dict[str, list[Entry]]:
+    groups: dict[str, list[Entry]] = defaultdict(list)
+    for entry in entries:
+        groups[_conversation_of(entry)].append(entry)
+    return groups
 
 
 def _conversation_of(entry: Entry) -> str:

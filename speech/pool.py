@@ -21,6 +21,7 @@ import asyncio
 import concurrent.futures
 import concurrent.futures.process
 import multiprocessing
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -131,6 +132,13 @@ def _process_warm_up(settings: SpeechSettings) -> None:
         _process_engine = load_engine(settings)
 
 
+def _lower_priority(nice: int) -> None:
+    # Transcription is minutes-tolerant, text replies are not: let the scheduler prefer
+    # the gateway, NLU and the stores when the cores are busy.
+    if nice:
+        os.nice(nice)
+
+
 class _ProcessEngine:
     """Forwards jobs from a worker thread to a child process that owns a model."""
 
@@ -153,6 +161,8 @@ class _ProcessEngine:
                 self._processes = concurrent.futures.ProcessPoolExecutor(
                     max_workers=self._settings.workers,
                     mp_context=multiprocessing.get_context("spawn"),
+                    initializer=_lower_priority,
+                    initargs=(self._settings.nice,),
                 )
             return self._processes
 
@@ -198,7 +208,7 @@ class PooledTranscriber:
         )
         self._job: Callable[[bytes, str], Transcript]
         self._processes: _ProcessEngine | None = None
-        if engine_class(settings).thread_safe:
+        if engine_class(settings).thread_safe and settings.isolation == "thread":
             self._job = _SharedEngine(settings)
         else:
             self._processes = _ProcessEngine(settings)

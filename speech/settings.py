@@ -17,6 +17,9 @@ Every key is optional; these are the defaults::
       low_confidence: 0.5
       use_platform_recognition: false  # true: use WeChat/DingTalk recognition instead of Whisper
       beam_size: 5
+      isolation: process          # process: transcribe in child processes at lower CPU
+                                  # priority, so text traffic keeps its latency; thread
+      nice: 19                    # the children's niceness (0-19) with isolation: process
 """
 
 from __future__ import annotations
@@ -92,6 +95,8 @@ class SpeechSettings:
     low_confidence: float = 0.5
     use_platform_recognition: bool = False
     beam_size: int = 5
+    isolation: str = "process"
+    nice: int = 19
 
     def __post_init__(self) -> None:
         if self.engine not in ENGINES:
@@ -109,6 +114,10 @@ class SpeechSettings:
             raise SettingsError("speech.max_duration_s must be positive")
         if not 0.0 <= self.low_confidence <= 1.0:
             raise SettingsError("speech.low_confidence must be between 0 and 1")
+        if self.isolation not in ("process", "thread"):
+            raise SettingsError(f"speech.isolation must be process or thread, not {self.isolation!r}")
+        if not 0 <= self.nice <= 19:
+            raise SettingsError("speech.nice must be between 0 and 19")
 
     @classmethod
     def from_mapping(cls, section: Mapping[str, Any] | None) -> SpeechSettings:

@@ -1,0 +1,162 @@
+"""Voice notes end to end, and what transcription does to text latency.
+
+Run: ``python bench/bench_voice.py`` after ``kefu speech install`` (and, for replies that
+go through NLU, ``kefu nlu install && kefu nlu train``). It starts Redis, a
+MongoDB-protocol server, Rasa (when a model is trained), the gateway (``--role all``,
+faster-whisper int8) and a fake WeChat API; makes a ~10 s English voice note with
+espeak-ng, encoded to AMR-NB as WeChat sends it; then measures
+
+* voice note in -> reply out, one at a time (p50, p90);
+* text in -> reply out at concurrency 4, alone and while voice notes keep arriving.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.bench_ack import ACCOUNT, pct, start, stop, wait_log  # noqa: E402
+from channels.wechat.simulator import signed_request, text_xml, voice_xml  # noqa: E402
+from tests.services import free_port, wait_port  # noqa: E402
+from tests.speech.conftest import encode, read_pcm16, speak  # noqa: E402
+
+SENTENCE = (
+    "Hello, my air conditioner, model X K eight eight zero zero, stopped cooling yesterday evening. "
+    "It makes a loud noise like a tractor. Please send an engineer to fix it."
+)
+_ids = itertools.count(5_000_000_000)
+
+
+def make_note(folder: Path) -> bytes:
+    speak("en-us", SENTENCE, folder / "note.wav")
+    encode(read_pcm16(folder / "note.wav", 8000), 8000, folder / "note.amr", "amr", "libopencore_amrnb", 12200)
+    return (folder / "note.amr").read_bytes()
+
+
+async def timed(session: Any, port: int, fake: Any, user: str, xml: str) -> float:
+    query, body = signed_request(ACCOUNT, xml)
+    before = len(fake.sent_to(user))
+    t0 = time.perf_counter()
+    async with session.post(f"http://127.0.0.1:{port}/wechat/bench", params=query, data=body) as resp:
+        assert resp.status == 200, await resp.text()
+    while len(fake.sent_to(user)) <= before:
+        await asyncio.sleep(0.002)
+    return (time.perf_counter() - t0) * 1000
+
+
+async def text_run(session: Any, port: int, fake: Any, count: int, tag: str) -> list[float]:
+    sem = asyncio.Semaphore(4)
+
+    async def one(i: int) -> float:
+        async with sem:
+            return await timed(session, port, fake, f"oText{tag}{i}", text_xml(f"oText{tag}{i}", "hello there", next(_ids)))
+
+    return list(await asyncio.gather(*(one(i) for i in range(count))))
+
+
+async def run(args: argparse.Namespace, tmp: Path) -> dict[str, list[float]]:
+    import aiohttp
+    from aiohttp import web
+
+    from bot.nlu.service import RasaServer, latest_model
+    from bot.nlu.settings import NluSettings
+    from channels.wechat.fake_api import FakeWeChatAPI
+
+    models = Path(os.environ.get("KEFU_SPEECH_MODELS") or ROOT / "var" / "models") / "whisper-base"
+    audio = make_note(tmp)
+    procs = []
+    redis_port, mongo_port = free_port(), free_port()
+    procs.append(start(["redis-server", "--port", str(redis_port), "--save", "", "--appendonly", "no", "--dir", str(tmp)], tmp / "redis.log"))
+    procs.append(start([str(Path(sys.executable).with_name("secantusd-py")), "--host", "127.0.0.1", "--port", str(mongo_port), "--storage-path", ":memory:"], tmp / "mongo.log"))
+    nlu_settings = NluSettings.from_mapping({})
+    model = latest_model(nlu_settings)
+    rasa = RasaServer(nlu_settings, model, free_port()) if model is not None else None
+    if rasa is not None:
+        rasa.start()
+    fake = FakeWeChatAPI()
+    runner = web.AppRunner(fake.app(), access_log=None)
+    await runner.setup()
+    fake_port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", fake_port).start()
+    media_id = fake.add_media(audio)
+    try:
+        if rasa is not None:
+            await asyncio.to_thread(rasa.wait_ready)
+        port = free_port()
+        cfg = {
+            "http": {"host": "127.0.0.1", "port": port},
+            "redis_url": f"redis://127.0.0.1:{redis_port}/0",
+            "mongo_url": f"mongodb://127.0.0.1:{mongo_port}/bench",
+            "nlu": {"enabled": True, "urls": [rasa.url], "autostart": False} if rasa else {"enabled": False},
+            "speech": {"enabled": True, "model_path": str(models), "cpu_threads": args.threads, "low_confidence": 0.0, "vocabulary": ["XK-8800"]},
+            "pipeline": {"workers": 2},
+            "channels": {"wechat": [{**ACCOUNT, "api_base_url": f"http://127.0.0.1:{fake_port}"}]},
+        }
+        (tmp / "kefu.yml").write_text(yaml.safe_dump(cfg))
+        gateway = start([sys.executable, "-m", "bot.cli", "--config", str(tmp / "kefu.yml"), "run"], tmp / "gateway.log")
+        procs.append(gateway)
+        await asyncio.to_thread(wait_log, tmp / "gateway.log", "gateway ready", gateway)
+        await asyncio.to_thread(wait_port, port, gateway, 30)
+        results: dict[str, list[float]] = {}
+        async with aiohttp.ClientSession() as session:
+            await timed(session, port, fake, "oWarm", voice_xml("oWarm", media_id, next(_ids)))  # model load
+            await text_run(session, port, fake, 20, "warm")
+            results["voice note -> reply"] = [
+                await timed(session, port, fake, f"oVoice{i}", voice_xml(f"oVoice{i}", media_id, next(_ids))) for i in range(args.notes)
+            ]
+            results["text, no voice load"] = await text_run(session, port, fake, args.texts, "quiet")
+            stop_voice = asyncio.Event()
+
+            async def voice_load() -> None:
+                i = 0
+                while not stop_voice.is_set():
+                    i += 1
+                    await timed(session, port, fake, f"oLoad{i}", voice_xml(f"oLoad{i}", media_id, next(_ids)))
+
+            loaders = [asyncio.create_task(voice_load()) for _ in range(2)]
+            await asyncio.sleep(1.0)
+            results["text, 2 voice notes in flight"] = await text_run(session, port, fake, args.texts, "busy")
+            stop_voice.set()
+            await asyncio.gather(*loaders)
+        return results
+    finally:
+        for proc in procs:
+            stop(proc)
+        if rasa is not None:
+            rasa.stop()
+        await runner.cleanup()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--notes", type=int, default=10)
+    parser.add_argument("--texts", type=int, default=200)
+    parser.add_argument("--threads", type=int, default=1, help="speech.cpu_threads (leave a core to text traffic)")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="kefu-bench-voice-") as tmp:
+        results = asyncio.run(run(args, Path(tmp)))
+    print(f"Voice notes and text through the gateway (faster-whisper int8, cpu_threads={args.threads}, {os.cpu_count()} cores)")
+    print(f"{'measure':32} {'n':>5} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'mean ms':>8}")
+    for name, lat in results.items():
+        print(f"{name:32} {len(lat):>5} {pct(lat, 50):>8.0f} {pct(lat, 90):>8.0f} {pct(lat, 99):>8.0f} {statistics.mean(lat):>8.0f}")
+    quiet = pct(results["text, no voice load"], 99)
+    busy = pct(results["text, 2 voice notes in flight"], 99)
+    print(f"text p99 under voice load: {busy / quiet:.2f}x its value without")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
