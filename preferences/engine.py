@@ -29,7 +29,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING, IndexModel, UpdateOne
+from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 from redis.asyncio import Redis
@@ -115,10 +115,18 @@ class NotificationEngine:
             [
                 IndexModel([("customer", ASCENDING), ("created_at", DESCENDING)]),
                 IndexModel([("digest_id", ASCENDING)]),
+                # A due batch's items in one range scan (see _send_digests).
+                IndexModel([("deliver_at", ASCENDING), ("digest_id", ASCENDING)]),
                 IndexModel([("status", ASCENDING)]),
             ]
         )
-        await self.digests.create_indexes([IndexModel([("customer", ASCENDING)]), IndexModel([("status", ASCENDING)])])
+        await self.digests.create_indexes(
+            [
+                IndexModel([("customer", ASCENDING)]),
+                IndexModel([("status", ASCENDING)]),
+                IndexModel([("due_at", ASCENDING), ("_id", ASCENDING)]),
+            ]
+        )
 
     # -- notify ---------------------------------------------------------------------------
     async def notify(
@@ -255,10 +263,11 @@ class NotificationEngine:
     # -- due work: held messages and digests -------------------------------------------------
     async def run_due(self, limit: int = 500) -> int:
         """Send what has fallen due (held messages, digests); returns how many were handled."""
-        members = await self.schedule.claim(self.clock.now(), limit)
-        if not members:
+        claimed = await self.schedule.claim_scored(self.clock.now(), limit)
+        if not claimed:
             return 0
-        await self.process(members)
+        members = [m for m, _ in claimed]
+        await self.process(members, dict(claimed))
         await self.schedule.ack(members)
         return len(members)
 
@@ -268,14 +277,18 @@ class NotificationEngine:
             total += n
         return total
 
-    async def process(self, members: Sequence[str]) -> None:
-        """Send claimed members; safe to repeat (a reclaimed lease runs it again)."""
+    async def process(self, members: Sequence[str], due: Mapping[str, float] | None = None) -> None:
+        """Send claimed members; safe to repeat (a reclaimed lease runs it again).
+
+        ``due`` gives members' due times as claimed (it lets digests be read by range).
+        """
         held = [m[2:] for m in members if m.startswith("h|")]
         digests = [m[2:] for m in members if m.startswith("d|")]
         if held:
             await self._release_held(held)
         if digests:
-            await self._send_digests(digests)
+            due = due or {}
+            await self._send_digests(digests, {m[2:]: due[m] for m in members if m.startswith("d|") and m in due})
 
     async def _customers(self, ids: set[str]) -> dict[str, Preferences]:
         out: dict[str, Preferences] = {}
@@ -296,45 +309,95 @@ class NotificationEngine:
             doc["channels"] = channels
             await self._send_notification(doc, p, channels[0])
 
-    async def _send_digests(self, ids: list[str]) -> None:
-        digests = {d["_id"]: d async for d in self.digests.find({"_id": {"$in": ids}, "status": "scheduled"})}
-        if not digests:
-            return
-        items: dict[str, list[Document]] = defaultdict(list)
-        # Content is every notification filed under the digest, whatever its status, so a
-        # digest rebuilt after a crash renders exactly what the first build rendered.
-        cursor = self.notifications.find({"digest_id": {"$in": list(digests)}}).sort("created_at", DESCENDING)
-        async for doc in cursor:
-            items[doc["digest_id"]].append(doc)
-        prefs = await self._customers({d["customer"] for d in digests.values()})
-        messages: list[OutboundMessage] = []
-        updates: list[UpdateOne] = []
-        now = self.clock.now()
-        for did, digest in digests.items():
-            its = items.get(did, [])
-            p = prefs.get(digest["customer"])
-            channels = [c.value for c in p.reachable()] if p else []
-            if not its:
-                updates.append(UpdateOne({"_id": did}, {"$set": {"status": "empty", "done_at": now}}))
+    async def _send_digests(self, ids: list[str], due_of: Mapping[str, float]) -> None:
+        # No $in lists: a claimed batch of one due time is a contiguous run of digest ids
+        # (Redis orders equal scores by member), so digests, their customers and their
+        # items are read with range scans on (due_at, _id) / (deliver_at, digest_id) and
+        # filtered here; marks are update_many over runs of the same outcome.
+        mine = set(ids)
+        groups: dict[float, list[str]] = defaultdict(list)
+        for did in ids:
+            if did in due_of:
+                groups[due_of[did]].append(did)
+        found: set[str] = set()
+        for due, gids in groups.items():
+            lo, hi = min(gids), max(gids)
+            pipeline: list[Document] = [
+                {"$match": {"due_at": due, "_id": {"$gte": lo, "$lte": hi}}},
+                {"$lookup": {"from": self.prefs.customers.name, "localField": "customer", "foreignField": "_id", "as": "c"}},
+            ]
+            in_range = sorted([d async for d in await self.digests.aggregate(pipeline)], key=lambda d: str(d["_id"]))
+            todo = {d["_id"]: d for d in in_range if d["_id"] in mine and d.get("status") == "scheduled"}
+            found.update(d["_id"] for d in in_range if d["_id"] in mine)
+            items: dict[str, list[Document]] = defaultdict(list)
+            if todo:
+                cursor = self.notifications.find(
+                    {"deliver_at": due, "digest_id": {"$gte": min(todo), "$lte": max(todo)}}, projection=_ITEM_FIELDS
+                )
+                async for doc in cursor:
+                    if doc["digest_id"] in todo:
+                        items[doc["digest_id"]].append(doc)
+            outcomes = await self._build_digests(todo, items)
+            # Runs of consecutive digests with one outcome; a digest in the range that is
+            # not ours and still scheduled (another worker's) ends a run.
+            run: list[str] = []
+            key: tuple[Any, ...] | None = None
+            for d in in_range:
+                did = str(d["_id"])
+                k = outcomes.get(did)
+                if k is None:
+                    if d.get("status") == "scheduled":
+                        await self._mark_run(due, run, key)
+                        run, key = [], None
+                    continue
+                if k != key:
+                    await self._mark_run(due, run, key)
+                    run, key = [], k
+                run.append(did)
+            await self._mark_run(due, run, key)
+        # Members whose due time is unknown or differs from the record (a reclaimed lease):
+        # one by one, by equality.
+        for did in (i for i in ids if i not in found):
+            digest = await self.digests.find_one({"_id": did, "status": "scheduled"})
+            if digest is None:
                 continue
+            cust = await self.prefs.customers.find_one({"_id": digest["customer"]})
+            digest["c"] = [cust] if cust else []
+            its = [d async for d in self.notifications.find({"digest_id": did}, projection=_ITEM_FIELDS)]
+            for did2, k in (await self._build_digests({did: digest}, {did: its})).items():
+                await self.digests.update_one({"_id": did2, "status": "scheduled"}, {"$set": _outcome_fields(k, self.clock.now())})
+
+    async def _build_digests(self, todo: Mapping[str, Document], items: Mapping[str, list[Document]]) -> dict[str, tuple[Any, ...]]:
+        """Render and queue the digests; returns each one's outcome (status, channels)."""
+        outcomes: dict[str, tuple[Any, ...]] = {}
+        messages: list[OutboundMessage] = []
+        for did, digest in todo.items():
+            # Content is every notification filed under the digest, whatever its status, so a
+            # digest rebuilt after a crash renders exactly what the first build rendered.
+            its = items.get(did, [])
+            if not its:
+                outcomes[did] = ("empty", ())
+                continue
+            cust = digest.get("c") or []
+            p = self._available(await self.prefs.effective_of(cust[0])) if cust else None
+            channels = tuple(c.value for c in p.reachable()) if p else ()
             if p is None or not channels:
-                updates.append(UpdateOne({"_id": did}, {"$set": {"status": "undeliverable", "done_at": now}}))
+                outcomes[did] = ("undeliverable", ())
                 continue
             msg = self._digest_message(did, p, channels[0], its)
             if msg is not None:
                 messages.append(msg)
-            updates.append(
-                UpdateOne(
-                    {"_id": did},
-                    {"$set": {"status": "sent", "channels": channels, "channel": channels[0], "done_at": now, "items": len(its)}},
-                )
-            )
+            outcomes[did] = ("sent", channels)
         await self._enqueue(messages)
-        sent = [did for did in digests if items.get(did)]
-        if sent:
-            await self.notifications.update_many({"digest_id": {"$in": sent}}, {"$set": {"status": "digested"}})
-        if updates:
-            await self.digests.bulk_write(updates, ordered=False)
+        return outcomes
+
+    async def _mark_run(self, due: float, run: list[str], key: tuple[Any, ...] | None) -> None:
+        if not run or key is None:
+            return
+        await self.digests.update_many(
+            {"due_at": due, "_id": {"$gte": run[0], "$lte": run[-1]}, "status": "scheduled"},
+            {"$set": _outcome_fields(key, self.clock.now())},
+        )
 
     def _digest_message(self, did: str, prefs: Preferences, channel: str, items: list[Document]) -> OutboundMessage | None:
         text = self.render_digest(prefs.language, channel, items)
@@ -410,6 +473,17 @@ class NotificationEngine:
                 await self._send_notification(doc, prefs, doc["channels"][0])
                 resent += 1
         return len(members) + resent
+
+
+_ITEM_FIELDS = {f: 1 for f in ("digest_id", "topic", "template", "language", "detail", "data", "created_at", "period")}
+
+
+def _outcome_fields(outcome: tuple[Any, ...], now: float) -> Document:
+    status, channels = outcome
+    fields: Document = {"status": status, "done_at": now}
+    if status == "sent":
+        fields.update(channels=list(channels), channel=channels[0])
+    return fields
 
 
 def _parse(kind: Any, value: Any, field: str) -> Any:
