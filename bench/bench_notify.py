@@ -110,7 +110,7 @@ async def run(args: argparse.Namespace, redis_url: str, mongo_url: str) -> list[
                               "channels": ["email"]})
         await db["notifications"].insert_many(notes)
         await db["pref_digests"].insert_many(
-            [{"_id": digest_id(f"w{i}", due), "customer": f"w{i}", "due_at": due, "status": "scheduled"} for i in ids]
+            [{"_id": digest_id(f"w{i}", due), "customer": f"w{i}", "due_at": due, "status": "scheduled", "created_at": 0.0} for i in ids]
         )
         await engine.schedule.add_many({f"d|{digest_id(f'w{i}', due)}": due for i in ids})
     seed_s = time.perf_counter() - t0

@@ -21,6 +21,7 @@ customer's next channel and queued with that channel's key.
 from __future__ import annotations
 
 import dataclasses
+import time
 import hashlib
 import json
 import logging
@@ -202,7 +203,7 @@ class NotificationEngine:
             did = doc["digest_id"]
             await self.digests.update_one(
                 {"_id": did},
-                {"$setOnInsert": {"customer": customer_id, "due_at": deliver_at, "status": "scheduled"}},
+                {"$setOnInsert": {"customer": customer_id, "due_at": deliver_at, "status": "scheduled", "created_at": time.time()}},
                 upsert=True,
             )
             await self.schedule.add(f"d|{did}", deliver_at)
@@ -322,6 +323,9 @@ class NotificationEngine:
         found: set[str] = set()
         for due, gids in groups.items():
             lo, hi = min(gids), max(gids)
+            # Digests created after this read (notify() filing into a digest that is due
+            # already) fall inside the id range too; the marks must not cover them.
+            read_at = time.time()
             pipeline: list[Document] = [
                 {"$match": {"due_at": due, "_id": {"$gte": lo, "$lte": hi}}},
                 {"$lookup": {"from": self.prefs.customers.name, "localField": "customer", "foreignField": "_id", "as": "c"}},
@@ -347,14 +351,14 @@ class NotificationEngine:
                 k = outcomes.get(did)
                 if k is None:
                     if d.get("status") == "scheduled":
-                        await self._mark_run(due, run, key)
+                        await self._mark_run(due, run, key, read_at)
                         run, key = [], None
                     continue
                 if k != key:
-                    await self._mark_run(due, run, key)
+                    await self._mark_run(due, run, key, read_at)
                     run, key = [], k
                 run.append(did)
-            await self._mark_run(due, run, key)
+            await self._mark_run(due, run, key, read_at)
         # Members whose due time is unknown or differs from the record (a reclaimed lease):
         # one by one, by equality.
         for did in (i for i in ids if i not in found):
@@ -391,11 +395,11 @@ class NotificationEngine:
         await self._enqueue(messages)
         return outcomes
 
-    async def _mark_run(self, due: float, run: list[str], key: tuple[Any, ...] | None) -> None:
+    async def _mark_run(self, due: float, run: list[str], key: tuple[Any, ...] | None, read_at: float) -> None:
         if not run or key is None:
             return
         await self.digests.update_many(
-            {"due_at": due, "_id": {"$gte": run[0], "$lte": run[-1]}, "status": "scheduled"},
+            {"due_at": due, "_id": {"$gte": run[0], "$lte": run[-1]}, "status": "scheduled", "created_at": {"$lte": read_at}},
             {"$set": _outcome_fields(key, self.clock.now())},
         )
 
