@@ -27,6 +27,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench import floor_server  # noqa: E402
 from channels.wechat.simulator import signed_request, text_xml  # noqa: E402
 from tests.services import free_port, wait_port  # noqa: E402
 
@@ -68,38 +69,6 @@ def _ms(value: str) -> float:
     num = float(re.match(r"[\d.]+", value).group(0))  # type: ignore[union-attr]
     unit = value[len(str(re.match(r"[\d.]+", value).group(0))):]  # type: ignore[union-attr]
     return num * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
-
-
-FLOOR_SERVER = '''
-import asyncio, sys
-import aiohttp
-from aiohttp import web
-from redis.asyncio import Redis
-from bot.tokens import TokenCache
-from channels.base import ChannelContext, WebhookRequest
-from channels.wechat import WeChatChannel
-
-ACCOUNT = {account!r}
-
-async def main() -> None:
-    session = aiohttp.ClientSession()
-    redis = Redis.from_url("redis://127.0.0.1:1/0")  # never used: receive() does no I/O
-    channel = WeChatChannel.from_settings(ACCOUNT, ChannelContext(http=session, redis=redis, tokens=TokenCache(redis)))
-
-    async def handle(request: web.Request) -> web.Response:
-        body = await request.read()
-        channel.receive(WebhookRequest("POST", request.query, request.headers, body))
-        return web.Response(text="success")
-
-    app = web.Application()
-    app.router.add_post("/wechat/{{account}}", handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", int(sys.argv[1])).start()
-    await asyncio.Event().wait()
-
-asyncio.run(main())
-'''
 
 
 def start(argv: list[str], log: Path, cwd: Path = ROOT) -> subprocess.Popen[bytes]:
@@ -205,9 +174,7 @@ def main() -> int:
             make_requests(files[64], args.requests, 10_000_000)
 
             floor_port = free_port()
-            floor_py = tmp / "floor.py"
-            floor_py.write_text(FLOOR_SERVER.format(account=ACCOUNT))
-            floor = start(pinned(0, [sys.executable, str(floor_py), str(floor_port)]), tmp / "floor.log")
+            floor = start(pinned(0, floor_server.command("wechat", floor_port, ACCOUNT)), tmp / "floor.log")
             procs.append(floor)
             wait_port(floor_port, floor, 30)
             rows: list[tuple[str, int, dict[str, float]]] = []

@@ -26,6 +26,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import bench_ack  # noqa: E402  (shared wrk/process machinery)
+from bench import floor_server  # noqa: E402
 
 from channels.wecom.simulator import signed_callback, text_xml  # noqa: E402
 from channels.wecom_kf.simulator import signed_kf_callback  # noqa: E402
@@ -43,38 +44,6 @@ WECOM = {
 }
 WECOM_KF = {**WECOM, "secret": "bench-kf-secret", "token": "benchkftoken"}
 WECOM_KF.pop("agent_id")
-
-FLOOR_SERVER = '''
-import asyncio, sys
-import aiohttp
-from aiohttp import web
-from redis.asyncio import Redis
-from bot.tokens import TokenCache
-from channels.base import ChannelContext, WebhookRequest
-from channels.wecom import WeComChannel
-
-ACCOUNT = {account!r}
-
-async def main() -> None:
-    session = aiohttp.ClientSession()
-    redis = Redis.from_url("redis://127.0.0.1:1/0")  # never used: receive() does no I/O
-    channel = WeComChannel.from_settings(ACCOUNT, ChannelContext(http=session, redis=redis, tokens=TokenCache(redis)))
-
-    async def handle(request: web.Request) -> web.Response:
-        body = await request.read()
-        channel.receive(WebhookRequest("POST", request.query, request.headers, body))
-        return web.Response(text="")
-
-    app = web.Application()
-    app.router.add_post("/wecom/{{account}}", handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", int(sys.argv[1])).start()
-    await asyncio.Event().wait()
-
-asyncio.run(main())
-'''
-
 
 def make_wecom_requests(path: Path, count: int, first_id: int) -> None:
     with path.open("w") as out:
@@ -119,9 +88,7 @@ def main() -> int:
                 make_kf_requests(kf_files[c], args.requests, n * 10_000_000)
 
             floor_port = free_port()
-            floor_py = tmp / "floor.py"
-            floor_py.write_text(FLOOR_SERVER.format(account=WECOM))
-            floor = start(pinned(0, [sys.executable, str(floor_py), str(floor_port)]), tmp / "floor.log")
+            floor = start(pinned(0, floor_server.command("wecom", floor_port, WECOM)), tmp / "floor.log")
             procs.append(floor)
             wait_port(floor_port, floor, 30)
             for c in levels:
