@@ -18,8 +18,8 @@ from typing import Any, Self
 
 from bot.errors import ConfigError
 from bot.messages import MediaRef, OutboundMessage, ReplyKind
-from channels.base import Channel, ChannelContext, Received, WebhookRequest, resolve_base_url
-from channels.wecom.client import DEFAULT_BASE_URL, WeComClient
+from channels.base import Channel, ChannelContext, Received, WebhookRequest
+from channels.wecom.client import WeComClient
 from channels.wecom.crypto import CallbackCrypto
 from channels.wecom.parser import to_message
 
@@ -53,21 +53,8 @@ class WeComChannel(Channel):
             agent_id = int(section["agent_id"])
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"channels.wecom[{account}]: agent_id must be a number") from exc
-        corp_id = str(section["corp_id"])
-        crypto = CallbackCrypto(
-            str(section["token"]),
-            str(section["encoding_aes_key"]),
-            corp_id,
-            timestamp_window_s=int(section.get("timestamp_window_s", 300)),
-        )
-        client = WeComClient(
-            ctx.http,
-            ctx.tokens,
-            corp_id=corp_id,
-            secret=str(section["secret"]),
-            base_url=resolve_base_url(section.get("api_base_url"), DEFAULT_BASE_URL, ctx),
-            timeout_s=float(section.get("timeout_s", 10.0)),
-        )
+        crypto = CallbackCrypto.from_settings(section)
+        client = WeComClient.from_settings(section, ctx)
         return cls(account, agent_id=agent_id, client=client, crypto=crypto)
 
     def verify_url(self, request: WebhookRequest) -> str:

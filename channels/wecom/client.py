@@ -17,12 +17,13 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Self
 
 import aiohttp
 
 from bot.tokens import TokenCache
 from channels.errors import PermanentSendError, PlatformUnavailable
+from channels.base import ChannelContext, resolve_base_url
 from channels.tencent_api import ErrorCodes, TencentApiClient
 
 log = logging.getLogger(__name__)
@@ -61,6 +62,18 @@ class WeComClient(TencentApiClient):
         super().__init__(session, tokens, token_name=f"wecom:{corp_id}:{digest}", base_url=base_url, timeout_s=timeout_s)
         self.corp_id = corp_id
         self._secret = secret
+
+    @classmethod
+    def from_settings(cls, section: Mapping[str, Any], ctx: ChannelContext) -> Self:
+        """From a wecom / wecom_kf account section; subclasses get their own kind."""
+        return cls(
+            ctx.http,
+            ctx.tokens,
+            corp_id=str(section["corp_id"]),
+            secret=str(section["secret"]),
+            base_url=resolve_base_url(section.get("api_base_url"), DEFAULT_BASE_URL, ctx),
+            timeout_s=float(section.get("timeout_s", 10.0)),
+        )
 
     async def _fetch_token(self, force: bool) -> tuple[str, int]:
         # WeCom's gettoken has no force flag: a fresh call returns the current token

@@ -13,6 +13,7 @@ Docs: https://developer.work.weixin.qq.com/document/path/90968 (加解密方案�
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from channels.errors import MalformedPayload
 from channels.wechat.crypto import MessageCrypto, check_signature, check_timestamp
@@ -26,6 +27,16 @@ class CallbackCrypto:
         self.corp_id = corp_id
         self._crypto = MessageCrypto(token, encoding_aes_key, corp_id)
         self._window = timestamp_window_s
+
+    @classmethod
+    def from_settings(cls, section: Mapping[str, Any]) -> CallbackCrypto:
+        """From a wecom / wecom_kf account section (token, encoding_aes_key, corp_id)."""
+        return cls(
+            str(section["token"]),
+            str(section["encoding_aes_key"]),
+            str(section["corp_id"]),
+            timestamp_window_s=int(section.get("timestamp_window_s", 300)),
+        )
 
     @property
     def message_crypto(self) -> MessageCrypto:

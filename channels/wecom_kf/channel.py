@@ -24,10 +24,9 @@ from typing import Any, Self
 
 from bot.errors import ConfigError
 from bot.messages import InboundMessage, MediaRef, OutboundMessage, ReplyKind
-from channels.base import Channel, ChannelContext, Received, WebhookRequest, resolve_base_url
+from channels.base import Channel, ChannelContext, Received, WebhookRequest
 from channels.errors import MalformedPayload, PermanentSendError
 from channels.wecom.channel import REQUIRED, required_settings
-from channels.wecom.client import DEFAULT_BASE_URL
 from channels.wecom.crypto import CallbackCrypto
 from channels.wecom_kf.client import ServiceState, SessionState, WeComKfClient
 from channels.wecom_kf.parser import SYNC_EVENT, VOICE_FORMATS, callback_to_message, item_to_message, split_conversation
@@ -80,20 +79,8 @@ class WeComKfChannel(Channel):
     def from_settings(cls, section: Mapping[str, Any], ctx: ChannelContext) -> Self:
         account = required_settings(cls.name, section, REQUIRED)
         corp_id = str(section["corp_id"])
-        crypto = CallbackCrypto(
-            str(section["token"]),
-            str(section["encoding_aes_key"]),
-            corp_id,
-            timestamp_window_s=int(section.get("timestamp_window_s", 300)),
-        )
-        client = WeComKfClient(
-            ctx.http,
-            ctx.tokens,
-            corp_id=corp_id,
-            secret=str(section["secret"]),
-            base_url=resolve_base_url(section.get("api_base_url"), DEFAULT_BASE_URL, ctx),
-            timeout_s=float(section.get("timeout_s", 10.0)),
-        )
+        crypto = CallbackCrypto.from_settings(section)
+        client = WeComKfClient.from_settings(section, ctx)
         channel = cls(
             account,
             client=client,
