@@ -14,6 +14,7 @@ import importlib
 import logging
 import os
 import socket
+from pathlib import Path
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Literal
 
@@ -273,8 +274,6 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"ok": ok, "mongo": rt.health.mongo_ok}, status=200 if ok else 503)
 
 
-def _templates_dir(settings: Settings) -> Any:
-    from pathlib import Path
-
+def _templates_dir(settings: Settings) -> Path | None:
     raw = settings.section("templates").get("dir")
     return Path(raw) if raw else None

@@ -37,13 +37,6 @@ class Templates:
         template = self.env.get_or_select_template([f"{language}/{name}.j2", f"{DEFAULT}/{name}.j2"])
         return template.render(**context).strip()
 
-    def has(self, name: str, language: str) -> bool:
-        try:
-            self.env.get_template(f"{language}/{name}.j2")
-        except jinja2.TemplateNotFound:
-            return False
-        return True
-
 
 def _read_tree(root: Path) -> dict[str, str]:
     if not root.is_dir():

@@ -92,9 +92,6 @@ class TokenCache:
             self._local[name] = (token, time.monotonic() + min(ttl, 60))
         return token
 
-    def forget_local(self, name: str) -> None:
-        self._local.pop(name, None)
-
 
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value

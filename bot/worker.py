@@ -121,10 +121,6 @@ class InboundWorker:
             if in_flight:
                 await asyncio.gather(*in_flight, return_exceptions=True)
 
-    async def process_batch(self, entries: list[Entry]) -> None:
-        """Handle ``entries`` and return when all are done (conversations concurrently)."""
-        await asyncio.gather(*(self._in_order(items) for items in _by_conversation(entries).values()))
-
     async def _in_order(self, items: list[Entry]) -> None:
         for item in items:
             try:
