@@ -25,6 +25,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import enum
+import functools
 import re
 import zoneinfo
 from collections.abc import Mapping
@@ -300,11 +301,30 @@ def merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> JsonDict:
     return out
 
 
+def _overlay(base: Mapping[str, Any], over: Mapping[str, Any]) -> Mapping[str, Any]:
+    """:func:`merge` without copies, for a read-only result: objects on the merged path
+    are new, everything else is shared with the inputs. ``resolve`` runs once per
+    customer in a digest build, where deep copies of every layer were most of its cost."""
+    out = dict(base)
+    for key, value in over.items():
+        below = out.get(key)
+        # dict, not Mapping: layers are BSON/JSON dicts, and ABC checks were a third of the cost.
+        out[key] = _overlay(below, value) if isinstance(value, dict) and isinstance(below, dict) else value
+    return out
+
+
+@functools.lru_cache(maxsize=4096)
+def _topic_prefs(name: str, frequency: str, detail: str, opted_out: bool, at: str, weekday: int) -> TopicPrefs:
+    # Few distinct combinations exist across all customers, and TopicPrefs is frozen:
+    # sharing them spares a digest build of 100,000 customers half a million parses.
+    return TopicPrefs(Frequency(frequency), Detail(detail), opted_out, parse_time(at, f"topics.{name}.at"), weekday)
+
+
 def resolve(customer_id: str, layers: list[Mapping[str, Any]], consents: frozenset[str] = frozenset()) -> Preferences:
     """Merge ``layers`` (lowest first) over the built-in defaults into :class:`Preferences`."""
-    merged: JsonDict = dict(BUILTIN_DEFAULTS)
+    merged: Mapping[str, Any] = BUILTIN_DEFAULTS
     for layer in layers:
-        merged = merge(merged, layer)
+        merged = _overlay(merged, layer)
     addresses: dict[Channel, Address] = {}
     for name, addr in (merged.get("addresses") or {}).items():
         if addr is None:
@@ -313,13 +333,7 @@ def resolve(customer_id: str, layers: list[Mapping[str, Any]], consents: frozens
         addresses[channel] = Address(channel, str(addr.get("account", "")), str(addr[RECIPIENT_FIELD[channel]]))
     qh = merged.get("quiet_hours")
     topics = {
-        Topic(name): TopicPrefs(
-            frequency=Frequency(tp["frequency"]),
-            detail=Detail(tp["detail"]),
-            opted_out=bool(tp["opted_out"]),
-            at=parse_time(tp["at"], f"topics.{name}.at"),
-            weekday=int(tp["weekday"]),
-        )
+        Topic(name): _topic_prefs(name, tp["frequency"], tp["detail"], bool(tp["opted_out"]), tp["at"], int(tp["weekday"]))
         for name, tp in merged["topics"].items()
     }
     return Preferences(

@@ -55,15 +55,27 @@ class Renderer:
         )
         self.env.filters["bar"] = progress_bar
         self.env.filters["localtime"] = local_time
+        # The sources never change after construction, so the choice among candidates is
+        # remembered: jinja2 caches templates it found, not the misses, and each miss is a
+        # TemplateNotFound raised and caught (most of a digest's rendering time).
+        self._chosen: dict[tuple[str, str, str], jinja2.Template] = {}
+
+    def template(self, name: str, language: str, channel: str = "") -> jinja2.Template:
+        """The template that renders message ``name`` for ``language`` and ``channel``."""
+        key = (name, language, channel)
+        found = self._chosen.get(key)
+        if found is None:
+            candidates: list[str | jinja2.Template] = []
+            for lang in dict.fromkeys((language, "zh")):
+                if channel:
+                    candidates.append(f"{lang}/{name}.{channel}.j2")
+                candidates.append(f"{lang}/{name}.j2")
+            found = self._chosen[key] = self.env.select_template(candidates)
+        return found
 
     def render(self, name: str, language: str, channel: str = "", /, **context: Any) -> str:
         """Render message ``name`` for ``language`` and ``channel`` (see module doc)."""
-        candidates: list[str | jinja2.Template] = []
-        for lang in dict.fromkeys((language, "zh")):
-            if channel:
-                candidates.append(f"{lang}/{name}.{channel}.j2")
-            candidates.append(f"{lang}/{name}.j2")
-        template = self.env.get_or_select_template(candidates)
+        template = self.template(name, language, channel)
         text = template.render(channel=channel, rich=channel not in COMPACT_CHANNELS, language=language, **context)
         # Collapse the blank lines that skipped template blocks leave behind.
         lines = [ln.rstrip() for ln in text.strip().splitlines()]
