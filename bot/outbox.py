@@ -181,13 +181,13 @@ class OutboxSender:
                 delay = min(self.backoff_max_s, self.backoff_s * 2 ** (attempts - 1))
                 log.warning("send %s failed (%s); retry %d in %.1f s", key, exc, attempts, delay)
                 await self.outbox.schedule_retry(entry.payload, attempts, delay)
-                await self.store.mark_outbound(key, "retrying", attempts=attempts, error=str(exc))
+                await self.store.mark_outbound(key, "retrying", reply=reply, attempts=attempts, error=str(exc))
                 await self.group.done(entry.entry_id)
             return
         # Sent mark first, then the record, then the ack: a crash after the mark makes a
         # reclaimed entry a no-op instead of a second message.
         await self.outbox.redis.set(SENT_PREFIX + key, "1", ex=KEY_TTL_S)
-        await self.store.mark_outbound(key, "sent", attempts=attempts, sent_at=time.time())
+        await self.store.mark_outbound(key, "sent", reply=reply, attempts=attempts, sent_at=time.time())
         await self.group.done(entry.entry_id)
 
     async def _give_up(
@@ -197,7 +197,7 @@ class OutboxSender:
         await self.store.dead_letter(
             kind="outbound", key=reply.idempotency_key, payload=entry.payload.decode(), reason=reason, attempts=attempts
         )
-        await self.store.mark_outbound(reply.idempotency_key, status, attempts=attempts, error=reason)
+        await self.store.mark_outbound(reply.idempotency_key, status, reply=reply, attempts=attempts, error=reason)
         for hook in self.outbox.give_up_hooks:
             try:
                 await hook(reply, status, reason)

@@ -86,27 +86,18 @@ class MessageStore:
         await self.messages.update_one({"_id": key}, {"$set": dict(fields)})
 
     async def save_outbound(self, reply: OutboundMessage, *, status: str = "queued") -> None:
-        doc: Document = {
-            "direction": "out",
-            "channel": reply.channel,
-            "account": reply.account,
-            "customer": customer_id(reply.channel, reply.account, reply.recipient),
-            "recipient": reply.recipient,
-            "conversation": reply.conversation,
-            "kind": reply.kind.value,
-            "text": reply.text,
-            "in_reply_to": reply.in_reply_to,
-            "topic": reply.topic,
-            "ts": time.time(),
-            "status": status,
-            "attempts": 0,
-        }
+        doc = _outbound_doc(reply)
+        doc.update(status=status, attempts=0)
         await self.messages.update_one({"_id": "out:" + reply.idempotency_key}, {"$setOnInsert": doc}, upsert=True)
 
-    async def mark_outbound(self, idempotency_key: str, status: str, **fields: Any) -> None:
-        await self.messages.update_one(
-            {"_id": "out:" + idempotency_key}, {"$set": {"status": status, "status_at": time.time(), **fields}}
-        )
+    async def mark_outbound(self, idempotency_key: str, status: str, *, reply: OutboundMessage | None = None, **fields: Any) -> None:
+        """Set a reply's delivery status. With ``reply``, a missing record is created from
+        it: bulk senders (digests) leave the record to the sender instead of writing one
+        per message before queueing."""
+        update: Document = {"$set": {"status": status, "status_at": time.time(), **fields}}
+        if reply is not None:
+            update["$setOnInsert"] = _outbound_doc(reply)
+        await self.messages.update_one({"_id": "out:" + idempotency_key}, update, upsert=reply is not None)
 
     async def dead_letter(self, *, kind: str, key: str, payload: str, reason: str, attempts: int) -> None:
         await self.dead_letters.update_one(
@@ -118,6 +109,22 @@ class MessageStore:
     async def conversation_messages(self, conversation: str, limit: int = 100) -> list[Document]:
         cursor = self.messages.find({"conversation": conversation}).sort("ts", ASCENDING).limit(limit)
         return [doc async for doc in cursor]
+
+
+def _outbound_doc(reply: OutboundMessage) -> Document:
+    return {
+        "direction": "out",
+        "channel": reply.channel,
+        "account": reply.account,
+        "customer": customer_id(reply.channel, reply.account, reply.recipient),
+        "recipient": reply.recipient,
+        "conversation": reply.conversation,
+        "kind": reply.kind.value,
+        "text": reply.text,
+        "in_reply_to": reply.in_reply_to,
+        "topic": reply.topic,
+        "ts": time.time(),
+    }
 
 
 def customer_id(channel: str, account: str, sender: str) -> str:

@@ -418,7 +418,9 @@ def _services_ctx(role: str, clock: Clock) -> Callable[[web.Application], AsyncI
         stop = asyncio.Event()
         tasks: list[asyncio.Task[None]] = []
         if role in ("all", "worker"):
-            tasks.append(asyncio.create_task(_due_loop(engine, stop, float(section.get("due_interval_s", 1.0))), name="prefs-due"))
+            interval = float(section.get("due_interval_s", 1.0))
+            tasks.append(asyncio.create_task(_due_loop(engine, stop, interval), name="prefs-due"))
+            tasks.append(asyncio.create_task(_settle_loop(engine, stop, interval), name="prefs-settle"))
         log.info("preferences ready on %s (role %s)", socket.gethostname(), role)
         yield
         stop.set()
@@ -436,11 +438,28 @@ async def _due_loop(engine: NotificationEngine, stop: asyncio.Event, interval_s:
             if not synced:  # in the loop, not at startup: Redis or MongoDB may be down
                 await engine.resync()
                 synced = True
-            await engine.run_all_due()
+            await engine.run_all_due(settle=False)  # the settle loop follows behind
         except asyncio.CancelledError:
             raise
         except Exception:
             log.exception("preferences due-list run failed")
+        try:
+            await asyncio.wait_for(stop.wait(), interval_s)
+        except asyncio.TimeoutError:
+            pass
+
+
+async def _settle_loop(engine: NotificationEngine, stop: asyncio.Event, interval_s: float) -> None:
+    # Its own task: settling a large batch takes seconds on the embedded store, and held
+    # messages and the next digests must not wait behind it.
+    while not stop.is_set():
+        try:
+            if await engine.settle(limit=1):
+                continue
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("preferences digest settle failed")
         try:
             await asyncio.wait_for(stop.wait(), interval_s)
         except asyncio.TimeoutError:

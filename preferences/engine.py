@@ -20,11 +20,13 @@ customer's next channel and queued with that channel's key.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
-import time
 import hashlib
 import json
 import logging
+import time
+import uuid
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -51,6 +53,7 @@ log = logging.getLogger(__name__)
 Document = dict[str, Any]
 KEY_PREFIX = "pref:"
 _ENQUEUE_CHUNK = 500
+_IN_CHUNK = 20  # $in lists cost the square of their length on the embedded store
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +112,7 @@ class NotificationEngine:
         self.default_accounts = dict(default_accounts or {})
         self.notifications = db["notifications"]
         self.digests = db["pref_digests"]
+        self.batches = db["pref_digest_batches"]
         self.schedule = DueSchedule(redis, lease_s=lease_s)
 
     async def ensure_indexes(self) -> None:
@@ -128,6 +132,7 @@ class NotificationEngine:
                 IndexModel([("due_at", ASCENDING), ("_id", ASCENDING)]),
             ]
         )
+        await self.batches.create_indexes([IndexModel([("due_at", ASCENDING)]), IndexModel([("created_at", ASCENDING)])])
 
     # -- notify ---------------------------------------------------------------------------
     async def notify(
@@ -189,6 +194,12 @@ class NotificationEngine:
         }
         if policy.action is Action.DIGEST and deliver_at is not None:
             doc["digest_id"] = digest_id(customer_id, deliver_at)
+            # Filed into the digest record before the notification is recorded: a crash in
+            # between leaves an item the digest will carry (and a retried notify() files the
+            # same item again, keyed by id), never a recorded item the digest misses. The
+            # item is rendered now for the channel it will most likely go out on, so the
+            # weekly build renders one wrapper per digest instead of every item again.
+            await self._file(doc, prefs, policy.channels[0].value if policy.channels else None)
         try:
             await self.notifications.insert_one(doc)
         except DuplicateKeyError:  # a concurrent notify of the same event won
@@ -200,14 +211,20 @@ class NotificationEngine:
         if policy.action is Action.HOLD and deliver_at is not None:
             await self.schedule.add(f"h|{nid}", deliver_at)
         elif policy.action is Action.DIGEST and deliver_at is not None:
-            did = doc["digest_id"]
-            await self.digests.update_one(
-                {"_id": did},
-                {"$setOnInsert": {"customer": customer_id, "due_at": deliver_at, "status": "scheduled", "created_at": time.time()}},
-                upsert=True,
-            )
-            await self.schedule.add(f"d|{did}", deliver_at)
+            await self.schedule.add(f"d|{doc['digest_id']}", deliver_at)
         return Decision(nid, policy.action, policy.reason, None, deliver_at)
+
+    async def _file(self, doc: Document, prefs: Preferences, channel: str | None) -> None:
+        item = {f: doc[f] for f in _ITEM_FIELDS if f != "digest_id"}
+        item["text"] = {channel: self.render_notification(doc, channel)} if channel else {}
+        await self.digests.update_one(
+            {"_id": doc["digest_id"]},
+            {
+                "$setOnInsert": {"customer": doc["customer"], "due_at": doc["deliver_at"], "status": "scheduled", "created_at": time.time()},
+                "$set": {f"items.{doc['_id']}": item},
+            },
+            upsert=True,
+        )
 
     def _available(self, prefs: Preferences) -> Preferences:
         """Preferences with only the addresses whose channel this gateway can send on."""
@@ -252,10 +269,10 @@ class NotificationEngine:
         )
         return channel
 
-    async def _enqueue(self, messages: Sequence[OutboundMessage]) -> None:
+    async def _enqueue(self, messages: Sequence[OutboundMessage], *, record: bool = True) -> None:
         for start in range(0, len(messages), _ENQUEUE_CHUNK):
             chunk = messages[start : start + _ENQUEUE_CHUNK]
-            if self.message_store is not None:
+            if record and self.message_store is not None:
                 # Recorded before queueing so the sender's status marks land on a record.
                 for msg in chunk:
                     await self.message_store.save_outbound(msg)
@@ -272,10 +289,23 @@ class NotificationEngine:
         await self.schedule.ack(members)
         return len(members)
 
-    async def run_all_due(self, limit: int = 500) -> int:
-        total = 0
-        while n := await self.run_due(limit):
-            total += n
+    async def run_all_due(self, limit: int = 500, *, parallel: int = 2, settle: bool = True) -> int:
+        """Run until nothing is due; returns how many members were handled.
+
+        ``parallel`` claim loops share the event loop, so one batch renders while another
+        waits for the database. ``settle`` then applies the digest batches' outcomes to the
+        digest records (see :meth:`settle`); a caller timing the sends alone passes False.
+        """
+
+        async def loop() -> int:
+            total = 0
+            while n := await self.run_due(limit):
+                total += n
+            return total
+
+        total = sum(await asyncio.gather(*(loop() for _ in range(max(1, parallel)))))
+        if settle:
+            await self.settle()
         return total
 
     async def process(self, members: Sequence[str], due: Mapping[str, float] | None = None) -> None:
@@ -311,10 +341,12 @@ class NotificationEngine:
             await self._send_notification(doc, p, channels[0])
 
     async def _send_digests(self, ids: list[str], due_of: Mapping[str, float]) -> None:
-        # No $in lists: a claimed batch of one due time is a contiguous run of digest ids
-        # (Redis orders equal scores by member), so digests, their customers and their
-        # items are read with range scans on (due_at, _id) / (deliver_at, digest_id) and
-        # filtered here; marks are update_many over runs of the same outcome.
+        # No $in lists over the batch: a claimed batch of one due time is a contiguous run of
+        # digest ids (Redis orders equal scores by member), so its digests are read with one
+        # range scan on (due_at, _id) and filtered here. Items travel inside the digest
+        # records; customers are read in small $in chunks (cheap, unlike one long list).
+        # Outcomes are committed as one batch record (see :meth:`settle`), not one write
+        # per digest.
         mine = set(ids)
         groups: dict[float, list[str]] = defaultdict(list)
         for did in ids:
@@ -324,26 +356,20 @@ class NotificationEngine:
         for due, gids in groups.items():
             lo, hi = min(gids), max(gids)
             # Digests created after this read (notify() filing into a digest that is due
-            # already) fall inside the id range too; the marks must not cover them.
+            # already) fall inside the id range too; the batch's runs must not cover them.
             read_at = time.time()
-            pipeline: list[Document] = [
-                {"$match": {"due_at": due, "_id": {"$gte": lo, "$lte": hi}}},
-                {"$lookup": {"from": self.prefs.customers.name, "localField": "customer", "foreignField": "_id", "as": "c"}},
-            ]
-            in_range = sorted([d async for d in await self.digests.aggregate(pipeline)], key=lambda d: str(d["_id"]))
-            todo = {d["_id"]: d for d in in_range if d["_id"] in mine and d.get("status") == "scheduled"}
-            found.update(d["_id"] for d in in_range if d["_id"] in mine)
-            items: dict[str, list[Document]] = defaultdict(list)
-            if todo:
-                cursor = self.notifications.find(
-                    {"deliver_at": due, "digest_id": {"$gte": min(todo), "$lte": max(todo)}}, projection=_ITEM_FIELDS
-                )
-                async for doc in cursor:
-                    if doc["digest_id"] in todo:
-                        items[doc["digest_id"]].append(doc)
-            outcomes = await self._build_digests(todo, items)
+            in_range = [d async for d in self.digests.find({"due_at": due, "_id": {"$gte": lo, "$lte": hi}}).sort("_id", ASCENDING)]
+            committed = await self._committed(due)
+            found.update(str(d["_id"]) for d in in_range if d["_id"] in mine)
+            todo = {
+                str(d["_id"]): d
+                for d in in_range
+                if d["_id"] in mine and d.get("status") == "scheduled" and not committed(d)
+            }
+            outcomes = await self._build_digests(todo)
             # Runs of consecutive digests with one outcome; a digest in the range that is
-            # not ours and still scheduled (another worker's) ends a run.
+            # not ours and still scheduled (another worker's, or another batch's) ends a run.
+            runs: list[Document] = []
             run: list[str] = []
             key: tuple[Any, ...] | None = None
             for d in in_range:
@@ -351,39 +377,88 @@ class NotificationEngine:
                 k = outcomes.get(did)
                 if k is None:
                     if d.get("status") == "scheduled":
-                        await self._mark_run(due, run, key, read_at)
+                        _close_run(runs, run, key)
                         run, key = [], None
                     continue
                 if k != key:
-                    await self._mark_run(due, run, key, read_at)
+                    _close_run(runs, run, key)
                     run, key = [], k
                 run.append(did)
-            await self._mark_run(due, run, key, read_at)
+            _close_run(runs, run, key)
+            if runs:
+                await self.batches.insert_one(
+                    {"_id": uuid.uuid4().hex, "due_at": due, "read_at": read_at, "runs": runs, "count": len(outcomes), "created_at": time.time()}
+                )
         # Members whose due time is unknown or differs from the record (a reclaimed lease):
         # one by one, by equality.
         for did in (i for i in ids if i not in found):
             digest = await self.digests.find_one({"_id": did, "status": "scheduled"})
-            if digest is None:
+            if digest is None or (await self._committed(float(digest["due_at"])))(digest):
                 continue
-            cust = await self.prefs.customers.find_one({"_id": digest["customer"]})
-            digest["c"] = [cust] if cust else []
-            its = [d async for d in self.notifications.find({"digest_id": did}, projection=_ITEM_FIELDS)]
-            for did2, k in (await self._build_digests({did: digest}, {did: its})).items():
+            for did2, k in (await self._build_digests({did: digest})).items():
                 await self.digests.update_one({"_id": did2, "status": "scheduled"}, {"$set": _outcome_fields(k, self.clock.now())})
 
-    async def _build_digests(self, todo: Mapping[str, Document], items: Mapping[str, list[Document]]) -> dict[str, tuple[Any, ...]]:
+    async def _committed(self, due: float) -> Callable[[Mapping[str, Any]], bool]:
+        """Whether a digest is covered by a batch already built but not yet settled."""
+        spans = [
+            (str(r["lo"]), str(r["hi"]), float(b["read_at"]))
+            async for b in self.batches.find({"due_at": due}, projection={"runs": 1, "read_at": 1})
+            for r in b["runs"]
+        ]
+
+        def covered(digest: Mapping[str, Any]) -> bool:
+            did, created = str(digest["_id"]), float(digest.get("created_at", 0))
+            return any(lo <= did <= hi and created <= read_at for lo, hi, read_at in spans)
+
+        return covered
+
+    async def settle(self, limit: int = 1000) -> int:
+        """Apply built batches' outcomes to the digest records, oldest first; returns how
+        many batches were applied. Idempotent (only still-scheduled records change), so any
+        worker may run it, and a crash half-way is finished by the next call. It runs after
+        the sends because on the embedded store one status write per record costs more than
+        building the digest; until then :meth:`_committed` keeps the batch's digests from
+        being built again."""
+        done = 0
+        async for batch in self.batches.find({}).sort("created_at", ASCENDING).limit(limit):
+            for r in batch["runs"]:
+                await self.digests.update_many(
+                    {"due_at": batch["due_at"], "_id": {"$gte": r["lo"], "$lte": r["hi"]}, "status": "scheduled",
+                     "created_at": {"$lte": batch["read_at"]}},
+                    {"$set": _outcome_fields((r["status"], tuple(r["channels"])), float(batch["created_at"]))},
+                )
+            await self.batches.delete_one({"_id": batch["_id"]})
+            done += 1
+        return done
+
+    async def _customer_docs(self, ids: set[str]) -> dict[str, Document]:
+        out: dict[str, Document] = {}
+        ordered = sorted(ids)
+        for start in range(0, len(ordered), _IN_CHUNK):
+            async for doc in self.prefs.customers.find({"_id": {"$in": ordered[start : start + _IN_CHUNK]}}, projection=_PREF_FIELDS):
+                out[str(doc["_id"])] = doc
+        return out
+
+    async def _items_of(self, digest: Mapping[str, Any]) -> list[Document]:
+        """A digest's content: every item filed under it, whatever its status, so a digest
+        rebuilt after a crash renders exactly what the first build rendered. Records filed
+        before items travelled inside the digest are read from the notifications."""
+        if "items" in digest:
+            return [dict(v, _id=k) for k, v in (digest.get("items") or {}).items()]
+        return [d async for d in self.notifications.find({"digest_id": digest["_id"]}, projection=_ITEM_FIELDS)]
+
+    async def _build_digests(self, todo: Mapping[str, Document]) -> dict[str, tuple[Any, ...]]:
         """Render and queue the digests; returns each one's outcome (status, channels)."""
         outcomes: dict[str, tuple[Any, ...]] = {}
         messages: list[OutboundMessage] = []
+        customers = await self._customer_docs({str(d["customer"]) for d in todo.values()})
         for did, digest in todo.items():
-            # Content is every notification filed under the digest, whatever its status, so a
-            # digest rebuilt after a crash renders exactly what the first build rendered.
-            its = items.get(did, [])
+            its = await self._items_of(digest)
             if not its:
                 outcomes[did] = ("empty", ())
                 continue
-            cust = digest.get("c") or []
-            p = self._available(await self.prefs.effective_of(cust[0])) if cust else None
+            cust = customers.get(str(digest["customer"]))
+            p = self._available(await self.prefs.effective_of(cust)) if cust else None
             channels = tuple(c.value for c in p.reachable()) if p else ()
             if p is None or not channels:
                 outcomes[did] = ("undeliverable", ())
@@ -392,16 +467,10 @@ class NotificationEngine:
             if msg is not None:
                 messages.append(msg)
             outcomes[did] = ("sent", channels)
-        await self._enqueue(messages)
+        # The outbox's sender writes each digest's message record when it sends it: one
+        # write per message here would cost more than the whole build.
+        await self._enqueue(messages, record=False)
         return outcomes
-
-    async def _mark_run(self, due: float, run: list[str], key: tuple[Any, ...] | None, read_at: float) -> None:
-        if not run or key is None:
-            return
-        await self.digests.update_many(
-            {"due_at": due, "_id": {"$gte": run[0], "$lte": run[-1]}, "status": "scheduled", "created_at": {"$lte": read_at}},
-            {"$set": _outcome_fields(key, self.clock.now())},
-        )
 
     def _digest_message(self, did: str, prefs: Preferences, channel: str, items: list[Document]) -> OutboundMessage | None:
         text = self.render_digest(prefs.language, channel, items)
@@ -411,7 +480,7 @@ class NotificationEngine:
         """A digest: items grouped by topic, groups and items newest first."""
         groups: dict[str, list[dict[str, str]]] = {}
         for doc in sorted(items, key=lambda d: d["created_at"], reverse=True):
-            text = self.render_notification(doc, channel)
+            text = (doc.get("text") or {}).get(channel) or self.render_notification(doc, channel)
             groups.setdefault(doc["topic"], []).append({"text": text, "headline": text.splitlines()[0] if text else ""})
         period = "weekly" if any(d.get("period") == "weekly" for d in items) else "daily"
         return self.renderer.render(
@@ -434,6 +503,8 @@ class NotificationEngine:
         except ValueError:
             return
         coll = self.notifications if kind == "n" else self.digests
+        if kind == "d":
+            await self.settle()  # the digest's channels are on its record once settled
         doc = await coll.find_one({"_id": ident})
         if doc is None:
             return
@@ -448,8 +519,7 @@ class NotificationEngine:
         if kind == "n":
             await self._send_notification(doc, prefs, nxt)
             return
-        its = [d async for d in self.notifications.find({"digest_id": ident})]
-        msg = self._digest_message(ident, prefs, nxt, its)
+        msg = self._digest_message(ident, prefs, nxt, await self._items_of(doc))
         if msg is not None:
             await self._enqueue([msg])
             await coll.update_one({"_id": ident}, {"$set": {"channel": nxt}})
@@ -461,6 +531,7 @@ class NotificationEngine:
         Run at startup: a lost Redis (or a crash between the record and the schedule)
         then delays nothing; re-adding is NX and sends are keyed, so it is always safe.
         """
+        await self.settle()  # built batches first: their digests are not waiting any more
         members: dict[str, float] = {}
         async for doc in self.notifications.find({"status": "held"}, projection={"deliver_at": 1}):
             members[f"h|{doc['_id']}"] = float(doc["deliver_at"])
@@ -479,7 +550,14 @@ class NotificationEngine:
         return len(members) + resent
 
 
+# What effective_of() reads of a customer record; the profile can be large.
+_PREF_FIELDS = {f: 1 for f in ("settings", "segments", "consents_active")}
 _ITEM_FIELDS = {f: 1 for f in ("digest_id", "topic", "template", "language", "detail", "data", "created_at", "period")}
+
+
+def _close_run(runs: list[Document], run: list[str], key: tuple[Any, ...] | None) -> None:
+    if run and key is not None:
+        runs.append({"lo": run[0], "hi": run[-1], "status": key[0], "channels": list(key[1])})
 
 
 def _outcome_fields(outcome: tuple[Any, ...], now: float) -> Document:

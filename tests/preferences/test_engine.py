@@ -87,12 +87,18 @@ async def test_notify_is_idempotent(engine: NotificationEngine, prefs: Preferenc
 async def test_empty_digest_is_not_sent(engine: NotificationEngine, prefs: PreferenceStore, redis: Redis, clock: ManualClock, mongo: AsyncMongoClient[Any]) -> None:
     await prefs.create("c5", settings={**WECHAT_CUSTOMER, **DAILY_REPAIR})
     await engine.notify("c5", "repair", "normal", {"status": "x"})
-    await mongo.get_default_database()["notifications"].delete_many({"customer": "c5"})  # e.g. withdrawn
+    db = mongo.get_default_database()
+    # Withdrawn: the item leaves the digest record (where the build reads it) and its record.
+    await db["notifications"].delete_many({"customer": "c5"})
+    await db["pref_digests"].update_one({"customer": "c5"}, {"$set": {"items": {}}})
     clock.advance(86_400)
     assert await engine.run_due() == 1
     assert await outbox_messages(redis) == []
-    digest = await mongo.get_default_database()["pref_digests"].find_one({"customer": "c5"})
+    # The outcome is committed as a batch record and applied to the digest by settle().
+    assert await engine.settle() == 1
+    digest = await db["pref_digests"].find_one({"customer": "c5"})
     assert digest is not None and digest["status"] == "empty"
+    assert await db["pref_digest_batches"].count_documents({}) == 0
 
 
 async def test_digests_exactly_once_with_two_workers_and_a_restart(

@@ -1,0 +1,124 @@
+"""Digest builds commit one batch record per claimed batch; settle() applies it later.
+
+These pin the guarantees that replaced the per-digest status writes: a built batch is
+never built again (even with the outbox's idempotency keys gone), settle() only touches
+what the batch read, resync() does not re-queue built digests, items are rendered at
+filing time but follow the customer's channel at build time, and the outbox sender
+writes the message record of a digest when it sends it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pymongo import AsyncMongoClient
+from redis.asyncio import Redis
+
+from bot.messages import OutboundMessage
+from bot.store import MessageStore
+from preferences.clock import ManualClock
+from preferences.engine import NotificationEngine
+from preferences.store import PreferenceStore
+from tests.preferences.conftest import WECHAT_CUSTOMER, outbox_messages
+
+DAILY = {"topics": {"repair": {"frequency": "daily", "at": "18:00"}, "renewal": {"frequency": "daily", "at": "18:00"}}}
+EMAIL = {"channels": ["email"], "addresses": {"email": {"address": "x@example.cn"}}}
+
+
+async def _due_members(engine: NotificationEngine) -> list[tuple[str, float]]:
+    return await engine.schedule.claim_scored(engine.clock.now(), 100)
+
+
+async def test_a_built_batch_is_not_built_again_before_it_is_settled(
+    engine: NotificationEngine, prefs: PreferenceStore, redis: Redis, clock: ManualClock, mongo: AsyncMongoClient[Any]
+) -> None:
+    db = mongo.get_default_database()
+    for i in range(3):
+        await prefs.create(f"b{i}", settings={**WECHAT_CUSTOMER, "addresses": {"wechat": {"account": "demo", "openid": f"o{i}"}}, **DAILY})
+        await engine.notify(f"b{i}", "repair", "normal", {"ticket_id": f"T-{i}", "status": "维修中"})
+    clock.advance(86_400)
+    claimed = await _due_members(engine)
+    await engine.process([m for m, _ in claimed], dict(claimed))
+    assert len(await outbox_messages(redis)) == 3
+    assert await db["pref_digest_batches"].count_documents({}) == 1
+    assert await db["pref_digests"].count_documents({"status": "scheduled"}) == 3  # not settled yet
+    # The worker died before acknowledging; the outbox's keys are gone too (a lost Redis
+    # keyspace, say). Another worker processes the same members: the batch record alone
+    # keeps them from being built and queued again.
+    for key in await redis.keys("kefu:outbox:key:*"):
+        await redis.delete(key)
+    await engine.process([m for m, _ in claimed], dict(claimed))
+    assert len(await outbox_messages(redis)) == 3
+    assert await engine.settle() == 1
+    assert await db["pref_digests"].count_documents({"status": "sent", "channel": "wechat"}) == 3
+    assert await db["pref_digest_batches"].count_documents({}) == 0
+    assert await engine.settle() == 0
+
+
+async def test_settle_leaves_a_digest_created_after_the_batch_was_read(
+    engine: NotificationEngine, prefs: PreferenceStore, clock: ManualClock, mongo: AsyncMongoClient[Any]
+) -> None:
+    db = mongo.get_default_database()
+    for i in range(2):
+        await prefs.create(f"r{i}", settings={**EMAIL, "addresses": {"email": {"address": f"r{i}@example.cn"}}, **DAILY})
+        await engine.notify(f"r{i}", "repair", "normal", {"ticket_id": f"T-{i}", "status": "x"})
+    clock.advance(86_400)
+    claimed = await _due_members(engine)
+    await engine.process([m for m, _ in claimed], dict(claimed))
+    batch = await db["pref_digest_batches"].find_one({})
+    assert batch is not None and len(batch["runs"]) == 1
+    lo, hi = batch["runs"][0]["lo"], batch["runs"][0]["hi"]
+    assert lo < hi
+    # A digest with an id inside the run, created after the batch read its range.
+    late = lo[:-1] + chr(ord(lo[-1]) + 1) if lo[:-1] + chr(ord(lo[-1]) + 1) < hi else lo + "0"
+    await db["pref_digests"].insert_one(
+        {"_id": late, "customer": "r0", "due_at": batch["due_at"], "status": "scheduled", "created_at": batch["read_at"] + 1, "items": {}}
+    )
+    await engine.settle()
+    assert (await db["pref_digests"].find_one({"_id": late}) or {})["status"] == "scheduled"
+    assert await db["pref_digests"].count_documents({"status": "sent"}) == 2
+
+
+async def test_resync_settles_first_and_requeues_only_what_waits(
+    engine: NotificationEngine, prefs: PreferenceStore, redis: Redis, clock: ManualClock
+) -> None:
+    await prefs.create("s1", settings={**EMAIL, **DAILY})
+    await engine.notify("s1", "repair", "normal", {"ticket_id": "T-1", "status": "x"})
+    clock.advance(86_400)
+    assert await engine.run_all_due(settle=False) == 1
+    await redis.delete("kefu:prefs:due", "kefu:prefs:due:lease")  # Redis lost its schedule
+    await engine.resync()
+    assert await engine.schedule.pending() == 0
+    assert len(await outbox_messages(redis)) == 1
+
+
+async def test_items_are_rendered_when_filed_but_follow_the_channel_at_build_time(
+    engine: NotificationEngine, prefs: PreferenceStore, redis: Redis, clock: ManualClock, mongo: AsyncMongoClient[Any]
+) -> None:
+    db = mongo.get_default_database()
+    await prefs.create("m1", settings={**WECHAT_CUSTOMER, **DAILY, "addresses": {**WECHAT_CUSTOMER["addresses"], "email": {"address": "m1@example.cn"}}})
+    await engine.notify("m1", "repair", "normal", {"ticket_id": "T-77", "status": "维修中"})
+    digest = await db["pref_digests"].find_one({"customer": "m1"})
+    assert digest is not None
+    (item,) = digest["items"].values()
+    assert set(item["text"]) == {"wechat"} and "T-77" in item["text"]["wechat"]
+    # Before the digest is due the customer moves to email (compact channels differ; email
+    # is rich like WeChat, so the text is rendered again for email rather than reused).
+    await prefs.change("m1", {"channels": ["email", "wechat"]}, actor="m1", via="chat")
+    clock.advance(86_400)
+    assert await engine.run_all_due() == 1
+    (msg,) = await outbox_messages(redis)
+    assert msg["channel"] == "email" and msg["recipient"] == "m1@example.cn" and "T-77" in msg["text"]
+
+
+async def test_the_sender_writes_a_digest_message_record_when_it_sends(mongo: AsyncMongoClient[Any]) -> None:
+    store = MessageStore(mongo.get_default_database())
+    reply = OutboundMessage(channel="email", account="", recipient="z@example.cn", conversation="email::z@example.cn",
+                            idempotency_key="pref:d:abc:email", text="【今日汇总】共 1 条", topic="digest")
+    await store.mark_outbound(reply.idempotency_key, "sent", reply=reply, attempts=1)
+    doc = await mongo.get_default_database()["messages"].find_one({"_id": "out:pref:d:abc:email"})
+    assert doc is not None
+    assert (doc["status"], doc["text"], doc["recipient"], doc["topic"]) == ("sent", "【今日汇总】共 1 条", "z@example.cn", "digest")
+    # Without the reply, a status mark never invents a record.
+    await store.mark_outbound("pref:d:missing:email", "sent", attempts=1)
+    assert await mongo.get_default_database()["messages"].find_one({"_id": "out:pref:d:missing:email"}) is None
