@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import concurrent.futures.process
+import logging
 import multiprocessing
 import os
 import threading
@@ -32,6 +33,8 @@ from speech.decode import AudioLimits, decode_audio
 from speech.engines import Engine, engine_class, load_engine
 from speech.errors import EngineError, SpeechBusy, SpeechClosed
 from speech.settings import SpeechSettings
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,11 +135,17 @@ def _process_warm_up(settings: SpeechSettings) -> None:
         _process_engine = load_engine(settings)
 
 
-def _lower_priority(nice: int) -> None:
+def _lower_priority(nice: int, idle_class: bool = False) -> None:
     # Transcription is minutes-tolerant, text replies are not: let the scheduler prefer
-    # the gateway, NLU and the stores when the cores are busy.
+    # the gateway, NLU and the stores when the cores are busy. Set in the child's main
+    # thread before the model exists, so the engine's threads inherit it.
     if nice:
         os.nice(nice)
+    if idle_class and hasattr(os, "sched_setscheduler") and hasattr(os, "SCHED_IDLE"):
+        try:
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+        except OSError as exc:  # e.g. a seccomp profile that forbids it: niceness remains
+            log.warning("speech: SCHED_IDLE refused (%s); running at niceness %d", exc, nice)
 
 
 class _ProcessEngine:
@@ -162,7 +171,7 @@ class _ProcessEngine:
                     max_workers=self._settings.workers,
                     mp_context=multiprocessing.get_context("spawn"),
                     initializer=_lower_priority,
-                    initargs=(self._settings.nice,),
+                    initargs=(self._settings.nice, self._settings.idle_class),
                 )
             return self._processes
 

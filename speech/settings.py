@@ -20,6 +20,7 @@ Every key is optional; these are the defaults::
       isolation: process          # process: transcribe in child processes at lower CPU
                                   # priority, so text traffic keeps its latency; thread
       nice: 19                    # the children's niceness (0-19) with isolation: process
+      idle_class: true            # Linux: children in SCHED_IDLE, below every niceness
 """
 
 from __future__ import annotations
@@ -79,6 +80,12 @@ class SpeechSettings:
             gateway worker reads this, the speech package does not.
         beam_size: beam width for both engines (the same on both keeps their output
             comparable).
+        isolation: ``"process"`` runs transcription in child processes at lower CPU
+            priority; ``"thread"`` in threads of the gateway (tests, debugging).
+        nice: the children's niceness with process isolation.
+        idle_class: on Linux, also put the children in the ``SCHED_IDLE`` class: they run
+            only on CPU time nothing else wants, and a waking text worker preempts them at
+            once (niceness 19 still leaves them a share and a slice to finish).
     """
 
     engine: str = "faster"
@@ -97,6 +104,7 @@ class SpeechSettings:
     beam_size: int = 5
     isolation: str = "process"
     nice: int = 19
+    idle_class: bool = True
 
     def __post_init__(self) -> None:
         if self.engine not in ENGINES:

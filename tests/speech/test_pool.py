@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import FrozenInstanceError, fields
@@ -19,7 +20,7 @@ from speech import (
     Transcript,
     build_transcriber,
 )
-from speech.pool import PooledTranscriber
+from speech.pool import PooledTranscriber, _ProcessEngine
 from tests.speech.conftest import Clips
 
 pytestmark = pytest.mark.slow
@@ -199,3 +200,18 @@ async def test_close_finishes_the_running_note_and_fails_queued_ones(
     assert isinstance(results[0], Transcript) and results[0].text
     assert all(isinstance(r, SpeechClosed) for r in results[1:]), results
     assert t.in_flight == 0
+
+
+@pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="SCHED_IDLE is Linux-only")
+def test_transcription_processes_run_below_text_traffic(settings_for: Callable[..., SpeechSettings]) -> None:
+    # The children's scheduling is what keeps text replies fast while notes transcribe:
+    # the idle class by default, niceness 19 either way; the gateway itself is untouched.
+    for idle, policy in ((True, os.SCHED_IDLE), (False, os.SCHED_OTHER)):
+        engine = _ProcessEngine(settings_for(idle_class=idle))
+        try:
+            pool = engine._pool()
+            assert pool.submit(os.sched_getscheduler, 0).result(timeout=60) == policy
+            assert pool.submit(os.nice, 0).result(timeout=60) == 19
+        finally:
+            engine.shutdown()
+    assert os.sched_getscheduler(0) == os.SCHED_OTHER
