@@ -15,6 +15,12 @@ The contract is also marked (``reminded: [60, 30]``) so the next scan's query sk
 without looking up reminder records one by one (``$in`` is slow on the embedded store).
 Only the tightest offset that applies is sent: a contract created 20 days before its end
 gets the 30-day reminder, not a late 60-day one as well.
+
+Contracts go in batches, and a batch costs a fixed handful of round trips besides its
+notifications: one insert of the records, customers read 20 per ``$in``, each customer and
+contact resolved once per scan before the sends, then one bulk write for the contracts
+(marks and legal-review flags) and one for the records' outcome. The records are written
+last, so a crash before that leaves them pending, which is the case the next scan handles.
 """
 
 from __future__ import annotations
@@ -23,11 +29,12 @@ import asyncio
 import datetime as dt
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pymongo import ASCENDING, IndexModel, UpdateOne
+from pymongo import ASCENDING, IndexModel, UpdateMany, UpdateOne
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 from redis.asyncio import Redis
@@ -44,6 +51,7 @@ log = logging.getLogger(__name__)
 Document = dict[str, Any]
 DAY = 86_400.0
 _LOCK = "kefu:renewal:scan-lock"
+_IN_CHUNK = 20  # values per $in (see _by_ids)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +86,43 @@ class ScanReport:
     skipped: int = 0  # already reminded (another worker, an earlier run)
     failed: int = 0
     actions: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class _Plan:
+    """One claimed reminder with what the batch read for it, ready to send."""
+
+    contract: Document
+    offset: int
+    customer: Document | None
+    facts: Document
+    actions: list[dict[str, Any]]
+
+
+@dataclass(slots=True)
+class _Outcome:
+    """What one sent reminder did; written by _record with the rest of its batch."""
+
+    rid: str
+    contract: Any
+    offset: int
+    customer: str | None
+    decision: str
+    actions: list[dict[str, Any]] = field(default_factory=list)
+    legal_review: Document | None = None
+
+
+def _contact_email(customer: Mapping[str, Any] | None, action: Mapping[str, Any]) -> str | None:
+    """The address a ``notify_contact`` action goes to (the customer's contact in its role)."""
+    if action.get("action") != "notify_contact":
+        return None
+    role = str(action.get("role", "")).lower()
+    contact = next((c for c in (customer or {}).get("contacts", []) if str(c.get("role", "")).lower() == role), None)
+    return str(contact["email"]) if contact is not None and contact.get("email") else None
+
+
+def _language(customer: Mapping[str, Any] | None) -> str:
+    return str((customer or {}).get("language", "zh"))
 
 
 class Renewals:
@@ -208,61 +253,139 @@ class Renewals:
                     raise
         report.skipped += len(contracts) - len(claimed)
         mine = [c for c in contracts if str(c["_id"]) in claimed]
-        customers = await self._customers({str(c.get("customer")) for c in mine})
-        sem = asyncio.Semaphore(self.settings.concurrency)
-
-        async def one(c: Document) -> None:
-            async with sem:
-                try:
-                    await self._remind(c, offset, customers.get(str(c.get("customer"))), rules, report)
-                    report.sent += 1
-                except Exception:
-                    report.failed += 1  # left pending: the next scan finishes it
-                    log.exception("renewal reminder %s:%s failed", c["_id"], offset)
-
-        await asyncio.gather(*(one(c) for c in mine))
-        await self.contracts.bulk_write(
-            [UpdateOne({"_id": c["_id"]}, {"$addToSet": {"reminded": offset}}) for c in contracts], ordered=False
-        )
-
-    async def _customers(self, ids: set[str]) -> dict[str, Document]:
-        # A handful of customers per batch, each by _id: cheaper than one $in on the embedded store.
-        out: dict[str, Document] = {}
-        for cid in ids:
-            doc = await self.customers.find_one({"_id": cid})
-            if doc is not None:
-                out[cid] = doc
-        return out
+        outcomes = await self._deliver([(c, offset) for c in mine], rules, report)
+        # The whole batch is marked: also contracts another scan had claimed, and those whose
+        # reminder failed (its record stays pending and _finish_pending sends it).
+        await self._record(outcomes, [(c["_id"], offset) for c in contracts])
 
     async def _finish_pending(self, rules: Sequence[Document], report: ScanReport) -> None:
+        """Send what an earlier scan claimed but did not finish (a crash, a failed send): its
+        record blocks every other send, and the notification keys make whatever did go out
+        a no-op. Read in batches like the scan, not one contract and customer at a time."""
         stale = self.clock.now() - 60
-        async for rec in self.reminders.find({"status": "pending", "at": {"$lt": stale}}).limit(1000):
-            contract = await self.contracts.find_one({"_id": rec["contract"]})
-            if contract is None:
-                continue
-            customer = await self.customers.find_one({"_id": contract.get("customer")})
-            await self._remind(contract, int(rec["offset"]), customer, rules, report)
-            report.sent += 1
+        cursor = self.reminders.find({"status": "pending", "at": {"$lt": stale}}, projection={"contract": 1, "offset": 1})
+        pending = [r async for r in cursor]
+        for start in range(0, len(pending), self.settings.batch):
+            chunk = pending[start : start + self.settings.batch]
+            contracts = await self._by_ids(self.contracts, {r["contract"] for r in chunk})
+            # A record whose contract is gone stays pending, as before: nothing to send.
+            items = [(contracts[r["contract"]], int(r["offset"])) for r in chunk if r["contract"] in contracts]
+            await self._record(await self._deliver(items, rules, report), [])
 
-    async def _remind(self, contract: Document, offset: int, customer: Document | None, rules: Sequence[Document], report: ScanReport) -> None:
-        facts = self.facts(contract, customer, offset)
-        actions = matching_actions(rules, facts)
-        rid = f"{contract['_id']}:{offset}"
-        decision = None
-        target = await self._pref_customer(customer)
-        if target is not None:
-            decision = await self.notifier.notify(
-                target, "renewal", "normal", self._data(contract, facts), key=f"renewal:{rid}"
-            )
-        done: list[dict[str, Any]] = []
-        for action in actions:
-            report.actions[action["action"]] = report.actions.get(action["action"], 0) + 1
-            done.append(await self._act(action, contract, customer, facts, rid))
-        await self.reminders.update_one(
-            {"_id": rid},
-            {"$set": {"status": "sent", "sent_at": self.clock.now(), "customer": target,
-                      "decision": decision.action.value if decision else "no_customer", "actions": done}},
+    async def _deliver(self, items: Sequence[tuple[Document, int]], rules: Sequence[Document], report: ScanReport) -> list[_Outcome]:
+        """Send claimed reminders; returns what each successful one did, for _record. Reads
+        and preference lookups are done for the whole batch first, so that each reminder
+        costs only its notifications (and rule actions that call outside systems)."""
+        customers = await self._by_ids(self.customers, {c["customer"] for c, _ in items if c.get("customer") is not None})
+        plans: list[_Plan] = []
+        for contract, offset in items:
+            customer = customers.get(contract.get("customer"))
+            facts = self.facts(contract, customer, offset)
+            plans.append(_Plan(contract, offset, customer, facts, matching_actions(rules, facts)))
+        await self._resolve_people(plans)
+        sem = asyncio.Semaphore(self.settings.concurrency)
+
+        async def one(plan: _Plan) -> _Outcome | None:
+            async with sem:
+                try:
+                    outcome = await self._remind(plan, report)
+                except Exception:
+                    report.failed += 1  # left pending: the next scan finishes it
+                    log.exception("renewal reminder %s:%s failed", plan.contract["_id"], plan.offset)
+                    return None
+                report.sent += 1
+                return outcome
+
+        return [o for o in await asyncio.gather(*(one(p) for p in plans)) if o is not None]
+
+    async def _resolve_people(self, plans: Sequence[_Plan]) -> None:
+        # Each CRM customer and contact of the batch once, before the sends: concurrent sends
+        # for one customer's contracts would otherwise each miss the cache, look it up and
+        # try to create it. A failed lookup is not cached; the reminder retries it and fails.
+        customers: dict[Any, Mapping[str, Any]] = {}
+        contacts: dict[str, str] = {}
+        for plan in plans:
+            if plan.customer and f"crm:{plan.customer['_id']}" not in self._people:
+                customers.setdefault(plan.customer["_id"], plan.customer)
+            for action in plan.actions:
+                email = _contact_email(plan.customer, action)
+                if email and f"contact:{email}" not in self._people:
+                    contacts.setdefault(email, _language(plan.customer))
+        sem = asyncio.Semaphore(self.settings.concurrency)
+
+        async def bounded(lookup: Awaitable[str | None]) -> str | None:
+            async with sem:
+                return await lookup
+
+        await asyncio.gather(
+            *(bounded(self._pref_customer(c)) for c in customers.values()),
+            *(bounded(self._pref_contact(e, lang)) for e, lang in contacts.items()),
+            return_exceptions=True,
         )
+
+    async def _by_ids(self, coll: AsyncCollection[Document], ids: Collection[Any]) -> dict[Any, Document]:
+        # $in in chunks: one find per id costs a round trip each, and a long $in list is
+        # quadratic on the embedded store (~20 values keep it near a range read per document).
+        keys = list(ids)
+        sem = asyncio.Semaphore(self.settings.concurrency)
+
+        async def read(chunk: list[Any]) -> list[Document]:
+            async with sem:
+                return [d async for d in coll.find({"_id": {"$in": chunk}})]
+
+        found = await asyncio.gather(*(read(keys[i : i + _IN_CHUNK]) for i in range(0, len(keys), _IN_CHUNK)))
+        return {d["_id"]: d for docs in found for d in docs}
+
+    async def _record(self, outcomes: Sequence[_Outcome], marks: Sequence[tuple[Any, int]]) -> None:
+        """One bulk write for the contracts (``reminded`` marks, legal-review flags) and one
+        for the reminder records, instead of a write or two per reminder. Contracts first: a
+        record that says ``sent`` then implies its flag is stored; a crash in between leaves
+        the record pending and the next scan redoes it (its notifications are keyed)."""
+        flags = {o.rid: (o.contract, o.legal_review) for o in outcomes if o.legal_review is not None}
+        ops: list[UpdateOne | UpdateMany] = []
+        plain: dict[int, list[Any]] = {}
+        for contract, offset in marks:
+            flagged = flags.pop(f"{contract}:{offset}", None)
+            if flagged is None:
+                plain.setdefault(offset, []).append(contract)
+            else:
+                ops.append(UpdateOne({"_id": contract}, {"$addToSet": {"reminded": offset}, "$set": {"legal_review": flagged[1]}}))
+        ops += [UpdateOne({"_id": contract}, {"$set": {"legal_review": flag}}) for contract, flag in flags.values()]
+        # Marks that are alike go as update_many over a chunk of ids: the store charges ~1 ms
+        # per updated document either way, but a little less without an operation per document.
+        ops += [
+            UpdateMany({"_id": {"$in": ids[i : i + _IN_CHUNK]}}, {"$addToSet": {"reminded": offset}})
+            for offset, ids in plain.items()
+            for i in range(0, len(ids), _IN_CHUNK)
+        ]
+        if ops:
+            await self.contracts.bulk_write(ops, ordered=False)
+        if not outcomes:
+            return
+        now = self.clock.now()
+        sent = [
+            UpdateOne({"_id": o.rid}, {"$set": {"status": "sent", "sent_at": now, "customer": o.customer, "decision": o.decision, "actions": o.actions}})
+            for o in outcomes
+        ]
+        try:
+            await self.reminders.bulk_write(sent, ordered=False)
+        except BulkWriteError as exc:
+            # Those records stay pending: the next scan resends them, as no-ops where they went out.
+            log.error("renewal: %d reminder records not marked sent: %s", len(exc.details.get("writeErrors", [])), exc.details.get("writeErrors", [])[:3])
+
+    async def _remind(self, plan: _Plan, report: ScanReport) -> _Outcome:
+        contract = plan.contract
+        rid = f"{contract['_id']}:{plan.offset}"
+        data = self._data(contract, plan.facts)
+        target = await self._pref_customer(plan.customer)
+        decision = None
+        if target is not None:
+            decision = await self.notifier.notify(target, "renewal", "normal", data, key=f"renewal:{rid}")
+        outcome = _Outcome(rid, contract["_id"], plan.offset, target, decision.action.value if decision else "no_customer")
+        for action in plan.actions:
+            report.actions[action["action"]] = report.actions.get(action["action"], 0) + 1
+            outcome.actions.append(await self._act(action, plan, data, outcome))
+        return outcome
 
     def _data(self, contract: Mapping[str, Any], facts: Mapping[str, Any]) -> Document:
         from preferences.render import local_time
@@ -292,23 +415,27 @@ class Renewals:
                 return await self.notifier.customer(channel, account, sender, str(customer.get("language", "zh")))
         return None
 
-    async def _act(self, action: Mapping[str, Any], contract: Document, customer: Document | None, facts: Mapping[str, Any], rid: str) -> dict[str, Any]:
+    async def _pref_contact(self, email: str, language: str) -> str:
+        key = f"contact:{email}"
+        cid = self._people.get(key)
+        if cid is None:
+            cid = self._people[key] = await self.notifier.contact(email, language)
+        return cid
+
+    async def _act(self, action: Mapping[str, Any], plan: _Plan, data: Mapping[str, Any], outcome: _Outcome) -> dict[str, Any]:
         kind = str(action["action"])
+        contract = plan.contract
         if kind == "notify_contact":
             role = str(action.get("role", ""))
-            contact = next((c for c in (customer or {}).get("contacts", []) if str(c.get("role", "")).lower() == role.lower()), None)
-            if contact is None or not contact.get("email"):
+            email = _contact_email(plan.customer, action)
+            if email is None:
                 return {"action": kind, "rule": action.get("rule"), "result": "no_contact"}
-            email = str(contact["email"])
-            cid = self._people.get(f"contact:{email}")
-            if cid is None:
-                cid = self._people[f"contact:{email}"] = await self.notifier.contact(email, str((customer or {}).get("language", "zh")))
-            d = await self.notifier.notify(cid, "renewal", "normal", self._data(contract, facts), key=f"renewal:{rid}:{role}")
-            return {"action": kind, "rule": action.get("rule"), "result": d.action.value if d else "no_engine", "to": contact["email"]}
+            cid = await self._pref_contact(email, _language(plan.customer))
+            d = await self.notifier.notify(cid, "renewal", "normal", data, key=f"renewal:{outcome.rid}:{role}")
+            return {"action": kind, "rule": action.get("rule"), "result": d.action.value if d else "no_engine", "to": email}
         if kind == "legal_review":
-            await self.contracts.update_one(
-                {"_id": contract["_id"]}, {"$set": {"legal_review": {"required": True, "rule": action.get("rule"), "at": self.clock.now()}}}
-            )
+            # Stored with the batch's contract marks (see _record), not a write of its own.
+            outcome.legal_review = {"required": True, "rule": action.get("rule"), "at": self.clock.now()}
             return {"action": kind, "rule": action.get("rule"), "result": "flagged"}
         if kind == "sales_todo":
             task = await self.sales_todo(contract, "reminder")
