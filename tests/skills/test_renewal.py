@@ -112,6 +112,66 @@ async def test_scan_sends_each_offset_once_and_rules_act(plain_gateway: Harness)
     assert await db["notifications"].count_documents({"topic": "renewal"}) > sent_before
 
 
+async def test_unfinished_reminders_are_finished_by_the_next_scan(plain_gateway: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    h = plain_gateway
+    svc = services(h)
+    clock = ManualClock(START)
+    svc.renewals.clock = clock
+    db = svc.db
+    await db["contracts"].delete_many({})
+    now = clock.now()
+    for cid, customer in (("K-a", "C-1002"), ("K-b", "C-1001"), ("K-c", "C-1001")):
+        await _contract(h, cid, customer, 29.5, 1_250_000, now, past_contracts=1)
+    await svc.renewals.put_rule("big", BIG_DEAL)
+    await svc.renewals.put_rule("small", SMALL_NEW)
+    notify = svc.notifier.notify
+    failing = {"renewal:K-b:30"}
+
+    async def flaky(customer: str, topic: str, importance: str, data: Any, *, key: str, template: str | None = None) -> Any:
+        if key in failing:
+            failing.discard(key)  # once: the engine is back for the next scan
+            raise RuntimeError("engine down")
+        return await notify(customer, topic, importance, data, key=key, template=template)
+
+    monkeypatch.setattr(svc.notifier, "notify", flaky)
+
+    async def renewal_notifications(contract: str) -> int:
+        return await db["notifications"].count_documents({"topic": "renewal", "data.contract_id": contract})
+
+    # One reminder of the batch fails: the others are recorded, it stays pending.
+    report = await svc.renewals.scan()
+    assert (report.sent, report.failed) == (2, 1)
+    recs = {r["_id"]: r async for r in db["renewal_reminders"].find({})}
+    assert {k: r["status"] for k, r in recs.items()} == {"K-a:30": "sent", "K-b:30": "pending", "K-c:30": "sent"}
+    assert [a["action"] for a in recs["K-c:30"]["actions"]] == ["notify_contact", "legal_review"]
+    flagged = {c["_id"] async for c in db["contracts"].find({"legal_review.required": True})}
+    assert flagged == {"K-c"}  # stored with the batch's marks; K-b's actions never ran
+
+    # A worker died after claiming K-d, with its notification already out.
+    await _contract(h, "K-d", "C-1002", 29.5, 90_000, now, past_contracts=5)
+    await db["renewal_reminders"].insert_one({"_id": "K-d:30", "contract": "K-d", "offset": 30, "status": "pending", "at": now})
+    target = await svc.renewals._pref_customer(await db["crm_customers"].find_one({"_id": "C-1002"}))
+    assert target is not None
+    await notify(target, "renewal", "normal", {"contract_id": "K-d"}, key="renewal:K-d:30")
+
+    early = await svc.renewals.scan()
+    assert (early.sent, early.skipped) == (0, 1)  # K-d's claim is taken; pending but not stale: maybe still being sent
+    clock.advance(120)
+    later = await svc.renewals.scan()
+    assert (later.sent, later.failed) == (2, 0)  # K-b and K-d finished
+    recs = {r["_id"]: r async for r in db["renewal_reminders"].find({})}
+    assert {r["status"] for r in recs.values()} == {"sent"}
+    assert [a["action"] for a in recs["K-b:30"]["actions"]] == ["notify_contact", "legal_review"]
+    assert {c["_id"] async for c in db["contracts"].find({"legal_review.required": True})} == {"K-b", "K-c"}
+    # Once each: to the customer, and to the CTO for the big ones (K-d is small).
+    assert [await renewal_notifications(c) for c in ("K-a", "K-b", "K-c", "K-d")] == [2, 2, 2, 1]
+    contacts = [await db["notifications"].count_documents({"customer": f"contact:{e}"}) for e in ("cto@gulou-cold.example.cn", "cto@lakefoods.example.cn")]
+    assert contacts == [2, 1]  # K-b and K-c to C-1001's CTO, K-a to C-1002's
+
+    clock.advance(120)
+    assert (await svc.renewals.scan()).sent == 0
+
+
 async def test_daily_run_is_once_a_day_after_its_time(plain_gateway: Harness) -> None:
     svc = services(plain_gateway)
     clock = ManualClock(START.replace(hour=8))
