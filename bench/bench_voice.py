@@ -117,20 +117,25 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict[str, list[float]]:
             results["voice note -> reply"] = [
                 await timed(session, port, fake, f"oVoice{i}", voice_xml(f"oVoice{i}", media_id, next(_ids))) for i in range(args.notes)
             ]
-            results["text, no voice load"] = await text_run(session, port, fake, args.texts, "quiet")
-            stop_voice = asyncio.Event()
+            # Quiet and loaded runs alternate, so drift in what else the machine does
+            # weighs on both sides of the comparison alike.
+            results["text, no voice load"] = []
+            results["text, 2 voice notes in flight"] = []
+            loads = itertools.count()
+            for r in range(args.rounds):
+                results["text, no voice load"] += await text_run(session, port, fake, args.texts, f"quiet{r}-")
+                stop_voice = asyncio.Event()
 
-            async def voice_load() -> None:
-                i = 0
-                while not stop_voice.is_set():
-                    i += 1
-                    await timed(session, port, fake, f"oLoad{i}", voice_xml(f"oLoad{i}", media_id, next(_ids)))
+                async def voice_load() -> None:
+                    while not stop_voice.is_set():
+                        i = next(loads)
+                        await timed(session, port, fake, f"oLoad{i}", voice_xml(f"oLoad{i}", media_id, next(_ids)))
 
-            loaders = [asyncio.create_task(voice_load()) for _ in range(2)]
-            await asyncio.sleep(1.0)
-            results["text, 2 voice notes in flight"] = await text_run(session, port, fake, args.texts, "busy")
-            stop_voice.set()
-            await asyncio.gather(*loaders)
+                loaders = [asyncio.create_task(voice_load()) for _ in range(2)]
+                await asyncio.sleep(1.0)
+                results["text, 2 voice notes in flight"] += await text_run(session, port, fake, args.texts, f"busy{r}-")
+                stop_voice.set()
+                await asyncio.gather(*loaders)
         return results
     finally:
         for proc in procs:
@@ -143,7 +148,8 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict[str, list[float]]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--notes", type=int, default=10)
-    parser.add_argument("--texts", type=int, default=200)
+    parser.add_argument("--texts", type=int, default=200, help="text messages per run")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating quiet / voice-loaded runs")
     parser.add_argument("--threads", type=int, default=1, help="speech.cpu_threads (leave a core to text traffic)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="kefu-bench-voice-") as tmp:
