@@ -15,7 +15,10 @@ KEFU_TEST_REDIS_URL / KEFU_TEST_MONGO_URL), then measures:
   (``settle()``, run by the workers afterwards) is timed on its own line.
 
 The engine has a message store, as in the gateway: the outbox's sender writes each
-digest's message record when it sends it, so that write is not part of the build.
+digest's message record when it sends it, so that write is not part of the build. The
+digests carry the copy of the customer record that ``notify()`` files with them; no
+customer changed since, so the build reads no customer record (``--changed`` makes that
+share of customers change through the store after filing, so their records are read).
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ from preferences.engine import NotificationEngine, digest_id  # noqa: E402
 from preferences.model import Importance, Topic, resolve, validate_layer  # noqa: E402
 from preferences.policy import decide  # noqa: E402
 from preferences.render import Renderer  # noqa: E402
-from preferences.store import PreferenceStore  # noqa: E402
+from preferences.store import CHANGED_SINCE_KEY, PreferenceStore  # noqa: E402
 from tests.services import mongo_server, redis_server  # noqa: E402
 
 SH = dt.timezone(dt.timedelta(hours=8))
@@ -72,7 +75,7 @@ async def run(args: argparse.Namespace, redis_url: str, mongo_url: str) -> list[
     db = mongo.get_default_database()
     clock = ManualClock(START)
     renderer = await asyncio.to_thread(Renderer)
-    prefs = PreferenceStore(db, clock)
+    prefs = PreferenceStore(db, clock, redis=redis)
     outbox = Outbox(redis, "bench:outbox")
     store = MessageStore(db)
     await store.ensure_indexes()
@@ -95,19 +98,22 @@ async def run(args: argparse.Namespace, redis_url: str, mongo_url: str) -> list[
     rows.append((f"notify() end to end ({args.notify})", f"{args.notify / (time.perf_counter() - t0):,.0f} /s"))
 
     # Weekly digest: seed customers, notifications and digests the way notify() files them.
+    # The filings happen over the week before the build; this Redis was empty before the
+    # run, so the store's change notes are truly complete from a week back.
+    await redis.set(CHANGED_SINCE_KEY, time.time() - 7 * 86_400)
+    filed_at = time.time() - 86_400
     n = args.customers
     due = (START + dt.timedelta(days=7)).replace(hour=9).timestamp()
     t0 = time.perf_counter()
     chunk = 5000
     for start in range(0, n, chunk):
         ids = range(start, min(n, start + chunk))
-        await db["pref_customers"].insert_many(
-            [
-                {"_id": f"w{i}", "profile": {}, "segments": [], "consents_active": [], "version": 1,
-                 "settings": {"addresses": {"email": {"account": "", "address": f"w{i}@example.cn"}}, **WEEKLY}}
-                for i in ids
-            ]
-        )
+        customers = [
+            {"_id": f"w{i}", "profile": {}, "segments": [], "consents_active": [], "version": 1,
+             "settings": {"addresses": {"email": {"account": "", "address": f"w{i}@example.cn"}}, **WEEKLY}}
+            for i in ids
+        ]
+        await db["pref_customers"].insert_many(customers)
         notes = []
         digests = []
         for i in ids:
@@ -123,10 +129,18 @@ async def run(args: argparse.Namespace, redis_url: str, mongo_url: str) -> list[
                 # As NotificationEngine._file stores it: rendered for the customer's channel.
                 items[note["_id"]] = {f: note[f] for f in ("topic", "template", "language", "detail", "data", "created_at", "period")}
                 items[note["_id"]]["text"] = {"email": engine.render_notification(note, "email")}
-            digests.append({"_id": did, "customer": f"w{i}", "due_at": due, "status": "scheduled", "created_at": 0.0, "items": items})
+            cust = customers[i - start]
+            digests.append({"_id": did, "customer": f"w{i}", "due_at": due, "status": "scheduled", "created_at": 0.0, "items": items,
+                            "who": {f: cust[f] for f in ("settings", "segments", "consents_active")}, "who_at": filed_at})
         await db["notifications"].insert_many(notes)
         await db["pref_digests"].insert_many(digests)
         await engine.schedule.add_many({f"d|{digest_id(f'w{i}', due)}": due for i in ids})
+    # Some customers change a setting during the week: their records are read at build time.
+    step = max(1, round(1 / args.changed)) if args.changed > 0 else 0
+    changed = 0
+    for i in range(0, n, step) if step else ():
+        await prefs.change(f"w{i}", {"language": "zh"}, actor=f"w{i}", via="chat")
+        changed += 1
     seed_s = time.perf_counter() - t0
     clock.set(utc(due + 60))
     rss0 = rss_mb()
@@ -141,7 +155,7 @@ async def run(args: argparse.Namespace, redis_url: str, mongo_url: str) -> list[
     settle_s = time.perf_counter() - t0
     sent = await db["pref_digests"].count_documents({"status": "sent"})
     rows += [
-        (f"weekly digest seed ({n:,} customers, {3 * n:,} items)", f"{seed_s:.1f} s (not part of the target)"),
+        (f"weekly digest seed ({n:,} customers, {3 * n:,} items, {changed:,} changed since)", f"{seed_s:.1f} s (not part of the target)"),
         (f"weekly digest build ({built:,} digests, {queued:,} queued, {batches} batch records)",
          f"{build_s:.1f} s  {'OK' if build_s < 30 else 'OVER'} (< 30 s)"),
         ("peak RSS (process)", f"{rss_build:.0f} MB (before build {rss0:.0f} MB)  {'OK' if rss_build < 1024 else 'OVER'} (< 1 GB)"),
@@ -159,6 +173,7 @@ def main() -> None:
     ap.add_argument("--customers", type=int, default=100_000)
     ap.add_argument("--notify", type=int, default=2000)
     ap.add_argument("--batch", type=int, default=2000, help="digests claimed per run")
+    ap.add_argument("--changed", type=float, default=0.01, help="share of customers who change a setting after filing")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp, redis_server(Path(tmp)) as r, mongo_server(Path(tmp)) as m:
         rows = asyncio.run(run(args, r, m.rstrip("/") + "/kefu_bench"))

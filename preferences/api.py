@@ -392,7 +392,7 @@ def _services_ctx(role: str, clock: Clock) -> Callable[[web.Application], AsyncI
         rt = app[RUNTIME]
         section = rt.settings.section("preferences")
         db = rt.store.db
-        prefs = PreferenceStore(db, clock)
+        prefs = PreferenceStore(db, clock, redis=rt.redis)
         await prefs.ensure_indexes()
         override = section.get("templates_dir")
         renderer = await asyncio.to_thread(Renderer, Path(override) if override else None)

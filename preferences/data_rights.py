@@ -39,7 +39,7 @@ from preferences.clock import Clock, SystemClock
 from preferences.engine import NotificationEngine
 from preferences.errors import ConfirmationInvalid, LinkInvalid
 from preferences.model import Importance, Topic
-from preferences.store import PreferenceStore
+from preferences.store import CHANGED_KEY, PreferenceStore
 
 Document = dict[str, Any]
 
@@ -343,6 +343,8 @@ class DataRights:
             members = [m for m in await self.redis.zrange(delayed, 0, -1) if isinstance(m, (bytes, str)) and _has(m, encoded)]
             if members:
                 removed += int(await self.redis.zrem(delayed, *members))
+        # The preference store's change note names the customer (its records are gone).
+        removed += int(await self.redis.zrem(CHANGED_KEY, customer_id))
         # Caches and markers of any component whose key names the customer.
         for needle in needles:
             async for key in self.redis.scan_iter(match=f"*{_glob_escape(needle)}*", count=1000):

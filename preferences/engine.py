@@ -167,7 +167,9 @@ class NotificationEngine:
         existing = await self.notifications.find_one({"_id": nid})
         if existing is not None:
             return _decision_of(existing, duplicate=True)
-        prefs = self._available(await self.prefs.effective(customer_id))
+        taken = time.time()  # before the read: a copy is as old as the moment it was asked for
+        customer = await self.prefs.get(customer_id)
+        prefs = self._available(await self.prefs.effective_of(customer))
         now = self.clock.now()
         ticket_open = bool(data.get("ticket_open", True)) if topic_e is Topic.REPAIR else False
         policy = decide(prefs, topic_e, importance_e, utc(now), ticket_open=ticket_open)
@@ -199,7 +201,7 @@ class NotificationEngine:
             # same item again, keyed by id), never a recorded item the digest misses. The
             # item is rendered now for the channel it will most likely go out on, so the
             # weekly build renders one wrapper per digest instead of every item again.
-            await self._file(doc, prefs, policy.channels[0].value if policy.channels else None)
+            await self._file(doc, customer, taken, policy.channels[0].value if policy.channels else None)
         try:
             await self.notifications.insert_one(doc)
         except DuplicateKeyError:  # a concurrent notify of the same event won
@@ -214,14 +216,17 @@ class NotificationEngine:
             await self.schedule.add(f"d|{doc['digest_id']}", deliver_at)
         return Decision(nid, policy.action, policy.reason, None, deliver_at)
 
-    async def _file(self, doc: Document, prefs: Preferences, channel: str | None) -> None:
+    async def _file(self, doc: Document, customer: Mapping[str, Any], taken: float, channel: str | None) -> None:
         item = {f: doc[f] for f in _ITEM_FIELDS if f != "digest_id"}
         item["text"] = {channel: self.render_notification(doc, channel)} if channel else {}
         await self.digests.update_one(
             {"_id": doc["digest_id"]},
             {
                 "$setOnInsert": {"customer": doc["customer"], "due_at": doc["deliver_at"], "status": "scheduled", "created_at": time.time()},
-                "$set": {f"items.{doc['_id']}": item},
+                # A copy of the customer's own record as of ``taken``: the build uses it when
+                # the store's change notes show no write since (one read fewer per digest),
+                # and reads the record otherwise. Any filing's copy is valid with its time.
+                "$set": {f"items.{doc['_id']}": item, "who": {f: customer.get(f) for f in _PREF_FIELDS}, "who_at": taken},
             },
             upsert=True,
         )
@@ -439,6 +444,20 @@ class NotificationEngine:
                 out[str(doc["_id"])] = doc
         return out
 
+    async def _digest_customers(self, todo: Mapping[str, Document]) -> dict[str, Document]:
+        """The customer records for a batch: the digests' own copies where the preference
+        store noted no change since they were taken, MongoDB for the rest."""
+        copies = [(str(d["customer"]), float(d["who_at"])) for d in todo.values() if d.get("who") is not None and "who_at" in d]
+        current = await self.prefs.unchanged_since(copies)
+        out: dict[str, Document] = {}
+        fresh = {c for (c, _), ok in zip(copies, current) if ok}
+        for d in todo.values():
+            cid = str(d["customer"])
+            if cid in fresh and cid not in out:
+                out[cid] = {"_id": cid, **d["who"]}
+        out.update(await self._customer_docs({str(d["customer"]) for d in todo.values()} - set(out)))
+        return out
+
     async def _items_of(self, digest: Mapping[str, Any]) -> list[Document]:
         """A digest's content: every item filed under it, whatever its status, so a digest
         rebuilt after a crash renders exactly what the first build rendered. Records filed
@@ -451,7 +470,7 @@ class NotificationEngine:
         """Render and queue the digests; returns each one's outcome (status, channels)."""
         outcomes: dict[str, tuple[Any, ...]] = {}
         messages: list[OutboundMessage] = []
-        customers = await self._customer_docs({str(d["customer"]) for d in todo.values()})
+        customers = await self._digest_customers(todo)
         for did, digest in todo.items():
             its = await self._items_of(digest)
             if not its:

@@ -16,6 +16,13 @@ Collections:
 
 Every write of a layer is a compare-and-set on ``version``, so two concurrent changes
 cannot both win and the history stays a straight line.
+
+With Redis, every write of a customer record is also noted in ``kefu:prefs:changed``
+(a sorted set: customer -> wall time of the latest write, noted before and after it).
+A copy of a customer record taken at time T (the digests carry one, see
+:mod:`preferences.engine`) is known current when the customer has no note after
+``T - CHANGE_MARGIN_S`` and the notes reach back before T (``kefu:prefs:changed:since``;
+a Redis that lost them makes every copy suspect, so MongoDB is read instead).
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from typing import Any
 from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
+from redis.asyncio import Redis
 
 from preferences.clock import Clock, SystemClock
 from preferences.errors import ConcurrentChange, InvalidPreference, UnknownCustomer, UnknownVersion
@@ -38,6 +46,13 @@ Document = dict[str, Any]
 DEFAULT_LAYER = "default"
 VIA = ("chat", "console", "api", "system")
 _LAYER_CACHE_S = 5.0  # marketers' layers change rarely; notify() reads them a lot
+CHANGED_KEY = "kefu:prefs:changed"
+CHANGED_SINCE_KEY = "kefu:prefs:changed:since"
+# A write noted this long before a copy was taken still makes the copy suspect: it covers
+# a write that was noted, then took a while to land in MongoDB.
+CHANGE_MARGIN_S = 60.0
+# Notes older than this are dropped; copies older than this are never trusted.
+CHANGE_KEEP_S = 14 * 86_400.0
 
 
 def segment_layer(name: str) -> str:
@@ -47,9 +62,10 @@ def segment_layer(name: str) -> str:
 class PreferenceStore:
     """Reads and versioned writes of preferences; the single writer of these collections."""
 
-    def __init__(self, db: AsyncDatabase[Document], clock: Clock | None = None) -> None:
+    def __init__(self, db: AsyncDatabase[Document], clock: Clock | None = None, *, redis: Redis | None = None) -> None:
         self.db = db
         self.clock = clock or SystemClock()
+        self.redis = redis
         self.customers = db["pref_customers"]
         self.layers = db["pref_layers"]
         self.history = db["pref_history"]
@@ -57,11 +73,43 @@ class PreferenceStore:
         self._layer_cache: dict[str, tuple[float, JsonDict]] = {}
 
     async def ensure_indexes(self) -> None:
+        if self.redis is not None:  # change notes are complete from the first start on
+            await self.redis.set(CHANGED_SINCE_KEY, time.time(), nx=True)
         await self.history.create_indexes([IndexModel([("subject", ASCENDING), ("version", DESCENDING)])])
         await self.consents.create_indexes([IndexModel([("customer", ASCENDING), ("at", DESCENDING)])])
         await self.customers.create_indexes(
             [IndexModel([(f"settings.addresses.{c.value}.{f}", ASCENDING)]) for c, f in RECIPIENT_FIELD.items()]
         )
+
+    # -- change notes ------------------------------------------------------------------
+    async def _note_change(self, customer_id: str) -> None:
+        if self.redis is None:
+            return
+        now = time.time()
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.set(CHANGED_SINCE_KEY, now, nx=True)
+            pipe.zadd(CHANGED_KEY, {customer_id: now})
+            pipe.zremrangebyscore(CHANGED_KEY, "-inf", now - CHANGE_KEEP_S)
+            await pipe.execute()
+
+    async def unchanged_since(self, copies: list[tuple[str, float]]) -> list[bool]:
+        """For (customer, wall time a copy of its record was read): is the copy current?"""
+        if self.redis is None or not copies:
+            return [False] * len(copies)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.get(CHANGED_SINCE_KEY)
+            pipe.zmscore(CHANGED_KEY, [c for c, _ in copies])
+            since_raw, scores = await pipe.execute()
+        now = time.time()
+        if since_raw is None:
+            # Never noted anything, or Redis lost the notes: from now on they are complete.
+            await self.redis.set(CHANGED_SINCE_KEY, now, nx=True)
+            return [False] * len(copies)
+        since = float(since_raw)
+        return [
+            taken > now - CHANGE_KEEP_S and since < taken - CHANGE_MARGIN_S and (score is None or score < taken - CHANGE_MARGIN_S)
+            for (_, taken), score in zip(copies, scores)
+        ]
 
     # -- customers ---------------------------------------------------------------------
     async def get(self, customer_id: str) -> Document:
@@ -109,7 +157,9 @@ class PreferenceStore:
             fields["segments"] = list(segments)
         if not fields:
             return
+        await self._note_change(customer_id)
         res = await self.customers.update_one({"_id": customer_id}, {"$set": fields})
+        await self._note_change(customer_id)
         if res.matched_count == 0:
             raise UnknownCustomer(f"unknown customer {customer_id!r}")
 
@@ -193,11 +243,15 @@ class PreferenceStore:
             old: JsonDict = dict(doc.get("settings") or {})
             new = validate_layer(compute(old))
             version = int(doc.get("version", 0))
+            if coll is self.customers:
+                await self._note_change(subject)
             res = await coll.find_one_and_update(
                 {"_id": subject, "version": version},
                 {"$set": {"settings": new, "version": version + 1, "updated_at": self.clock.now()}},
                 return_document=ReturnDocument.AFTER,
             )
+            if coll is self.customers:
+                await self._note_change(subject)
             if res is None:
                 continue  # lost a race; read again
             await self._record(subject, version + 1, old, new, actor, via, note)
@@ -283,7 +337,9 @@ class PreferenceStore:
         }
         await self.consents.insert_one(rec)
         op = "$addToSet" if granted else "$pull"
+        await self._note_change(customer_id)
         await self.customers.update_one({"_id": customer_id}, {op: {"consents_active": scope}})
+        await self._note_change(customer_id)
         return rec
 
     async def list_consents(self, customer_id: str) -> list[Document]:

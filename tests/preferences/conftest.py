@@ -43,8 +43,8 @@ def clock() -> ManualClock:
 
 
 @pytest.fixture
-async def prefs(mongo: AsyncMongoClient[Any], clock: ManualClock) -> PreferenceStore:
-    store = PreferenceStore(mongo.get_default_database(), clock)
+async def prefs(mongo: AsyncMongoClient[Any], redis: Redis, clock: ManualClock) -> PreferenceStore:
+    store = PreferenceStore(mongo.get_default_database(), clock, redis=redis)
     await store.ensure_indexes()
     return store
 

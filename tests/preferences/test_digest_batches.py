@@ -9,6 +9,7 @@ writes the message record of a digest when it sends it.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from pymongo import AsyncMongoClient
@@ -18,7 +19,7 @@ from bot.messages import OutboundMessage
 from bot.store import MessageStore
 from preferences.clock import ManualClock
 from preferences.engine import NotificationEngine
-from preferences.store import PreferenceStore
+from preferences.store import CHANGE_MARGIN_S, CHANGED_KEY, CHANGED_SINCE_KEY, PreferenceStore
 from tests.preferences.conftest import WECHAT_CUSTOMER, outbox_messages
 
 DAILY = {"topics": {"repair": {"frequency": "daily", "at": "18:00"}, "renewal": {"frequency": "daily", "at": "18:00"}}}
@@ -122,3 +123,47 @@ async def test_the_sender_writes_a_digest_message_record_when_it_sends(mongo: As
     # Without the reply, a status mark never invents a record.
     await store.mark_outbound("pref:d:missing:email", "sent", attempts=1)
     assert await mongo.get_default_database()["messages"].find_one({"_id": "out:pref:d:missing:email"}) is None
+
+
+async def _digest_to(prefs: PreferenceStore, engine: NotificationEngine, redis: Redis, clock: ManualClock, mongo: AsyncMongoClient[Any],
+                     *, change_via_store: bool, lose_notes: bool = False) -> str:
+    """File a digest item for a customer on email, move the customer's address, build;
+    returns where the digest went."""
+    db = mongo.get_default_database()
+    # The change notes have been complete for a day (this Redis was empty before the test).
+    await redis.set(CHANGED_SINCE_KEY, time.time() - 86_400)
+    await prefs.create("k1", settings={"channels": ["email"], "addresses": {"email": {"address": "old@example.cn"}}, **DAILY})
+    await engine.notify("k1", "repair", "normal", {"ticket_id": "T-5", "status": "x"})
+    # The copy in the digest is older than the margin by the time the address changes.
+    await db["pref_digests"].update_one({"customer": "k1"}, {"$inc": {"who_at": -2 * CHANGE_MARGIN_S}})
+    if change_via_store:
+        await prefs.change("k1", {"addresses": {"email": {"address": "new@example.cn"}}}, actor="k1", via="chat")
+    else:  # behind the store's back: only the copy check can tell the two apart
+        await db["pref_customers"].update_one({"_id": "k1"}, {"$set": {"settings.addresses.email.address": "new@example.cn"}})
+    if lose_notes:
+        await redis.delete(CHANGED_KEY, CHANGED_SINCE_KEY)
+    clock.advance(86_400)
+    assert await engine.run_all_due() == 1
+    (msg,) = await outbox_messages(redis)
+    return str(msg["recipient"])
+
+
+async def test_the_digests_copy_of_the_customer_is_used_when_the_store_noted_no_change(
+    prefs: PreferenceStore, engine: NotificationEngine, redis: Redis, clock: ManualClock, mongo: AsyncMongoClient[Any]
+) -> None:
+    # The record changed without the store (which the store's contract rules out): the
+    # build did not read it, it used the digest's copy.
+    assert await _digest_to(prefs, engine, redis, clock, mongo, change_via_store=False) == "old@example.cn"
+
+
+async def test_a_change_through_the_store_makes_the_build_read_the_customer(
+    prefs: PreferenceStore, engine: NotificationEngine, redis: Redis, clock: ManualClock, mongo: AsyncMongoClient[Any]
+) -> None:
+    assert await _digest_to(prefs, engine, redis, clock, mongo, change_via_store=True) == "new@example.cn"
+
+
+async def test_lost_change_notes_make_every_copy_suspect(
+    prefs: PreferenceStore, engine: NotificationEngine, redis: Redis, clock: ManualClock, mongo: AsyncMongoClient[Any]
+) -> None:
+    assert await _digest_to(prefs, engine, redis, clock, mongo, change_via_store=False, lose_notes=True) == "new@example.cn"
+    assert await redis.get(CHANGED_SINCE_KEY) is not None  # notes restart from now
