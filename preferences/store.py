@@ -32,11 +32,12 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
+from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 from redis.asyncio import Redis
 
+from bot.mongo import update_and_get
 from preferences.clock import Clock, SystemClock
 from preferences.errors import ConcurrentChange, InvalidPreference, UnknownCustomer, UnknownVersion
 from preferences.model import RECIPIENT_FIELD, Channel, JsonDict, Preferences, merge, resolve, validate_layer
@@ -245,10 +246,9 @@ class PreferenceStore:
             version = int(doc.get("version", 0))
             if coll is self.customers:
                 await self._note_change(subject)
-            res = await coll.find_one_and_update(
-                {"_id": subject, "version": version},
+            res = await update_and_get(
+                coll, {"_id": subject, "version": version},
                 {"$set": {"settings": new, "version": version + 1, "updated_at": self.clock.now()}},
-                return_document=ReturnDocument.AFTER,
             )
             if coll is self.customers:
                 await self._note_change(subject)

@@ -34,6 +34,7 @@ from urllib.parse import urlencode
 from pymongo.asynchronous.collection import AsyncCollection
 from redis.asyncio import Redis
 
+from bot.mongo import update_and_get
 from skills.connectors.base import ConnectorError
 from skills.connectors.erp import ErpConnector
 from skills.connectors.registry import Connectors
@@ -337,10 +338,9 @@ class RepairDispatch:
         """Record a status change (on the way, done, ...) and tell the customer."""
         if status not in STATUSES:
             raise ValueError(f"unknown status {status!r} (known: {', '.join(STATUSES)})")
-        ticket = await self.tickets.find_one_and_update(
-            {"_id": ticket_id, "status": {"$ne": status}},
+        ticket = await update_and_get(
+            self.tickets, {"_id": ticket_id, "status": {"$ne": status}},
             {"$set": {"status": status, "status_at": self.clock()}, "$push": {"timeline": {"at": self.clock(), "step": "status", "by": by, "ok": True, "detail": {"status": status}}}},
-            return_document=True,
         )
         if ticket is None:
             return await self.tickets.find_one({"_id": ticket_id})

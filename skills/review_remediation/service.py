@@ -26,12 +26,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pymongo import ASCENDING, IndexModel, ReturnDocument
+from pymongo import ASCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 from redis.asyncio import Redis
 
 from bot.language import detect
+from bot.mongo import update_and_get
 from bot.templates import Templates
 from preferences.clock import Clock, SystemClock
 from skills.connectors.base import ConnectorError
@@ -141,10 +142,9 @@ class Reviews:
     # -- processing ----------------------------------------------------------------------
     async def process(self, key: str) -> Outcome:
         now = self.clock.now()
-        doc = await self.reviews.find_one_and_update(
-            {"_id": key, "$or": [{"status": "new"}, {"status": "processing", "lease_until": {"$lt": now}}]},
+        doc = await update_and_get(
+            self.reviews, {"_id": key, "$or": [{"status": "new"}, {"status": "processing", "lease_until": {"$lt": now}}]},
             {"$set": {"status": "processing", "lease_until": now + self.settings.lease_s}},
-            return_document=ReturnDocument.AFTER,
         )
         if doc is None:
             return Outcome(key, "duplicate")  # someone else has it, or it is done
