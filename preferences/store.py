@@ -27,6 +27,7 @@ a Redis that lost them makes every copy suspect, so MongoDB is read instead).
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -36,11 +37,14 @@ from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from bot.mongo import update_and_get
 from preferences.clock import Clock, SystemClock
 from preferences.errors import ConcurrentChange, InvalidPreference, UnknownCustomer, UnknownVersion
 from preferences.model import RECIPIENT_FIELD, Channel, JsonDict, Preferences, merge, resolve, validate_layer
+
+log = logging.getLogger(__name__)
 
 Document = dict[str, Any]
 
@@ -75,7 +79,10 @@ class PreferenceStore:
 
     async def ensure_indexes(self) -> None:
         if self.redis is not None:  # change notes are complete from the first start on
-            await self.redis.set(CHANGED_SINCE_KEY, time.time(), nx=True)
+            try:
+                await self.redis.set(CHANGED_SINCE_KEY, time.time(), nx=True)
+            except RedisError as exc:  # Redis down at start: the first check starts the notes
+                log.warning("preferences: change notes not started (%s)", exc)
         await self.history.create_indexes([IndexModel([("subject", ASCENDING), ("version", DESCENDING)])])
         await self.consents.create_indexes([IndexModel([("customer", ASCENDING), ("at", DESCENDING)])])
         await self.customers.create_indexes(
