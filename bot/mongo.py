@@ -3,17 +3,23 @@
 Kefu's code keeps to the plain MongoDB API (production runs a real mongod), but the
 embedded default, SecantusDB, runs ``findAndModify`` as a scan of the whole collection:
 measured here, 40 ms per call at 2,000 documents and 440 ms at 20,000, growing with the
-collection, while ``update_one`` on the same ``_id`` filter takes 3 ms at any size.
+collection, while ``update_one`` on the same ``_id`` filter takes 3 ms at any size; and
+its cost for ``$in`` grows with the square of the list: about 150 µs per document with
+20 values, 500 µs with 250.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from pymongo.asynchronous.collection import AsyncCollection
 
 Document = dict[str, Any]
+
+IN_CHUNK = 20  # values per $in list (see find_by_ids)
+_IN_FLIGHT = 4
 
 
 async def update_and_get(coll: AsyncCollection[Document], query: Mapping[str, Any], update: Mapping[str, Any]) -> Document | None:
@@ -29,3 +35,28 @@ async def update_and_get(coll: AsyncCollection[Document], query: Mapping[str, An
     if res.matched_count == 0:
         return None
     return await coll.find_one({"_id": query["_id"]})
+
+
+async def find_by_ids(
+    coll: AsyncCollection[Document],
+    ids: Iterable[Any],
+    *,
+    where: Mapping[str, Any] | None = None,
+    projection: Mapping[str, Any] | None = None,
+) -> dict[Any, Document]:
+    """The documents with these ``_id`` values (and matching ``where``), by ``_id``.
+
+    Read as ``$in`` lists of :data:`IN_CHUNK` values, a few in flight at once: one find
+    per id costs a round trip each, and one long list costs its square on the embedded
+    server. A real mongod reads the chunks just as fast as one list.
+    """
+    keys = sorted(set(ids), key=str)
+    sem = asyncio.Semaphore(_IN_FLIGHT)
+
+    async def read(chunk: list[Any]) -> list[Document]:
+        async with sem:
+            query = {**(where or {}), "_id": {"$in": chunk}}
+            return [d async for d in coll.find(query, projection=dict(projection) if projection else None)]
+
+    found = await asyncio.gather(*(read(keys[i : i + IN_CHUNK]) for i in range(0, len(keys), IN_CHUNK)))
+    return {d["_id"]: d for docs in found for d in docs}

@@ -38,6 +38,7 @@ from pymongo.errors import DuplicateKeyError
 from redis.asyncio import Redis
 
 from bot.messages import OutboundMessage
+from bot.mongo import find_by_ids
 from bot.outbox import Outbox
 from bot.store import MessageStore
 from preferences.clock import Clock, SystemClock, utc
@@ -46,14 +47,13 @@ from preferences.model import Channel, Importance, Preferences, Topic
 from preferences.policy import Action, decide
 from preferences.render import Renderer
 from preferences.schedule import DueSchedule
-from preferences.store import PreferenceStore
+from preferences.store import PREF_FIELDS, PreferenceStore
 
 log = logging.getLogger(__name__)
 
 Document = dict[str, Any]
 KEY_PREFIX = "pref:"
 _ENQUEUE_CHUNK = 500
-_IN_CHUNK = 20  # $in lists cost the square of their length on the embedded store
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,7 +226,7 @@ class NotificationEngine:
                 # A copy of the customer's own record as of ``taken``: the build uses it when
                 # the store's change notes show no write since (one read fewer per digest),
                 # and reads the record otherwise. Any filing's copy is valid with its time.
-                "$set": {f"items.{doc['_id']}": item, "who": {f: customer.get(f) for f in _PREF_FIELDS}, "who_at": taken},
+                "$set": {f"items.{doc['_id']}": item, "who": {f: customer.get(f) for f in PREF_FIELDS}, "who_at": taken},
             },
             upsert=True,
         )
@@ -326,15 +326,10 @@ class NotificationEngine:
             due = due or {}
             await self._send_digests(digests, {m[2:]: due[m] for m in members if m.startswith("d|") and m in due})
 
-    async def _customers(self, ids: set[str]) -> dict[str, Preferences]:
-        out: dict[str, Preferences] = {}
-        async for doc in self.prefs.customers.find({"_id": {"$in": list(ids)}}):
-            out[str(doc["_id"])] = self._available(await self.prefs.effective_of(doc))
-        return out
-
     async def _release_held(self, ids: list[str]) -> None:
-        docs = [d async for d in self.notifications.find({"_id": {"$in": ids}, "status": "held"})]
-        prefs = await self._customers({d["customer"] for d in docs})
+        docs = (await find_by_ids(self.notifications, ids, where={"status": "held"})).values()
+        records = await self.prefs.records({d["customer"] for d in docs})
+        prefs = {cid: self._available(await self.prefs.effective_of(doc)) for cid, doc in records.items()}
         for doc in docs:
             p = prefs.get(doc["customer"])
             channels = [c.value for c in p.reachable()] if p else []
@@ -436,14 +431,6 @@ class NotificationEngine:
             done += 1
         return done
 
-    async def _customer_docs(self, ids: set[str]) -> dict[str, Document]:
-        out: dict[str, Document] = {}
-        ordered = sorted(ids)
-        for start in range(0, len(ordered), _IN_CHUNK):
-            async for doc in self.prefs.customers.find({"_id": {"$in": ordered[start : start + _IN_CHUNK]}}, projection=_PREF_FIELDS):
-                out[str(doc["_id"])] = doc
-        return out
-
     async def _digest_customers(self, todo: Mapping[str, Document]) -> dict[str, Document]:
         """The customer records for a batch: the digests' own copies where the preference
         store noted no change since they were taken, MongoDB for the rest."""
@@ -455,7 +442,7 @@ class NotificationEngine:
             cid = str(d["customer"])
             if cid in fresh and cid not in out:
                 out[cid] = {"_id": cid, **d["who"]}
-        out.update(await self._customer_docs({str(d["customer"]) for d in todo.values()} - set(out)))
+        out.update(await self.prefs.records({str(d["customer"]) for d in todo.values()} - set(out)))
         return out
 
     async def _items_of(self, digest: Mapping[str, Any]) -> list[Document]:
@@ -569,8 +556,6 @@ class NotificationEngine:
         return len(members) + resent
 
 
-# What effective_of() reads of a customer record; the profile can be large.
-_PREF_FIELDS = {f: 1 for f in ("settings", "segments", "consents_active")}
 _ITEM_FIELDS = {f: 1 for f in ("digest_id", "topic", "template", "language", "detail", "data", "created_at", "period")}
 
 

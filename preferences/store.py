@@ -39,7 +39,7 @@ from pymongo.errors import DuplicateKeyError
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from bot.mongo import update_and_get
+from bot.mongo import find_by_ids, update_and_get
 from preferences.clock import Clock, SystemClock
 from preferences.errors import ConcurrentChange, InvalidPreference, UnknownCustomer, UnknownVersion
 from preferences.model import RECIPIENT_FIELD, Channel, JsonDict, Preferences, merge, resolve, validate_layer
@@ -51,6 +51,8 @@ Document = dict[str, Any]
 DEFAULT_LAYER = "default"
 VIA = ("chat", "console", "api", "system")
 _LAYER_CACHE_S = 5.0  # marketers' layers change rarely; notify() reads them a lot
+# What effective_of() reads of a customer record (the profile can be large).
+PREF_FIELDS = ("settings", "segments", "consents_active")
 CHANGED_KEY = "kefu:prefs:changed"
 CHANGED_SINCE_KEY = "kefu:prefs:changed:since"
 # A write noted this long before a copy was taken still makes the copy suspect: it covers
@@ -179,6 +181,12 @@ class PreferenceStore:
             query[f"settings.addresses.{channel}.account"] = account
         doc = await self.customers.find_one(query, projection={"_id": 1})
         return None if doc is None else str(doc["_id"])
+
+    async def records(self, customer_ids: set[str]) -> dict[str, Document]:
+        """Several customers' records, with what :meth:`effective_of` reads; unknown ids
+        are left out."""
+        found = await find_by_ids(self.customers, customer_ids, projection={f: 1 for f in PREF_FIELDS})
+        return {str(k): v for k, v in found.items()}
 
     async def effective(self, customer_id: str) -> Preferences:
         """The customer's preferences with defaults, segments and own choices merged."""

@@ -29,16 +29,16 @@ import asyncio
 import datetime as dt
 import logging
 import time
-from collections.abc import Awaitable, Collection, Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from pymongo import ASCENDING, IndexModel, UpdateMany, UpdateOne
-from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 from redis.asyncio import Redis
 
+from bot.mongo import IN_CHUNK, find_by_ids
 from preferences.clock import Clock, SystemClock
 from skills.connectors.base import ConnectorError
 from skills.connectors.registry import Connectors
@@ -51,7 +51,6 @@ log = logging.getLogger(__name__)
 Document = dict[str, Any]
 DAY = 86_400.0
 _LOCK = "kefu:renewal:scan-lock"
-_IN_CHUNK = 20  # values per $in (see _by_ids)
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,7 +266,7 @@ class Renewals:
         pending = [r async for r in cursor]
         for start in range(0, len(pending), self.settings.batch):
             chunk = pending[start : start + self.settings.batch]
-            contracts = await self._by_ids(self.contracts, {r["contract"] for r in chunk})
+            contracts = await find_by_ids(self.contracts, {r["contract"] for r in chunk})
             # A record whose contract is gone stays pending, as before: nothing to send.
             items = [(contracts[r["contract"]], int(r["offset"])) for r in chunk if r["contract"] in contracts]
             await self._record(await self._deliver(items, rules, report), [])
@@ -276,7 +275,7 @@ class Renewals:
         """Send claimed reminders; returns what each successful one did, for _record. Reads
         and preference lookups are done for the whole batch first, so that each reminder
         costs only its notifications (and rule actions that call outside systems)."""
-        customers = await self._by_ids(self.customers, {c["customer"] for c, _ in items if c.get("customer") is not None})
+        customers = await find_by_ids(self.customers, {c["customer"] for c, _ in items if c.get("customer") is not None})
         plans: list[_Plan] = []
         for contract, offset in items:
             customer = customers.get(contract.get("customer"))
@@ -323,19 +322,6 @@ class Renewals:
             return_exceptions=True,
         )
 
-    async def _by_ids(self, coll: AsyncCollection[Document], ids: Collection[Any]) -> dict[Any, Document]:
-        # $in in chunks: one find per id costs a round trip each, and a long $in list is
-        # quadratic on the embedded store (~20 values keep it near a range read per document).
-        keys = list(ids)
-        sem = asyncio.Semaphore(self.settings.concurrency)
-
-        async def read(chunk: list[Any]) -> list[Document]:
-            async with sem:
-                return [d async for d in coll.find({"_id": {"$in": chunk}})]
-
-        found = await asyncio.gather(*(read(keys[i : i + _IN_CHUNK]) for i in range(0, len(keys), _IN_CHUNK)))
-        return {d["_id"]: d for docs in found for d in docs}
-
     async def _record(self, outcomes: Sequence[_Outcome], marks: Sequence[tuple[Any, int]]) -> None:
         """One bulk write for the contracts (``reminded`` marks, legal-review flags) and one
         for the reminder records, instead of a write or two per reminder. Contracts first: a
@@ -354,9 +340,9 @@ class Renewals:
         # Marks that are alike go as update_many over a chunk of ids: the store charges ~1 ms
         # per updated document either way, but a little less without an operation per document.
         ops += [
-            UpdateMany({"_id": {"$in": ids[i : i + _IN_CHUNK]}}, {"$addToSet": {"reminded": offset}})
+            UpdateMany({"_id": {"$in": ids[i : i + IN_CHUNK]}}, {"$addToSet": {"reminded": offset}})
             for offset, ids in plain.items()
-            for i in range(0, len(ids), _IN_CHUNK)
+            for i in range(0, len(ids), IN_CHUNK)
         ]
         if ops:
             await self.contracts.bulk_write(ops, ordered=False)
