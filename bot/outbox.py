@@ -25,7 +25,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from redis.asyncio import Redis
-from redis.exceptions import ResponseError
 
 from bot.messages import OutboundMessage
 from bot.queue import Entry, StreamGroup
@@ -145,16 +144,8 @@ class OutboxSender:
                 await asyncio.gather(*(self.deliver(e, a) for e, a in entries))
             except asyncio.CancelledError:
                 raise
-            except ResponseError as exc:
-                if "NOGROUP" in str(exc) or "UNBLOCKED" in str(exc):
-                    log.warning("outbox stream or group vanished (%s); recreating", exc)
-                    await self.group.ensure_group()
-                    continue
-                log.exception("outbox sender loop failed; retrying in 1 s")
-                await asyncio.sleep(1.0)
             except Exception:
-                log.exception("outbox sender loop failed; retrying in 1 s")
-                await asyncio.sleep(1.0)
+                await self.group.recover("outbox")
 
     async def deliver(self, entry: Entry, attempts: int) -> None:
         reply = OutboundMessage.from_json(entry.payload)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -87,6 +88,18 @@ class StreamGroup:
         for _stream, items in reply or ():
             entries.extend(Entry(_id(eid), fields[b"m"]) for eid, fields in items if fields)
         return entries
+
+    async def recover(self, what: str) -> None:
+        """Call from an ``except`` around a read loop's step: a stream or group deleted
+        under us (FLUSHDB, an operator) is recreated at once; anything else is logged
+        with its traceback and waited out for a second."""
+        exc = sys.exc_info()[1]
+        if isinstance(exc, ResponseError) and ("NOGROUP" in str(exc) or "UNBLOCKED" in str(exc)):
+            log.warning("%s stream or group vanished (%s); recreating", what, exc)
+            await self.ensure_group()
+            return
+        log.exception("%s loop failed; retrying in 1 s", what)
+        await asyncio.sleep(1.0)
 
     async def done(self, entry_id: str) -> None:
         """Acknowledge and delete, so the stream holds only work still to do."""

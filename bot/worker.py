@@ -20,7 +20,6 @@ import logging
 from collections import defaultdict
 from collections.abc import Callable
 
-from redis.exceptions import ResponseError
 
 from bot.conversation.keywords import keyword_intent
 from bot.conversation.ordering import ConversationGate
@@ -97,18 +96,8 @@ class InboundWorker:
                     entries = await self.queue.read(self.consumer, count=min(self.batch, free), block_ms=200)
                 except asyncio.CancelledError:
                     raise
-                except ResponseError as exc:
-                    if "NOGROUP" in str(exc) or "UNBLOCKED" in str(exc):
-                        # The stream was deleted under us (FLUSHDB, an operator): recreate it.
-                        log.warning("inbound stream or group vanished (%s); recreating", exc)
-                        await self.queue.ensure_group()
-                        continue
-                    log.exception("inbound worker cannot read; retrying in 1 s")
-                    await asyncio.sleep(1.0)
-                    continue
                 except Exception:
-                    log.exception("inbound worker cannot read; retrying in 1 s")
-                    await asyncio.sleep(1.0)
+                    await self.queue.recover("inbound")
                     continue
                 for items in _by_conversation(entries).values():
                     task = asyncio.create_task(self._in_order(items))
