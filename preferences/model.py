@@ -291,13 +291,9 @@ def validate_layer(data: Any) -> JsonDict:
 
 
 def merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> JsonDict:
-    """``over`` on top of ``base``: objects merge key by key, everything else replaces."""
-    out: JsonDict = copy.deepcopy(dict(base))
-    for key, value in over.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
-            out[key] = merge(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
+    """``over`` on top of ``base``: objects merge key by key, everything else replaces.
+    The result shares nothing with the inputs (callers store and change it)."""
+    out: JsonDict = copy.deepcopy(dict(_overlay(base, over)))
     return out
 
 

@@ -19,23 +19,9 @@ from redis.asyncio import Redis
 DUE_KEY = "kefu:prefs:due"
 LEASE_KEY = "kefu:prefs:due:lease"
 
+# Claim what is due (expired leases first) and answer each member with its due time.
 _CLAIM = """
 -- KEYS[1] due, KEYS[2] lease; ARGV[1] now, ARGV[2] lease until, ARGV[3] limit
-local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1], 'LIMIT', 0, 1000)
-for _, m in ipairs(expired) do
-  redis.call('ZREM', KEYS[2], m)
-  redis.call('ZADD', KEYS[1], ARGV[1], m)
-end
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
-for _, m in ipairs(due) do
-  redis.call('ZREM', KEYS[1], m)
-  redis.call('ZADD', KEYS[2], ARGV[2], m)
-end
-return due
-"""
-
-# The same claim, answering each member with the due time it had (one round trip).
-_CLAIM_SCORED = """
 local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1], 'LIMIT', 0, 1000)
 for _, m in ipairs(expired) do
   redis.call('ZREM', KEYS[2], m)
@@ -57,7 +43,6 @@ class DueSchedule:
         self.redis = redis
         self.lease_s = lease_s
         self._claim = redis.register_script(_CLAIM)
-        self._claim_scored = redis.register_script(_CLAIM_SCORED)
 
     async def add(self, member: str, due_at: float) -> None:
         # NX: re-adding (resync, a retried notify) never moves an existing due time.
@@ -68,13 +53,12 @@ class DueSchedule:
             await self.redis.zadd(DUE_KEY, members, nx=True)
 
     async def claim(self, now: float, limit: int = 500) -> list[str]:
-        raw = await self._claim(keys=[DUE_KEY, LEASE_KEY], args=[now, now + self.lease_s, limit])
-        return [m.decode() if isinstance(m, bytes) else str(m) for m in raw]
+        return [m for m, _ in await self.claim_scored(now, limit)]
 
     async def claim_scored(self, now: float, limit: int = 500) -> list[tuple[str, float]]:
         """Like :meth:`claim`, with each member's due time (members sharing one come
         back in member order, which lets the engine read a batch as one range)."""
-        raw = await self._claim_scored(keys=[DUE_KEY, LEASE_KEY], args=[now, now + self.lease_s, limit])
+        raw = await self._claim(keys=[DUE_KEY, LEASE_KEY], args=[now, now + self.lease_s, limit])
         out: list[tuple[str, float]] = []
         for i in range(0, len(raw) - 1, 2):
             m = raw[i]
