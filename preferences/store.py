@@ -27,24 +27,21 @@ a Redis that lost them makes every copy suspect, so MongoDB is read instead).
 
 from __future__ import annotations
 
-import logging
+import contextlib
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from bot.mongo import find_by_ids, update_and_get
 from preferences.clock import Clock, SystemClock
 from preferences.errors import ConcurrentChange, InvalidPreference, UnknownCustomer, UnknownVersion
 from preferences.model import RECIPIENT_FIELD, Channel, JsonDict, Preferences, merge, resolve, validate_layer
-
-log = logging.getLogger(__name__)
 
 Document = dict[str, Any]
 
@@ -80,11 +77,6 @@ class PreferenceStore:
         self._layer_cache: dict[str, tuple[float, JsonDict]] = {}
 
     async def ensure_indexes(self) -> None:
-        if self.redis is not None:  # change notes are complete from the first start on
-            try:
-                await self.redis.set(CHANGED_SINCE_KEY, time.time(), nx=True)
-            except RedisError as exc:  # Redis down at start: the first check starts the notes
-                log.warning("preferences: change notes not started (%s)", exc)
         await self.history.create_indexes([IndexModel([("subject", ASCENDING), ("version", DESCENDING)])])
         await self.consents.create_indexes([IndexModel([("customer", ASCENDING), ("at", DESCENDING)])])
         await self.customers.create_indexes(
@@ -92,8 +84,16 @@ class PreferenceStore:
         )
 
     # -- change notes ------------------------------------------------------------------
-    async def _note_change(self, customer_id: str) -> None:
-        if self.redis is None:
+    @contextlib.asynccontextmanager
+    async def _changing(self, customer_id: str | None) -> AsyncIterator[None]:
+        """Around a write of a customer record: noted before (a crash mid-write leaves the
+        note) and after (the note is not older than the write)."""
+        await self._note_change(customer_id)
+        yield
+        await self._note_change(customer_id)
+
+    async def _note_change(self, customer_id: str | None) -> None:
+        if self.redis is None or customer_id is None:
             return
         now = time.time()
         async with self.redis.pipeline(transaction=False) as pipe:
@@ -167,9 +167,8 @@ class PreferenceStore:
             fields["segments"] = list(segments)
         if not fields:
             return
-        await self._note_change(customer_id)
-        res = await self.customers.update_one({"_id": customer_id}, {"$set": fields})
-        await self._note_change(customer_id)
+        async with self._changing(customer_id):
+            res = await self.customers.update_one({"_id": customer_id}, {"$set": fields})
         if res.matched_count == 0:
             raise UnknownCustomer(f"unknown customer {customer_id!r}")
 
@@ -259,14 +258,11 @@ class PreferenceStore:
             old: JsonDict = dict(doc.get("settings") or {})
             new = validate_layer(compute(old))
             version = int(doc.get("version", 0))
-            if coll is self.customers:
-                await self._note_change(subject)
-            res = await update_and_get(
-                coll, {"_id": subject, "version": version},
-                {"$set": {"settings": new, "version": version + 1, "updated_at": self.clock.now()}},
-            )
-            if coll is self.customers:
-                await self._note_change(subject)
+            async with self._changing(subject if coll is self.customers else None):
+                res = await update_and_get(
+                    coll, {"_id": subject, "version": version},
+                    {"$set": {"settings": new, "version": version + 1, "updated_at": self.clock.now()}},
+                )
             if res is None:
                 continue  # lost a race; read again
             await self._record(subject, version + 1, old, new, actor, via, note)
@@ -352,9 +348,8 @@ class PreferenceStore:
         }
         await self.consents.insert_one(rec)
         op = "$addToSet" if granted else "$pull"
-        await self._note_change(customer_id)
-        await self.customers.update_one({"_id": customer_id}, {op: {"consents_active": scope}})
-        await self._note_change(customer_id)
+        async with self._changing(customer_id):
+            await self.customers.update_one({"_id": customer_id}, {op: {"consents_active": scope}})
         return rec
 
     async def list_consents(self, customer_id: str) -> list[Document]:
