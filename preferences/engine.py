@@ -359,12 +359,12 @@ class NotificationEngine:
             # already) fall inside the id range too; the batch's runs must not cover them.
             read_at = time.time()
             in_range = [d async for d in self.digests.find({"due_at": due, "_id": {"$gte": lo, "$lte": hi}}).sort("_id", ASCENDING)]
-            committed = await self._committed(due)
+            built = await self._built(due)
             found.update(str(d["_id"]) for d in in_range if d["_id"] in mine)
             todo = {
                 str(d["_id"]): d
                 for d in in_range
-                if d["_id"] in mine and d.get("status") == "scheduled" and not committed(d)
+                if d["_id"] in mine and d.get("status") == "scheduled" and built(d) is None
             }
             outcomes = await self._build_digests(todo)
             # Runs of consecutive digests with one outcome; a digest in the range that is
@@ -385,39 +385,48 @@ class NotificationEngine:
                     run, key = [], k
                 run.append(did)
             _close_run(runs, run, key)
-            if runs:
-                await self.batches.insert_one(
-                    {"_id": uuid.uuid4().hex, "due_at": due, "read_at": read_at, "runs": runs, "count": len(outcomes), "created_at": time.time()}
-                )
+            await self._commit(due, read_at, runs, len(outcomes))
         # Members whose due time is unknown or differs from the record (a reclaimed lease):
-        # one by one, by equality.
+        # one by one, by equality, committed like the rest.
         for did in (i for i in ids if i not in found):
+            read_at = time.time()
             digest = await self.digests.find_one({"_id": did, "status": "scheduled"})
-            if digest is None or (await self._committed(float(digest["due_at"])))(digest):
+            if digest is None:
                 continue
-            for did2, k in (await self._build_digests({did: digest})).items():
-                await self.digests.update_one({"_id": did2, "status": "scheduled"}, {"$set": _outcome_fields(k, self.clock.now())})
+            due = float(digest["due_at"])
+            if (await self._built(due))(digest) is not None:
+                continue
+            runs = []
+            for k in (await self._build_digests({did: digest})).values():
+                _close_run(runs, [did], k)
+            await self._commit(due, read_at, runs, 1)
 
-    async def _committed(self, due: float) -> Callable[[Mapping[str, Any]], bool]:
-        """Whether a digest is covered by a batch already built but not yet settled."""
-        spans = [
-            (str(r["lo"]), str(r["hi"]), float(b["read_at"]))
+    async def _built(self, due: float) -> Callable[[Mapping[str, Any]], Document | None]:
+        """The run of a batch already built but not yet settled that covers a digest."""
+        runs = [
+            (r, float(b["read_at"]))
             async for b in self.batches.find({"due_at": due}, projection={"runs": 1, "read_at": 1})
             for r in b["runs"]
         ]
 
-        def covered(digest: Mapping[str, Any]) -> bool:
+        def covering(digest: Mapping[str, Any]) -> Document | None:
             did, created = str(digest["_id"]), float(digest.get("created_at", 0))
-            return any(lo <= did <= hi and created <= read_at for lo, hi, read_at in spans)
+            return next((r for r, read_at in runs if r["lo"] <= did <= r["hi"] and created <= read_at), None)
 
-        return covered
+        return covering
+
+    async def _commit(self, due: float, read_at: float, runs: list[Document], count: int) -> None:
+        if runs:
+            await self.batches.insert_one(
+                {"_id": uuid.uuid4().hex, "due_at": due, "read_at": read_at, "runs": runs, "count": count, "created_at": time.time()}
+            )
 
     async def settle(self, limit: int = 1000) -> int:
         """Apply built batches' outcomes to the digest records, oldest first; returns how
         many batches were applied. Idempotent (only still-scheduled records change), so any
         worker may run it, and a crash half-way is finished by the next call. It runs after
         the sends because on the embedded store one status write per record costs more than
-        building the digest; until then :meth:`_committed` keeps the batch's digests from
+        building the digest; until then :meth:`_built` keeps the batch's digests from
         being built again."""
         done = 0
         async for batch in self.batches.find({}).sort("created_at", ASCENDING).limit(limit):
@@ -425,11 +434,21 @@ class NotificationEngine:
                 await self.digests.update_many(
                     {"due_at": batch["due_at"], "_id": {"$gte": r["lo"], "$lte": r["hi"]}, "status": "scheduled",
                      "created_at": {"$lte": batch["read_at"]}},
-                    {"$set": _outcome_fields((r["status"], tuple(r["channels"])), float(batch["created_at"]))},
+                    {"$set": _outcome_fields(r, float(batch["created_at"]))},
                 )
             await self.batches.delete_one({"_id": batch["_id"]})
             done += 1
         return done
+
+    async def _settle_one(self, digest: Document) -> Document:
+        """A built digest's outcome applied to its record ahead of its batch (settle() then
+        leaves it alone): what the fallback needs, without settling every batch first."""
+        run = (await self._built(float(digest["due_at"])))(digest)
+        if run is None:
+            return digest
+        fields = _outcome_fields(run, self.clock.now())
+        await self.digests.update_one({"_id": digest["_id"], "status": "scheduled"}, {"$set": fields})
+        return {**digest, **fields}
 
     async def _digest_customers(self, todo: Mapping[str, Document]) -> dict[str, Document]:
         """The customer records for a batch: the digests' own copies where the preference
@@ -509,11 +528,11 @@ class NotificationEngine:
         except ValueError:
             return
         coll = self.notifications if kind == "n" else self.digests
-        if kind == "d":
-            await self.settle()  # the digest's channels are on its record once settled
         doc = await coll.find_one({"_id": ident})
         if doc is None:
             return
+        if kind == "d" and doc.get("status") == "scheduled":
+            doc = await self._settle_one(doc)
         channels: list[str] = list(doc.get("channels") or [])
         nxt = channels[channels.index(channel) + 1] if channel in channels[:-1] else None
         log.info("notification %s undeliverable on %s (%s: %s); next: %s", key, channel, status, reason, nxt)
@@ -564,11 +583,11 @@ def _close_run(runs: list[Document], run: list[str], key: tuple[Any, ...] | None
         runs.append({"lo": run[0], "hi": run[-1], "status": key[0], "channels": list(key[1])})
 
 
-def _outcome_fields(outcome: tuple[Any, ...], now: float) -> Document:
-    status, channels = outcome
-    fields: Document = {"status": status, "done_at": now}
-    if status == "sent":
-        fields.update(channels=list(channels), channel=channels[0])
+def _outcome_fields(run: Mapping[str, Any], now: float) -> Document:
+    """What a batch run says of its digests, as fields of their records."""
+    fields: Document = {"status": run["status"], "done_at": now}
+    if run["status"] == "sent":
+        fields.update(channels=list(run["channels"]), channel=run["channels"][0])
     return fields
 
 

@@ -9,6 +9,7 @@ writes the message record of a digest when it sends it.
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -167,3 +168,24 @@ async def test_lost_change_notes_make_every_copy_suspect(
 ) -> None:
     assert await _digest_to(prefs, engine, redis, clock, mongo, change_via_store=False, lose_notes=True) == "new@example.cn"
     assert await redis.get(CHANGED_SINCE_KEY) is not None  # notes restart from now
+
+
+async def test_fallback_of_an_unsettled_digest_moves_it_to_the_next_channel_for_good(
+    engine: NotificationEngine, prefs: PreferenceStore, redis: Redis, clock: ManualClock, mongo: AsyncMongoClient[Any]
+) -> None:
+    db = mongo.get_default_database()
+    await prefs.create("f1", settings={**WECHAT_CUSTOMER, **DAILY})
+    await engine.notify("f1", "repair", "normal", {"ticket_id": "T-8", "status": "维修中"})
+    clock.advance(86_400)
+    assert await engine.run_all_due(settle=False) == 1
+    (first,) = await outbox_messages(redis)
+    assert first["channel"] == "wechat"
+    # WeChat's 48 h window has closed: the outbox gives up before the batch is settled.
+    await engine.on_give_up(OutboundMessage.from_json(json.dumps(first)), "undeliverable", "45015")
+    messages = await outbox_messages(redis)
+    assert [m["channel"] for m in messages] == ["wechat", "email"] and "T-8" in messages[1]["text"]
+    # Settling the batch afterwards does not put the record back on WeChat.
+    await engine.settle()
+    digest = await db["pref_digests"].find_one({"customer": "f1"})
+    assert digest is not None
+    assert (digest["status"], digest["channel"], digest["failed"]) == ("sent", "email", ["wechat"])
