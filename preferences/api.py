@@ -419,8 +419,10 @@ def _services_ctx(role: str, clock: Clock) -> Callable[[web.Application], AsyncI
         tasks: list[asyncio.Task[None]] = []
         if role in ("all", "worker"):
             interval = float(section.get("due_interval_s", 1.0))
-            tasks.append(asyncio.create_task(_due_loop(engine, stop, interval), name="prefs-due"))
-            tasks.append(asyncio.create_task(_settle_loop(engine, stop, interval), name="prefs-settle"))
+            tasks.append(asyncio.create_task(_repeat(_due_step(engine), stop, interval, "due-list run"), name="prefs-due"))
+            tasks.append(
+                asyncio.create_task(_repeat(lambda: _settle_step(engine), stop, interval, "digest settle"), name="prefs-settle")
+            )
         log.info("preferences ready on %s (role %s)", socket.gethostname(), role)
         yield
         stop.set()
@@ -431,36 +433,38 @@ def _services_ctx(role: str, clock: Clock) -> Callable[[web.Application], AsyncI
     return ctx
 
 
-async def _due_loop(engine: NotificationEngine, stop: asyncio.Event, interval_s: float) -> None:
-    synced = False
+async def _repeat(step: Callable[[], Awaitable[bool]], stop: asyncio.Event, interval_s: float, what: str) -> None:
+    """Run ``step`` until ``stop``: again at once while it says there is more to do,
+    otherwise after ``interval_s``. A failing step is logged and retried."""
     while not stop.is_set():
         try:
-            if not synced:  # in the loop, not at startup: Redis or MongoDB may be down
-                await engine.resync()
-                synced = True
-            await engine.run_all_due(settle=False)  # the settle loop follows behind
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("preferences due-list run failed")
-        try:
-            await asyncio.wait_for(stop.wait(), interval_s)
-        except asyncio.TimeoutError:
-            pass
-
-
-async def _settle_loop(engine: NotificationEngine, stop: asyncio.Event, interval_s: float) -> None:
-    # Its own task: settling a large batch takes seconds on the embedded store, and held
-    # messages and the next digests must not wait behind it.
-    while not stop.is_set():
-        try:
-            if await engine.settle(limit=1):
+            if await step():
                 continue
         except asyncio.CancelledError:
             raise
         except Exception:
-            log.exception("preferences digest settle failed")
+            log.exception("preferences %s failed", what)
         try:
             await asyncio.wait_for(stop.wait(), interval_s)
         except asyncio.TimeoutError:
             pass
+
+
+def _due_step(engine: NotificationEngine) -> Callable[[], Awaitable[bool]]:
+    synced = False
+
+    async def step() -> bool:
+        nonlocal synced
+        if not synced:  # in the loop, not at startup: Redis or MongoDB may be down
+            await engine.resync()
+            synced = True
+        await engine.run_all_due(settle=False)  # the settle task follows behind
+        return False
+
+    return step
+
+
+async def _settle_step(engine: NotificationEngine) -> bool:
+    # Its own task, a batch at a time: settling one takes seconds on the embedded store,
+    # and held messages and the next digests must not wait behind it.
+    return bool(await engine.settle(limit=1))
