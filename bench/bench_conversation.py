@@ -18,16 +18,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.bench_ack import ACCOUNT, pct, start, stop, wait_log  # noqa: E402
-from bot.nlu.service import RasaServer, latest_model  # noqa: E402
-from bot.nlu.settings import NluSettings  # noqa: E402
+from bench.bench_ack import ACCOUNT, pct  # noqa: E402
+from bench.gateway_stack import gateway_stack  # noqa: E402
 from channels.wechat.simulator import signed_request, text_xml  # noqa: E402
-from tests.services import free_port, wait_port  # noqa: E402
 
 PHRASES = ["你好", "my XK-8800 is not cooling", "我的维修到哪了", "thanks a lot", "转人工", "今天天气怎么样"]
 
@@ -55,51 +52,10 @@ async def drive(port: int, fake: Any, count: int, concurrency: int) -> list[floa
 
 
 async def run(args: argparse.Namespace, tmp: Path) -> dict[int, list[float]]:
-    from aiohttp import web
-
-    from channels.wechat.fake_api import FakeWeChatAPI
-
-    nlu = NluSettings.from_mapping({})
-    model = latest_model(nlu)
-    if model is None:
-        raise SystemExit("no trained model: run `kefu nlu install && kefu nlu train` first")
-    rasa_port = free_port()
-    rasa = RasaServer(nlu, model, rasa_port)
-    rasa.start()
-    redis_port, mongo_port = free_port(), free_port()
-    procs = [
-        start(["redis-server", "--port", str(redis_port), "--save", "", "--appendonly", "no", "--dir", str(tmp)], tmp / "redis.log"),
-        start([str(Path(sys.executable).with_name("secantusd-py")), "--host", "127.0.0.1", "--port", str(mongo_port), "--storage-path", ":memory:"], tmp / "mongo.log"),
-    ]
-    fake = FakeWeChatAPI()
-    runner = web.AppRunner(fake.app(), access_log=None)
-    await runner.setup()
-    fake_port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", fake_port).start()
-    try:
-        await asyncio.to_thread(rasa.wait_ready)
-        port = free_port()
-        cfg = {
-            "http": {"host": "127.0.0.1", "port": port},
-            "redis_url": f"redis://127.0.0.1:{redis_port}/0",
-            "mongo_url": f"mongodb://127.0.0.1:{mongo_port}/bench",
-            "nlu": {"enabled": True, "urls": [rasa.url], "autostart": False},
-            "speech": {"enabled": False},
-            "pipeline": {"workers": args.workers},
-            "channels": {"wechat": [{**ACCOUNT, "api_base_url": f"http://127.0.0.1:{fake_port}"}]},
-        }
-        (tmp / "kefu.yml").write_text(yaml.safe_dump(cfg))
-        gateway = start([sys.executable, "-m", "bot.cli", "--config", str(tmp / "kefu.yml"), "run"], tmp / "gateway.log")
-        procs.append(gateway)
-        await asyncio.to_thread(wait_log, tmp / "gateway.log", "gateway ready", gateway)
-        await asyncio.to_thread(wait_port, port, gateway, 30)
-        await drive(port, fake, 12, 1)  # warm-up
-        return {c: await drive(port, fake, args.messages, c) for c in (1, 8)}
-    finally:
-        for proc in procs:
-            stop(proc)
-        rasa.stop()
-        await runner.cleanup()
+    config = {"speech": {"enabled": False}, "pipeline": {"workers": args.workers}}
+    async with gateway_stack(tmp, config=config, require_nlu=True) as stack:
+        await drive(stack.port, stack.fake, 12, 1)  # warm-up
+        return {c: await drive(stack.port, stack.fake, args.messages, c) for c in (1, 8)}
 
 
 def main() -> int:

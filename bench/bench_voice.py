@@ -23,14 +23,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.bench_ack import ACCOUNT, pct, start, stop, wait_log  # noqa: E402
+from bench.bench_ack import ACCOUNT, pct  # noqa: E402
+from bench.gateway_stack import gateway_stack  # noqa: E402
 from channels.wechat.simulator import signed_request, text_xml, voice_xml  # noqa: E402
-from tests.services import free_port, wait_port  # noqa: E402
 from tests.speech.conftest import encode, read_pcm16, speak  # noqa: E402
 
 SENTENCE = (
@@ -69,47 +67,16 @@ async def text_run(session: Any, port: int, fake: Any, count: int, tag: str) -> 
 
 async def run(args: argparse.Namespace, tmp: Path) -> dict[str, list[float]]:
     import aiohttp
-    from aiohttp import web
-
-    from bot.nlu.service import RasaServer, latest_model
-    from bot.nlu.settings import NluSettings
-    from channels.wechat.fake_api import FakeWeChatAPI
 
     models = Path(os.environ.get("KEFU_SPEECH_MODELS") or ROOT / "var" / "models") / "whisper-base"
     audio = make_note(tmp)
-    procs = []
-    redis_port, mongo_port = free_port(), free_port()
-    procs.append(start(["redis-server", "--port", str(redis_port), "--save", "", "--appendonly", "no", "--dir", str(tmp)], tmp / "redis.log"))
-    procs.append(start([str(Path(sys.executable).with_name("secantusd-py")), "--host", "127.0.0.1", "--port", str(mongo_port), "--storage-path", ":memory:"], tmp / "mongo.log"))
-    nlu_settings = NluSettings.from_mapping({})
-    model = latest_model(nlu_settings)
-    rasa = RasaServer(nlu_settings, model, free_port()) if model is not None else None
-    if rasa is not None:
-        rasa.start()
-    fake = FakeWeChatAPI()
-    runner = web.AppRunner(fake.app(), access_log=None)
-    await runner.setup()
-    fake_port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", fake_port).start()
-    media_id = fake.add_media(audio)
-    try:
-        if rasa is not None:
-            await asyncio.to_thread(rasa.wait_ready)
-        port = free_port()
-        cfg = {
-            "http": {"host": "127.0.0.1", "port": port},
-            "redis_url": f"redis://127.0.0.1:{redis_port}/0",
-            "mongo_url": f"mongodb://127.0.0.1:{mongo_port}/bench",
-            "nlu": {"enabled": True, "urls": [rasa.url], "autostart": False} if rasa else {"enabled": False},
-            "speech": {"enabled": True, "model_path": str(models), "cpu_threads": args.threads, "low_confidence": 0.0, "vocabulary": ["XK-8800"]},
-            "pipeline": {"workers": 2},
-            "channels": {"wechat": [{**ACCOUNT, "api_base_url": f"http://127.0.0.1:{fake_port}"}]},
-        }
-        (tmp / "kefu.yml").write_text(yaml.safe_dump(cfg))
-        gateway = start([sys.executable, "-m", "bot.cli", "--config", str(tmp / "kefu.yml"), "run"], tmp / "gateway.log")
-        procs.append(gateway)
-        await asyncio.to_thread(wait_log, tmp / "gateway.log", "gateway ready", gateway)
-        await asyncio.to_thread(wait_port, port, gateway, 30)
+    config = {
+        "speech": {"enabled": True, "model_path": str(models), "cpu_threads": args.threads, "low_confidence": 0.0, "vocabulary": ["XK-8800"]},
+        "pipeline": {"workers": 2},
+    }
+    async with gateway_stack(tmp, config=config, require_nlu=False) as stack:
+        port, fake = stack.port, stack.fake
+        media_id = fake.add_media(audio)
         results: dict[str, list[float]] = {}
         async with aiohttp.ClientSession() as session:
             await timed(session, port, fake, "oWarm", voice_xml("oWarm", media_id, next(_ids)))  # model load
@@ -137,12 +104,6 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict[str, list[float]]:
                 stop_voice.set()
                 await asyncio.gather(*loaders)
         return results
-    finally:
-        for proc in procs:
-            stop(proc)
-        if rasa is not None:
-            rasa.stop()
-        await runner.cleanup()
 
 
 def main() -> int:
