@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import statistics
 import sys
 import tempfile
@@ -26,10 +27,11 @@ from bench.bench_ack import ACCOUNT, pct  # noqa: E402
 from bench.gateway_stack import gateway_stack  # noqa: E402
 from channels.wechat.simulator import signed_request, text_xml  # noqa: E402
 
+_msg_ids = itertools.count(7_000_000_000)  # unique MsgIds: a repeated one is dropped as a retry
 PHRASES = ["你好", "my XK-8800 is not cooling", "我的维修到哪了", "thanks a lot", "转人工", "今天天气怎么样"]
 
 
-async def drive(port: int, fake: Any, count: int, concurrency: int) -> list[float]:
+async def drive(port: int, fake: Any, count: int, concurrency: int, tag: str = "") -> list[float]:
     import aiohttp
 
     latencies: list[float] = []
@@ -37,8 +39,8 @@ async def drive(port: int, fake: Any, count: int, concurrency: int) -> list[floa
     async with aiohttp.ClientSession() as session:
 
         async def one(i: int) -> None:
-            user = f"oNlu{concurrency}x{i}"  # a conversation each: no form state carried over
-            query, body = signed_request(ACCOUNT, text_xml(user, PHRASES[i % len(PHRASES)], 7_000_000_000 + concurrency * 100_000 + i))
+            user = f"oNlu{tag}{concurrency}x{i}"  # a conversation each: no form or hand-off state carried over
+            query, body = signed_request(ACCOUNT, text_xml(user, PHRASES[i % len(PHRASES)], next(_msg_ids)))
             async with sem:
                 t0 = time.perf_counter()
                 async with session.post(f"http://127.0.0.1:{port}/wechat/bench", params=query, data=body) as resp:
@@ -54,7 +56,7 @@ async def drive(port: int, fake: Any, count: int, concurrency: int) -> list[floa
 async def run(args: argparse.Namespace, tmp: Path) -> dict[int, list[float]]:
     config = {"speech": {"enabled": False}, "pipeline": {"workers": args.workers}}
     async with gateway_stack(tmp, config=config, require_nlu=True) as stack:
-        await drive(stack.port, stack.fake, 12, 1)  # warm-up
+        await drive(stack.port, stack.fake, 12, 1, "warm")  # its own users: a warm-up reply must not count later
         return {c: await drive(stack.port, stack.fake, args.messages, c) for c in (1, 8)}
 
 
