@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
-import resource
 import sys
 import tempfile
 import time
@@ -39,6 +38,7 @@ sys.path.insert(0, str(ROOT))
 from pymongo import AsyncMongoClient  # noqa: E402
 from redis.asyncio import Redis  # noqa: E402
 
+from bench.report import peak_rss_mb, print_rows  # noqa: E402
 from bot.outbox import Outbox  # noqa: E402
 from bot.store import MessageStore  # noqa: E402
 from preferences.clock import ManualClock, utc  # noqa: E402
@@ -52,10 +52,6 @@ from tests.services import mongo_server, redis_server  # noqa: E402
 SH = dt.timezone(dt.timedelta(hours=8))
 START = dt.datetime(2026, 3, 2, 10, 0, tzinfo=SH)  # a Monday
 WEEKLY = {"topics": {t.value: {"frequency": "weekly", "weekday": 0, "at": "09:00"} for t in Topic}}
-
-
-def rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def bench_policy(n: int) -> float:
@@ -143,13 +139,13 @@ async def run(args: argparse.Namespace, redis_url: str, mongo_url: str) -> list[
         changed += 1
     seed_s = time.perf_counter() - t0
     clock.set(utc(due + 60))
-    rss0 = rss_mb()
+    rss0 = peak_rss_mb()
     t0 = time.perf_counter()
     built = await engine.run_all_due(limit=args.batch, settle=False)
     build_s = time.perf_counter() - t0
     queued = await redis.xlen("bench:outbox") - args.notify
     batches = await db["pref_digest_batches"].count_documents({})
-    rss_build = rss_mb()
+    rss_build = peak_rss_mb()
     t0 = time.perf_counter()
     await engine.settle()
     settle_s = time.perf_counter() - t0
@@ -177,11 +173,7 @@ def main() -> None:
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp, redis_server(Path(tmp)) as r, mongo_server(Path(tmp)) as m:
         rows = asyncio.run(run(args, r, m.rstrip("/") + "/kefu_bench"))
-    width = max(len(a) for a, _ in rows)
-    print(f"{'measure':<{width}}  result")
-    print("-" * (width + 40))
-    for a, b in rows:
-        print(f"{a:<{width}}  {b}")
+    print_rows(rows)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import resource
 import statistics
 import sys
 import tempfile
@@ -38,6 +37,7 @@ sys.path.insert(0, str(ROOT))
 from aiohttp.test_utils import TestClient, TestServer  # noqa: E402
 from pymongo import InsertOne, monitoring  # noqa: E402
 
+from bench.report import peak_rss_mb, print_rows  # noqa: E402
 from bot.app import build_app  # noqa: E402
 from bot.config import settings_from_mapping  # noqa: E402
 from channels.dingtalk.fake_api import FakeDingTalkAPI  # noqa: E402
@@ -71,10 +71,6 @@ class CommandCounter(monitoring.CommandListener):
 
 COMMANDS = CommandCounter()
 monitoring.register(COMMANDS)  # before any client exists: listeners are read at construction
-
-
-def rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 async def serve(app: Any) -> str:
@@ -157,7 +153,7 @@ async def run(args: argparse.Namespace, redis_url: str, mongo_url: str, nlu_url:
         await svc.renewals.put_rule("legal", {"name": "legal", "when": {"all": [{"field": "customer.registered_capital", "op": "<", "value": 5_000_000},
                                                                                {"field": "past_contracts", "op": "<", "value": 3}]},
                                               "then": [{"action": "legal_review"}]})
-        rss0 = rss_mb()
+        rss0 = peak_rss_mb()
         commands0 = COMMANDS.count
         t0 = time.perf_counter()
         report = await svc.renewals.scan()
@@ -166,7 +162,7 @@ async def run(args: argparse.Namespace, redis_url: str, mongo_url: str, nlu_url:
         rows.append((f"renewal scan, {args.contracts:,} contracts", f"{scan_s:.1f} s, {report.sent:,} reminders sent, {report.failed} failed  (seeding {seed_s:.0f} s, untimed)"))
         rows.append(("  MongoDB commands (whole process)", f"{commands:,}, {commands / max(1, report.sent):.1f} per reminder"))
         rows.append(("  rule actions", ", ".join(f"{k} {v:,}" for k, v in sorted(report.actions.items()))))
-        rows.append(("  peak RSS (process, before -> after)", f"{rss0:.0f} -> {rss_mb():.0f} MB"))
+        rows.append(("  peak RSS (process, before -> after)", f"{rss0:.0f} -> {peak_rss_mb():.0f} MB"))
         t0 = time.perf_counter()
         again = await svc.renewals.scan()
         rows.append(("renewal rescan (nothing due)", f"{time.perf_counter() - t0:.2f} s, {again.sent} sent"))
@@ -220,11 +216,7 @@ def main() -> None:
             servers = stack.enter_context(service.running_servers(settings, model, [service.free_port()]))
             nlu_url = servers[0].url
         rows = asyncio.run(run(args, redis_url, mongo_url, nlu_url, tmpdir / "data"))
-    width = max(len(k) for k, _ in rows)
-    print(f"\n{'measure':<{width}}  result")
-    print("-" * (width + 40))
-    for k, v in rows:
-        print(f"{k:<{width}}  {v}")
+    print_rows(rows)
 
 
 if __name__ == "__main__":
