@@ -14,8 +14,8 @@ import importlib
 import logging
 import os
 import socket
-from pathlib import Path
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any, Literal
 
 import aiohttp

@@ -22,8 +22,8 @@ from typing import Any, Self
 import aiohttp
 
 from bot.tokens import TokenCache
-from channels.errors import PermanentSendError, PlatformUnavailable
 from channels.base import ChannelContext, resolve_base_url
+from channels.errors import PermanentSendError, PlatformUnavailable
 from channels.tencent_api import ErrorCodes, TencentApiClient
 
 log = logging.getLogger(__name__)
