@@ -7,7 +7,10 @@ faster-whisper int8) and a fake WeChat API; makes a ~10 s English voice note wit
 espeak-ng, encoded to AMR-NB as WeChat sends it; then measures
 
 * voice note in -> reply out, one at a time (p50, p90);
-* text in -> reply out at concurrency 4, alone and while voice notes keep arriving.
+* text in -> reply out at concurrency 4, alone and while voice notes keep arriving;
+* those voice notes' own latency while text flows (text first: they wait for it).
+
+``--no-text-first`` measures the same without pausing transcription for text turns.
 """
 
 from __future__ import annotations
@@ -71,7 +74,8 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict[str, list[float]]:
     models = Path(os.environ.get("KEFU_SPEECH_MODELS") or ROOT / "var" / "models") / "whisper-base"
     audio = make_note(tmp)
     config = {
-        "speech": {"enabled": True, "model_path": str(models), "cpu_threads": args.threads, "low_confidence": 0.0, "vocabulary": ["XK-8800"]},
+        "speech": {"enabled": True, "model_path": str(models), "cpu_threads": args.threads, "low_confidence": 0.0, "vocabulary": ["XK-8800"],
+                   "text_first": args.text_first, "max_pause_s": args.max_pause_s, "min_run_s": args.min_run_s},
         "pipeline": {"workers": 2},
     }
     async with gateway_stack(tmp, config=config, require_nlu=False) as stack:
@@ -88,6 +92,7 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict[str, list[float]]:
             # weighs on both sides of the comparison alike.
             results["text, no voice load"] = []
             results["text, 2 voice notes in flight"] = []
+            results["voice note -> reply, during text"] = []
             loads = itertools.count()
             for r in range(args.rounds):
                 results["text, no voice load"] += await text_run(session, port, fake, args.texts, f"quiet{r}-")
@@ -96,7 +101,8 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict[str, list[float]]:
                 async def voice_load() -> None:
                     while not stop_voice.is_set():
                         i = next(loads)
-                        await timed(session, port, fake, f"oLoad{i}", voice_xml(f"oLoad{i}", media_id, next(_ids)))
+                        took = await timed(session, port, fake, f"oLoad{i}", voice_xml(f"oLoad{i}", media_id, next(_ids)))
+                        results["voice note -> reply, during text"].append(took)
 
                 loaders = [asyncio.create_task(voice_load()) for _ in range(2)]
                 await asyncio.sleep(1.0)
@@ -111,11 +117,17 @@ def main() -> int:
     parser.add_argument("--notes", type=int, default=10)
     parser.add_argument("--texts", type=int, default=200, help="text messages per run")
     parser.add_argument("--rounds", type=int, default=3, help="alternating quiet / voice-loaded runs")
-    parser.add_argument("--threads", type=int, default=1, help="speech.cpu_threads (leave a core to text traffic)")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="speech.cpu_threads (0, the product default: all cores; text_first makes room for text)")
+    parser.add_argument("--no-text-first", dest="text_first", action="store_false",
+                        help="speech.text_first: false (transcription keeps running during text turns)")
+    parser.add_argument("--max-pause-s", type=float, default=5.0, help="speech.max_pause_s")
+    parser.add_argument("--min-run-s", type=float, default=0.5, help="speech.min_run_s")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="kefu-bench-voice-") as tmp:
         results = asyncio.run(run(args, Path(tmp)))
-    print(f"Voice notes and text through the gateway (faster-whisper int8, cpu_threads={args.threads}, {os.cpu_count()} cores)")
+    print(f"Voice notes and text through the gateway (faster-whisper int8, cpu_threads={args.threads}, "
+          f"text_first={str(args.text_first).lower()}, {os.cpu_count()} cores)")
     print(f"{'measure':32} {'n':>5} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'mean ms':>8}")
     for name, lat in results.items():
         print(f"{name:32} {len(lat):>5} {pct(lat, 50):>8.0f} {pct(lat, 90):>8.0f} {pct(lat, 99):>8.0f} {statistics.mean(lat):>8.0f}")

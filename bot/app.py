@@ -243,6 +243,7 @@ def worker_tasks(rt: Runtime, stop: asyncio.Event) -> list[asyncio.Task[None]]:
             consumer=f"{base}:s{i}", claim_idle_ms=pipeline.claim_idle_ms,
             max_attempts=pipeline.outbox_max_attempts, backoff_s=pipeline.outbox_backoff_s,
             backoff_max_s=pipeline.outbox_backoff_max_s, batch=pipeline.batch,
+            foreground=rt.voice.text_turn if rt.voice is not None else None,
         )
         tasks.append(asyncio.create_task(worker.run(stop), name=f"inbound-{i}"))
         tasks.append(asyncio.create_task(sender.run(stop), name=f"outbox-{i}"))

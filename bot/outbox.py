@@ -19,6 +19,7 @@ the senders call every hook after the dead-letter record is written.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -125,6 +126,7 @@ class OutboxSender:
         backoff_s: float,
         backoff_max_s: float,
         batch: int = 32,
+        foreground: Callable[[], contextlib.AbstractContextManager[None]] | None = None,
     ) -> None:
         self.outbox = outbox
         self.group = OutboxGroup(outbox.redis, outbox.stream, claim_idle_ms=claim_idle_ms)
@@ -135,6 +137,9 @@ class OutboxSender:
         self.backoff_s = backoff_s
         self.backoff_max_s = backoff_max_s
         self.batch = batch
+        # What a customer is waiting on right now (a send) may ask background CPU work
+        # to yield meanwhile: local transcription, see speech.text_first.
+        self.foreground = foreground or contextlib.nullcontext
 
     async def run(self, stop: asyncio.Event) -> None:
         await self.group.ensure_group()
@@ -159,7 +164,8 @@ class OutboxSender:
             await self._give_up(entry, reply, attempts, f"no channel {reply.channel}/{reply.account} configured")
             return
         try:
-            await channel.send(reply)
+            with self.foreground():
+                await channel.send(reply)
         except OutsideServiceWindow as exc:
             await self._give_up(entry, reply, attempts, str(exc), status="undeliverable")
             return

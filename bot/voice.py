@@ -9,6 +9,7 @@ customer ("我听到的是：……，对吗？") instead of being acted on.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -40,6 +41,12 @@ class VoiceStep:
         self.transcriber = transcriber
         self.settings = settings
         self.store = store
+
+    def text_turn(self) -> contextlib.AbstractContextManager[None]:
+        """Wrap a text turn: local transcription yields the CPU to it (speech.text_first)."""
+        if self.transcriber is None:
+            return contextlib.nullcontext()
+        return self.transcriber.text_turn()
 
     async def hear(self, msg: InboundMessage, channel: Channel | None) -> Heard:
         from speech import AudioEmpty, AudioRejected, AudioTooLarge, AudioTooLong, SpeechBusy, SpeechError

@@ -15,10 +15,11 @@ the message stays pending, to be understood when NLU is back.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 
 from bot.conversation.keywords import keyword_intent
@@ -164,7 +165,7 @@ class InboundWorker:
                 await self.outbox.enqueue((), handled=msg.key)
                 await self.gate.finished(msg.conversation, msg.key)
                 return
-        async with self.gate.turn(msg.conversation, msg.key):
+        async with self.gate.turn(msg.conversation, msg.key), self._text_first(msg):
             if await self.outbox.is_handled(msg.key):
                 await self.gate.finished(msg.conversation, msg.key)
                 return  # handled before a crash that came before the ack
@@ -185,6 +186,17 @@ class InboundWorker:
                 await self.store.save_outbound(reply)
             await self.outbox.enqueue(outbound, handled=msg.key)
             await self.gate.finished(msg.conversation, msg.key)
+
+    @contextlib.asynccontextmanager
+    async def _text_first(self, msg: InboundMessage) -> AsyncIterator[None]:
+        # Text is what customers wait on in real time: local transcription pauses while a
+        # text turn is handled. Taken inside the conversation's turn, never while waiting
+        # for it: a text behind a voice note of its own conversation must not pause it.
+        if self.voice is None or msg.kind is MessageKind.VOICE:
+            yield
+            return
+        with self.voice.text_turn():
+            yield
 
     async def _turn(self, msg: InboundMessage, channel: Channel | None, state: ConversationState) -> list[Reply]:
         text = msg.text if msg.kind is not MessageKind.LOCATION else ""

@@ -20,9 +20,11 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import concurrent.futures.process
+import contextlib
 import logging
 import multiprocessing
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -33,6 +35,7 @@ from speech.decode import AudioLimits, decode_audio
 from speech.engines import Engine, engine_class, load_engine
 from speech.errors import EngineError, SpeechBusy, SpeechClosed
 from speech.settings import SpeechSettings
+from speech.text_first import TextFirst
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +81,10 @@ class Transcriber(Protocol):
 
     async def close(self) -> None:
         """Stop accepting work, let running jobs finish and release the workers."""
+        ...
+
+    def text_turn(self) -> contextlib.AbstractContextManager[None]:
+        """A context for handling one text turn; transcription may yield to it meanwhile."""
         ...
 
 
@@ -135,6 +142,28 @@ def _process_warm_up(settings: SpeechSettings) -> None:
         _process_engine = load_engine(settings)
 
 
+def _child_init(nice: int, idle_class: bool = False) -> None:
+    _die_with_parent()
+    _lower_priority(nice, idle_class)
+
+
+def _die_with_parent() -> None:
+    # A child may be stopped (TextFirst) when the gateway is killed outright; stopped, it
+    # would never notice its pipe close and would keep its model in memory for good.
+    # PR_SET_PDEATHSIG delivers SIGKILL, which ends even a stopped process.
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        PR_SET_PDEATHSIG = 1
+        if libc.prctl(PR_SET_PDEATHSIG, 9, 0, 0, 0) != 0:  # 9 = SIGKILL
+            log.warning("speech: PR_SET_PDEATHSIG refused (errno %d)", ctypes.get_errno())
+    except OSError as exc:
+        log.warning("speech: PR_SET_PDEATHSIG unavailable (%s)", exc)
+
+
 def _lower_priority(nice: int, idle_class: bool = False) -> None:
     # Transcription is minutes-tolerant, text replies are not: let the scheduler prefer
     # the gateway, NLU and the stores when the cores are busy. Set in the child's main
@@ -170,7 +199,7 @@ class _ProcessEngine:
                 self._processes = concurrent.futures.ProcessPoolExecutor(
                     max_workers=self._settings.workers,
                     mp_context=multiprocessing.get_context("spawn"),
-                    initializer=_lower_priority,
+                    initializer=_child_init,
                     initargs=(self._settings.nice, self._settings.idle_class),
                 )
             return self._processes
@@ -187,6 +216,15 @@ class _ProcessEngine:
                     self._processes = None
             pool.shutdown(wait=False, cancel_futures=True)
             raise EngineError("the speech worker process died; the next note starts a new one") from exc
+
+    def pids(self) -> list[int]:
+        """The children's process ids right now (none before the first job)."""
+        with self._lock:
+            pool = self._processes
+        # ProcessPoolExecutor keeps no public list of its children; ``_processes`` (pid ->
+        # Process) has been there since Python 3.2. Without it, nothing is paused.
+        children = getattr(pool, "_processes", None) or {}
+        return list(children)
 
     def warm_up(self) -> None:
         """Best effort: each of ``workers`` jobs lands on an idle process, normally its own."""
@@ -222,6 +260,11 @@ class PooledTranscriber:
         else:
             self._processes = _ProcessEngine(settings)
             self._job = self._processes
+        self._text_first: TextFirst | None = None
+        if self._processes is not None and settings.text_first:
+            self._text_first = TextFirst(
+                self._processes.pids, max_pause_s=settings.max_pause_s, min_run_s=settings.min_run_s
+            )
         self._capacity = settings.workers + settings.max_queue
         self._in_flight = 0  # touched on the loop thread only
         self._closed = False
@@ -235,6 +278,16 @@ class PooledTranscriber:
     def in_flight(self) -> int:
         """Transcriptions running or waiting for a worker."""
         return self._in_flight
+
+    def text_turn(self) -> contextlib.AbstractContextManager[None]:
+        """Wrap the handling of a text turn: transcription pauses meanwhile (see :mod:`speech.text_first`).
+
+        Call it on the event loop's thread. A no-op with thread isolation or
+        ``text_first: false``.
+        """
+        if self._text_first is None or self._closed:
+            return contextlib.nullcontext()
+        return self._text_first.turn()
 
     async def warm_up(self) -> None:
         """Load the model now, in the workers, rather than on the first voice note."""
@@ -287,6 +340,8 @@ class PooledTranscriber:
         if self._closed:
             return
         self._closed = True
+        if self._text_first is not None:
+            self._text_first.close()  # a stopped child would never finish its job
         loop = asyncio.get_running_loop()
         # shutdown(wait=True) blocks until running jobs end: never on the loop thread.
         await loop.run_in_executor(None, self._shutdown)

@@ -21,6 +21,9 @@ Every key is optional; these are the defaults::
                                   # priority, so text traffic keeps its latency; thread
       nice: 19                    # the children's niceness (0-19) with isolation: process
       idle_class: true            # Linux: children in SCHED_IDLE, below every niceness
+      text_first: true            # pause the children while text turns are handled
+      max_pause_s: 5.0            # ...but never longer than this at a stretch
+      min_run_s: 0.5              # ...after which they run at least this long
 """
 
 from __future__ import annotations
@@ -86,6 +89,14 @@ class SpeechSettings:
         idle_class: on Linux, also put the children in the ``SCHED_IDLE`` class: they run
             only on CPU time nothing else wants, and a waking text worker preempts them at
             once (niceness 19 still leaves them a share and a slice to finish).
+        text_first: with process isolation, stop the children (SIGSTOP) while this
+            process handles text turns and let them go on (SIGCONT) when none is in
+            flight. SCHED_IDLE keeps them off a core text wants, but not out of the shared
+            caches and memory bandwidth: on two cores a transcribing child still raised
+            text p99 1.6-fold (bench/bench_voice.py). See :class:`speech.text_first.TextFirst`.
+        max_pause_s: the longest the children stay stopped at a stretch under steady
+            text traffic, so voice notes always progress.
+        min_run_s: how long they then run, text or not, before they may be stopped again.
     """
 
     engine: str = "faster"
@@ -105,6 +116,9 @@ class SpeechSettings:
     isolation: str = "process"
     nice: int = 19
     idle_class: bool = True
+    text_first: bool = True
+    max_pause_s: float = 5.0
+    min_run_s: float = 0.5
 
     def __post_init__(self) -> None:
         if self.engine not in ENGINES:
@@ -126,6 +140,8 @@ class SpeechSettings:
             raise SettingsError(f"speech.isolation must be process or thread, not {self.isolation!r}")
         if not 0 <= self.nice <= 19:
             raise SettingsError("speech.nice must be between 0 and 19")
+        if self.max_pause_s <= 0 or self.min_run_s <= 0:
+            raise SettingsError("speech.max_pause_s and speech.min_run_s must be positive")
 
     @classmethod
     def from_mapping(cls, section: Mapping[str, Any] | None) -> SpeechSettings:

@@ -56,6 +56,9 @@ def test_yaml_section_is_coerced() -> None:
         {"use_platform_recognition": "perhaps"},
         {"vocabulary": {"a": 1}},
         {"modle_path": "typo"},
+        {"max_pause_s": 0},
+        {"min_run_s": -1},
+        {"text_first": "sometimes"},
     ],
 )
 def test_bad_sections_raise_settings_error(section: dict[str, object]) -> None:

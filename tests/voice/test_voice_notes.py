@@ -72,3 +72,20 @@ async def test_bad_and_overlong_voice_notes_get_a_clear_answer(
     assert "太长" in (await chat.replies(1, 1, timeout_s=30))[0]
     await asyncio.sleep(0.5)
     assert await h.runtime.redis.xlen("kefu:inbound") == 0  # nothing stuck in the queue
+
+
+async def test_text_is_answered_while_a_note_transcribes_and_never_stalls_it(
+    redis: Any, aiohttp_client: Any, fake_wechat: tuple[FakeWeChatAPI, TestServer], redis_url: str, mongo_url: str,
+    rasa_url: str, model_path: str, clips: Clips,  # noqa: F811
+) -> None:
+    # Text turns pause transcription (speech.text_first). A text queued behind a voice
+    # note of its own conversation must not: it would pause the very note it waits for.
+    # max_pause_s is far past the timeouts, so such a stall would fail this test.
+    h = await voice_gateway(aiohttp_client, fake_wechat, redis_url, mongo_url, rasa_url, model_path, low_confidence=0.0, max_pause_s=300.0)
+    same, other = Chat(h, "oTalker"), Chat(h, "oBystander")
+    await send_voice(h, "oTalker", clips.read("en_model.amr"))
+    assert (await h.say("oTalker", "thanks")).status == 200
+    assert (await other.say("hello", timeout_s=30))  # another conversation, during the note
+    replies = await same.replies(0, 2, timeout_s=60)
+    assert len(replies) == 2, replies
+    assert "address" in replies[0].lower() or "what is wrong" in replies[0].lower()  # the note first
