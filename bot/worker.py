@@ -21,7 +21,6 @@ import logging
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
 
-
 from bot.conversation.keywords import keyword_intent
 from bot.conversation.ordering import ConversationGate
 from bot.conversation.state import ConversationState, StateStore

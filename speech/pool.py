@@ -285,7 +285,7 @@ class PooledTranscriber:
         Call it on the event loop's thread. A no-op with thread isolation or
         ``text_first: false``.
         """
-        if self._text_first is None or self._closed:
+        if self._text_first is None:  # (after close() the gate itself never pauses)
             return contextlib.nullcontext()
         return self._text_first.turn()
 
