@@ -6,10 +6,12 @@ Starts a private redis-server and the embedded MongoDB-protocol server (or uses
 KEFU_TEST_REDIS_URL / KEFU_TEST_MONGO_URL), then measures:
 
 * pure policy decisions per second (``preferences.policy.decide``);
-* ``notify()`` per second end to end (preferences read, record, outbox);
+* ``notify()`` per second end to end (preferences read, record, outbox), sent at once
+  and folded into weekly digests;
 * a weekly digest build for ``--customers`` customers with 3 notifications each, filed
-  the way ``notify()`` files them (the notification records, and the items rendered
-  into their digest records): seeding is not timed; the build is (claim, read, render,
+  the way ``notify()`` files them (the notification records, the items rendered into
+  their digest records, and the whole digest's text as the last filing rendered it):
+  seeding is not timed; the build is (claim, read, render,
   queue in the outbox, commit one batch record per claimed batch), with the process's
   peak RSS. Target: < 30 s and < 1 GB. Settling the batches into the digest records
   (``settle()``, run by the workers afterwards) is timed on its own line.
@@ -93,6 +95,23 @@ async def run(args: argparse.Namespace, redis_url: str, mongo_url: str) -> list[
     await asyncio.gather(*(one(i) for i in range(args.notify)))
     rows.append((f"notify() end to end ({args.notify})", f"{args.notify / (time.perf_counter() - t0):,.0f} /s"))
 
+    # notify() folding into weekly digests: each filing also renders its digest's text.
+    for i in range(200):
+        await prefs.create(f"f{i}", settings={"addresses": {"email": {"address": f"f{i}@example.cn"}}, **WEEKLY})
+
+    async def fold(i: int) -> None:
+        async with sem:
+            await engine.notify(f"f{i % 200}", "renewal", "normal", {"contract_id": f"K{i}", "expires": "2026-04-01"})
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(fold(i) for i in range(args.notify)))
+    rows.append((f"notify() into a weekly digest ({args.notify}, {args.notify // 200} items a digest)",
+                 f"{args.notify / (time.perf_counter() - t0):,.0f} /s"))
+    # Out of the way of the build below (they fall due at the same time).
+    folded = [str(d["_id"]) async for d in db["pref_digests"].find({}, projection={"_id": 1})]
+    await engine.schedule.remove([f"d|{d}" for d in folded])
+    await db["pref_digests"].delete_many({})
+
     # Weekly digest: seed customers, notifications and digests the way notify() files them.
     # The filings happen over the week before the build; this Redis was empty before the
     # run, so the store's change notes are truly complete from a week back.
@@ -126,7 +145,10 @@ async def run(args: argparse.Namespace, redis_url: str, mongo_url: str) -> list[
                 items[note["_id"]] = {f: note[f] for f in ("topic", "template", "language", "detail", "data", "created_at", "period")}
                 items[note["_id"]]["text"] = {"email": engine.render_notification(note, "email")}
             cust = customers[i - start]
+            # As the last of the three filings leaves it: revision 3, the whole digest rendered.
+            rendered = engine.prerendered(3, "zh", "email", [dict(v, _id=k) for k, v in items.items()])
             digests.append({"_id": did, "customer": f"w{i}", "due_at": due, "status": "scheduled", "created_at": 0.0, "items": items,
+                            "rev": 3, "rendered": rendered,
                             "who": {f: cust[f] for f in ("settings", "segments", "consents_active")}, "who_at": filed_at})
         await db["notifications"].insert_many(notes)
         await db["pref_digests"].insert_many(digests)

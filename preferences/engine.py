@@ -32,7 +32,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING, IndexModel
+from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 from redis.asyncio import Redis
@@ -219,7 +219,7 @@ class NotificationEngine:
     async def _file(self, doc: Document, customer: Mapping[str, Any], taken: float, channel: str | None) -> None:
         item = {f: doc[f] for f in _ITEM_FIELDS if f != "digest_id"}
         item["text"] = {channel: self.render_notification(doc, channel)} if channel else {}
-        await self.digests.update_one(
+        digest = await self.digests.find_one_and_update(
             {"_id": doc["digest_id"]},
             {
                 "$setOnInsert": {"customer": doc["customer"], "due_at": doc["deliver_at"], "status": "scheduled", "created_at": time.time()},
@@ -227,9 +227,51 @@ class NotificationEngine:
                 # the store's change notes show no write since (one read fewer per digest),
                 # and reads the record otherwise. Any filing's copy is valid with its time.
                 "$set": {f"items.{doc['_id']}": item, "who": {f: customer.get(f) for f in PREF_FIELDS}, "who_at": taken},
+                # Every filing is a new revision of the digest's content (a retried filing
+                # too: that only costs a render).
+                "$inc": {"rev": 1},
             },
             upsert=True,
+            return_document=ReturnDocument.AFTER,
         )
+        if channel and digest is not None:
+            await self._prerender(digest, doc["language"], channel)
+
+    async def _prerender(self, digest: Document, language: str, channel: str) -> None:
+        """Render the whole digest as it stands now, for the channel and language it will
+        most likely go out in, so the build sends the text instead of rendering it (the
+        build is one burst for every customer; filings are spread over the period).
+
+        The text is stored only if no filing came in between (``rev`` unchanged): the last
+        filing's render always holds every item, since it read the record after its own
+        write. A filing that crashes before its render leaves ``rev`` ahead of the text,
+        and the build renders from the items instead."""
+        rendered = self.prerendered(int(digest["rev"]), language, channel, await self._items_of(digest))
+        await self.digests.update_one({"_id": digest["_id"], "rev": digest["rev"], "status": "scheduled"}, {"$set": {"rendered": rendered}})
+
+    def prerendered(self, rev: int, language: str, channel: str, items: list[Document]) -> Document:
+        """The ``rendered`` field of a digest record of revision ``rev`` holding ``items``."""
+        return {
+            "rev": rev,
+            "n": len(items),
+            "language": language,
+            "channel": channel,
+            "templates": self.renderer.fingerprint,
+            "text": self.render_digest(language, channel, items),
+        }
+
+    def _rendered_text(self, digest: Mapping[str, Any], language: str, channel: str) -> str | None:
+        """The digest's text rendered at filing, if it still says what a render now would."""
+        r = digest.get("rendered")
+        if not isinstance(r, dict) or r.get("rev") != digest.get("rev"):
+            return None
+        # The item count guards against items removed without a filing (withdrawn).
+        if (r.get("n"), r.get("language"), r.get("channel"), r.get("templates")) != (
+            len(digest.get("items") or {}), language, channel, self.renderer.fingerprint
+        ):
+            return None
+        text = r.get("text")
+        return text if isinstance(text, str) else None
 
     def _available(self, prefs: Preferences) -> Preferences:
         """Preferences with only the addresses whose channel this gateway can send on."""
@@ -478,8 +520,9 @@ class NotificationEngine:
         messages: list[OutboundMessage] = []
         customers = await self._digest_customers(todo)
         for did, digest in todo.items():
-            its = await self._items_of(digest)
-            if not its:
+            # Items travel in the record; older records' items are read from the notifications.
+            its = None if "items" in digest else await self._items_of(digest)
+            if not (digest.get("items") if its is None else its):
                 outcomes[did] = ("empty", ())
                 continue
             cust = customers.get(str(digest["customer"]))
@@ -488,7 +531,10 @@ class NotificationEngine:
             if p is None or not channels:
                 outcomes[did] = ("undeliverable", ())
                 continue
-            msg = self._digest_message(did, p, channels[0], its)
+            text = self._rendered_text(digest, p.language, channels[0])
+            if text is None:
+                text = self.render_digest(p.language, channels[0], its if its is not None else await self._items_of(digest))
+            msg = self._outbound(p, channels[0], f"{KEY_PREFIX}d:{did}:{channels[0]}", text, "digest")
             if msg is not None:
                 messages.append(msg)
             outcomes[did] = ("sent", channels)

@@ -11,6 +11,7 @@ A deployment can override any template from its own folder.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,9 @@ class Renderer:
         sources = _read_tree(_BUILTIN)
         if override_dir is not None:
             sources.update(_read_tree(override_dir))
+        # Names the template set: text rendered ahead of time (a digest's, as it fills)
+        # is reused only by a renderer with the very same templates.
+        self.fingerprint = hashlib.sha256(repr(sorted(sources.items())).encode()).hexdigest()[:16]
         self.env = jinja2.Environment(
             loader=jinja2.DictLoader(sources),
             autoescape=False,  # chat text; the email channel escapes for its HTML part

@@ -9,8 +9,10 @@ writes the message record of a digest when it sends it.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 from pymongo import AsyncMongoClient
@@ -20,6 +22,7 @@ from bot.messages import OutboundMessage
 from bot.store import MessageStore
 from preferences.clock import ManualClock
 from preferences.engine import NotificationEngine
+from preferences.render import Renderer
 from preferences.store import CHANGE_MARGIN_S, CHANGED_KEY, CHANGED_SINCE_KEY, PreferenceStore
 from tests.preferences.conftest import WECHAT_CUSTOMER, outbox_messages
 
@@ -189,3 +192,101 @@ async def test_fallback_of_an_unsettled_digest_moves_it_to_the_next_channel_for_
     digest = await db["pref_digests"].find_one({"customer": "f1"})
     assert digest is not None
     assert (digest["status"], digest["channel"], digest["failed"]) == ("sent", "email", ["wechat"])
+
+
+# -- the digest's text, rendered as it fills ------------------------------------------------
+
+
+async def _filed(engine: NotificationEngine, prefs: PreferenceStore, mongo: AsyncMongoClient[Any], customer: str, n: int) -> dict[str, Any]:
+    await prefs.create(customer, settings={**EMAIL, "addresses": {"email": {"address": f"{customer}@example.cn"}}, **DAILY})
+    for i in range(n):
+        await engine.notify(customer, "repair", "normal", {"ticket_id": f"T-{customer}-{i}", "status": "维修中"})
+    digest = await mongo.get_default_database()["pref_digests"].find_one({"customer": customer})
+    assert digest is not None
+    return dict(digest)
+
+
+async def test_each_filing_renders_the_whole_digest_and_the_build_sends_that_text(
+    engine: NotificationEngine, prefs: PreferenceStore, redis: Redis, clock: ManualClock, mongo: AsyncMongoClient[Any]
+) -> None:
+    digest = await _filed(engine, prefs, mongo, "p1", 3)
+    rendered = digest["rendered"]
+    assert (digest["rev"], rendered["rev"], rendered["n"], rendered["channel"], rendered["language"]) == (3, 3, 3, "email", "zh")
+    assert all(f"T-p1-{i}" in rendered["text"] for i in range(3))
+    # The build sends the stored text as it is: a marker written into it shows up.
+    await mongo.get_default_database()["pref_digests"].update_one(
+        {"_id": digest["_id"]}, {"$set": {"rendered.text": rendered["text"] + "\n(stored text)"}}
+    )
+    clock.advance(86_400)
+    assert await engine.run_all_due() == 1
+    (msg,) = await outbox_messages(redis)
+    assert msg["text"].endswith("(stored text)") and msg["recipient"] == "p1@example.cn"
+
+
+async def test_a_filing_that_died_before_its_render_makes_the_build_render_the_items(
+    engine: NotificationEngine, prefs: PreferenceStore, redis: Redis, clock: ManualClock, mongo: AsyncMongoClient[Any]
+) -> None:
+    db = mongo.get_default_database()
+    digest = await _filed(engine, prefs, mongo, "p2", 1)
+    # A second item was filed (a new revision) but its filing died before it rendered.
+    item = dict(next(iter(digest["items"].values())), created_at=digest["items"][next(iter(digest["items"]))]["created_at"] + 1)
+    item["data"] = {"ticket_id": "T-p2-late", "status": "已完成"}
+    item["text"] = {}
+    await db["pref_digests"].update_one({"_id": digest["_id"]}, {"$set": {"items.late": item}, "$inc": {"rev": 1}})
+    await db["pref_digests"].update_one({"_id": digest["_id"]}, {"$set": {"rendered.text": "(stale)"}})
+    clock.advance(86_400)
+    assert await engine.run_all_due() == 1
+    (msg,) = await outbox_messages(redis)
+    assert "(stale)" not in msg["text"] and "T-p2-0" in msg["text"] and "T-p2-late" in msg["text"]
+    assert "共 2 条" in msg["text"]
+
+
+async def test_a_withdrawn_item_or_another_language_makes_the_build_render_again(
+    engine: NotificationEngine, prefs: PreferenceStore, redis: Redis, clock: ManualClock, mongo: AsyncMongoClient[Any]
+) -> None:
+    db = mongo.get_default_database()
+    a = await _filed(engine, prefs, mongo, "p3", 2)
+    b = await _filed(engine, prefs, mongo, "p4", 1)
+    # p3: one item leaves the record without a filing (the count no longer matches).
+    await db["pref_digests"].update_one({"_id": a["_id"]}, {"$unset": {f"items.{next(iter(a['items']))}": ""}})
+    # p4: the customer switches to English before the digest is due.
+    await prefs.change("p4", {"language": "en"}, actor="p4", via="chat")
+    clock.advance(86_400)
+    assert await engine.run_all_due() == 2
+    texts = {m["recipient"]: m["text"] for m in await outbox_messages(redis)}
+    assert "共 1 条" in texts["p3@example.cn"]
+    assert texts["p4@example.cn"] != b["rendered"]["text"] and "T-p4-0" in texts["p4@example.cn"]
+    assert not any("\u4e00" <= ch <= "\u9fff" for ch in texts["p4@example.cn"].splitlines()[0])  # an English heading
+
+
+async def test_concurrent_filings_leave_a_text_with_every_item_or_none(
+    engine: NotificationEngine, prefs: PreferenceStore, redis: Redis, clock: ManualClock, mongo: AsyncMongoClient[Any]
+) -> None:
+    await prefs.create("p5", settings={**EMAIL, "addresses": {"email": {"address": "p5@example.cn"}}, **DAILY})
+    await asyncio.gather(*(engine.notify("p5", "repair", "normal", {"ticket_id": f"T-c{i}", "status": "x"}) for i in range(8)))
+    digest = await mongo.get_default_database()["pref_digests"].find_one({"customer": "p5"})
+    assert digest is not None and len(digest["items"]) == 8 and digest["rev"] == 8
+    r = digest.get("rendered")
+    if r is not None and r["rev"] == digest["rev"]:  # the text that the build would reuse is complete
+        assert all(f"T-c{i}" in r["text"] for i in range(8))
+    clock.advance(86_400)
+    assert await engine.run_all_due() == 1
+    (msg,) = await outbox_messages(redis)
+    assert all(f"T-c{i}" in msg["text"] for i in range(8))
+
+
+async def test_other_templates_are_not_served_a_text_rendered_with_the_builtin_ones(
+    engine: NotificationEngine, prefs: PreferenceStore, redis: Redis, clock: ManualClock, mongo: AsyncMongoClient[Any], tmp_path: Path
+) -> None:
+    await _filed(engine, prefs, mongo, "p6", 1)
+
+    def deployment_templates() -> Renderer:
+        (tmp_path / "zh").mkdir()
+        (tmp_path / "zh" / "digest.j2").write_text("自定义汇总 {{ total }}\n", encoding="utf-8")
+        return Renderer(tmp_path)
+
+    engine.renderer = await asyncio.to_thread(deployment_templates)  # the gateway restarted with a deployment's templates
+    clock.advance(86_400)
+    assert await engine.run_all_due() == 1
+    (msg,) = await outbox_messages(redis)
+    assert msg["text"] == "自定义汇总 1"
