@@ -32,7 +32,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
+from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 from redis.asyncio import Redis
@@ -219,35 +219,44 @@ class NotificationEngine:
     async def _file(self, doc: Document, customer: Mapping[str, Any], taken: float, channel: str | None) -> None:
         item = {f: doc[f] for f in _ITEM_FIELDS if f != "digest_id"}
         item["text"] = {channel: self.render_notification(doc, channel)} if channel else {}
-        digest = await self.digests.find_one_and_update(
-            {"_id": doc["digest_id"]},
-            {
-                "$setOnInsert": {"customer": doc["customer"], "due_at": doc["deliver_at"], "status": "scheduled", "created_at": time.time()},
-                # A copy of the customer's own record as of ``taken``: the build uses it when
-                # the store's change notes show no write since (one read fewer per digest),
-                # and reads the record otherwise. Any filing's copy is valid with its time.
-                "$set": {f"items.{doc['_id']}": item, "who": {f: customer.get(f) for f in PREF_FIELDS}, "who_at": taken},
-                # Every filing is a new revision of the digest's content (a retried filing
-                # too: that only costs a render).
-                "$inc": {"rev": 1},
-            },
-            upsert=True,
-            return_document=ReturnDocument.AFTER,
+        did = doc["digest_id"]
+        on_insert = {"customer": doc["customer"], "due_at": doc["deliver_at"], "status": "scheduled", "created_at": time.time()}
+        # A copy of the customer's own record as of ``taken``: the build uses it when the
+        # store's change notes show no write since (one read fewer per digest), and reads
+        # the record otherwise. Any filing's copy is valid with its time.
+        copy = {"who": {f: customer.get(f) for f in PREF_FIELDS}, "who_at": taken}
+        if channel and await self._file_rendered(did, doc["_id"], item, on_insert, copy, doc["language"], channel):
+            return
+        # Every filing is a new revision of the digest's content: a text rendered before it
+        # no longer counts (the build renders from the items).
+        await self.digests.update_one(
+            {"_id": did}, {"$setOnInsert": on_insert, "$set": {f"items.{doc['_id']}": item, **copy}, "$inc": {"rev": 1}}, upsert=True
         )
-        if channel and digest is not None:
-            await self._prerender(digest, doc["language"], channel)
 
-    async def _prerender(self, digest: Document, language: str, channel: str) -> None:
-        """Render the whole digest as it stands now, for the channel and language it will
-        most likely go out in, so the build sends the text instead of rendering it (the
-        build is one burst for every customer; filings are spread over the period).
-
-        The text is stored only if no filing came in between (``rev`` unchanged): the last
-        filing's render always holds every item, since it read the record after its own
-        write. A filing that crashes before its render leaves ``rev`` ahead of the text,
-        and the build renders from the items instead."""
-        rendered = self.prerendered(int(digest["rev"]), language, channel, await self._items_of(digest))
-        await self.digests.update_one({"_id": digest["_id"], "rev": digest["rev"], "status": "scheduled"}, {"$set": {"rendered": rendered}})
+    async def _file_rendered(
+        self, did: str, nid: str, item: Document, on_insert: Document, copy: Document, language: str, channel: str
+    ) -> bool:
+        """File the item together with the whole digest rendered as it will then stand, for
+        the channel and language it will most likely go out in, so the build sends that
+        text instead of rendering it (the build is one burst for every customer; filings
+        are spread over the period). False when another filing came in between the read
+        and the write (the revision moved on): the caller files the item alone."""
+        current = await self.digests.find_one({"_id": did}, projection={"items": 1, "rev": 1, "status": 1})
+        if current is not None and (current.get("status") != "scheduled" or "items" not in current or "rev" not in current):
+            return False
+        rev = int(current["rev"]) if current is not None else 0
+        items = {**(current["items"] if current is not None else {}), nid: item}
+        rendered = self.prerendered(rev + 1, language, channel, [dict(v, _id=k) for k, v in items.items()])
+        if current is None:
+            try:
+                await self.digests.insert_one({"_id": did, **on_insert, **copy, "items": {nid: item}, "rev": 1, "rendered": rendered})
+                return True
+            except DuplicateKeyError:  # a concurrent filing created it first
+                return False
+        done = await self.digests.update_one(
+            {"_id": did, "rev": rev}, {"$set": {f"items.{nid}": item, **copy, "rendered": rendered}, "$inc": {"rev": 1}}
+        )
+        return done.matched_count == 1
 
     def prerendered(self, rev: int, language: str, channel: str, items: list[Document]) -> Document:
         """The ``rendered`` field of a digest record of revision ``rev`` holding ``items``."""
