@@ -13,6 +13,11 @@ and sends it once. Each send's outbox key is ``pref:n:<id>:<channel>`` (a digest
 ``pref:d:<id>:<channel>``): the outbox sends a key at most once, which is what makes
 a digest exactly-once across workers and restarts.
 
+Digest text: each filing renders the whole digest as it will then stand and stores it
+with the item when no other filing came in between; the build sends that text when it
+still matches (revision, item count, language, channel, templates), so the weekly burst
+reads and queues instead of rendering every digest.
+
 Fallback: the engine registers an outbox give-up hook. When a channel cannot deliver
 (WeChat's 48 h window, a refused or dead message), the same content is rendered for the
 customer's next channel and queued with that channel's key.
