@@ -548,7 +548,7 @@ class NotificationEngine:
             text = self._rendered_text(digest, p.language, channels[0])
             if text is None:
                 text = self.render_digest(p.language, channels[0], its if its is not None else await self._items_of(digest))
-            msg = self._outbound(p, channels[0], f"{KEY_PREFIX}d:{did}:{channels[0]}", text, "digest")
+            msg = self._digest_message(did, p, channels[0], text)
             if msg is not None:
                 messages.append(msg)
             outcomes[did] = ("sent", channels)
@@ -557,8 +557,7 @@ class NotificationEngine:
         await self._enqueue(messages, record=False)
         return outcomes
 
-    def _digest_message(self, did: str, prefs: Preferences, channel: str, items: list[Document]) -> OutboundMessage | None:
-        text = self.render_digest(prefs.language, channel, items)
+    def _digest_message(self, did: str, prefs: Preferences, channel: str, text: str) -> OutboundMessage | None:
         return self._outbound(prefs, channel, f"{KEY_PREFIX}d:{did}:{channel}", text, "digest")
 
     def render_digest(self, language: str, channel: str, items: list[Document]) -> str:
@@ -604,7 +603,7 @@ class NotificationEngine:
         if kind == "n":
             await self._send_notification(doc, prefs, nxt)
             return
-        msg = self._digest_message(ident, prefs, nxt, await self._items_of(doc))
+        msg = self._digest_message(ident, prefs, nxt, self.render_digest(prefs.language, nxt, await self._items_of(doc)))
         if msg is not None:
             await self._enqueue([msg])
             await coll.update_one({"_id": ident}, {"$set": {"channel": nxt}})
