@@ -107,8 +107,14 @@ async def test_killed_mid_fetch_then_restarted(redis: Redis, dovecot: Dovecot) -
 
     first = intake(redis, dovecot, slow, batch=10)
     task = asyncio.create_task(first.run(asyncio.Event()))
-    while len(seen) < 13:
-        await asyncio.sleep(0.005)
+    # Bounded: an intake that dies or stalls fails the test with its own error instead of
+    # leaving it waiting for ever (a clean-clone run once hung here).
+    async with asyncio.timeout(30):
+        while len(seen) < 13:
+            if task.done():
+                task.result()
+                raise AssertionError(f"the intake stopped after {len(seen)} mails")
+            await asyncio.sleep(0.005)
     task.cancel()  # killed in the middle of the second fetched batch
     await asyncio.gather(task, return_exceptions=True)
     await redis.delete("test:email:lock")  # a killed process leaves its lock to expire; skip the wait
