@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -146,11 +147,17 @@ class OutboxSender:
         while not stop.is_set():
             try:
                 entries = await self.group.read_with_attempts(self.consumer, count=self.batch, block_ms=500)
-                await asyncio.gather(*(self.deliver(e, a) for e, a in entries))
+                # Conversations are sent side by side, each one's replies in stream order: a
+                # text and the image after it must not overtake each other.
+                await asyncio.gather(*(self._deliver_in_order(run) for run in _by_conversation(entries)))
             except asyncio.CancelledError:
                 raise
             except Exception:
                 await self.group.recover("outbox")
+
+    async def _deliver_in_order(self, entries: list[tuple[Entry, int]]) -> None:
+        for entry, attempts in entries:
+            await self.deliver(entry, attempts)
 
     async def deliver(self, entry: Entry, attempts: int) -> None:
         reply = OutboundMessage.from_json(entry.payload)
@@ -202,6 +209,19 @@ class OutboxSender:
                 # A failing hook must not wedge the stream: the dead letter is recorded.
                 log.exception("give-up hook %r failed for %s", hook, reply.idempotency_key)
         await self.group.done(entry.entry_id)
+
+
+def _by_conversation(entries: list[tuple[Entry, int]]) -> list[list[tuple[Entry, int]]]:
+    """Entries grouped by conversation, stream order kept within each group. An entry
+    that does not parse is a group of its own (deliver() reports it)."""
+    runs: dict[str, list[tuple[Entry, int]]] = {}
+    for entry, attempts in entries:
+        try:
+            key = "c:" + str(json.loads(entry.payload)["conversation"])
+        except (ValueError, KeyError, TypeError):
+            key = "e:" + str(entry.entry_id)
+        runs.setdefault(key, []).append((entry, attempts))
+    return list(runs.values())
 
 
 class OutboxGroup(StreamGroup):
