@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -155,12 +154,14 @@ class OutboxSender:
             except Exception:
                 await self.group.recover("outbox")
 
-    async def _deliver_in_order(self, entries: list[tuple[Entry, int]]) -> None:
-        for entry, attempts in entries:
-            await self.deliver(entry, attempts)
+    async def _deliver_in_order(self, entries: list[_Pending]) -> None:
+        for entry, attempts, reply in entries:
+            await self.deliver(entry, attempts, reply)
 
-    async def deliver(self, entry: Entry, attempts: int) -> None:
-        reply = OutboundMessage.from_json(entry.payload)
+    async def deliver(self, entry: Entry, attempts: int, reply: OutboundMessage | None = None) -> None:
+        """Send one entry; ``reply`` is its payload when the caller parsed it already."""
+        if reply is None:
+            reply = OutboundMessage.from_json(entry.payload)
         key = reply.idempotency_key
         if await self.outbox.redis.exists(SENT_PREFIX + key):
             await self.group.done(entry.entry_id)  # a retry of something already delivered
@@ -211,16 +212,21 @@ class OutboxSender:
         await self.group.done(entry.entry_id)
 
 
-def _by_conversation(entries: list[tuple[Entry, int]]) -> list[list[tuple[Entry, int]]]:
-    """Entries grouped by conversation, stream order kept within each group. An entry
-    that does not parse is a group of its own (deliver() reports it)."""
-    runs: dict[str, list[tuple[Entry, int]]] = {}
+_Pending = tuple[Entry, int, OutboundMessage | None]
+
+
+def _by_conversation(entries: list[tuple[Entry, int]]) -> list[list[_Pending]]:
+    """Entries parsed once and grouped by conversation, stream order kept within each
+    group. An entry that does not parse is a group of its own, unparsed: deliver()
+    parses it again and fails as it always did."""
+    runs: dict[str, list[_Pending]] = {}
     for entry, attempts in entries:
         try:
-            key = "c:" + str(json.loads(entry.payload)["conversation"])
+            reply: OutboundMessage | None = OutboundMessage.from_json(entry.payload)
         except (ValueError, KeyError, TypeError):
-            key = "e:" + str(entry.entry_id)
-        runs.setdefault(key, []).append((entry, attempts))
+            reply = None
+        key = "c:" + reply.conversation if reply is not None else "e:" + entry.entry_id
+        runs.setdefault(key, []).append((entry, attempts, reply))
     return list(runs.values())
 
 
