@@ -146,7 +146,7 @@ async def run(args: argparse.Namespace, redis_url: str, mongo_url: str) -> list[
                 items[note["_id"]]["text"] = {"email": engine.render_notification(note, "email")}
             cust = customers[i - start]
             # As the last of the three filings leaves it: revision 3, the whole digest rendered.
-            rendered = engine.prerendered(3, "zh", "email", [dict(v, _id=k) for k, v in items.items()])
+            rendered = engine.prerendered(3, "zh", "email", items)
             digests.append({"_id": did, "customer": f"w{i}", "due_at": due, "status": "scheduled", "created_at": 0.0, "items": items,
                             "rev": 3, "rendered": rendered,
                             "who": {f: cust[f] for f in ("settings", "segments", "consents_active")}, "who_at": filed_at})

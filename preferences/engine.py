@@ -229,49 +229,48 @@ class NotificationEngine:
         # A copy of the customer's own record as of ``taken``: the build uses it when the
         # store's change notes show no write since (one read fewer per digest), and reads
         # the record otherwise. Any filing's copy is valid with its time.
-        copy = {"who": {f: customer.get(f) for f in PREF_FIELDS}, "who_at": taken}
-        if channel and await self._file_rendered(did, doc["_id"], item, on_insert, copy, doc["language"], channel):
+        fields = {f"items.{doc['_id']}": item, "who": {f: customer.get(f) for f in PREF_FIELDS}, "who_at": taken}
+        if channel and await self._file_rendered(did, doc["_id"], item, on_insert, fields, doc["language"], channel):
             return
         # Every filing is a new revision of the digest's content: a text rendered before it
         # no longer counts (the build renders from the items).
-        await self.digests.update_one(
-            {"_id": did}, {"$setOnInsert": on_insert, "$set": {f"items.{doc['_id']}": item, **copy}, "$inc": {"rev": 1}}, upsert=True
-        )
+        await self.digests.update_one({"_id": did}, {"$setOnInsert": on_insert, "$set": fields, "$inc": {"rev": 1}}, upsert=True)
 
     async def _file_rendered(
-        self, did: str, nid: str, item: Document, on_insert: Document, copy: Document, language: str, channel: str
+        self, did: str, nid: str, item: Document, on_insert: Document, fields: Document, language: str, channel: str
     ) -> bool:
         """File the item together with the whole digest rendered as it will then stand, for
         the channel and language it will most likely go out in, so the build sends that
         text instead of rendering it (the build is one burst for every customer; filings
         are spread over the period). False when another filing came in between the read
-        and the write (the revision moved on): the caller files the item alone."""
+        and the write (the revision moved on, or it created the record first): the caller
+        files the item alone."""
         current = await self.digests.find_one({"_id": did}, projection={"items": 1, "rev": 1, "status": 1})
         if current is not None and (current.get("status") != "scheduled" or "items" not in current or "rev" not in current):
             return False
         rev = int(current["rev"]) if current is not None else 0
-        items = {**(current["items"] if current is not None else {}), nid: item}
-        rendered = self.prerendered(rev + 1, language, channel, [dict(v, _id=k) for k, v in items.items()])
-        if current is None:
-            try:
-                await self.digests.insert_one({"_id": did, **on_insert, **copy, "items": {nid: item}, "rev": 1, "rendered": rendered})
-                return True
-            except DuplicateKeyError:  # a concurrent filing created it first
-                return False
-        done = await self.digests.update_one(
-            {"_id": did, "rev": rev}, {"$set": {f"items.{nid}": item, **copy, "rendered": rendered}, "$inc": {"rev": 1}}
-        )
-        return done.matched_count == 1
+        rendered = self.prerendered(rev + 1, language, channel, {**(current["items"] if current is not None else {}), nid: item})
+        try:
+            # A new record starts at revision 0 from the filter, then takes the $inc.
+            done = await self.digests.update_one(
+                {"_id": did, "rev": rev},
+                {"$setOnInsert": on_insert, "$set": {**fields, "rendered": rendered}, "$inc": {"rev": 1}},
+                upsert=current is None,
+            )
+        except DuplicateKeyError:  # a concurrent filing created the record first
+            return False
+        return done.matched_count == 1 or done.upserted_id is not None
 
-    def prerendered(self, rev: int, language: str, channel: str, items: list[Document]) -> Document:
-        """The ``rendered`` field of a digest record of revision ``rev`` holding ``items``."""
+    def prerendered(self, rev: int, language: str, channel: str, items: Mapping[str, Document]) -> Document:
+        """The ``rendered`` field of a digest record of revision ``rev`` holding ``items``
+        (by notification id, as in the record)."""
         return {
             "rev": rev,
             "n": len(items),
             "language": language,
             "channel": channel,
             "templates": self.renderer.fingerprint,
-            "text": self.render_digest(language, channel, items),
+            "text": self.render_digest(language, channel, _item_list(items)),
         }
 
     def _rendered_text(self, digest: Mapping[str, Any], language: str, channel: str) -> str | None:
@@ -525,7 +524,7 @@ class NotificationEngine:
         rebuilt after a crash renders exactly what the first build rendered. Records filed
         before items travelled inside the digest are read from the notifications."""
         if "items" in digest:
-            return [dict(v, _id=k) for k, v in (digest.get("items") or {}).items()]
+            return _item_list(digest.get("items") or {})
         return [d async for d in self.notifications.find({"digest_id": digest["_id"]}, projection=_ITEM_FIELDS)]
 
     async def _build_digests(self, todo: Mapping[str, Document]) -> dict[str, tuple[Any, ...]]:
@@ -536,7 +535,7 @@ class NotificationEngine:
         for did, digest in todo.items():
             # Items travel in the record; older records' items are read from the notifications.
             its = None if "items" in digest else await self._items_of(digest)
-            if not (digest.get("items") if its is None else its):
+            if not (its or digest.get("items")):
                 outcomes[did] = ("empty", ())
                 continue
             cust = customers.get(str(digest["customer"]))
@@ -547,7 +546,7 @@ class NotificationEngine:
                 continue
             text = self._rendered_text(digest, p.language, channels[0])
             if text is None:
-                text = self.render_digest(p.language, channels[0], its if its is not None else await self._items_of(digest))
+                text = self.render_digest(p.language, channels[0], its or await self._items_of(digest))
             msg = self._digest_message(did, p, channels[0], text)
             if msg is not None:
                 messages.append(msg)
@@ -635,6 +634,11 @@ class NotificationEngine:
 
 
 _ITEM_FIELDS = {f: 1 for f in ("digest_id", "topic", "template", "language", "detail", "data", "created_at", "period")}
+
+
+def _item_list(items: Mapping[str, Any]) -> list[Document]:
+    """A digest record's items (by notification id) as the documents render_digest takes."""
+    return [dict(v, _id=k) for k, v in items.items()]
 
 
 def _close_run(runs: list[Document], run: list[str], key: tuple[Any, ...] | None) -> None:
