@@ -53,6 +53,12 @@ BUSINESS_INTENTS = {
         ("my parcle still hasnt arived", "complain_logistics"),
         ("yes pls", "affirm"),
         ("nope, not that", "deny"),
+        # Words no example uses, understood through their dictionary meaning (the gloss
+        # featurizer): 失陪 "excuse me, I must be leaving now", 一言为定 "it's a deal;
+        # that's settled then", 千真万确 "absolutely true".
+        ("失陪了", "goodbye"),
+        ("一言为定", "affirm"),
+        ("千真万确", "affirm"),
     ],
 )
 async def test_intents(http: aiohttp.ClientSession, rasa_url: str, text: str, intent: str) -> None:
