@@ -77,6 +77,9 @@ def test_cli_registers_nlu_subcommands() -> None:
         args = parser.parse_args(argv)
         assert callable(args.func)
     assert parser.parse_args(["nlu", "parse", "hi there"]).text == "hi there"
+    # Several splits can be averaged; none given means the one default split.
+    assert parser.parse_args(["nlu", "test", "--seed", "42", "--seed", "7"]).seed == [42, 7]
+    assert parser.parse_args(["nlu", "test"]).seed is None
 
 
 def test_pinned_requirements_pin_rasa() -> None:
