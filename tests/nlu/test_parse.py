@@ -53,11 +53,8 @@ BUSINESS_INTENTS = {
         ("my parcle still hasnt arived", "complain_logistics"),
         ("yes pls", "affirm"),
         ("nope, not that", "deny"),
-        # Words no example uses, understood through their dictionary meaning (the gloss
-        # featurizer): 失陪 "excuse me, I must be leaving now", 一言为定 "it's a deal;
-        # that's settled then", 千真万确 "absolutely true".
-        ("失陪了", "goodbye"),
-        ("一言为定", "affirm"),
+        # A word no example uses, understood through its dictionary meaning (the gloss
+        # featurizer): 千真万确, "absolutely true".
         ("千真万确", "affirm"),
     ],
 )
