@@ -100,16 +100,34 @@ class LinearIntentClassifier(IntentClassifier, GraphComponent):
         ]
 
     def _matrix(self, messages: List[Message]) -> scipy.sparse.csr_matrix:
-        """Rows of weighted features in the trained layout (block widths, idf)."""
+        """Rows of weighted features in the trained layout (block widths, idf).
+
+        Built from the blocks' nonzeros directly: this runs once per parse, and
+        scipy's hstack/vstack cost more than the whole logistic regression.
+        """
         widths = [int(w) for w in self._arrays["widths"]]
-        rows = []
+        offsets = np.concatenate([[0], np.cumsum(widths)])
+        data: List[np.ndarray] = []
+        cols: List[np.ndarray] = []
+        indptr = [0]
         for message in messages:
             blocks = self._blocks(message)
-            if [b.shape[1] for b in blocks] != widths:
-                # Not featurised as in training (e.g. empty text): no evidence.
-                blocks = [scipy.sparse.csr_matrix((1, w)) for w in widths]
-            rows.append(scipy.sparse.hstack(blocks, format="csr"))
-        x = scipy.sparse.vstack(rows, format="csr")
+            nonzeros = 0
+            # Not featurised as in training (e.g. empty text): no evidence at all.
+            if [b.shape[1] for b in blocks] == widths:
+                for block, offset in zip(blocks, offsets):
+                    data.append(block.data)
+                    cols.append(block.indices + offset)
+                    nonzeros += len(block.indices)
+            indptr.append(indptr[-1] + nonzeros)
+        x = scipy.sparse.csr_matrix(
+            (
+                np.concatenate(data) if data else np.zeros(0),
+                np.concatenate(cols) if cols else np.zeros(0, dtype=np.int64),
+                np.array(indptr),
+            ),
+            shape=(len(messages), int(offsets[-1])),
+        )
         return _normalise(x, self._arrays["idf"], self._arrays["widths"])
 
     # ----------------------------------------------------------------- training
@@ -188,14 +206,14 @@ class LinearIntentClassifier(IntentClassifier, GraphComponent):
 def _normalise(x: scipy.sparse.csr_matrix, idf: np.ndarray, widths: np.ndarray) -> scipy.sparse.csr_matrix:
     """Sublinear tf (1 + log count), times idf, then unit length within each block."""
     x = x.tocsr(copy=True).astype(np.float64)
-    x.data = 1.0 + np.log(np.maximum(x.data, 1e-12))
-    x.data[x.data < 0] = 0.0  # fractional inputs (none today) must not turn negative
-    x = x.multiply(idf.reshape(1, -1)).tocsr()
-    bounds = np.concatenate([[0], np.cumsum(widths)])
-    parts = []
-    for lo, hi in zip(bounds[:-1], bounds[1:]):
-        block = x[:, int(lo):int(hi)]
-        norms = np.sqrt(np.asarray(block.multiply(block).sum(axis=1)).ravel())
-        norms[norms == 0] = 1.0
-        parts.append(scipy.sparse.diags(1.0 / norms) @ block)
-    return scipy.sparse.hstack(parts, format="csr") if parts else x
+    x.sum_duplicates()
+    x.data = np.maximum(1.0 + np.log(np.maximum(x.data, 1e-12)), 0.0)
+    x.data *= idf[x.indices]
+    # Squared length of every (row, block), then each nonzero divided by its own.
+    block_of = np.repeat(np.arange(len(widths)), widths)[x.indices]
+    row_of = np.repeat(np.arange(x.shape[0]), np.diff(x.indptr))
+    sq = np.zeros((x.shape[0], len(widths)))
+    np.add.at(sq, (row_of, block_of), x.data**2)
+    norms = np.sqrt(sq[row_of, block_of])
+    x.data /= np.where(norms > 0, norms, 1.0)
+    return x
