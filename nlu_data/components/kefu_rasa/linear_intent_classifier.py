@@ -143,7 +143,7 @@ class LinearIntentClassifier(IntentClassifier, GraphComponent):
             "idf": np.ones(int(widths.sum())),
         }
         raw = self._matrix(examples)  # idf of 1: only the tf weighting so far
-        # Document frequency per column, within each block's own examples.
+        # Document frequency of each column over the training examples.
         df = np.asarray((raw > 0).sum(axis=0)).ravel()
         n = raw.shape[0]
         self._arrays["idf"] = np.log((1.0 + n) / (1.0 + df)) + 1.0
@@ -181,8 +181,8 @@ class LinearIntentClassifier(IntentClassifier, GraphComponent):
             return messages
         logits = self._matrix(messages) @ self._arrays["coef"].T + self._arrays["intercept"]
         logits = np.asarray(logits)
-        if logits.shape[1] == 1:  # two intents: sklearn keeps one column
-            logits = np.hstack([-logits, logits])
+        if logits.shape[1] == 1:  # two intents: sklearn keeps the second one's logit
+            logits = np.hstack([np.zeros_like(logits), logits])
         probs = np.exp(logits - logits.max(axis=1, keepdims=True))
         probs /= probs.sum(axis=1, keepdims=True)
         classes = [str(c) for c in self._arrays["classes"]]
