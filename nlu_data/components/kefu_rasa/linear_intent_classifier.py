@@ -99,8 +99,8 @@ class LinearIntentClassifier(IntentClassifier, GraphComponent):
             if f.attribute == TEXT and f.type == FEATURE_TYPE_SENTENCE and f.is_sparse()
         ]
 
-    def _matrix(self, messages: List[Message]) -> scipy.sparse.csr_matrix:
-        """Rows of weighted features in the trained layout (block widths, idf).
+    def _stack(self, messages: List[Message]) -> scipy.sparse.csr_matrix:
+        """The messages' raw sentence features side by side, in the trained layout.
 
         Built from the blocks' nonzeros directly: this runs once per parse, and
         scipy's hstack/vstack cost more than the whole logistic regression.
@@ -120,15 +120,14 @@ class LinearIntentClassifier(IntentClassifier, GraphComponent):
                     cols.append(block.indices + offset)
                     nonzeros += len(block.indices)
             indptr.append(indptr[-1] + nonzeros)
-        x = scipy.sparse.csr_matrix(
+        return scipy.sparse.csr_matrix(
             (
-                np.concatenate(data) if data else np.zeros(0),
+                np.concatenate(data).astype(np.float64) if data else np.zeros(0),
                 np.concatenate(cols) if cols else np.zeros(0, dtype=np.int64),
                 np.array(indptr),
             ),
             shape=(len(messages), int(offsets[-1])),
         )
-        return _normalise(x, self._arrays["idf"], self._arrays["widths"])
 
     # ----------------------------------------------------------------- training
 
@@ -138,16 +137,12 @@ class LinearIntentClassifier(IntentClassifier, GraphComponent):
             logger.debug("LinearIntentClassifier: no intent examples, nothing trained")
             return self._resource
         widths = np.array([b.shape[1] for b in self._blocks(examples[0])], dtype=np.int64)
-        self._arrays = {
-            "widths": widths,
-            "idf": np.ones(int(widths.sum())),
-        }
-        raw = self._matrix(examples)  # idf of 1: only the tf weighting so far
+        self._arrays = {"widths": widths}
+        raw = self._stack(examples)
         # Document frequency of each column over the training examples.
-        df = np.asarray((raw > 0).sum(axis=0)).ravel()
-        n = raw.shape[0]
-        self._arrays["idf"] = np.log((1.0 + n) / (1.0 + df)) + 1.0
-        x = self._matrix(examples)
+        df = np.bincount(raw.indices[raw.data > 0], minlength=raw.shape[1])
+        self._arrays["idf"] = np.log((1.0 + raw.shape[0]) / (1.0 + df)) + 1.0
+        x = _normalise(raw, self._arrays["idf"], widths)
         y = [e.get(INTENT) for e in examples]
         clf = LogisticRegression(C=float(self._config["C"]), max_iter=int(self._config["max_iter"]))
         clf.fit(x, y)
@@ -179,7 +174,8 @@ class LinearIntentClassifier(IntentClassifier, GraphComponent):
     def process(self, messages: List[Message]) -> List[Message]:
         if "coef" not in self._arrays or not messages:
             return messages
-        logits = self._matrix(messages) @ self._arrays["coef"].T + self._arrays["intercept"]
+        x = _normalise(self._stack(messages), self._arrays["idf"], self._arrays["widths"])
+        logits = x @ self._arrays["coef"].T + self._arrays["intercept"]
         logits = np.asarray(logits)
         if logits.shape[1] == 1:  # two intents: sklearn keeps the second one's logit
             logits = np.hstack([np.zeros_like(logits), logits])
@@ -204,9 +200,10 @@ class LinearIntentClassifier(IntentClassifier, GraphComponent):
 
 
 def _normalise(x: scipy.sparse.csr_matrix, idf: np.ndarray, widths: np.ndarray) -> scipy.sparse.csr_matrix:
-    """Sublinear tf (1 + log count), times idf, then unit length within each block."""
-    x = x.tocsr(copy=True).astype(np.float64)
-    x.sum_duplicates()
+    """Sublinear tf (1 + log count), times idf, then unit length within each block.
+
+    Works in place on ``x`` (always a matrix ``_stack`` has just built) and returns it.
+    """
     x.data = np.maximum(1.0 + np.log(np.maximum(x.data, 1e-12)), 0.0)
     x.data *= idf[x.indices]
     # Squared length of every (row, block), then each nonzero divided by its own.
