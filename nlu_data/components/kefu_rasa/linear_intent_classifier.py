@@ -7,10 +7,11 @@ in nlu_data/README.md). DIET stays in the pipeline: it extracts the entities, an
 intent ranking is the other half of the blend.
 
 Features: every sparse *sentence* feature of the text (one block per featurizer, e.g.
-word counts, char n-gram counts, gloss words, regex hits), each block with sublinear
-term frequency, inverse document frequency learnt in training, and unit length, so
-that no featurizer outweighs another by its size. The model is stored as plain arrays
-(``numpy.savez`` without pickle), so loading a model file runs no stored code.
+word counts, word pairs, char n-gram counts, gloss words, regex hits), each block with
+sublinear term frequency, inverse document frequency learnt in training, and unit
+length, so that no featurizer outweighs another by its size. The model is stored as
+plain arrays (``numpy.savez`` without pickle), so loading a model file runs no stored
+code.
 """
 
 from __future__ import annotations
