@@ -10,11 +10,14 @@ the work tree (CI does, to reuse them across fresh clones).
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
+import subprocess
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -51,6 +54,19 @@ def rasa_url(nlu_settings: NluSettings, rasa_model: Path) -> Iterator[str]:
     """Base URL of a real Rasa server serving the current model."""
     with service.running_servers(nlu_settings, rasa_model, [service.free_port()]) as servers:
         yield servers[0].url
+
+
+def run_in_rasa(settings: NluSettings, script: str, *args: str) -> Any:
+    """Run ``script`` in Rasa's own Python 3.10 venv, where Kefu's components live, and
+    return the JSON it prints last. Installs the venv first if needed."""
+    service.install(settings, out=sys.stderr)
+    python = settings.venv_path / "bin" / "python"
+    done = subprocess.run(
+        [str(python), "-c", script, *args],
+        env=service.rasa_env(settings), capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 @pytest.fixture

@@ -7,14 +7,11 @@ check runs there as a small script and reports JSON back.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from typing import Any
 
 import pytest
 
-from bot.nlu import service
 from bot.nlu.settings import NluSettings
+from tests.nlu.conftest import run_in_rasa
 
 pytestmark = pytest.mark.slow
 
@@ -22,7 +19,6 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def meanings(nlu_settings: NluSettings) -> dict[str, list[str]]:
     """``glosses.meaning`` of a fixed set of tokens, computed by Rasa's interpreter."""
-    service.install(nlu_settings, out=sys.stderr)
     tokens = [
         "再会", "當然", "当然", "Certainly", "没毛病", "不制冷",
         "XK-8800", "88", "！", "ㄅㄆ",
@@ -32,13 +28,7 @@ def meanings(nlu_settings: NluSettings) -> dict[str, list[str]]:
         "from kefu_rasa.glosses import meaning\n"
         "print(json.dumps({t: list(meaning(t)) for t in json.loads(sys.argv[1])}))\n"
     )
-    python = nlu_settings.venv_path / "bin" / "python"
-    done = subprocess.run(
-        [str(python), "-c", script, json.dumps(tokens)],
-        env=service.rasa_env(nlu_settings), capture_output=True, text=True, timeout=120,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    result: Any = json.loads(done.stdout)
+    result = run_in_rasa(nlu_settings, script, json.dumps(tokens))
     return {str(k): [str(w) for w in v] for k, v in result.items()}
 
 

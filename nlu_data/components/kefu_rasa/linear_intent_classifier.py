@@ -6,18 +6,19 @@ held-out sentences than DIET did, and the blend of the two better than either (n
 in nlu_data/README.md). DIET stays in the pipeline: it extracts the entities, and its
 intent ranking is the other half of the blend.
 
-Features: every sparse *sentence* feature of the text (one block per featurizer, e.g.
-word counts, word pairs, char n-gram counts, gloss words, regex hits), each block with
-sublinear term frequency, inverse document frequency learnt in training, and unit
-length, so that no featurizer outweighs another by its size. The model is stored as
-plain arrays (``numpy.savez`` without pickle), so loading a model file runs no stored
-code.
+Features: every *sentence* feature of the text, one block per featurizer. Sparse
+blocks (word counts, word pairs, char n-gram counts, gloss words, regex hits) get
+sublinear term frequency and inverse document frequency learnt in training; dense
+blocks (a sentence encoder's vector) are taken as they are. Every block is then scaled
+to unit length, so that no featurizer outweighs another by its size. The model is
+stored as plain arrays (``numpy.savez`` without pickle), so loading a model file runs
+no stored code.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any, Dict, List, Optional, Text, Type
+from typing import Any, Dict, List, Optional, Text, Tuple, Type
 
 import numpy as np
 import scipy.sparse
@@ -30,6 +31,7 @@ from rasa.engine.storage.storage import ModelStorage
 from rasa.nlu.classifiers.classifier import IntentClassifier
 from rasa.nlu.featurizers.featurizer import Featurizer
 from rasa.shared.nlu.constants import FEATURE_TYPE_SENTENCE, INTENT, TEXT
+from rasa.shared.nlu.training_data.features import Features
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
@@ -76,6 +78,7 @@ class LinearIntentClassifier(IntentClassifier, GraphComponent):
         self._model_storage = model_storage
         self._resource = resource
         self._arrays: Dict[str, np.ndarray] = arrays or {}
+        self._coef_t: Optional[np.ndarray] = None
 
     @classmethod
     def create(
@@ -90,22 +93,35 @@ class LinearIntentClassifier(IntentClassifier, GraphComponent):
     # ----------------------------------------------------------------- features
 
     @staticmethod
-    def _blocks(message: Message) -> List[scipy.sparse.csr_matrix]:
-        """The message's sparse sentence features, one 1-row block per featurizer, in
-        pipeline order (featurizer names differ between the training and the
-        inference graph, their order does not)."""
+    def _sentence_features(message: Message) -> List[Features]:
+        """The message's sentence features, one per featurizer, in pipeline order
+        (featurizer names differ between the training and the inference graph, their
+        order does not)."""
         return [
-            scipy.sparse.csr_matrix(f.features)
-            for f in message.features
-            if f.attribute == TEXT and f.type == FEATURE_TYPE_SENTENCE and f.is_sparse()
+            f for f in message.features if f.attribute == TEXT and f.type == FEATURE_TYPE_SENTENCE
         ]
 
-    def _stack(self, messages: List[Message]) -> scipy.sparse.csr_matrix:
-        """The messages' raw sentence features side by side, in the trained layout.
+    @classmethod
+    def _blocks(cls, message: Message) -> List[Tuple[int, np.ndarray, np.ndarray]]:
+        """Each sentence feature as (width, columns, values) of its nonzeros.
 
-        Built from the blocks' nonzeros directly: this runs once per parse, and
-        scipy's hstack/vstack cost more than the whole logistic regression.
+        Read straight off the arrays: this runs once per parse, and building a scipy
+        matrix per block cost more than the whole logistic regression.
         """
+        blocks = []
+        for f in cls._sentence_features(message):
+            if f.is_sparse():
+                m = f.features.tocoo()  # Rasa keeps sentence features as COO already
+                blocks.append((int(m.shape[-1]), m.col, m.data))
+            else:
+                v = np.asarray(f.features).reshape(-1)
+                nonzero = np.flatnonzero(v)
+                blocks.append((len(v), nonzero, v[nonzero]))
+        return blocks
+
+    def _stack(self, messages: List[Message]) -> scipy.sparse.csr_matrix:
+        """The messages' raw sentence features side by side, in the trained layout,
+        built from the blocks' nonzeros directly."""
         widths = [int(w) for w in self._arrays["widths"]]
         offsets = np.concatenate([[0], np.cumsum(widths)])
         data: List[np.ndarray] = []
@@ -115,11 +131,11 @@ class LinearIntentClassifier(IntentClassifier, GraphComponent):
             blocks = self._blocks(message)
             nonzeros = 0
             # Not featurised as in training (e.g. empty text): no evidence at all.
-            if [b.shape[1] for b in blocks] == widths:
-                for block, offset in zip(blocks, offsets):
-                    data.append(block.data)
-                    cols.append(block.indices + offset)
-                    nonzeros += len(block.indices)
+            if [width for width, _, _ in blocks] == widths:
+                for (_, columns, values), offset in zip(blocks, offsets):
+                    data.append(values)
+                    cols.append(columns + offset)
+                    nonzeros += len(columns)
             indptr.append(indptr[-1] + nonzeros)
         return scipy.sparse.csr_matrix(
             (
@@ -137,13 +153,18 @@ class LinearIntentClassifier(IntentClassifier, GraphComponent):
         if not examples:
             logger.debug("LinearIntentClassifier: no intent examples, nothing trained")
             return self._resource
-        widths = np.array([b.shape[1] for b in self._blocks(examples[0])], dtype=np.int64)
-        self._arrays = {"widths": widths}
+        features = self._sentence_features(examples[0])
+        widths = np.array([f.features.shape[-1] for f in features], dtype=np.int64)
+        dense = np.array([not f.is_sparse() for f in features], dtype=bool)
+        self._arrays = {"widths": widths, "dense": dense}
         raw = self._stack(examples)
-        # Document frequency of each column over the training examples.
+        # Document frequency of each column over the training examples; a dense
+        # block's columns are not counts and keep weight 1.
         df = np.bincount(raw.indices[raw.data > 0], minlength=raw.shape[1])
-        self._arrays["idf"] = np.log((1.0 + raw.shape[0]) / (1.0 + df)) + 1.0
-        x = _normalise(raw, self._arrays["idf"], widths)
+        idf = np.log((1.0 + raw.shape[0]) / (1.0 + df)) + 1.0
+        idf[np.repeat(dense, widths)] = 1.0
+        self._arrays["idf"] = idf
+        x = _normalise(raw, idf, widths, dense)
         y = [e.get(INTENT) for e in examples]
         clf = LogisticRegression(C=float(self._config["C"]), max_iter=int(self._config["max_iter"]))
         clf.fit(x, y)
@@ -152,6 +173,7 @@ class LinearIntentClassifier(IntentClassifier, GraphComponent):
             coef=clf.coef_.astype(np.float64),
             intercept=clf.intercept_.astype(np.float64),
         )
+        self._coef_t = None
         with self._model_storage.write_to(self._resource) as path:
             np.savez(path / MODEL_FILE, **self._arrays)
         return self._resource
@@ -175,8 +197,15 @@ class LinearIntentClassifier(IntentClassifier, GraphComponent):
     def process(self, messages: List[Message]) -> List[Message]:
         if "coef" not in self._arrays or not messages:
             return messages
-        x = _normalise(self._stack(messages), self._arrays["idf"], self._arrays["widths"])
-        logits = x @ self._arrays["coef"].T + self._arrays["intercept"]
+        widths = self._arrays["widths"]
+        # Models trained before dense blocks were read have no "dense" array.
+        dense = self._arrays.get("dense", np.zeros(len(widths), dtype=bool))
+        x = _normalise(self._stack(messages), self._arrays["idf"], widths, dense)
+        if self._coef_t is None:
+            # Transposed once, contiguous: a transposed view made scipy copy the
+            # whole coefficient matrix on every parse.
+            self._coef_t = np.ascontiguousarray(self._arrays["coef"].T)
+        logits = x @ self._coef_t + self._arrays["intercept"]
         logits = np.asarray(logits)
         if logits.shape[1] == 1:  # two intents: sklearn keeps the second one's logit
             logits = np.hstack([np.zeros_like(logits), logits])
@@ -200,15 +229,19 @@ class LinearIntentClassifier(IntentClassifier, GraphComponent):
         return messages
 
 
-def _normalise(x: scipy.sparse.csr_matrix, idf: np.ndarray, widths: np.ndarray) -> scipy.sparse.csr_matrix:
-    """Sublinear tf (1 + log count), times idf, then unit length within each block.
+def _normalise(
+    x: scipy.sparse.csr_matrix, idf: np.ndarray, widths: np.ndarray, dense: np.ndarray
+) -> scipy.sparse.csr_matrix:
+    """Sublinear tf (1 + log count) times idf in the count blocks, then unit length
+    within each block.
 
     Works in place on ``x`` (always a matrix ``_stack`` has just built) and returns it.
     """
-    x.data = np.maximum(1.0 + np.log(np.maximum(x.data, 1e-12)), 0.0)
+    block_of = np.repeat(np.arange(len(widths)), widths)[x.indices]
+    counts = ~dense[block_of]
+    x.data[counts] = np.maximum(1.0 + np.log(np.maximum(x.data[counts], 1e-12)), 0.0)
     x.data *= idf[x.indices]
     # Squared length of every (row, block), then each nonzero divided by its own.
-    block_of = np.repeat(np.arange(len(widths)), widths)[x.indices]
     row_of = np.repeat(np.arange(x.shape[0]), np.diff(x.indptr))
     sq = np.zeros((x.shape[0], len(widths)))
     np.add.at(sq, (row_of, block_of), x.data**2)
