@@ -41,6 +41,8 @@ SCOPES = (
     "renewal:write",  # renewal rules
     "reviews:read",  # reviews, carrier performance
     "reviews:write",  # review import and webhook-less pushes
+    "knowledge:read",  # knowledge entries, search, turns kept for the trainer
+    "knowledge:write",  # create, change, delete knowledge entries
 )
 
 

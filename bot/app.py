@@ -47,7 +47,12 @@ from bot.worker import InboundWorker
 from channels import BUILTIN_CHANNELS, SIMULATED_APIS
 from channels.base import Channel, ChannelContext
 from preferences.api import setup as setup_preferences
+from knowledge.api import routes as knowledge_routes
+from knowledge.customer import CrmCustomerFacts
+from knowledge.service import KNOWLEDGE, Knowledge, build_knowledge, load_demo, tuning_from
+from preferences.store import PreferenceStore
 from skills.connectors import SIMULATED_CONNECTORS
+from skills.repair_dispatch.catalog import Catalog
 from skills.services import SKILL_SERVICES, build_services
 from skills.services import setup as setup_skill_services
 
@@ -122,6 +127,9 @@ def build_app(
             nlu = await asyncio.to_thread(understanding_settings, settings)
             services = build_services(settings, db, redis, http, tokens, public_url(settings), templates=templates)
             app[SKILL_SERVICES] = services
+            knowledge = await _knowledge(settings, db, redis, enabled=nlu is not None)
+            if knowledge is not None:
+                app[KNOWLEDGE] = knowledge
             skill_ctx = SkillContext(
                 templates=templates,
                 handoff=handoff,
@@ -129,6 +137,7 @@ def build_app(
                 nlu_enabled=nlu is not None,
                 fallback_limit=int(settings.section("conversation").get("fallback_limit", 2)),
                 services=services,
+                knowledge=knowledge,
             )
             rt = Runtime(
                 settings=settings,
@@ -167,6 +176,8 @@ def build_app(
                 await channel.close()
             if rt.voice is not None and rt.voice.transcriber is not None:
                 await rt.voice.transcriber.close()
+            if knowledge is not None:
+                knowledge.close()
         finally:
             await http.close()
             await redis.aclose()
@@ -205,6 +216,7 @@ def build_app(
         add_webhook_routes(app, settings)
         app.router.add_get("/healthz", healthz)
         app.add_routes(conversation_routes())
+        app.add_routes(knowledge_routes())
     if settings.simulator:
         for name, target in SIMULATED_APIS.items():
             module_name, _, class_name = target.partition(":")
@@ -273,6 +285,18 @@ async def healthz(request: web.Request) -> web.Response:
     except Exception:
         ok = False
     return web.json_response({"ok": ok, "mongo": rt.health.mongo_ok}, status=200 if ok else 503)
+
+
+async def _knowledge(settings: Settings, db: Any, redis: Redis, *, enabled: bool) -> Knowledge | None:
+    """The knowledge base, where the skills can use it (they answer what NLU leaves)."""
+    section = settings.section("knowledge")
+    if not enabled or not section.get("enabled", True):
+        return None
+    customers = CrmCustomerFacts(Catalog(db), PreferenceStore(db, redis=redis))
+    knowledge = await build_knowledge(db, redis, customers, tuning=tuning_from(dict(section)))
+    if settings.simulator:
+        await load_demo(knowledge.store)
+    return knowledge
 
 
 def _templates_dir(settings: Settings) -> Path | None:

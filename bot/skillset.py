@@ -18,6 +18,7 @@ from bot.dispatch import Skill
 from bot.templates import Templates
 
 if TYPE_CHECKING:
+    from knowledge.service import Knowledge
     from skills.services import SkillServices
 
 
@@ -33,6 +34,8 @@ class SkillContext:
     # Connectors, notifier (bound to the notification engine once preferences built it)
     # and the stores the business skills share with their jobs; None: skills without them.
     services: SkillServices | None = None
+    # The knowledge base, asked before the out-of-scope redirect and the fallback.
+    knowledge: Knowledge | None = None
 
 
 def default_skills(ctx: SkillContext) -> list[list[Skill]]:
@@ -52,12 +55,18 @@ def default_skills(ctx: SkillContext) -> list[list[Skill]]:
             [HumanRequestSkill(t, ctx.handoff)],  # the keyword shortcut still works
             [ReceivedMediaSkill(t), EchoSkill(t)],
         ]
+    kb = ctx.knowledge
+    out_of_scope: Skill = OutOfScopeSkill(t)
+    fallback: Skill = FallbackSkill(t, ctx.handoff, limit=ctx.fallback_limit)
+    if kb is not None:
+        out_of_scope = kb.answering_first(out_of_scope, t, reason="out_of_scope")
+        fallback = kb.answering_first(fallback, t, reason="fallback")
     return [
         [repair_form],  # an open form takes the answer to its own question first
-        [WelcomeSkill(t), HumanRequestSkill(t, ctx.handoff), ComplaintSkill(t, ctx.handoff)],
+        [*([kb.rejection(t)] if kb else []), WelcomeSkill(t), HumanRequestSkill(t, ctx.handoff), ComplaintSkill(t, ctx.handoff)],
         [RepairStatusSkill(t, tickets), *_business_skills(ctx)],
-        [SmallTalkSkill(t), OutOfScopeSkill(t)],
-        [ReceivedMediaSkill(t), FallbackSkill(t, ctx.handoff, limit=ctx.fallback_limit)],
+        [SmallTalkSkill(t), out_of_scope],
+        [ReceivedMediaSkill(t), fallback],
     ]
 
 

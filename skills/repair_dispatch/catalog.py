@@ -77,6 +77,11 @@ class Catalog:
         docs = [d async for d in self.devices.find({"customer": customer}).limit(2)]
         return docs[0] if len(docs) == 1 else None
 
+    async def models_of(self, customer: str, limit: int = 50) -> frozenset[str]:
+        """The models of the customer's devices (XK-8800, ...)."""
+        cursor = self.devices.find({"customer": customer}, {"model": 1}).limit(limit)
+        return frozenset(str(d["model"]) for d in [d async for d in cursor] if d.get("model"))
+
     async def contract(self, contract_id: str) -> Document | None:
         return await self.contracts.find_one({"_id": contract_id}) if contract_id else None
 

@@ -1,0 +1,164 @@
+"""The knowledge base's JSON API (scoped keys: ``knowledge:read``, ``knowledge:write``).
+
+    GET    /api/kb/entries?tag=&skip=&limit=       knowledge:read   list
+    POST   /api/kb/entries            {entry}      knowledge:write  create (409 if it exists)
+    GET    /api/kb/entries/{id}                    knowledge:read
+    PUT    /api/kb/entries/{id}       {entry, version?}             create or change; with
+                                                   ``version`` only if still at that version
+    DELETE /api/kb/entries/{id}?version=N          knowledge:write
+    GET    /api/kb/entries/{id}/versions           knowledge:read   saved versions, newest first
+    POST   /api/kb/search             {q, products?}  knowledge:read  what the bot would answer
+    GET    /api/kb/missed?reason=&limit=           knowledge:read   turns kept for the trainer
+
+Errors are ``{"error": {"code", "message"}}``: 400 invalid entry or body, 404 unknown
+entry, 409 version conflict.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict
+from typing import Any
+
+from aiohttp import web
+
+from bot.apikeys import check, json_error
+from knowledge.entry import entry_from_json
+from knowledge.errors import InvalidEntry, KnowledgeError, UnknownEntry, VersionConflict
+from knowledge.service import KNOWLEDGE
+
+log = logging.getLogger(__name__)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+STATUS = {InvalidEntry: 400, UnknownEntry: 404, VersionConflict: 409}
+
+
+def _guarded(scope: str, handler: Handler) -> Handler:
+    async def run(request: web.Request) -> web.StreamResponse:
+        refused = check(request, scope)
+        if refused is not None:
+            return refused
+        try:
+            return await handler(request)
+        except KnowledgeError as exc:
+            status = next((s for cls, s in STATUS.items() if isinstance(exc, cls)), 400)
+            log.info("kb api: %s %s -> %d %s", request.method, request.path, status, exc.code)
+            return json_error(status, exc.code, exc.message)
+
+    return run
+
+
+async def _body(request: web.Request) -> dict[str, Any]:
+    try:
+        data = await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise InvalidEntry("body: not valid JSON") from None
+    if not isinstance(data, dict):
+        raise InvalidEntry("body: expected a JSON object")
+    return data
+
+
+def _int(value: str | None, name: str, default: int, *, low: int = 0, high: int = 1_000_000) -> int:
+    if value in (None, ""):
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise InvalidEntry(f"{name}: expected a whole number") from None
+    if not low <= number <= high:
+        raise InvalidEntry(f"{name}: expected {low}..{high}")
+    return number
+
+
+def _version(data: dict[str, Any]) -> int | None:
+    value = data.get("version")
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise InvalidEntry("version: expected a whole number")
+    return value
+
+
+async def list_entries(request: web.Request) -> web.StreamResponse:
+    kb = request.config_dict[KNOWLEDGE]
+    q = request.query
+    found, total = await kb.store.page(
+        tag=q.get("tag", ""), skip=_int(q.get("skip"), "skip", 0), limit=_int(q.get("limit"), "limit", 50, low=1, high=500)
+    )
+    return web.json_response({"total": total, "entries": [e.to_json() for e in found]})
+
+
+async def create_entry(request: web.Request) -> web.StreamResponse:
+    kb = request.config_dict[KNOWLEDGE]
+    entry = entry_from_json(await _body(request))
+    saved, _ = await kb.store.save(entry, actor="api", expected_version=0)
+    return web.json_response(saved.to_json(), status=201)
+
+
+async def get_entry(request: web.Request) -> web.StreamResponse:
+    kb = request.config_dict[KNOWLEDGE]
+    return web.json_response((await kb.store.get(request.match_info["id"])).to_json())
+
+
+async def put_entry(request: web.Request) -> web.StreamResponse:
+    kb = request.config_dict[KNOWLEDGE]
+    data = await _body(request)
+    entry = entry_from_json(data, entry_id=request.match_info["id"])
+    saved, changed = await kb.store.save(entry, actor="api", expected_version=_version(data))
+    return web.json_response({**saved.to_json(), "changed": changed})
+
+
+async def delete_entry(request: web.Request) -> web.StreamResponse:
+    kb = request.config_dict[KNOWLEDGE]
+    version = request.query.get("version")
+    await kb.store.delete(
+        request.match_info["id"], actor="api", expected_version=_int(version, "version", 0) if version else None
+    )
+    return web.json_response({"deleted": request.match_info["id"]})
+
+
+async def entry_versions(request: web.Request) -> web.StreamResponse:
+    kb = request.config_dict[KNOWLEDGE]
+    return web.json_response({"versions": await kb.store.versions(request.match_info["id"])})
+
+
+async def search(request: web.Request) -> web.StreamResponse:
+    kb = request.config_dict[KNOWLEDGE]
+    data = await _body(request)
+    text = data.get("q")
+    if not isinstance(text, str) or not text.strip() or len(text) > 1000:
+        raise InvalidEntry("q: a question of 1-1000 characters")
+    products = data.get("products") or []
+    if not isinstance(products, list) or not all(isinstance(p, str) for p in products):
+        raise InvalidEntry("products: a list of model numbers")
+    found = await kb.retriever.search(text.strip(), products=frozenset(products))
+    return web.json_response({
+        "answer": found.answer.id if found.answer else None,
+        "matches": [
+            {"entry": m.entry.id, "title": m.entry.title, "score": round(m.score, 4), "dense": round(m.dense, 4),
+             "lexical": round(m.lexical, 4)}
+            for m in found.matches
+        ],
+    })
+
+
+async def missed(request: web.Request) -> web.StreamResponse:
+    kb = request.config_dict[KNOWLEDGE]
+    q = request.query
+    turns = await kb.missed.recent(reason=q.get("reason", ""), limit=_int(q.get("limit"), "limit", 100, low=1, high=1000))
+    return web.json_response({"turns": [asdict(t) for t in turns]})
+
+
+def routes(prefix: str = "/api") -> list[web.RouteDef]:
+    base = f"{prefix}/kb"
+    return [
+        web.get(f"{base}/entries", _guarded("knowledge:read", list_entries)),
+        web.post(f"{base}/entries", _guarded("knowledge:write", create_entry)),
+        web.get(f"{base}/entries/{{id}}", _guarded("knowledge:read", get_entry)),
+        web.put(f"{base}/entries/{{id}}", _guarded("knowledge:write", put_entry)),
+        web.delete(f"{base}/entries/{{id}}", _guarded("knowledge:write", delete_entry)),
+        web.get(f"{base}/entries/{{id}}/versions", _guarded("knowledge:read", entry_versions)),
+        web.post(f"{base}/search", _guarded("knowledge:read", search)),
+        web.get(f"{base}/missed", _guarded("knowledge:read", missed)),
+    ]

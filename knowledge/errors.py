@@ -1,0 +1,29 @@
+"""The knowledge package's errors: each carries a code and a message."""
+
+from __future__ import annotations
+
+from bot.errors import KefuError
+
+
+class KnowledgeError(KefuError):
+    """Something about the knowledge base went wrong."""
+
+    code = "knowledge"
+
+
+class InvalidEntry(KnowledgeError):
+    """An entry (from the API or an import file) is malformed."""
+
+    code = "invalid_entry"
+
+
+class UnknownEntry(KnowledgeError):
+    """No entry has this id."""
+
+    code = "unknown_entry"
+
+
+class VersionConflict(KnowledgeError):
+    """The entry changed since the caller read it."""
+
+    code = "version_conflict"

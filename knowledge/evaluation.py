@@ -1,0 +1,137 @@
+"""How well knowledge answers: a labelled set of questions against a knowledge base.
+
+Each labelled question names the entry that answers it, or none when the base has no
+answer. Per question the retriever either answers (its best entry clears the
+threshold and margin) or stays silent (the bot's fallback). Three figures:
+
+* answer accuracy: of the questions the base can answer, the share answered with the
+  right entry;
+* confident-wrong rate: of all questions, the share answered with a wrong entry (a
+  question without an answer that gets one counts here). This is what a customer is
+  misled by, so it is the figure to keep low (target under 2%);
+* no-answer recall: of the questions without an answer, the share left to the fallback.
+
+The run is in memory (entries parsed and encoded here), so it needs no database and
+gives the same numbers wherever it runs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from knowledge.encoder import SentenceEncoder, Vectors
+from knowledge.entry import Entry
+from knowledge.errors import KnowledgeError
+from knowledge.lexical import Words
+from knowledge.retrieval import IndexedEntry, KnowledgeIndex, Tuning
+
+DATA = Path(__file__).resolve().parent / "data"
+DEMO_BASE = DATA / "demo.md"
+DEMO_SET = DATA / "labelled.yml"
+
+
+@dataclass(frozen=True, slots=True)
+class Labelled:
+    question: str
+    entry: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    labelled: Labelled
+    answered: str | None  # the entry the bot would answer with, None = fallback
+    best: str | None
+    score: float
+
+
+@dataclass(frozen=True, slots=True)
+class Scores:
+    questions: int
+    answerable: int
+    unanswerable: int
+    correct: int
+    confident_wrong: int
+    silent_unanswerable: int
+
+    @property
+    def accuracy(self) -> float:
+        return self.correct / self.answerable if self.answerable else 0.0
+
+    @property
+    def confident_wrong_rate(self) -> float:
+        return self.confident_wrong / self.questions if self.questions else 0.0
+
+    @property
+    def no_answer_recall(self) -> float:
+        return self.silent_unanswerable / self.unanswerable if self.unanswerable else 0.0
+
+
+def load_set(path: Path) -> list[Labelled]:
+    try:
+        data: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise KnowledgeError(f"{path}: cannot read the labelled set ({exc.__class__.__name__})") from None
+    items = data.get("questions") if isinstance(data, dict) else None
+    if not isinstance(items, list):
+        raise KnowledgeError(f"{path}: expected a mapping with a list under 'questions'")
+    out = []
+    for i, item in enumerate(items):
+        if not isinstance(item, dict) or not isinstance(item.get("q"), str):
+            raise KnowledgeError(f"{path}: questions[{i}] needs q (and entry, or entry: null)")
+        entry = item.get("entry")
+        out.append(Labelled(item["q"], str(entry) if entry else None))
+    return out
+
+
+def build_index(entries: Sequence[Entry], encoder: SentenceEncoder, words: Words) -> KnowledgeIndex:
+    texts = [q for e in entries for q in e.forms()]
+    matrix = encoder.encode_blocking(texts)
+    items, at = [], 0
+    for e in entries:
+        items.append(IndexedEntry(e, matrix[at : at + len(e.forms())]))
+        at += len(e.forms())
+    return KnowledgeIndex(items, words)
+
+
+def run(
+    index: KnowledgeIndex, labelled: Sequence[Labelled], vectors: Vectors, tuning: Tuning, day: dt.date
+) -> list[Outcome]:
+    out = []
+    for item, vector in zip(labelled, vectors):
+        found = index.search(item.question, vector, tuning, day=day)
+        best = found.best
+        out.append(Outcome(item, found.answer.id if found.answer else None, best.entry.id if best else None,
+                           best.score if best else 0.0))
+    return out
+
+
+def score(outcomes: Sequence[Outcome]) -> Scores:
+    answerable = [o for o in outcomes if o.labelled.entry]
+    unanswerable = [o for o in outcomes if not o.labelled.entry]
+    return Scores(
+        questions=len(outcomes),
+        answerable=len(answerable),
+        unanswerable=len(unanswerable),
+        correct=sum(1 for o in answerable if o.answered == o.labelled.entry),
+        confident_wrong=sum(1 for o in outcomes if o.answered is not None and o.answered != o.labelled.entry),
+        silent_unanswerable=sum(1 for o in unanswerable if o.answered is None),
+    )
+
+
+def sweep(
+    index: KnowledgeIndex, labelled: Sequence[Labelled], vectors: Vectors, tuning: Tuning, day: dt.date,
+    thresholds: Sequence[float],
+) -> list[tuple[float, Scores]]:
+    """The three figures at each threshold (the other settings as given)."""
+    return [(t, score(run(index, labelled, vectors, replace(tuning, threshold=float(t)), day))) for t in thresholds]
+
+
+def default_thresholds() -> list[float]:
+    return [round(float(t), 2) for t in np.arange(0.40, 0.86, 0.04)]

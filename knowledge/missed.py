@@ -1,0 +1,55 @@
+"""Turns the bot did not handle well, kept for the trainer: the one owner of ``missed_turns``.
+
+``{_id, at, reason, text, language, conversation, intent, confidence, entry, best,
+score}``: ``reason`` is why it counts as missed: ``out_of_scope`` or ``fallback`` with no
+knowledge answer, ``knowledge_rejected`` when the customer said the answer was not it
+(``entry`` names the entry, ``text`` the question it answered, ``rejection`` what the
+customer said). The trainer's loop groups and labels these.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING, IndexModel
+from pymongo.asynchronous.database import AsyncDatabase
+
+Document = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class MissedTurn:
+    reason: str
+    text: str
+    language: str
+    conversation: str
+    intent: str = ""
+    confidence: float = 0.0
+    entry: str = ""  # the knowledge entry the bot answered with (rejections)
+    best: str = ""  # the best entry that did not clear the threshold
+    score: float = 0.0
+    rejection: str = ""
+
+
+class MissedTurns:
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self.turns = db["missed_turns"]
+
+    async def ensure_indexes(self) -> None:
+        await self.turns.create_indexes(
+            [IndexModel([("reason", ASCENDING), ("at", DESCENDING)]), IndexModel([("at", DESCENDING)])]
+        )
+
+    async def add(self, turn: MissedTurn) -> None:
+        await self.turns.insert_one({"at": time.time(), **_fields(turn)})
+
+    async def recent(self, *, reason: str = "", limit: int = 100) -> list[MissedTurn]:
+        query: Document = {"reason": reason} if reason else {}
+        cursor = self.turns.find(query, {"_id": 0, "at": 0}).sort("at", DESCENDING).limit(limit)
+        return [MissedTurn(**{k: v for k, v in d.items() if k in MissedTurn.__dataclass_fields__}) async for d in cursor]
+
+
+def _fields(turn: MissedTurn) -> Document:
+    return {name: getattr(turn, name) for name in MissedTurn.__dataclass_fields__}

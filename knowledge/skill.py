@@ -1,0 +1,123 @@
+"""Knowledge in the conversation: answer what no skill owns, and hear when it missed.
+
+:class:`KnowledgeFirst` stands in front of a last-resort skill (the out-of-scope
+redirect, the not-understood fallback). On a turn that skill would take, it looks the
+question up; when an entry clears the threshold it answers with it, short or full by
+the customer's detail preference, names the entry and offers a human. Otherwise the
+wrapped skill answers as it always does, and the turn is kept for the trainer.
+
+:class:`RejectedAnswer` takes "不是这个" / "that didn't help" right after a knowledge
+answer: the rejection is kept for the trainer (with the entry and the question it
+answered) and the customer is offered a human or a rephrase.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Sequence
+
+from bot.dispatch import Reply, Skill, Turn
+from bot.templates import Templates
+from knowledge.customer import CustomerFacts
+from knowledge.missed import MissedTurn, MissedTurns
+from knowledge.retrieval import Retriever
+
+log = logging.getLogger(__name__)
+
+#: NLU outcomes the knowledge base may answer: nothing a business skill owns.
+UNOWNED = frozenset({"out_of_scope", "nlu_fallback", ""})
+#: How long after an answer "not this" still refers to it.
+REJECT_WINDOW_S = 15 * 60
+MEMORY_ENTRY = "kb_entry"
+MEMORY_QUESTION = "kb_question"
+MEMORY_AT = "kb_at"
+
+_REJECTION = re.compile(
+    r"不是这个|不是我要的|不是我问的|答非所问|没用|没有用|没帮助|没帮上|不对|说的不对|不是这样"
+    r"|(?:that|this|it)\s*(?:did(?:n'?t| not)|does(?:n'?t| not))\s*help|not (?:what i (?:asked|meant|wanted)|helpful|it)"
+    r"|wrong answer|useless|that'?s not (?:it|right|what)",
+    re.I,
+)
+
+
+def is_rejection(text: str) -> bool:
+    return bool(_REJECTION.search(text)) and len(text) <= 60
+
+
+class KnowledgeFirst(Skill):
+    """Answer from the knowledge base before ``otherwise`` gets the turn."""
+
+    name = "knowledge"
+
+    def __init__(
+        self, otherwise: Skill, retriever: Retriever, customers: CustomerFacts, missed: MissedTurns, templates: Templates,
+        *, reason: str,
+    ) -> None:
+        self.otherwise = otherwise
+        self.retriever = retriever
+        self.customers = customers
+        self.missed = missed
+        self.templates = templates
+        self.reason = reason
+
+    def accepts(self, turn: Turn) -> bool:
+        return self.otherwise.accepts(turn)
+
+    async def handle(self, turn: Turn) -> Sequence[Reply]:
+        state = turn.state
+        if not turn.text.strip() or turn.intent not in UNOWNED or state is None:
+            return await self.otherwise.handle(turn)
+        facts = await self.customers.facts(turn.message)
+        found = await self.retriever.search(turn.text, products=facts.products)
+        entry = found.answer
+        if entry is None:
+            for key in (MEMORY_ENTRY, MEMORY_QUESTION, MEMORY_AT):
+                state.memory.pop(key, None)
+            best = found.best
+            await self.missed.add(MissedTurn(
+                reason=self.reason, text=turn.text, language=turn.language, conversation=state.conversation,
+                intent=turn.intent, confidence=turn.nlu.confidence if turn.nlu else 0.0,
+                best=best.entry.id if best else "", score=best.score if best else 0.0,
+            ))
+            return await self.otherwise.handle(turn)
+        state.fallback_count = 0
+        state.small_talk_count = 0
+        state.memory[MEMORY_ENTRY] = entry.id
+        state.memory[MEMORY_QUESTION] = turn.text
+        state.memory[MEMORY_AT] = f"{turn.message.timestamp:.0f}"
+        log.info("knowledge answer %s v%d (score %.3f) on %s", entry.id, entry.version, found.matches[0].score, turn.message.key)
+        text = entry.answer(turn.language).text(facts.detail)
+        return (Reply(text=self.templates.render("knowledge_answer", turn.language, answer=text, source=entry.label)),)
+
+
+class RejectedAnswer(Skill):
+    """"Not this" right after a knowledge answer: kept for the trainer, a human offered."""
+
+    name = "knowledge_rejected"
+
+    def __init__(self, missed: MissedTurns, templates: Templates) -> None:
+        self.missed = missed
+        self.templates = templates
+
+    def accepts(self, turn: Turn) -> bool:
+        state = turn.state
+        if state is None or MEMORY_ENTRY not in state.memory or not is_rejection(turn.text):
+            return False
+        try:
+            answered_at = float(state.memory.get(MEMORY_AT, "0"))
+        except ValueError:
+            return False
+        return 0 <= turn.message.timestamp - answered_at <= REJECT_WINDOW_S
+
+    async def handle(self, turn: Turn) -> Sequence[Reply]:
+        state = turn.state
+        assert state is not None
+        entry = state.memory.pop(MEMORY_ENTRY, "")
+        question = state.memory.pop(MEMORY_QUESTION, "")
+        state.memory.pop(MEMORY_AT, None)
+        await self.missed.add(MissedTurn(
+            reason="knowledge_rejected", text=question, language=turn.language, conversation=state.conversation,
+            intent=turn.intent, entry=entry, rejection=turn.text,
+        ))
+        return (Reply(text=self.templates.render("knowledge_rejected", turn.language)),)
