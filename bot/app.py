@@ -288,9 +288,10 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def _knowledge(settings: Settings, db: Any, redis: Redis, *, enabled: bool) -> Knowledge | None:
-    """The knowledge base, where the skills can use it (they answer what NLU leaves)."""
+    """The knowledge base; on by default where NLU runs (its skills answer what NLU
+    leaves), or where ``knowledge.enabled`` says so (its API alone)."""
     section = settings.section("knowledge")
-    if not enabled or not section.get("enabled", True):
+    if not section.get("enabled", enabled):
         return None
     customers = CrmCustomerFacts(Catalog(db), PreferenceStore(db, redis=redis))
     knowledge = await build_knowledge(db, redis, customers, tuning=tuning_from(dict(section)))

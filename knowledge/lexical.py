@@ -16,7 +16,7 @@ from pathlib import Path
 
 import jieba
 
-_MODEL = re.compile(r"[A-Za-z]{1,4}-?\d{2,5}[A-Za-z]?")
+MODEL_NUMBER = re.compile(r"[A-Za-z]{1,4}-?\d{2,5}[A-Za-z]?")
 _LATIN = re.compile(r"[a-z][a-z0-9']*")
 _HAN = re.compile(r"[\u3400-\u9fff]")
 STOP_WORDS = frozenset(
@@ -49,9 +49,9 @@ class Words:
         self.load()
         out: list[str] = []
         rest = text
-        for m in _MODEL.finditer(text):
+        for m in MODEL_NUMBER.finditer(text):
             out.append(m.group(0).upper().replace("-", ""))
-        rest = _MODEL.sub(" ", text).lower()
+        rest = MODEL_NUMBER.sub(" ", text).lower()
         for piece in self._jieba.cut_for_search(rest):
             piece = piece.strip()
             if not piece or piece in STOP_WORDS:

@@ -10,8 +10,9 @@ Two signals per entry:
   the choice between entries the encoder places close together ("XK-8800" vs
   "XK-9900", 发票 vs 收据).
 
-``score = dense + lexical_weight * lexical``, plus ``product_boost`` when the entry is
-tagged with a product the customer owns. The bot answers only when the best score
+``score = dense + lexical_weight * lexical``; when the question names no model, plus
+``product_boost`` for an entry tagged with a product the customer owns and minus it
+for one tagged only with other products. The bot answers only when the best score
 clears ``threshold`` *and* leads the runner-up (another entry) by ``margin``; the two
 numbers are chosen on the labelled set (``kefu kb test``).
 
@@ -35,9 +36,14 @@ import numpy.typing as npt
 
 from knowledge.encoder import DIMENSIONS, SentenceEncoder, Vectors
 from knowledge.entry import Entry
-from knowledge.lexical import Words
+from knowledge.lexical import MODEL_NUMBER, Words
 
 log = logging.getLogger(__name__)
+
+
+def is_model(tag: str) -> bool:
+    """Whether a tag names a product model (XK-8800) rather than a topic."""
+    return bool(MODEL_NUMBER.fullmatch(tag.strip()))
 
 
 def product_key(name: str) -> str:
@@ -54,7 +60,7 @@ class Tuning:
     threshold: float = 0.64
     margin: float = 0.16
     lexical_weight: float = 0.4
-    product_boost: float = 0.05
+    product_boost: float = 0.15
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +121,7 @@ class KnowledgeIndex:
         self.idf = {t: math.log(1 + (n + 1) / (len(s) + 0.5)) for t, s in postings.items()}
         self.max_idf = math.log(1 + (n + 1) / 0.5) if n else 1.0
         self.products = {k: np.asarray(v, np.int64) for k, v in products.items()}
+        self.models = [frozenset(product_key(t) for t in e.tags if is_model(t)) for e in self.entries]
         self.valid_from = [e.valid_from for e in self.entries]
         self.valid_to = [e.valid_to for e in self.entries]
         self._valid: tuple[str, npt.NDArray[np.bool_]] | None = None
@@ -161,10 +168,13 @@ class KnowledgeIndex:
         dense = self.dense(vector)
         lexical = self.lexical(text)
         score = dense + np.float32(tuning.lexical_weight) * lexical
-        for product in products:
-            owned = self.products.get(product_key(product))
-            if owned is not None:
-                score[owned] += np.float32(tuning.product_boost)
+        if products and not MODEL_NUMBER.search(text):
+            # A question naming no model is about what the customer owns: entries about
+            # their products go up, entries only about other products go down.
+            owned = frozenset(product_key(p) for p in products)
+            for i, models in enumerate(self.models):
+                if models:
+                    score[i] += np.float32(tuning.product_boost if models & owned else -tuning.product_boost)
         score[~self._valid_mask(day or dt.date.today())] = -np.inf
         k = min(limit, len(score))
         top = np.argpartition(-score, k - 1)[:k]
@@ -174,8 +184,21 @@ class KnowledgeIndex:
         )
         if not matches:
             return Found((), False)
-        lead = matches[0].score - (matches[1].score if len(matches) > 1 else 0.0)
+        runner_up = self._runner_up(top, products)
+        lead = matches[0].score - (float(score[runner_up]) if runner_up is not None else 0.0)
         return Found(matches, matches[0].score >= tuning.threshold and lead >= tuning.margin)
+
+    def _runner_up(self, top: npt.NDArray[np.int64], products: frozenset[str]) -> int | None:
+        """The best other entry that competes with the first: an entry only about
+        products the customer does not own does not, when the first is about theirs
+        ("how long is my warranty" from an XK-8800 owner)."""
+        owned = frozenset(product_key(p) for p in products)
+        mine = bool(self.models[top[0]] & owned)
+        for i in top[1:]:
+            if mine and self.models[i] and not self.models[i] & owned:
+                continue
+            return int(i)
+        return None
 
 
 class Source(Protocol):
