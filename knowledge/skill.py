@@ -88,7 +88,7 @@ class KnowledgeFirst(Skill):
         state.memory[MEMORY_AT] = f"{turn.message.timestamp:.0f}"
         log.info("knowledge answer %s v%d (score %.3f) on %s", entry.id, entry.version, found.matches[0].score, turn.message.key)
         text = entry.answer(turn.language).text(facts.detail)
-        return (Reply(text=self.templates.render("knowledge_answer", turn.language, answer=text, source=entry.label)),)
+        return (Reply(text=self.templates.render("knowledge_answer", turn.language, answer=text, source=entry.label(turn.language))),)
 
 
 class RejectedAnswer(Skill):
