@@ -177,7 +177,7 @@ def build_app(
             if rt.voice is not None and rt.voice.transcriber is not None:
                 await rt.voice.transcriber.close()
             if knowledge is not None:
-                knowledge.close()
+                await knowledge.close()
         finally:
             await http.close()
             await redis.aclose()

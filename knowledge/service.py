@@ -47,7 +47,8 @@ class Knowledge:
     def rejection(self, templates: Templates) -> Skill:
         return RejectedAnswer(self.missed, templates)
 
-    def close(self) -> None:
+    async def close(self) -> None:
+        await self.retriever.close()
         self.encoder.close()
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 
+import numpy as np
 import pytest
 
 from knowledge.encoder import UniversalSentenceEncoder
@@ -11,7 +13,7 @@ from knowledge.entry import Entry, entry_from_json
 from knowledge.evaluation import build_index
 from knowledge.importer import parse_file
 from knowledge.lexical import Words
-from knowledge.retrieval import KnowledgeIndex, Retriever, Tuning
+from knowledge.retrieval import SHORTLIST, IndexedEntry, KnowledgeIndex, Retriever, Tuning
 from knowledge.store import KnowledgeStore
 from tests.knowledge.conftest import FIXTURES
 
@@ -90,5 +92,29 @@ async def test_the_retriever_sees_an_edit_made_through_the_store(kb_store: Knowl
     found = await retriever.search("冰柜怎么除霜？")
     assert found.answer is not None and found.answer.id == "defrost-en"
     await kb_store.delete("defrost-en", actor="test")
-    found = await retriever.search("冰柜怎么除霜？")
+    # The previous index answers while the new one is built; then the edit shows.
+    for _ in range(200):
+        found = await retriever.search("冰柜怎么除霜？")
+        if found.answer is None or found.answer.id != "defrost-en":
+            break
+        await asyncio.sleep(0.05)
     assert found.answer is None or found.answer.id != "defrost-en"
+    await retriever.close()
+
+
+def test_a_large_base_scores_a_shortlist_and_finds_the_same_best_entry(words: Words) -> None:
+    rng = np.random.default_rng(7)
+    items = []
+    for i in range(3 * SHORTLIST):
+        vectors = rng.standard_normal((4, 512)).astype(np.float32)
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        entry = entry_from_json({"id": f"e{i}", "questions": ["q1", "q2", "q3"], "answers": {"en": "a"}})  # four forms
+        items.append(IndexedEntry(entry, vectors))
+    index = KnowledgeIndex(items, words)
+    for target in (0, 100, 700):
+        query = items[target].vectors[2] + 0.5 * rng.standard_normal(512).astype(np.float32) / np.sqrt(512)
+        query /= np.linalg.norm(query)
+        exact = np.maximum.reduceat(index.vectors @ query, index.starts)
+        shortlisted = index.dense(query)
+        assert int(np.argmax(shortlisted)) == int(np.argmax(exact)) == target
+        assert shortlisted[target] == pytest.approx(exact[target], abs=1e-5)
