@@ -15,9 +15,10 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+import aiohttp
+
 from bot.nlu.errors import NluError
 from bot.nlu.settings import NluSettings
-from bot.runtime import Runtime
 from bot.store import MessageStore
 from bot.voice import VoiceStep
 
@@ -54,13 +55,12 @@ def understanding_settings(settings: Any) -> NluSettings | None:
     return nlu
 
 
-async def start_rasa(rt: Runtime, stop: asyncio.Event) -> None:
+async def start_rasa(nlu: NluSettings, http: aiohttp.ClientSession, stop: asyncio.Event) -> None:
     """Start Rasa on the configured loopback URLs when none answers; stop it at the end."""
     from bot.nlu.service import autostart
 
-    assert rt.nlu_settings is not None
     try:
-        servers = await autostart(rt.nlu_settings, rt.http)
+        servers = await autostart(nlu, http)
     except NluError as exc:
         log.error("could not start Rasa (%s); messages get a holding reply until NLU answers", exc)
         return
