@@ -58,7 +58,7 @@ from bot.outbox import GiveUpHook, Outbox, OutboxSender
 from bot.queue import InboundQueue
 from bot.routing import Skill, SkillRouter
 from bot.runtime import RUNTIME, Runtime
-from bot.skillset import SkillContext, default_skills
+from bot.skillset import TEMPLATE_DIRS, SkillContext, default_skills
 from bot.store import MessageStore
 from bot.stores import close_stores, open_stores
 from bot.tasks import BackgroundTasks, Job
@@ -155,7 +155,7 @@ async def _start(
     store = MessageStore(db)
     await store.ensure_indexes()
     tokens = TokenCache(redis)
-    templates = await asyncio.to_thread(Templates, _templates_dir(settings))
+    templates = await asyncio.to_thread(Templates, TEMPLATE_DIRS, _templates_dir(settings))
     queue = InboundQueue(redis, pipeline.inbound_stream, dedup_ttl_s=pipeline.dedup_ttl_s, claim_idle_ms=pipeline.claim_idle_ms)
     outbox = Outbox(redis, pipeline.outbox_stream)
     states = StateStore(redis, db)

@@ -10,6 +10,7 @@ still greets, acknowledges media and echoes text.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from redis.asyncio import Redis
 
@@ -18,12 +19,18 @@ from bot.routing import Skill
 from bot.templates import Templates
 from preferences.services import PreferenceServices
 from preferences.skills import build_skills as preference_skills
+import skills
+from skills import renewal, repair_dispatch, review_remediation
 from skills.greeting import EchoSkill, ReceivedMediaSkill, WelcomeSkill
 from skills.handoff import ComplaintSkill, HumanRequestSkill
 from skills.renewal.skill import RenewalSkill
 from skills.repair_dispatch.intake import RepairReportForm, RepairStatusSkill
 from skills.services import SkillServices
 from skills.smalltalk import FallbackSkill, OutOfScopeSkill, SmallTalkSkill
+
+
+#: The skills' reply templates, each package's beside its code.
+TEMPLATE_DIRS: tuple[Path, ...] = (skills.TEMPLATES, repair_dispatch.TEMPLATES, renewal.TEMPLATES, review_remediation.TEMPLATES)
 
 
 @dataclass(frozen=True, slots=True)

@@ -54,6 +54,7 @@ async def import_rows(settings: Any, rows: list[dict[str, str]], *, progress: bo
 
     from bot.stores import close_stores, open_stores
     from bot.templates import Templates
+    from skills import review_remediation
     from skills.review_remediation.service import review_from_row
     from skills.notifier import Notifier
     from skills.services import build_services
@@ -63,7 +64,7 @@ async def import_rows(settings: Any, rows: list[dict[str, str]], *, progress: bo
     try:
         async with aiohttp.ClientSession() as http:
             db = mongo.get_default_database("kefu")
-            templates = await asyncio.to_thread(Templates, None)
+            templates = await asyncio.to_thread(Templates, [review_remediation.TEMPLATES])
             svc = build_services(settings, db, redis, http, settings.http.public_url, templates=templates, notifier=Notifier(None))
             await svc.reviews.ensure_indexes()
             bar = tqdm(total=len(rows), unit="review", disable=not progress, file=sys.stderr)
