@@ -36,7 +36,7 @@ def _mode(section: Mapping[str, Any]) -> str:
 
 def understanding_settings(settings: Any) -> NluSettings | None:
     """The NLU settings if NLU is to be used, else ``None`` (blocking: looks at disk)."""
-    from bot.nlu.service import latest_model
+    from bot.nlu.training import latest_model
 
     section = dict(settings.section("nlu"))
     mode = _mode(section)
@@ -57,7 +57,7 @@ def understanding_settings(settings: Any) -> NluSettings | None:
 
 async def start_rasa(nlu: NluSettings, http: aiohttp.ClientSession, stop: asyncio.Event) -> None:
     """Start Rasa on the configured loopback URLs when none answers; stop it at the end."""
-    from bot.nlu.service import autostart
+    from bot.nlu.server import autostart
 
     try:
         servers = await autostart(nlu, http)
