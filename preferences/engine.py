@@ -301,11 +301,12 @@ class NotificationEngine:
         if addr is None:
             return None
         account = self._account(channel, addr.account)
+        cls = self.prefs.book.classes[channel]
         return OutboundMessage(
             channel=channel,
             account=account,
             recipient=addr.recipient,
-            conversation=f"{channel}:{account}:{addr.recipient}",
+            conversation=cls.conversation_for(account, addr.fields(cls.recipient_field)),
             idempotency_key=key,
             text=text,
             topic=topic,

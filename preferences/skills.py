@@ -67,7 +67,9 @@ class PreferenceSkill(Skill):
     async def customer(self, turn: Turn) -> str:
         """The customer writing, created on first contact with this channel's address."""
         msg = turn.message
-        return await self.prefs.customer_for(msg.channel, msg.account, msg.sender, language=turn.language, actor=None, via="chat")
+        return await self.prefs.customer_for(
+            msg.channel, msg.account, msg.sender, conversation=msg.conversation, language=turn.language, actor=None, via="chat"
+        )
 
     async def summary(self, customer_id: str, language: str) -> str:
         return self.renderer.render("chat_summary", language, s=summarise(await self.prefs.effective_layer(customer_id)))

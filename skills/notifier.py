@@ -22,12 +22,14 @@ class Notifier:
     def __init__(self, engine: NotificationEngine | None) -> None:
         self.engine = engine
 
-    async def customer(self, channel: str, account: str, sender: str, language: str = "zh") -> str:
+    async def customer(self, channel: str, account: str, sender: str, language: str = "zh", *, conversation: str = "") -> str:
         """The preference store's id of a chat customer, created on first contact so that
         proactive messages can reach them."""
         if self.engine is None:
             return channel_identity(channel, account, sender)
-        return await self.engine.prefs.customer_for(channel, account, sender, language=language, actor="system", via="system")
+        return await self.engine.prefs.customer_for(
+            channel, account, sender, conversation=conversation, language=language, actor="system", via="system"
+        )
 
     async def contact(self, email: str, language: str = "zh") -> str:
         """A preference customer for a company contact reached by email (a CTO, a buyer)."""
