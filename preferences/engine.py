@@ -48,7 +48,7 @@ from bot.outbox import Outbox
 from bot.store import MessageStore
 from preferences.clock import Clock, SystemClock, utc
 from preferences.errors import InvalidPreference
-from preferences.model import Importance, Preferences, Topic
+from preferences.model import Importance, Notification, Preferences, Topic
 from preferences.policy import Action, decide
 from preferences.render import Renderer
 from preferences.schedule import DueSchedule
@@ -150,17 +150,7 @@ class NotificationEngine:
         key: str | None = None,
         template: str | None = None,
     ) -> Decision:
-        """Send (or hold, digest or suppress) one proactive message as the customer wishes.
-
-        Args:
-            customer_id: the preference store's customer id.
-            topic: repair, renewal, review, account or marketing.
-            importance: low, normal, high or critical (see :mod:`preferences.policy`).
-            data: the template's variables; for repair, ``ticket_open: false`` marks an
-                update about a closed ticket (open is assumed otherwise).
-            key: the caller's id of this event (e.g. ``"T-1001:status:3"``); by default the
-                data itself identifies it.
-            template: render this template instead of the topic's (e.g. ``export_ready``).
+        """:meth:`submit` for callers holding plain values (the API, the data-rights links).
 
         Raises:
             InvalidPreference: unknown topic or importance.
@@ -168,6 +158,15 @@ class NotificationEngine:
         """
         topic_e = _parse(Topic, topic, "topic")
         importance_e = _parse(Importance, importance, "importance")
+        return await self.submit(Notification(customer_id, topic_e, importance_e, data, key, template))
+
+    async def submit(self, n: Notification) -> Decision:
+        """Send (or hold, digest or suppress) one proactive message as the customer wishes.
+
+        Raises:
+            UnknownCustomer: no such customer.
+        """
+        customer_id, topic_e, importance_e, data, key, template = n.customer, n.topic, n.importance, n.data, n.key, n.template
         nid = notification_id(customer_id, topic_e.value, key, importance_e.value, data)
         existing = await self.notifications.find_one({"_id": nid})
         if existing is not None:

@@ -148,6 +148,23 @@ class Address:
 
 
 @dataclass(frozen=True, slots=True)
+class Notification:
+    """One proactive message a skill asks for; the engine decides how and when it goes out.
+
+    ``data`` are the template's variables (for repair, ``ticket_open: false`` marks an
+    update about a closed ticket); ``key`` is the caller's id of the event (by default the
+    data itself identifies it); ``template`` renders another template than the topic's.
+    """
+
+    customer: str
+    topic: Topic
+    importance: Importance
+    data: Mapping[str, Any]
+    key: str | None = None
+    template: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class QuietHours:
     """A daily window (local time) in which non-critical messages wait; may span midnight."""
 
