@@ -176,7 +176,7 @@ class InboundWorker:
                 sender=msg.sender,
             )
             if msg.extra:
-                state.memory["reply_hints"] = json.dumps(msg.extra)
+                state.reply_hints = msg.extra
             replies = await self._turn(msg, channel, state)
             await self.states.save(state)
             outbound = [self._outbound(msg, i, r) for i, r in enumerate(replies)]
@@ -205,7 +205,7 @@ class InboundWorker:
                 return [Reply(text=self.templates.render("voice_problem", state.language, problem=heard.problem))]
             text = heard.text
             if text and not heard.confident and state.bot_active:
-                state.memory["heard"] = text
+                state.heard = text
                 state.language = detect(text, state.language)
                 return [Reply(text=self.templates.render("voice_confirm", state.language, text=text))]
         if text:
@@ -213,7 +213,7 @@ class InboundWorker:
         if not state.bot_active:
             return []  # an agent has it (or it waits for one): stored, the bot is silent
         nlu = await self._understand(msg, text, state)
-        heard_before = state.memory.pop("heard", "")
+        heard_before, state.heard = state.heard, ""
         if heard_before and nlu is not None:
             if nlu.intent == "affirm":
                 text = heard_before  # the customer confirmed what the bot heard
