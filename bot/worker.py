@@ -31,6 +31,7 @@ from bot.nlu.client import NluClient, NluUnavailable, ParseResult
 from bot.outbox import Outbox
 from bot.queue import Entry, InboundQueue
 from bot.store import MessageStore, channel_identity
+from bot.tasks import cancel_and_wait
 from bot.templates import Templates
 from bot.voice import Deferred, VoiceStep
 from channels.base import Channel, ChannelLookup
@@ -104,10 +105,7 @@ class InboundWorker:
                     task.add_done_callback(in_flight.discard)
         finally:
             # Unfinished messages are not acknowledged: another worker takes them over.
-            for task in in_flight:
-                task.cancel()
-            if in_flight:
-                await asyncio.gather(*in_flight, return_exceptions=True)
+            await cancel_and_wait(in_flight)
 
     async def _in_order(self, items: list[Entry]) -> None:
         for item in items:

@@ -345,7 +345,7 @@ def merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> JsonDict:
 def _overlay(base: Mapping[str, Any], over: Mapping[str, Any]) -> Mapping[str, Any]:
     """:func:`merge` without copies, for a read-only result: objects on the merged path
     are new, everything else is shared with the inputs. ``resolve`` runs once per
-    customer in a digest build, where deep copies of every layer were most of its cost."""
+    customer in a digest build, where deep copies of every layer would be most of its cost."""
     out = dict(base)
     for key, value in over.items():
         below = out.get(key)

@@ -268,7 +268,7 @@ class Renewals:
         for start in range(0, len(pending), self.settings.batch):
             chunk = pending[start : start + self.settings.batch]
             contracts = await find_by_ids(self.contracts, {r["contract"] for r in chunk})
-            # A record whose contract is gone stays pending, as before: nothing to send.
+            # A record whose contract is gone stays pending: there is nothing to send.
             items = [(contracts[r["contract"]], int(r["offset"])) for r in chunk if r["contract"] in contracts]
             await self._record(await self._deliver(items, rules, report), [])
 
