@@ -33,6 +33,7 @@ from urllib.parse import urlencode
 
 from redis.asyncio import Redis
 
+from bot.mongo import Document
 from preferences.model import Importance, Notification, Topic
 from skills.connectors.base import ConnectorError
 from skills.connectors.erp import ErpConnector
@@ -46,7 +47,6 @@ from skills.repair_dispatch.matching import Match, MatchSettings, rank
 
 log = logging.getLogger(__name__)
 
-Document = dict[str, Any]
 STEPS = ("stock", "incident", "todo")  # the outside steps, in the order they are retried
 STATUSES = ("new", "assigned", "on_the_way", "done")
 _LEASE_PREFIX = "kefu:repair:lease:"
