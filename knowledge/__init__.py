@@ -7,3 +7,8 @@ reads Markdown and CSV, ``encoder`` holds the multilingual sentence encoder,
 ``evaluation`` measures answers against a labelled set. ``build_knowledge`` wires the
 parts for the composition root.
 """
+
+from pathlib import Path
+
+#: This package's reply templates (``<lang>/<name>.j2``), loaded by the composition root.
+TEMPLATES = Path(__file__).parent / "templates"

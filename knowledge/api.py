@@ -10,53 +10,21 @@
     POST   /api/kb/search             {q, products?}  knowledge:read  what the bot would answer
     GET    /api/kb/missed?reason=&limit=           knowledge:read   turns kept for the trainer
 
-Errors are ``{"error": {"code", "message"}}``: 400 invalid entry or body, 404 unknown
-entry, 409 version conflict.
+Keys, scopes and the error shape come from the ``/api`` sub-app's middleware
+(:mod:`bot.api`): 400 invalid entry or body, 404 unknown entry, 409 version conflict.
 """
 
 from __future__ import annotations
 
-import json
-import logging
-from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from typing import Any
 
 from aiohttp import web
 
-from bot.apikeys import check, json_error
+from bot.api import json_body, requires
 from knowledge.entry import entry_from_json
-from knowledge.errors import InvalidEntry, KnowledgeError, UnknownEntry, VersionConflict
+from knowledge.errors import InvalidEntry
 from knowledge.service import KNOWLEDGE
-
-log = logging.getLogger(__name__)
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-STATUS = {InvalidEntry: 400, UnknownEntry: 404, VersionConflict: 409}
-
-
-def _guarded(scope: str, handler: Handler) -> Handler:
-    async def run(request: web.Request) -> web.StreamResponse:
-        refused = check(request, scope)
-        if refused is not None:
-            return refused
-        try:
-            return await handler(request)
-        except KnowledgeError as exc:
-            status = next((s for cls, s in STATUS.items() if isinstance(exc, cls)), 400)
-            log.info("kb api: %s %s -> %d %s", request.method, request.path, status, exc.code)
-            return json_error(status, exc.code, exc.message)
-
-    return run
-
-
-async def _body(request: web.Request) -> dict[str, Any]:
-    try:
-        data = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise InvalidEntry("body: not valid JSON") from None
-    if not isinstance(data, dict):
-        raise InvalidEntry("body: expected a JSON object")
-    return data
 
 
 def _int(value: str | None, name: str, default: int, *, low: int = 0, high: int = 1_000_000) -> int:
@@ -80,6 +48,7 @@ def _version(data: dict[str, Any]) -> int | None:
     return value
 
 
+@requires("knowledge:read")
 async def list_entries(request: web.Request) -> web.StreamResponse:
     kb = request.config_dict[KNOWLEDGE]
     q = request.query
@@ -89,26 +58,30 @@ async def list_entries(request: web.Request) -> web.StreamResponse:
     return web.json_response({"total": total, "entries": [e.to_json() for e in found]})
 
 
+@requires("knowledge:write")
 async def create_entry(request: web.Request) -> web.StreamResponse:
     kb = request.config_dict[KNOWLEDGE]
-    entry = entry_from_json(await _body(request))
+    entry = entry_from_json(await json_body(request))
     saved, _ = await kb.store.save(entry, actor="api", expected_version=0)
     return web.json_response(saved.to_json(), status=201)
 
 
+@requires("knowledge:read")
 async def get_entry(request: web.Request) -> web.StreamResponse:
     kb = request.config_dict[KNOWLEDGE]
     return web.json_response((await kb.store.get(request.match_info["id"])).to_json())
 
 
+@requires("knowledge:write")
 async def put_entry(request: web.Request) -> web.StreamResponse:
     kb = request.config_dict[KNOWLEDGE]
-    data = await _body(request)
+    data = await json_body(request)
     entry = entry_from_json(data, entry_id=request.match_info["id"])
     saved, changed = await kb.store.save(entry, actor="api", expected_version=_version(data))
     return web.json_response({**saved.to_json(), "changed": changed})
 
 
+@requires("knowledge:write")
 async def delete_entry(request: web.Request) -> web.StreamResponse:
     kb = request.config_dict[KNOWLEDGE]
     version = request.query.get("version")
@@ -118,14 +91,16 @@ async def delete_entry(request: web.Request) -> web.StreamResponse:
     return web.json_response({"deleted": request.match_info["id"]})
 
 
+@requires("knowledge:read")
 async def entry_versions(request: web.Request) -> web.StreamResponse:
     kb = request.config_dict[KNOWLEDGE]
     return web.json_response({"versions": await kb.store.versions(request.match_info["id"])})
 
 
+@requires("knowledge:read")
 async def search(request: web.Request) -> web.StreamResponse:
     kb = request.config_dict[KNOWLEDGE]
-    data = await _body(request)
+    data = await json_body(request)
     text = data.get("q")
     if not isinstance(text, str) or not text.strip() or len(text) > 1000:
         raise InvalidEntry("q: a question of 1-1000 characters")
@@ -143,6 +118,7 @@ async def search(request: web.Request) -> web.StreamResponse:
     })
 
 
+@requires("knowledge:read")
 async def missed(request: web.Request) -> web.StreamResponse:
     kb = request.config_dict[KNOWLEDGE]
     q = request.query
@@ -150,15 +126,15 @@ async def missed(request: web.Request) -> web.StreamResponse:
     return web.json_response({"turns": [asdict(t) for t in turns]})
 
 
-def routes(prefix: str = "/api") -> list[web.RouteDef]:
-    base = f"{prefix}/kb"
+def routes() -> list[web.RouteDef]:
+    """Paths relative to ``/api``."""
     return [
-        web.get(f"{base}/entries", _guarded("knowledge:read", list_entries)),
-        web.post(f"{base}/entries", _guarded("knowledge:write", create_entry)),
-        web.get(f"{base}/entries/{{id}}", _guarded("knowledge:read", get_entry)),
-        web.put(f"{base}/entries/{{id}}", _guarded("knowledge:write", put_entry)),
-        web.delete(f"{base}/entries/{{id}}", _guarded("knowledge:write", delete_entry)),
-        web.get(f"{base}/entries/{{id}}/versions", _guarded("knowledge:read", entry_versions)),
-        web.post(f"{base}/search", _guarded("knowledge:read", search)),
-        web.get(f"{base}/missed", _guarded("knowledge:read", missed)),
+        web.get("/kb/entries", list_entries),
+        web.post("/kb/entries", create_entry),
+        web.get("/kb/entries/{id}", get_entry),
+        web.put("/kb/entries/{id}", put_entry),
+        web.delete("/kb/entries/{id}", delete_entry),
+        web.get("/kb/entries/{id}/versions", entry_versions),
+        web.post("/kb/search", search),
+        web.get("/kb/missed", missed),
     ]

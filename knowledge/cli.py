@@ -64,7 +64,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 async def _import(settings: Any, entries: list[Any], *, progress: bool) -> Any:
-    from bot.app import open_stores
+    from bot.stores import close_stores, open_stores
     from knowledge.encoder import UniversalSentenceEncoder
     from knowledge.store import KnowledgeStore
 
@@ -77,10 +77,7 @@ async def _import(settings: Any, entries: list[Any], *, progress: bool) -> Any:
             return await store.save_many(entries, actor="kefu kb import", progress=bar.update)
     finally:
         encoder.close()
-        await redis.aclose()
-        await mongo.close()
-        for server in reversed(embedded):
-            await server.stop()
+        await close_stores(redis, mongo, embedded)
 
 
 def cmd_test(args: argparse.Namespace) -> int:

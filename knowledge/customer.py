@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from bot.messages import InboundMessage
-from bot.store import customer_id
-from preferences.model import Channel, Topic
+from bot.store import channel_identity
+from preferences.model import Topic
 from preferences.store import PreferenceStore
 from skills.repair_dispatch.catalog import Catalog
 
@@ -47,12 +47,11 @@ class CrmCustomerFacts:
         self.prefs = prefs
 
     async def facts(self, message: InboundMessage) -> Facts:
-        identity = customer_id(message.channel, message.account, message.sender)
+        identity = channel_identity(message.channel, message.account, message.sender)
         customer = await self.catalog.customer_of(identity)
         products = await self.catalog.models_of(str(customer["_id"])) if customer else frozenset()
         detail = "standard"
-        if message.channel in {c.value for c in Channel}:
-            found = await self.prefs.find_by_address(message.channel, message.account, message.sender)
-            if found is not None:
-                detail = (await self.prefs.effective(found)).topics[Topic.REPAIR].detail.value
+        found = await self.prefs.find_by_address(message.channel, message.account, message.sender)
+        if found is not None:
+            detail = (await self.prefs.effective(found)).topics[Topic.REPAIR].detail.value
         return Facts(products=products, detail=detail)

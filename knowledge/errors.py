@@ -9,6 +9,7 @@ class KnowledgeError(KefuError):
     """Something about the knowledge base went wrong."""
 
     code = "knowledge"
+    status = 400  # the JSON API's answer (bot.api maps it)
 
 
 class InvalidEntry(KnowledgeError):
@@ -21,9 +22,11 @@ class UnknownEntry(KnowledgeError):
     """No entry has this id."""
 
     code = "unknown_entry"
+    status = 404
 
 
 class VersionConflict(KnowledgeError):
     """The entry changed since the caller read it."""
 
     code = "version_conflict"
+    status = 409

@@ -17,7 +17,7 @@ from aiohttp import web
 from pymongo.asynchronous.database import AsyncDatabase
 from redis.asyncio import Redis
 
-from bot.dispatch import Skill
+from bot.routing import Skill
 from bot.templates import Templates
 from knowledge.customer import CustomerFacts
 from knowledge.encoder import UniversalSentenceEncoder

@@ -17,7 +17,7 @@ import logging
 import re
 from collections.abc import Sequence
 
-from bot.dispatch import Reply, Skill, Turn
+from bot.routing import Reply, Skill, Turn
 from bot.templates import Templates
 from knowledge.customer import CustomerFacts
 from knowledge.missed import MissedTurn, MissedTurns
@@ -29,9 +29,6 @@ log = logging.getLogger(__name__)
 UNOWNED = frozenset({"out_of_scope", "nlu_fallback", ""})
 #: How long after an answer "not this" still refers to it.
 REJECT_WINDOW_S = 15 * 60
-MEMORY_ENTRY = "kb_entry"
-MEMORY_QUESTION = "kb_question"
-MEMORY_AT = "kb_at"
 
 _REJECTION = re.compile(
     r"不是这个|不是我要的|不是我问的|答非所问|没用|没有用|没帮助|没帮上|不对|说的不对|不是这样"
@@ -72,8 +69,7 @@ class KnowledgeFirst(Skill):
         found = await self.retriever.search(turn.text, products=facts.products)
         entry = found.answer
         if entry is None:
-            for key in (MEMORY_ENTRY, MEMORY_QUESTION, MEMORY_AT):
-                state.memory.pop(key, None)
+            state.answered_entry, state.answered_question, state.answered_at = "", "", 0.0
             best = found.best
             await self.missed.add(MissedTurn(
                 reason=self.reason, text=turn.text, language=turn.language, conversation=state.conversation,
@@ -83,9 +79,7 @@ class KnowledgeFirst(Skill):
             return await self.otherwise.handle(turn)
         state.fallback_count = 0
         state.small_talk_count = 0
-        state.memory[MEMORY_ENTRY] = entry.id
-        state.memory[MEMORY_QUESTION] = turn.text
-        state.memory[MEMORY_AT] = f"{turn.message.timestamp:.0f}"
+        state.answered_entry, state.answered_question, state.answered_at = entry.id, turn.text, turn.message.timestamp
         log.info("knowledge answer %s v%d (score %.3f) on %s", entry.id, entry.version, found.matches[0].score, turn.message.key)
         text = entry.answer(turn.language).text(facts.detail)
         return (Reply(text=self.templates.render("knowledge_answer", turn.language, answer=text, source=entry.label(turn.language))),)
@@ -102,20 +96,15 @@ class RejectedAnswer(Skill):
 
     def accepts(self, turn: Turn) -> bool:
         state = turn.state
-        if state is None or MEMORY_ENTRY not in state.memory or not is_rejection(turn.text):
+        if state is None or not state.answered_entry or not is_rejection(turn.text):
             return False
-        try:
-            answered_at = float(state.memory.get(MEMORY_AT, "0"))
-        except ValueError:
-            return False
-        return 0 <= turn.message.timestamp - answered_at <= REJECT_WINDOW_S
+        return 0 <= turn.message.timestamp - state.answered_at <= REJECT_WINDOW_S
 
     async def handle(self, turn: Turn) -> Sequence[Reply]:
         state = turn.state
         assert state is not None
-        entry = state.memory.pop(MEMORY_ENTRY, "")
-        question = state.memory.pop(MEMORY_QUESTION, "")
-        state.memory.pop(MEMORY_AT, None)
+        entry, question = state.answered_entry, state.answered_question
+        state.answered_entry, state.answered_question, state.answered_at = "", "", 0.0
         await self.missed.add(MissedTurn(
             reason="knowledge_rejected", text=question, language=turn.language, conversation=state.conversation,
             intent=turn.intent, entry=entry, rejection=turn.text,
