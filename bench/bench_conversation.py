@@ -16,6 +16,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,9 @@ _msg_ids = itertools.count(7_000_000_000)  # unique MsgIds: a repeated one is dr
 PHRASES = ["你好", "my XK-8800 is not cooling", "我的维修到哪了", "thanks a lot", "转人工", "今天天气怎么样"]
 
 
-async def drive(port: int, fake: Any, count: int, concurrency: int, tag: str = "") -> list[float]:
+async def drive(
+    port: int, fake: Any, count: int, concurrency: int, tag: str = "", phrases: Sequence[str] = PHRASES
+) -> list[float]:
     import aiohttp
 
     latencies: list[float] = []
@@ -40,7 +43,7 @@ async def drive(port: int, fake: Any, count: int, concurrency: int, tag: str = "
 
         async def one(i: int) -> None:
             user = f"oNlu{tag}{concurrency}x{i}"  # a conversation each: no form or hand-off state carried over
-            query, body = signed_request(ACCOUNT, text_xml(user, PHRASES[i % len(PHRASES)], next(_msg_ids)))
+            query, body = signed_request(ACCOUNT, text_xml(user, phrases[i % len(phrases)], next(_msg_ids)))
             async with sem:
                 t0 = time.perf_counter()
                 async with session.post(f"http://127.0.0.1:{port}/wechat/bench", params=query, data=body) as resp:

@@ -8,7 +8,6 @@ preferences through their owners.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Protocol
 
 from bot.messages import InboundMessage
@@ -18,21 +17,22 @@ from preferences.store import PreferenceStore
 from skills.repair_dispatch.catalog import Catalog
 
 
-@dataclass(frozen=True, slots=True)
-class Facts:
-    products: frozenset[str] = frozenset()  # model numbers of the customer's devices
-    detail: str = "standard"  # brief, standard or full (the customer's preference)
-
-
 class CustomerFacts(Protocol):
-    async def facts(self, message: InboundMessage) -> Facts: ...
+    async def products(self, message: InboundMessage) -> frozenset[str]:
+        """Model numbers of the customer's devices."""
+
+    async def detail(self, message: InboundMessage) -> str:
+        """brief, standard or full: how much the customer wants to read."""
 
 
 class NoFacts:
     """For tests and deployments without a CRM or preferences: nothing is known."""
 
-    async def facts(self, message: InboundMessage) -> Facts:
-        return Facts()
+    async def products(self, message: InboundMessage) -> frozenset[str]:
+        return frozenset()
+
+    async def detail(self, message: InboundMessage) -> str:
+        return "standard"
 
 
 class CrmCustomerFacts:
@@ -46,12 +46,12 @@ class CrmCustomerFacts:
         self.catalog = catalog
         self.prefs = prefs
 
-    async def facts(self, message: InboundMessage) -> Facts:
-        identity = channel_identity(message.channel, message.account, message.sender)
-        customer = await self.catalog.customer_of(identity)
-        products = await self.catalog.models_of(str(customer["_id"])) if customer else frozenset()
-        detail = "standard"
+    async def products(self, message: InboundMessage) -> frozenset[str]:
+        customer = await self.catalog.customer_of(channel_identity(message.channel, message.account, message.sender))
+        return await self.catalog.models_of(str(customer["_id"])) if customer else frozenset()
+
+    async def detail(self, message: InboundMessage) -> str:
         found = await self.prefs.find_by_address(message.channel, message.account, message.sender)
-        if found is not None:
-            detail = (await self.prefs.effective(found)).topics[Topic.REPAIR].detail.value
-        return Facts(products=products, detail=detail)
+        if found is None:
+            return "standard"
+        return (await self.prefs.effective(found)).topics[Topic.REPAIR].detail.value

@@ -27,7 +27,7 @@ import datetime as dt
 import logging
 import math
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -217,6 +217,10 @@ class KnowledgeIndex:
         lead = matches[0].score - (float(score[runner_up]) if runner_up is not None else 0.0)
         return Found(matches, matches[0].score >= tuning.threshold and lead >= tuning.margin)
 
+    def products_matter(self, text: str, found: Found) -> bool:
+        """Whether the customer's products could change this search's outcome."""
+        return not MODEL_NUMBER.search(text) and any(m.entry.tags and any(map(is_model, m.entry.tags)) for m in found.matches)
+
     @staticmethod
     def focus(text: str, products: frozenset[str]) -> frozenset[str]:
         """The products a question is about: the models it names, else the customer's."""
@@ -288,12 +292,25 @@ class Retriever:
             self._rebuild.cancel()
             await asyncio.gather(self._rebuild, return_exceptions=True)
 
-    async def search(self, text: str, *, products: frozenset[str] = frozenset(), limit: int = 3) -> Found:
-        """The best entries for ``text``; encoding and scoring run in the encoder's thread."""
+    async def search(
+        self, text: str, *, products: frozenset[str] | Callable[[], Awaitable[frozenset[str]]] = frozenset(), limit: int = 3,
+    ) -> Found:
+        """The best entries for ``text``; encoding and scoring run in the encoder's thread.
+
+        ``products`` may be a coroutine function: it is called only when the products
+        could change the outcome (the question names no model and a candidate is tagged
+        with one), which spares most questions the customer lookup."""
         index = await self.current()
+        known = products if isinstance(products, frozenset) else frozenset()
 
-        def run() -> Found:
+        def first() -> tuple[Vectors, Found]:
             vector = self.encoder.encode_blocking([text])[0]
-            return index.search(text, vector, self.tuning, products=products, limit=limit)
+            return vector, index.search(text, vector, self.tuning, products=known, limit=limit)
 
-        return await self.encoder.run(run)
+        vector, found = await self.encoder.run(first)
+        if isinstance(products, frozenset) or not index.products_matter(text, found):
+            return found
+        owned = await products()
+        if not owned:
+            return found
+        return await self.encoder.run(lambda: index.search(text, vector, self.tuning, products=owned, limit=limit))

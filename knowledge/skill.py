@@ -65,8 +65,7 @@ class KnowledgeFirst(Skill):
         state = turn.state
         if not turn.text.strip() or turn.intent not in UNOWNED or state is None:
             return await self.otherwise.handle(turn)
-        facts = await self.customers.facts(turn.message)
-        found = await self.retriever.search(turn.text, products=facts.products)
+        found = await self.retriever.search(turn.text, products=lambda: self.customers.products(turn.message))
         entry = found.answer
         if entry is None:
             state.answered_entry, state.answered_question, state.answered_at = "", "", 0.0
@@ -81,7 +80,9 @@ class KnowledgeFirst(Skill):
         state.small_talk_count = 0
         state.answered_entry, state.answered_question, state.answered_at = entry.id, turn.text, turn.message.timestamp
         log.info("knowledge answer %s v%d (score %.3f) on %s", entry.id, entry.version, found.matches[0].score, turn.message.key)
-        text = entry.answer(turn.language).text(facts.detail)
+        answer = entry.answer(turn.language)
+        # The customer's detail preference is read only when it makes a difference.
+        text = answer.short if answer.short == answer.full else answer.text(await self.customers.detail(turn.message))
         return (Reply(text=self.templates.render("knowledge_answer", turn.language, answer=text, source=entry.label(turn.language))),)
 
 
