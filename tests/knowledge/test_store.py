@@ -9,6 +9,7 @@ import pytest
 from knowledge.entry import Answer, Entry
 from knowledge.errors import UnknownEntry, VersionConflict
 from knowledge.importer import parse_file
+from knowledge.service import load_demo
 from knowledge.store import KnowledgeStore
 from tests.knowledge.conftest import FIXTURES
 
@@ -64,3 +65,10 @@ async def test_importing_twice_changes_nothing_and_vectors_are_stored(kb_store: 
     assert (third.created, third.changed, third.unchanged) == (0, 1, 4)
     _, items = await kb_store.indexed(kb_store.encoder)
     assert {i.entry.id: i.vectors.shape for i in items}["warranty-xk8800"] == (len(entries[0].forms()), 512)
+
+
+async def test_the_demo_base_loads_once(kb_store: KnowledgeStore) -> None:
+    first = await load_demo(kb_store)
+    assert (first.created, first.failed) == (70, [])
+    again = await load_demo(kb_store)  # every simulator start: nothing rewritten
+    assert (again.created, again.changed, again.unchanged) == (0, 0, 70)
