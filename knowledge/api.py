@@ -9,6 +9,7 @@
     GET    /api/kb/entries/{id}/versions           knowledge:read   saved versions, newest first
     POST   /api/kb/search             {q, products?}  knowledge:read  what the bot would answer
     GET    /api/kb/missed?reason=&limit=           knowledge:read   turns kept for the trainer
+    GET    /api/kb/missed/groups?reason=&limit=    knowledge:read   the same, similar sentences together
 
 Keys, scopes and the error shape come from the ``/api`` sub-app's middleware
 (:mod:`bot.api`): 400 invalid entry or body, 404 unknown entry, 409 version conflict.
@@ -25,6 +26,7 @@ from bot.api import json_body, requires
 from knowledge.entry import entry_from_json
 from knowledge.errors import InvalidEntry
 from knowledge.service import KNOWLEDGE
+from knowledge.trainer import group_similar
 
 
 def _int(value: str | None, name: str, default: int, *, low: int = 0, high: int = 1_000_000) -> int:
@@ -126,6 +128,18 @@ async def missed(request: web.Request) -> web.StreamResponse:
     return web.json_response({"turns": [asdict(t) for t in turns]})
 
 
+@requires("knowledge:read")
+async def missed_groups(request: web.Request) -> web.StreamResponse:
+    kb = request.config_dict[KNOWLEDGE]
+    q = request.query
+    turns = await kb.missed.recent(reason=q.get("reason", ""), limit=_int(q.get("limit"), "limit", 500, low=1, high=5000))
+    vectors = await kb.encoder.encode([t.text for t in turns])
+    groups = await kb.encoder.run(lambda: group_similar(turns, vectors))
+    return web.json_response({"groups": [
+        {"example": g.example, "size": g.size, "texts": list(g.texts), "reasons": dict(g.reasons)} for g in groups
+    ]})
+
+
 def routes() -> list[web.RouteDef]:
     """Paths relative to ``/api``."""
     return [
@@ -137,4 +151,5 @@ def routes() -> list[web.RouteDef]:
         web.get("/kb/entries/{id}/versions", entry_versions),
         web.post("/kb/search", search),
         web.get("/kb/missed", missed),
+        web.get("/kb/missed/groups", missed_groups),
     ]
