@@ -10,6 +10,8 @@ from aiohttp.test_utils import TestServer
 from bot.app import build_app
 from bot.config import settings_from_mapping
 from channels.wechat.fake_api import FakeWeChatAPI
+from knowledge.missed import MissedTurn
+from knowledge.service import KNOWLEDGE
 from tests.harness import Harness, gateway_config
 
 READ = {"Authorization": "Bearer kb-reader"}
@@ -80,3 +82,15 @@ async def test_bad_bodies_get_a_clear_error_and_change_nothing(api: Harness, bod
     assert resp.status == 400
     assert (await resp.json())["error"]["message"].startswith(field)
     assert (await (await c.get("/api/kb/entries", headers=READ)).json())["total"] == 0
+
+
+async def test_missed_turns_come_grouped_for_the_trainer(api: Harness) -> None:
+    missed = api.client.app[KNOWLEDGE].missed
+    for i, text in enumerate(["发票怎么开", "今天天气怎么样", "怎么开发票？", "发票怎么开"]):
+        await missed.add(MissedTurn(reason="out_of_scope", text=text, language="zh", conversation=f"c{i}"))
+    resp = await api.client.get("/api/kb/missed/groups", headers=READ)
+    assert resp.status == 200
+    groups = (await resp.json())["groups"]
+    assert [(g["example"], g["size"]) for g in groups] == [("发票怎么开", 3), ("今天天气怎么样", 1)]
+    assert groups[0]["reasons"] == {"out_of_scope": 3}
+    assert (await api.client.get("/api/kb/missed/groups")).status == 401
