@@ -36,6 +36,9 @@ from bot.understanding import build_voice, start_rasa, understanding_settings
 from bot.embedded import EmbeddedServer, start_mongo, start_redis
 from bot.errors import ConfigError
 from bot.health import HealthMonitor
+from bot.logs import Outage
+from bot.metrics import Metrics
+from bot import probes
 from bot.outbox import Outbox, OutboxSender
 from bot.queue import InboundQueue
 from bot.runtime import RUNTIME, Runtime
@@ -107,7 +110,8 @@ def build_app(
         http = aiohttp.ClientSession()
         try:
             db = mongo.get_default_database("kefu")
-            store = MessageStore(db)
+            metrics = Metrics()
+            store = MessageStore(db, metrics=metrics)
             await store.ensure_indexes()
             tokens = TokenCache(redis)
             templates = await asyncio.to_thread(Templates, _templates_dir(settings))
@@ -141,11 +145,12 @@ def build_app(
                 tokens=tokens,
                 templates=templates,
                 dispatcher=Dispatcher(skills(skill_ctx), templates),
-                health=HealthMonitor(mongo),
+                health=HealthMonitor(mongo, interval_s=0.25, timeout_s=0.5),
                 embedded=embedded,
                 states=states,
                 gate=gate,
                 handoff=handoff,
+                metrics=metrics,
                 nlu_settings=nlu,
                 nlu=NluClient.from_settings(http, nlu) if nlu is not None else None,
                 voice=await build_voice(settings, store),
@@ -203,7 +208,7 @@ def build_app(
     app[API_KEYS] = ApiKeys.from_section(settings.section("api"))
     if role in ("all", "web"):
         add_webhook_routes(app, settings)
-        app.router.add_get("/healthz", healthz)
+        probes.setup(app)
         app.add_routes(conversation_routes())
     if settings.simulator:
         for name, target in SIMULATED_APIS.items():
@@ -237,6 +242,7 @@ def worker_tasks(rt: Runtime, stop: asyncio.Event) -> list[asyncio.Task[None]]:
             rt.queue, rt.outbox, rt.store, rt.dispatcher, rt.channel,
             states=rt.states, gate=rt.gate, templates=rt.templates, nlu=rt.nlu, voice=rt.voice,
             consumer=f"{base}:w{i}", batch=pipeline.batch, max_attempts=pipeline.max_inbound_attempts,
+            metrics=rt.metrics,
         )
         sender = OutboxSender(
             rt.outbox, rt.store, rt.channel,
@@ -244,6 +250,7 @@ def worker_tasks(rt: Runtime, stop: asyncio.Event) -> list[asyncio.Task[None]]:
             max_attempts=pipeline.outbox_max_attempts, backoff_s=pipeline.outbox_backoff_s,
             backoff_max_s=pipeline.outbox_backoff_max_s, batch=pipeline.batch,
             foreground=rt.voice.text_turn if rt.voice is not None else None,
+            metrics=rt.metrics,
         )
         tasks.append(asyncio.create_task(worker.run(stop), name=f"inbound-{i}"))
         tasks.append(asyncio.create_task(sender.run(stop), name=f"outbox-{i}"))
@@ -252,27 +259,20 @@ def worker_tasks(rt: Runtime, stop: asyncio.Event) -> list[asyncio.Task[None]]:
 
 
 async def _every(interval_s: float, job: Callable[[], Awaitable[Any]], stop: asyncio.Event) -> None:
+    name = getattr(job, "__qualname__", repr(job))
+    outage = Outage(log, f"scheduled job {name}")
     while not stop.is_set():
         try:
             await job()
+            outage.ok()
         except asyncio.CancelledError:
             raise
-        except Exception:
-            log.exception("scheduled job %s failed", getattr(job, "__qualname__", job))
+        except Exception as exc:
+            outage.failed(exc)
         try:
             await asyncio.wait_for(stop.wait(), interval_s)
         except asyncio.TimeoutError:
             pass
-
-
-async def healthz(request: web.Request) -> web.Response:
-    rt = request.app[RUNTIME]
-    ok = rt.health.mongo_ok
-    try:
-        await rt.redis.ping()
-    except Exception:
-        ok = False
-    return web.json_response({"ok": ok, "mongo": rt.health.mongo_ok}, status=200 if ok else 503)
 
 
 def _templates_dir(settings: Settings) -> Path | None:

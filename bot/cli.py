@@ -12,12 +12,13 @@ import importlib
 import json
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from bot.config import Settings, load_settings, redact
 from bot.errors import KefuError
+from bot.logs import configure as configure_logging
 
 log = logging.getLogger("kefu")
 
@@ -27,6 +28,15 @@ COMMAND_MODULES = ("bot.nlu.cli", "speech.cli", "skills.review_remediation.cli")
 
 def _settings(args: argparse.Namespace) -> Settings:
     return load_settings(args.config)
+
+
+def _log_section(args: argparse.Namespace) -> Mapping[str, Any]:
+    """The ``log`` section, or the defaults while the config cannot be read (the
+    command that reads it then reports why)."""
+    try:
+        return _settings(args).section("log")
+    except (KefuError, OSError):
+        return {}
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -214,11 +224,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
     try:
+        configure_logging(_log_section(args), verbose=args.verbose)
         return int(args.func(args))
     except KefuError as exc:
         print(f"kefu: {exc.message}", file=sys.stderr)

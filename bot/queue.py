@@ -20,9 +20,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from bot.conversation.ordering import PENDING_PREFIX
+from bot.logs import Outage, Throttle, ref
 from bot.messages import InboundMessage
 
 log = logging.getLogger(__name__)
@@ -56,6 +59,9 @@ class Entry:
     payload: bytes
 
 
+RawEntry = tuple[str, dict[bytes, bytes]]
+
+
 class StreamGroup:
     """A Redis stream read by one consumer group, with takeover of stale entries."""
 
@@ -65,6 +71,10 @@ class StreamGroup:
         self.group = group
         self.claim_idle_ms = claim_idle_ms
         self._claim_cursor = "0-0"
+        # Entries each consumer of this process read and has not finished: what XAUTOCLAIM
+        # hands back from here is a retry of our own, not a takeover from a dead consumer.
+        self._mine: dict[str, set[str]] = {}
+        self._outages: dict[str, Outage] = {}
 
     async def ensure_group(self) -> None:
         try:
@@ -74,31 +84,46 @@ class StreamGroup:
                 raise
 
     async def read(self, consumer: str, *, count: int, block_ms: int) -> list[Entry]:
-        """Entries for ``consumer``: stale ones of dead consumers first, then new ones."""
+        """Entries for ``consumer``: stale ones left pending first, then new ones."""
+        return [Entry(eid, fields[b"m"]) for eid, fields in await self.read_raw(consumer, count=count, block_ms=block_ms)]
+
+    async def read_raw(self, consumer: str, *, count: int, block_ms: int) -> list[RawEntry]:
         claim: Any = await self.redis.xautoclaim(
             self.stream, self.group, consumer, self.claim_idle_ms, start_id=self._claim_cursor, count=count
         )
-        cursor, claimed = claim[0], claim[1]
-        self._claim_cursor = _id(cursor)
-        entries = [Entry(_id(eid), fields[b"m"]) for eid, fields in claimed if fields]
-        if entries:
-            log.warning("%s: took over %d entries from a dead consumer", self.stream, len(entries))
-            return entries
-        reply: Any = await self.redis.xreadgroup(self.group, consumer, {self.stream: ">"}, count=count, block=block_ms)
-        for _stream, items in reply or ():
-            entries.extend(Entry(_id(eid), fields[b"m"]) for eid, fields in items if fields)
+        self._claim_cursor = _id(claim[0])
+        claimed = [(_id(eid), fields) for eid, fields in claim[1] if fields]
+        mine = self._mine.setdefault(consumer, set())
+        if claimed:
+            own = sum(1 for eid, _ in claimed if eid in mine)
+            if own:
+                log.info("%s: retrying %d entries this consumer left pending", self.stream, own)
+            if own < len(claimed):
+                log.warning(
+                    "%s: took over %d entries idle for over %d ms from another consumer (dead or stalled)",
+                    self.stream, len(claimed) - own, self.claim_idle_ms,
+                )
+            entries = claimed
+        else:
+            reply: Any = await self.redis.xreadgroup(self.group, consumer, {self.stream: ">"}, count=count, block=block_ms)
+            entries = [(_id(eid), fields) for _stream, items in reply or () for eid, fields in items if fields]
+        mine.update(eid for eid, _ in entries)
+        for outage in self._outages.values():
+            outage.ok()
         return entries
 
     async def recover(self, what: str) -> None:
         """Call from an ``except`` around a read loop's step: a stream or group deleted
-        under us (FLUSHDB, an operator) is recreated at once; anything else is logged
-        with its traceback and waited out for a second."""
+        under us (FLUSHDB, an operator) is recreated at once; anything else (Redis down)
+        is reported once per outage and waited out for a second."""
         exc = sys.exc_info()[1]
         if isinstance(exc, ResponseError) and ("NOGROUP" in str(exc) or "UNBLOCKED" in str(exc)):
             log.warning("%s stream or group vanished (%s); recreating", what, exc)
             await self.ensure_group()
             return
-        log.exception("%s loop failed; retrying in 1 s", what)
+        outage = self._outages.setdefault(what, Outage(log, f"{what} loop on {self.stream}"))
+        if exc is not None:
+            outage.failed(exc)
         await asyncio.sleep(1.0)
 
     async def done(self, entry_id: str) -> None:
@@ -107,10 +132,28 @@ class StreamGroup:
             pipe.xack(self.stream, self.group, entry_id)
             pipe.xdel(self.stream, entry_id)
             await pipe.execute()
+        for mine in self._mine.values():
+            mine.discard(entry_id)
 
 
 def _id(entry_id: bytes | str) -> str:
     return entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+
+
+# What one message adds to a group commit: dedup key, pending-list key, payload, key.
+_Item = tuple[bytes, bytes, bytes, bytes]
+_Waiter = tuple[list[_Item], "asyncio.Future[int]"]
+
+# Failures of the connection rather than of one item's data: retrying the items one by
+# one cannot help, so the whole batch fails at once and every webhook answers 503.
+_CONNECTION_ERRORS = (RedisConnectionError, RedisTimeoutError, ConnectionError, TimeoutError, OSError)
+
+_repairs = Throttle(log)
+
+
+def is_outage(exc: BaseException) -> bool:
+    """Whether ``exc`` says Redis is unreachable (as opposed to refusing one item)."""
+    return isinstance(exc, _CONNECTION_ERRORS)
 
 
 class InboundQueue(StreamGroup):
@@ -118,7 +161,7 @@ class InboundQueue(StreamGroup):
         super().__init__(redis, stream, "workers", claim_idle_ms=claim_idle_ms)
         self._dedup_ttl_s = dedup_ttl_s
         self._enqueue = redis.register_script(_ENQUEUE)
-        self._batch: list[tuple[Sequence[InboundMessage], asyncio.Future[int]]] = []
+        self._batch: list[_Waiter] = []
         self._flushing: set[asyncio.Task[None]] = set()
 
     async def enqueue(self, messages: Sequence[InboundMessage]) -> int:
@@ -129,17 +172,35 @@ class InboundQueue(StreamGroup):
         the event loop, which sends everything gathered by then. Under load this turns
         N round trips into one; alone it costs one loop iteration.
 
+        One caller's bad data never fails another's: each message is encoded here, in
+        its caller's own call (text no encoder accepts is repaired, see
+        :func:`bot.messages.safe_text`), and if Redis still refuses the combined call
+        for a reason other than the connection, each caller's part is retried alone.
+
         Raises ``redis.RedisError`` (or ``OSError``) when Redis is unreachable: the
         caller must then not acknowledge the platform, so that it retries.
         """
         if not messages:
             return 0
+        items = [self._encode(m) for m in messages]
         loop = asyncio.get_running_loop()
         future: asyncio.Future[int] = loop.create_future()
-        self._batch.append((messages, future))
+        self._batch.append((items, future))
         if len(self._batch) == 1:
             loop.call_soon(self._start_flush)
         return await future
+
+    @staticmethod
+    def _encode(message: InboundMessage) -> _Item:
+        try:
+            return _item(message)
+        except UnicodeEncodeError:
+            _repairs.log(
+                logging.WARNING, message.channel,
+                "%s message %s carried text no encoder accepts (lone surrogates); replaced with U+FFFD",
+                message.channel, ref(message.key),
+            )
+            return _item(message.made_safe())
 
     def _start_flush(self) -> None:
         batch, self._batch = self._batch, []
@@ -147,25 +208,48 @@ class InboundQueue(StreamGroup):
         self._flushing.add(task)
         task.add_done_callback(self._flushing.discard)
 
-    async def _flush(self, batch: list[tuple[Sequence[InboundMessage], asyncio.Future[int]]]) -> None:
-        keys = [self.stream]
-        args: list[str | int] = [self._dedup_ttl_s]
-        for messages, _ in batch:
-            for m in messages:
-                keys += (DEDUP_PREFIX + m.key, PENDING_PREFIX + m.conversation)
-                args += (m.to_json(), m.key)
+    async def _flush(self, batch: list[_Waiter]) -> None:
         try:
-            flags = await self._enqueue(keys=keys, args=args)
-        except BaseException as exc:
-            for _, future in batch:
-                if not future.done():
-                    future.set_exception(exc)
-            if not isinstance(exc, Exception):
-                raise
+            flags = await self._run([item for items, _ in batch for item in items])
+        except _CONNECTION_ERRORS as exc:
+            _fail(batch, exc)
             return
+        except Exception as exc:
+            if len(batch) == 1:
+                _fail(batch, exc)
+                return
+            log.warning("group commit of %d webhooks refused (%s); retrying each alone", len(batch), type(exc).__name__)
+            await asyncio.gather(*(self._flush([waiter]) for waiter in batch))
+            return
+        except BaseException as exc:
+            _fail(batch, exc)
+            raise
         offset = 0
-        for messages, future in batch:
-            new = sum(int(f) for f in flags[offset : offset + len(messages)])
-            offset += len(messages)
+        for items, future in batch:
+            new = sum(int(f) for f in flags[offset : offset + len(items)])
+            offset += len(items)
             if not future.done():
                 future.set_result(new)
+
+    async def _run(self, items: list[_Item]) -> list[int]:
+        keys: list[bytes | str] = [self.stream]
+        args: list[bytes | int] = [self._dedup_ttl_s]
+        for dedup, pending, payload, key in items:
+            keys += (dedup, pending)
+            args += (payload, key)
+        return list(await self._enqueue(keys=keys, args=args))
+
+
+def _item(m: InboundMessage) -> _Item:
+    return (
+        (DEDUP_PREFIX + m.key).encode(),
+        (PENDING_PREFIX + m.conversation).encode(),
+        m.to_json().encode(),
+        m.key.encode(),
+    )
+
+
+def _fail(batch: list[_Waiter], exc: BaseException) -> None:
+    for _, future in batch:
+        if not future.done():
+            future.set_exception(exc)

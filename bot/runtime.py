@@ -20,6 +20,7 @@ from bot.voice import VoiceStep
 from bot.dispatch import Dispatcher
 from bot.embedded import EmbeddedServer
 from bot.health import HealthMonitor
+from bot.metrics import Metrics
 from bot.outbox import Outbox
 from bot.queue import InboundQueue
 from bot.store import MessageStore
@@ -44,6 +45,7 @@ class Runtime:
     states: StateStore
     gate: ConversationGate
     handoff: Handoff
+    metrics: Metrics
     nlu_settings: NluSettings | None = None
     nlu: NluClient | None = None
     voice: VoiceStep | None = None

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from bot.logs import ref
 from bot.store import customer_id as channel_identity
 
 if TYPE_CHECKING:
@@ -82,6 +83,6 @@ class Notifier:
         self, customer: str, topic: str, importance: str, data: Mapping[str, Any], *, key: str, template: str | None = None
     ) -> Decision | None:
         if self.engine is None:
-            log.warning("notification %s for %s not sent: no notification engine in this process", key, customer)
+            log.warning("notification %s for %s not sent: no notification engine in this process", ref(key), ref(customer))
             return None
         return await self.engine.notify(customer, topic, importance, data, key=key, template=template)
