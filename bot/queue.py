@@ -21,7 +21,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
+from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from bot.conversation.ordering import PENDING_PREFIX
@@ -33,16 +33,24 @@ log = logging.getLogger(__name__)
 _ENQUEUE = """
 -- KEYS[1] stream; then per message: KEYS[2i] dedup key, KEYS[2i+1] conversation's pending list
 -- ARGV[1] dedup ttl; then per message: ARGV[2i] payload, ARGV[2i+1] message key
--- returns one flag per message: 1 queued, 0 a retry of one already seen
+-- returns one flag per message: 1 queued, 0 a retry of one already seen, -1 refused.
+-- A message's first write is the one that can fail on its own (its pending list may
+-- hold another type); it is made with pcall before anything else of that message, so a
+-- refused message leaves nothing behind and the others of the batch go ahead.
 local added = {}
 for i = 2, #KEYS, 2 do
-  if redis.call('SET', KEYS[i], '1', 'NX', 'EX', ARGV[1]) then
-    redis.call('XADD', KEYS[1], '*', 'm', ARGV[i])
-    redis.call('RPUSH', KEYS[i + 1], ARGV[i + 1])
-    redis.call('EXPIRE', KEYS[i + 1], ARGV[1])
-    added[#added + 1] = 1
-  else
+  if redis.call('EXISTS', KEYS[i]) == 1 then
     added[#added + 1] = 0
+  else
+    local pushed = redis.pcall('RPUSH', KEYS[i + 1], ARGV[i + 1])
+    if type(pushed) == 'table' and pushed.err then
+      added[#added + 1] = -1
+    else
+      redis.call('SET', KEYS[i], '1', 'EX', ARGV[1])
+      redis.call('XADD', KEYS[1], '*', 'm', ARGV[i])
+      redis.call('EXPIRE', KEYS[i + 1], ARGV[1])
+      added[#added + 1] = 1
+    end
   end
 end
 return added
@@ -140,6 +148,11 @@ def _id(entry_id: bytes | str) -> str:
     return entry_id.decode() if isinstance(entry_id, bytes) else entry_id
 
 
+class MessageRefused(RedisError):
+    """Redis refused this caller's message (its keys hold data of another type); the
+    other messages of the group commit were queued."""
+
+
 # What one message adds to a group commit: dedup key, pending-list key, payload, key.
 _Item = tuple[bytes, bytes, bytes, bytes]
 _Waiter = tuple[list[_Item], "asyncio.Future[int]"]
@@ -226,10 +239,14 @@ class InboundQueue(StreamGroup):
             raise
         offset = 0
         for items, future in batch:
-            new = sum(int(f) for f in flags[offset : offset + len(items)])
+            mine = [int(f) for f in flags[offset : offset + len(items)]]
             offset += len(items)
-            if not future.done():
-                future.set_result(new)
+            if future.done():
+                continue
+            if -1 in mine:
+                future.set_exception(MessageRefused(f"Redis refused {mine.count(-1)} of {len(mine)} messages"))
+            else:
+                future.set_result(sum(mine))
 
     async def _run(self, items: list[_Item]) -> list[int]:
         keys: list[bytes | str] = [self.stream]
