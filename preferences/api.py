@@ -31,6 +31,7 @@ from typing import Any
 
 from aiohttp import web
 
+from bot.logs import Outage
 from bot.apikeys import API_KEYS, ApiKeys, check, json_error
 from bot.runtime import RUNTIME
 from preferences.clock import Clock, SystemClock
@@ -435,15 +436,19 @@ def _services_ctx(role: str, clock: Clock) -> Callable[[web.Application], AsyncI
 
 async def _repeat(step: Callable[[], Awaitable[bool]], stop: asyncio.Event, interval_s: float, what: str) -> None:
     """Run ``step`` until ``stop``: again at once while it says there is more to do,
-    otherwise after ``interval_s``. A failing step is logged and retried."""
+    otherwise after ``interval_s``. A failing step is retried; its outage is logged
+    once when it starts and once when it ends."""
+    outage = Outage(log, f"preferences {what}")
     while not stop.is_set():
         try:
-            if await step():
+            more = await step()
+            outage.ok()
+            if more:
                 continue
         except asyncio.CancelledError:
             raise
-        except Exception:
-            log.exception("preferences %s failed", what)
+        except Exception as exc:
+            outage.failed(exc)
         try:
             await asyncio.wait_for(stop.wait(), interval_s)
         except asyncio.TimeoutError:
