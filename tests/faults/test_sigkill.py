@@ -69,40 +69,36 @@ async def crash_mid_send(fake: FakeTencentAPI, config: dict[str, Any], tmp_path:
     return Counter(s["touser"] for s in fake.sent)
 
 
-async def test_wecom_app_duplicate_check_absorbs_the_repeat(
-    aiohttp_client: Any, aiohttp_server: Any, redis_url: str, mongo_url: str, redis: Any, tmp_path: Path
+async def say_on_wecom(web: Gateway, fake: FakeWeComAPI) -> None:
+    for customer in CUSTOMERS:
+        assert (await web.say(customer, "在吗")).status == 200
+
+
+async def say_on_wecom_kf(web: Gateway, fake: FakeWeComAPI) -> None:
+    assert isinstance(fake, FakeWeComKfAPI)
+    for customer in CUSTOMERS:
+        fake.add_customer_message(KF, customer, "在吗")
+    query, body = signed_kf_callback(KF_ACCOUNT, KF, fake.callback_token())
+    assert (await web.post("/wecom_kf/kf", query, body)).status == 200
+
+
+@pytest.mark.parametrize(
+    ("fake_class", "make_config", "say"),
+    [(FakeWeComAPI, wecom_config, say_on_wecom), (FakeWeComKfAPI, kf_config, say_on_wecom_kf)],
+    ids=["wecom-duplicate-check", "wecom_kf-msgid"],
+)
+async def test_platform_idempotency_absorbs_the_repeat(
+    aiohttp_client: Any, aiohttp_server: Any, redis_url: str, mongo_url: str, redis: Any, tmp_path: Path,
+    fake_class: type[FakeWeComAPI], make_config: Callable[..., dict[str, Any]], say: Callable[[Gateway, FakeWeComAPI], Any],
 ) -> None:
-    fake = FakeWeComAPI()
+    fake = fake_class()
     server: TestServer = await aiohttp_server(fake.app())
-    config = wecom_config(redis_url, mongo_url, str(server.make_url("")), claim_idle_ms=1000)
+    config = make_config(redis_url, mongo_url, str(server.make_url("")), claim_idle_ms=1000)
     web = Gateway(await aiohttp_client(build_app(settings_from_mapping(config, env={}), role="web")))
 
-    async def post_all() -> None:
-        for customer in CUSTOMERS:
-            assert (await web.say(customer, "在吗")).status == 200
-
-    sent = await crash_mid_send(fake, config, tmp_path, post_all)
+    sent = await crash_mid_send(fake, config, tmp_path, lambda: say(web, fake))
     assert sent == Counter({c: 1 for c in CUSTOMERS})
-    # Repeats were made (the sends in flight at the kill) and stopped at WeCom.
-    assert fake.duplicates_dropped >= 1 and fake.send_calls == len(CUSTOMERS) + fake.duplicates_dropped
-
-
-async def test_wecom_kf_msgid_absorbs_the_repeat(
-    aiohttp_client: Any, aiohttp_server: Any, redis_url: str, mongo_url: str, redis: Any, tmp_path: Path
-) -> None:
-    fake = FakeWeComKfAPI()
-    server: TestServer = await aiohttp_server(fake.app())
-    config = kf_config(redis_url, mongo_url, str(server.make_url("")), claim_idle_ms=1000)
-    web = Gateway(await aiohttp_client(build_app(settings_from_mapping(config, env={}), role="web")))
-
-    async def post_all() -> None:
-        for customer in CUSTOMERS:
-            fake.add_customer_message(KF, customer, "在吗")
-        query, body = signed_kf_callback(KF_ACCOUNT, KF, fake.callback_token())
-        assert (await web.post("/wecom_kf/kf", query, body)).status == 200
-
-    sent = await crash_mid_send(fake, config, tmp_path, post_all)
-    assert sent == Counter({c: 1 for c in CUSTOMERS})
+    # Repeats were made (the sends in flight at the kill) and stopped at the platform.
     assert fake.duplicates_dropped >= 1 and fake.send_calls == len(CUSTOMERS) + fake.duplicates_dropped
 
 
