@@ -3,8 +3,8 @@
 - ``/healthz``: the process answers (liveness). It checks nothing else, so a Redis
   outage does not get every gateway process restarted.
 - ``/readyz``: each dependency this gateway is configured to use, by name (Redis,
-  MongoDB, NLU, speech), checked concurrently with a short timeout; 503 if any is not
-  ready, so a load balancer sends webhooks elsewhere.
+  MongoDB, the NLU servers, the local speech engine), checked concurrently with a short
+  timeout; 503 if any is not ready, so a load balancer sends webhooks elsewhere.
 - ``/metrics``: Prometheus text format (:mod:`bot.metrics`); stream depth and the age
   of the oldest entry are read from Redis at scrape time.
 """
@@ -40,7 +40,7 @@ async def readyz(request: web.Request) -> web.Response:
     checks: dict[str, Awaitable[str]] = {"redis": _redis(rt), "mongodb": _mongo(rt)}
     if rt.nlu is not None:
         checks["nlu"] = _nlu(rt)
-    if rt.voice is not None:
+    if rt.voice is not None and rt.voice.transcriber is not None:
         checks["speech"] = _speech(rt)
     results = await asyncio.gather(*(_checked(c) for c in checks.values()))
     report = {name: {"ok": ok, "detail": detail} for name, (ok, detail) in zip(checks, results)}
@@ -82,11 +82,8 @@ async def _nlu(rt: Runtime) -> str:
 
 
 async def _speech(rt: Runtime) -> str:
-    assert rt.voice is not None
-    if rt.voice.transcriber is None:
-        # Configured without a local engine: the platform's own recognition is used.
-        return "no local engine (platform recognition only)"
-    return "local engine loaded"
+    assert rt.voice is not None and rt.voice.transcriber is not None
+    return f"local engine {type(rt.voice.transcriber).__name__}"
 
 
 async def metrics(request: web.Request) -> web.Response:
