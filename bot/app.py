@@ -205,10 +205,10 @@ def build_app(
     # is bound to the notification engine before a job sends anything.
     setup_skill_services(app, role)
     app.cleanup_ctx.append(background_ctx)
+    probes.setup(app)
     app[API_KEYS] = ApiKeys.from_section(settings.section("api"))
     if role in ("all", "web"):
         add_webhook_routes(app, settings)
-        probes.setup(app)
         app.add_routes(conversation_routes())
     if settings.simulator:
         for name, target in SIMULATED_APIS.items():

@@ -53,9 +53,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     if settings.source == "<embedded demo>":
         log.warning("no kefu.yml found: running the embedded demo (public demo keys, fake WeChat API under /_sim/wechat)")
     app = build_app(settings, role=args.role)
-    if args.role == "worker":
+    if args.role == "worker" and not args.port:
         asyncio.run(_run_headless(app))
         return 0
+    # A worker given --port serves only /healthz, /readyz and /metrics there.
     web.run_app(app, host=settings.http.host, port=settings.http.port, print=None, access_log=None)
     return 0
 
@@ -190,7 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="start the gateway (HTTP, workers, scheduler)")
     run.add_argument("--role", choices=["all", "web", "worker"], default="all")
-    run.add_argument("--port", type=int, help="override http.port")
+    run.add_argument("--port", type=int, help="override http.port (a worker serves only its probes and /metrics there)")
     run.set_defaults(func=cmd_run)
 
     sim = sub.add_parser("simulate", help="send a message to the running gateway as a platform would")
