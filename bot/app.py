@@ -14,6 +14,7 @@ import importlib
 import logging
 import os
 import socket
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any, Literal
@@ -254,16 +255,21 @@ def worker_tasks(rt: Runtime, stop: asyncio.Event) -> list[asyncio.Task[None]]:
         )
         tasks.append(asyncio.create_task(worker.run(stop), name=f"inbound-{i}"))
         tasks.append(asyncio.create_task(sender.run(stop), name=f"outbox-{i}"))
-    tasks.append(asyncio.create_task(_every(0.2, rt.outbox.promote_due, stop), name="outbox-delayed"))
+    tasks.append(asyncio.create_task(_every(0.2, rt.outbox.promote_due, stop, rt.metrics), name="outbox-delayed"))
     return tasks
 
 
-async def _every(interval_s: float, job: Callable[[], Awaitable[Any]], stop: asyncio.Event) -> None:
+async def _every(
+    interval_s: float, job: Callable[[], Awaitable[Any]], stop: asyncio.Event, metrics: Metrics | None = None
+) -> None:
     name = getattr(job, "__qualname__", repr(job))
     outage = Outage(log, f"scheduled job {name}")
     while not stop.is_set():
         try:
+            started = time.perf_counter()
             await job()
+            if metrics is not None:
+                metrics.job_seconds.labels(name).observe(time.perf_counter() - started)
             outage.ok()
         except asyncio.CancelledError:
             raise

@@ -21,6 +21,7 @@ Only SHA-256 digests are kept in memory and compared in constant time. Scopes:
 from __future__ import annotations
 
 import asyncio
+import time
 import json
 import logging
 import socket
@@ -32,6 +33,7 @@ from typing import Any
 from aiohttp import web
 
 from bot.logs import Outage
+from bot.metrics import Metrics
 from bot.apikeys import API_KEYS, ApiKeys, check, json_error
 from bot.runtime import RUNTIME
 from preferences.clock import Clock, SystemClock
@@ -420,9 +422,9 @@ def _services_ctx(role: str, clock: Clock) -> Callable[[web.Application], AsyncI
         tasks: list[asyncio.Task[None]] = []
         if role in ("all", "worker"):
             interval = float(section.get("due_interval_s", 1.0))
-            tasks.append(asyncio.create_task(_repeat(_due_step(engine), stop, interval, "due-list run"), name="prefs-due"))
+            tasks.append(asyncio.create_task(_repeat(_due_step(engine), stop, interval, "due-list run", rt.metrics), name="prefs-due"))
             tasks.append(
-                asyncio.create_task(_repeat(lambda: _settle_step(engine), stop, interval, "digest settle"), name="prefs-settle")
+                asyncio.create_task(_repeat(lambda: _settle_step(engine), stop, interval, "digest settle", rt.metrics), name="prefs-settle")
             )
         log.info("preferences ready on %s (role %s)", socket.gethostname(), role)
         yield
@@ -434,14 +436,19 @@ def _services_ctx(role: str, clock: Clock) -> Callable[[web.Application], AsyncI
     return ctx
 
 
-async def _repeat(step: Callable[[], Awaitable[bool]], stop: asyncio.Event, interval_s: float, what: str) -> None:
+async def _repeat(
+    step: Callable[[], Awaitable[bool]], stop: asyncio.Event, interval_s: float, what: str, metrics: Metrics | None = None
+) -> None:
     """Run ``step`` until ``stop``: again at once while it says there is more to do,
     otherwise after ``interval_s``. A failing step is retried; its outage is logged
     once when it starts and once when it ends."""
     outage = Outage(log, f"preferences {what}")
     while not stop.is_set():
         try:
+            started = time.perf_counter()
             more = await step()
+            if metrics is not None:
+                metrics.job_seconds.labels(f"preferences {what}").observe(time.perf_counter() - started)
             outage.ok()
             if more:
                 continue

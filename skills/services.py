@@ -121,7 +121,8 @@ def _ctx(role: str) -> Callable[[web.Application], AsyncIterator[None]]:
             renewal = svc.settings.section("renewal")
             if renewal.get("daily", True):  # tests drive the scan themselves, on their own clock
                 jobs.append(("renewal-daily", float(renewal.get("check_interval_s", 60.0)), svc.renewals.run_daily))
-            tasks = [asyncio.create_task(_every(interval, job, stop), name=name) for name, interval, job in jobs]
+            metrics = app[RUNTIME].metrics
+            tasks = [asyncio.create_task(_every(interval, job, stop, metrics), name=name) for name, interval, job in jobs]
         yield
         stop.set()
         for task in tasks:
