@@ -226,7 +226,9 @@ class OutboxSender:
         if key in self.outbox.unmarked:
             return  # sent by this process; the task retrying its mark acknowledges it
         if await self.outbox.redis.exists(SENT_PREFIX + key):
-            await self.group.done(entry.entry_id)  # a retry of something already delivered
+            # Delivered by a sender that died before its record and ack: finish both.
+            await self.store.mark_outbound(key, "sent", reply=reply)
+            await self.group.done(entry.entry_id)
             self._count(reply, "already_sent")
             return
         with context(conversation=reply.conversation, message=key):
