@@ -78,31 +78,20 @@ async def test_metrics_of_several_web_processes_are_merged(
 ) -> None:
     metrics_dir = tmp_path / "prometheus"
     metrics_dir.mkdir()
-    ports = [free_port(), free_port()]
     processes = []
-    for i, port in enumerate(ports):
+    for i in range(2):
         cfg = gateway_config(redis_url, mongo_url, str(fake_wechat[1].make_url("")))
-        cfg["http"] = {"host": "127.0.0.1", "port": port}
-        process = GatewayProcess(cfg, "web", tmp_path, f"web{i}")
+        process = GatewayProcess(cfg, "web", tmp_path, f"web{i}", port=free_port())
         process.start(env={"PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)})
         processes.append(process)
     try:
         async with aiohttp.ClientSession() as http:
-            for port, process in zip(ports, processes):
-                for _ in range(300):
-                    try:
-                        async with http.get(f"http://127.0.0.1:{port}/healthz") as resp:
-                            if resp.status == 200:
-                                break
-                    except aiohttp.ClientError:
-                        pass
-                    await asyncio.sleep(0.1)
-                else:
-                    pytest.fail(process.log())
-                query, body = signed_request(PLAIN_ACCOUNT, text_xml(f"oMulti{port}", "hi", next_msg_id()))
-                async with http.post(f"http://127.0.0.1:{port}/wechat/plain", params=query, data=body) as resp:
+            for process in processes:
+                await process.wait_healthy()
+                query, body = signed_request(PLAIN_ACCOUNT, text_xml(f"oMulti{process.port}", "hi", next_msg_id()))
+                async with http.post(f"http://127.0.0.1:{process.port}/wechat/plain", params=query, data=body) as resp:
                     assert resp.status == 200
-            async with http.get(f"http://127.0.0.1:{ports[0]}/metrics") as resp:
+            async with http.get(f"http://127.0.0.1:{processes[0].port}/metrics") as resp:
                 text = await resp.text()
     finally:
         for process in processes:
