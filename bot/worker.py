@@ -22,12 +22,16 @@ import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Iterator
 
+from pymongo.errors import ConnectionFailure
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
 from bot.conversation.keywords import keyword_intent
 from bot.conversation.ordering import ConversationGate
 from bot.conversation.state import ConversationState, StateStore
 from bot.dispatch import Dispatcher, Reply, Turn
 from bot.language import detect
-from bot.logs import context, ref
+from bot.logs import Outage, context, ref
 from bot.metrics import Metrics
 from bot.messages import InboundMessage, MessageKind, OutboundMessage
 from bot.nlu.client import NluClient, NluUnavailable, ParseResult
@@ -41,6 +45,9 @@ from channels.base import Channel
 log = logging.getLogger(__name__)
 
 ATTEMPTS_PREFIX = "kefu:inbound:attempts:"
+
+# Failures of a store rather than of the message.
+STORE_OUTAGES = (ConnectionFailure, RedisConnectionError, RedisTimeoutError)
 
 ChannelLookup = Callable[[str, str], Channel | None]
 
@@ -80,6 +87,7 @@ class InboundWorker:
         self.max_attempts = max_attempts
         self.capacity = capacity  # conversations in flight at once
         self.metrics = metrics
+        self._outage = Outage(log, "inbound turns (a store is unreachable)")
 
     async def run(self, stop: asyncio.Event) -> None:
         """Read and handle messages until ``stop``.
@@ -149,6 +157,12 @@ class InboundWorker:
             # taken over again after claim_idle_ms.
             log.info("message %s deferred: %s", ref(msg.key), exc)
             return
+        except STORE_OUTAGES as exc:
+            # Redis or MongoDB is down: not the message's fault, so no attempt is counted
+            # (an outage longer than max_attempts takeovers must not dead-letter it). It
+            # stays pending and is taken over again after claim_idle_ms.
+            self._outage.failed(exc)
+            return
         except Exception as exc:
             # The exception's text may quote the customer (a codec error shows the
             # string): its type above DEBUG, the rest only at DEBUG.
@@ -167,6 +181,7 @@ class InboundWorker:
                 # claim_idle_ms, which doubles as the retry delay.
                 log.warning("message %s failed (attempt %d): %s", ref(msg.key), attempts, type(exc).__name__)
             return
+        self._outage.ok()
         await self.queue.done(entry.entry_id)
         if self.metrics is not None:
             self.metrics.turn_seconds.labels(msg.channel).observe(time.perf_counter() - start)

@@ -1,7 +1,9 @@
-"""A Redis of a test's own that can be killed, frozen and brought back on its port.
+"""A Redis and a MongoDB-protocol server of a test's own, which can be killed (Redis
+also frozen) and brought back on the same port with their data.
 
-Unlike the session Redis it appends every write to its AOF with fsync, so a restart
-finds what was there: the point is an outage, not data loss.
+Unlike the session servers they persist to disk (Redis: AOF with fsync; the MongoDB-
+protocol server: its storage directory), so a restart finds what was there: the point
+is an outage, not data loss.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 from pathlib import Path
 
 from tests.services import free_port, wait_port
@@ -56,3 +59,36 @@ class RedisProcess:
             self.thaw()
             self.proc.terminate()
             self.proc.wait(10)
+
+
+class MongoProcess:
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"mongodb://127.0.0.1:{self.port}/kefu_outage?retryWrites=false"
+
+    def start(self) -> None:
+        binary = Path(sys.executable).with_name("secantusd-py")
+        self.proc = subprocess.Popen(
+            [str(binary), "--host", "127.0.0.1", "--port", str(self.port), "--storage-path", str(self.data_dir), "--log-level", "WARNING"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_port(self.port, self.proc, 60)
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.kill()
