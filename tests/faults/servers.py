@@ -18,28 +18,18 @@ from pathlib import Path
 from tests.services import free_port, wait_port
 
 
-class RedisProcess:
+class ServerProcess:
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = data_dir
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
 
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+    def command(self) -> list[str]:
+        raise NotImplementedError
 
     def start(self) -> None:
-        binary = shutil.which("redis-server")
-        assert binary, "redis-server not on PATH"
-        self.proc = subprocess.Popen(
-            [
-                binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                "--appendonly", "yes", "--appendfsync", "always", "--dir", str(self.data_dir),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        wait_port(self.port, self.proc, 10)
+        self.proc = subprocess.Popen(self.command(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_port(self.port, self.proc, 60)
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -58,37 +48,31 @@ class RedisProcess:
         if self.proc is not None and self.proc.poll() is None:
             self.thaw()
             self.proc.terminate()
-            self.proc.wait(10)
-
-
-class MongoProcess:
-    def __init__(self, data_dir: Path) -> None:
-        self.data_dir = data_dir
-        self.port = free_port()
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"mongodb://127.0.0.1:{self.port}/kefu_outage?retryWrites=false"
-
-    def start(self) -> None:
-        binary = Path(sys.executable).with_name("secantusd-py")
-        self.proc = subprocess.Popen(
-            [str(binary), "--host", "127.0.0.1", "--port", str(self.port), "--storage-path", str(self.data_dir), "--log-level", "WARNING"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        wait_port(self.port, self.proc, 60)
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
             try:
                 self.proc.wait(10)
             except subprocess.TimeoutExpired:
                 self.kill()
+
+
+class RedisProcess(ServerProcess):
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def command(self) -> list[str]:
+        binary = shutil.which("redis-server")
+        assert binary, "redis-server not on PATH"
+        return [
+            binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+            "--appendonly", "yes", "--appendfsync", "always", "--dir", str(self.data_dir),
+        ]
+
+
+class MongoProcess(ServerProcess):
+    @property
+    def url(self) -> str:
+        return f"mongodb://127.0.0.1:{self.port}/kefu_outage?retryWrites=false"
+
+    def command(self) -> list[str]:
+        binary = Path(sys.executable).with_name("secantusd-py")
+        return [str(binary), "--host", "127.0.0.1", "--port", str(self.port), "--storage-path", str(self.data_dir), "--log-level", "WARNING"]
