@@ -19,8 +19,9 @@ that window too; the channels pass one (WeCom ``enable_duplicate_check``, WeCom
 customer service ``msgid``, email ``Message-ID``); WeChat and DingTalk have none.
 
 Whoever needs to act when a message cannot be delivered (the notification engine
-re-routes it to the customer's next channel) registers with ``Outbox.add_give_up_hook``;
-the senders call every hook after the dead-letter record is written.
+re-routes it to the customer's next channel) is handed to each ``OutboxSender`` as
+``on_give_up``; the sender calls it after the dead-letter record is written. It must be
+idempotent: a sender that crashes after giving up may give up on the entry again.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from bot.messages import OutboundMessage
 from bot.metrics import Metrics
 from bot.queue import Entry, StreamGroup
 from bot.store import MessageStore
-from channels.base import Channel
+from channels.base import Channel, ChannelLookup
 from channels.errors import OutsideServiceWindow, PlatformError
 
 log = logging.getLogger(__name__)
@@ -94,7 +95,6 @@ class Outbox:
         self.delayed = stream + ":delayed"
         self._enqueue = redis.register_script(_ENQUEUE)
         self._promote = redis.register_script(_PROMOTE)
-        self.give_up_hooks: list[GiveUpHook] = []
         # Keys this process has sent whose sent mark is not yet in Redis (an outage).
         self.unmarked: set[str] = set()
         # One send in flight per conversation in this process: a crash then repeats at
@@ -114,15 +114,6 @@ class Outbox:
             slot.users -= 1
             if not slot.users:
                 del self._conversations[conversation]
-
-    def add_give_up_hook(self, hook: GiveUpHook) -> None:
-        """Call ``hook`` whenever a sender gives up on a message (e.g. to re-route it).
-
-        Registered on the outbox rather than each sender so that one registration covers
-        every sender task sharing it. A hook must be idempotent: a sender that crashes
-        after giving up may give up on the same entry again after it is reclaimed.
-        """
-        self.give_up_hooks.append(hook)
 
     async def enqueue(self, replies: Sequence[OutboundMessage], *, handled: str = "") -> int:
         """Queue replies not queued before; optionally mark an inbound message handled."""
@@ -160,9 +151,6 @@ def _encoded(reply: OutboundMessage) -> tuple[bytes, bytes]:
         return (KEY_PREFIX + safe.idempotency_key).encode(), safe.to_json().encode()
 
 
-ChannelLookup = Callable[[str, str], Channel | None]
-
-
 class OutboxSender:
     """Delivers outbox entries through the channels; several may run in many processes."""
 
@@ -179,9 +167,11 @@ class OutboxSender:
         backoff_max_s: float,
         batch: int = 32,
         foreground: Callable[[], contextlib.AbstractContextManager[None]] | None = None,
+        on_give_up: GiveUpHook | None = None,
         metrics: Metrics | None = None,
     ) -> None:
         self.outbox = outbox
+        self.on_give_up = on_give_up
         self.group = OutboxGroup(outbox.redis, outbox.stream, claim_idle_ms=claim_idle_ms)
         self.store = store
         self.channels = channels
@@ -297,12 +287,12 @@ class OutboxSender:
             kind="outbound", key=reply.idempotency_key, payload=entry.payload.decode(), reason=reason, attempts=attempts
         )
         await self.store.mark_outbound(reply.idempotency_key, status, reply=reply, attempts=attempts, error=reason)
-        for hook in self.outbox.give_up_hooks:
+        if self.on_give_up is not None:
             try:
-                await hook(reply, status, reason)
+                await self.on_give_up(reply, status, reason)
             except Exception:
                 # A failing hook must not wedge the stream: the dead letter is recorded.
-                log.exception("give-up hook %r failed for %s", hook, ref(reply.idempotency_key))
+                log.exception("give-up hook failed for %s", ref(reply.idempotency_key))
         await self.group.done(entry.entry_id)
 
 

@@ -30,11 +30,19 @@ from bot.messages import InboundMessage, MediaRef, OutboundMessage, ReplyKind, s
 from bot.queue import is_outage
 from bot.store import MessageStore
 from channels.base import Channel, ChannelContext, Received, WebhookRequest
+from channels.wecom_kf.fake_api import FakeWeComKfAPI
 from channels.errors import PermanentSendError
 from channels.wecom.channel import REQUIRED, required_settings
 from channels.wecom.crypto import CallbackCrypto
 from channels.wecom_kf.client import ServiceState, SessionState, WeComKfClient
-from channels.wecom_kf.parser import SYNC_EVENT, VOICE_FORMATS, callback_to_message, item_to_message, split_conversation
+from channels.wecom_kf.parser import (
+    SYNC_EVENT,
+    VOICE_FORMATS,
+    callback_to_message,
+    conversation_id,
+    item_to_message,
+    split_conversation,
+)
 from channels.wecom_kf.sync import SyncState
 
 log = logging.getLogger(__name__)
@@ -64,6 +72,25 @@ class WeComKfChannel(Channel):
     """The KF accounts (open_kfid) of one corp, reached with the corp's KF secret."""
 
     name = "wecom_kf"
+    display_name = {"zh": "微信客服", "en": "WeChat customer service"}
+    recipient_field = "external_userid"
+    # A customer talks to one KF account (open_kfid); kf/send_msg must name it.
+    address_extras = ("open_kfid",)
+    fake_api = FakeWeComKfAPI
+
+    @classmethod
+    def address_of(cls, sender: str, conversation: str) -> dict[str, str]:
+        ids = split_conversation(conversation)
+        if ids is None:
+            return {cls.recipient_field: sender}
+        return {cls.recipient_field: sender, "open_kfid": ids[0]}
+
+    @classmethod
+    def conversation_for(cls, account: str, address: Mapping[str, str]) -> str:
+        open_kfid = address.get("open_kfid", "")
+        if not open_kfid:
+            return super().conversation_for(account, address)
+        return conversation_id(account, open_kfid, address[cls.recipient_field])
 
     def __init__(
         self,

@@ -68,8 +68,8 @@ async def test_metrics_count_webhooks_turns_and_sends(gateway: Harness) -> None:
     assert sample(text, "kefu_worker_turn_seconds_count", channel="wechat") == 1
     assert sample(text, "kefu_outbox_sends_total", channel="wechat", outcome="sent") == 1
     assert "kefu_queue_depth" in text and "kefu_queue_oldest_age_seconds" in text
-    assert sample(text, "kefu_job_seconds_count", job="Outbox.promote_due") > 0
-    assert sample(text, "kefu_job_seconds_count", job="preferences due-list run") > 0
+    assert sample(text, "kefu_job_seconds_count", job="outbox-delayed") > 0
+    assert sample(text, "kefu_job_seconds_count", job="prefs-due") > 0
 
 
 @pytest.mark.no_blockbuster  # starts and stops gateway processes
