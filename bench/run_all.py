@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=3600.0, help="seconds allowed per benchmark")
     parser.add_argument("--no-readme", dest="readme", action="store_false", help="print, do not touch README.md")
     args = parser.parse_args(argv)
-    chosen = BENCHES
+    chosen: tuple[Bench, ...] = BENCHES
     if args.only:
         names = {n if n.startswith("bench_") else f"bench_{n}" for n in args.only.split(",")}
         unknown = names - {b.name for b in BENCHES}
