@@ -12,6 +12,7 @@ from bot.config import settings_from_mapping
 from channels.wecom.fake_api import FakeWeComAPI
 from channels.wecom_kf.fake_api import FakeWeComKfAPI
 from tests.dingtalk.conftest import ding, fake_dingtalk  # noqa: F401  (fixtures)
+from tests.email.conftest import dovecot, mail_gateway, sink  # noqa: F401  (fixtures)
 from tests.wecom.conftest import fake_wecom  # noqa: F401  (fixture)
 from tests.wecom.support import Gateway, kf_config, wecom_config
 from tests.wecom_kf.conftest import fake_kf  # noqa: F401  (fixture)

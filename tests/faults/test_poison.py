@@ -19,12 +19,14 @@ from aiohttp.test_utils import TestServer
 from bot.messages import InboundMessage, MessageKind
 from bot.queue import InboundQueue
 from channels.dingtalk.simulator import robot_message
+from channels.email.simulator import customer_mail
 from channels.wecom.fake_api import FakeWeComAPI
 from channels.wecom.simulator import signed_callback
 from channels.wecom.simulator import text_xml as wecom_xml
 from channels.wecom_kf.fake_api import FakeWeComKfAPI
 from channels.wechat.simulator import signed_request, text_xml
 from tests.dingtalk.conftest import DingHarness
+from tests.email.conftest import MailHarness
 from tests.harness import PLAIN_ACCOUNT, Harness, next_msg_id
 from tests.wecom.support import CORP_ID, WECOM_ACCOUNT, Gateway
 from tests.wecom_kf.test_end_to_end import CURSOR_KEY, KF, announce
@@ -153,3 +155,22 @@ async def test_group_commit_isolates_a_message_redis_refuses(redis: Any) -> None
     )
     assert isinstance(results[7], Exception)
     assert [r for i, r in enumerate(results) if i != 7] == [1] * 15
+
+
+async def test_email_batch_with_undecodable_mail(mail_gateway: MailHarness) -> None:
+    """Mails are fetched in batches; one whose headers and body hold raw bytes that are
+    not UTF-8 (the email package keeps them as lone surrogates) is repaired like the
+    rest, and every mail of the batch is answered once."""
+    h = mail_gateway
+    for i in range(8):
+        _, raw = customer_mail(f"c{i}@example.com", h.account["address"], f"你好 {i}", subject=f"问题 {i}")
+        if i == 4:
+            raw = raw.replace("问题 4".encode(), b"\xff\xfe bad \xc3").replace("你好 4".encode("utf-8"), b"\xff broken \xe4\xbd")
+            assert b"\xff" in raw
+        h.dovecot.deliver("support", raw)
+    sent = await asyncio.to_thread(h.sink.wait, 8, 30.0)
+    await asyncio.sleep(1.0)
+    sent = await asyncio.to_thread(h.sink.wait, 9, 0.1)  # a duplicate would be a ninth
+    assert Counter(str(m["To"]) for m in sent) == Counter({f"c{i}@example.com": 1 for i in range(8)})
+    doc = await h.runtime.store.messages.find_one({"direction": "in", "sender": "c4@example.com"})
+    assert doc is not None and "\ufffd" in doc["text"]
