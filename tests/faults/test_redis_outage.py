@@ -17,9 +17,14 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestServer
 
+from redis.asyncio import Redis
+
 from bot.app import build_app
 from bot.config import settings_from_mapping
+from bot.queue import InboundQueue
 from channels.wechat.fake_api import FakeWeChatAPI
+from tests.email.servers import Dovecot
+from tests.email.test_intake import STREAM, fill, intake, queueing
 from tests.faults.servers import RedisProcess
 from tests.harness import Harness, gateway_config, next_msg_id
 
@@ -97,3 +102,30 @@ async def test_frozen_redis_webhook_answers_503_within_a_second(
     await gateway.fake.wait_sent(len(SENDERS), timeout_s=15)
     await asyncio.sleep(1.5)
     assert Counter(s["touser"] for s in gateway.fake.sent) == Counter({s: 1 for s in SENDERS})
+
+
+async def test_email_intake_rides_out_a_redis_outage(own_redis: RedisProcess, dovecot: Dovecot, caplog: pytest.LogCaptureFixture) -> None:
+    """The mailbox lock lives in Redis: while Redis is down the intake waits (one log
+    line), and afterwards it fetches what arrived meanwhile, each mail queued once."""
+    redis = Redis.from_url(own_redis.url)
+    queue = InboundQueue(redis, STREAM, dedup_ttl_s=3600, claim_idle_ms=1000)
+    seen: list[int] = []
+    stop = asyncio.Event()
+    task = asyncio.create_task(intake(redis, dovecot, queueing(queue, seen)).run(stop))
+    try:
+        fill(dovecot, 3)
+        await wait_for(lambda: len(seen) >= 3)
+        caplog.set_level(logging.INFO)
+        own_redis.kill()
+        fill(dovecot, 3)
+        await asyncio.sleep(2.0)
+        assert not task.done(), task  # the intake did not die with Redis
+        own_redis.start()
+        await wait_for(lambda: len(seen) >= 6, 30)
+        assert await redis.xlen(STREAM) == 6
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
+        await redis.aclose()
+    failing = [r for r in caplog.records if "intake" in r.getMessage() and "failing" in r.getMessage()]
+    assert len(failing) == 1 and any("recovered" in r.getMessage() for r in caplog.records)
