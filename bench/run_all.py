@@ -121,10 +121,11 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores, {mem} RAM, {platform.system()} {platform.release()}, Python {platform.python_version()}"
 
 
-def section(outcomes: list[Outcome], quick: bool) -> str:
+def section(outcomes: list[Outcome], quick: bool, only: str | None = None) -> str:
+    flags = (" --quick" if quick else "") + (f" --only {only}" if only else "")
     lines = [
         BEGIN,
-        f"Written by `python bench/run_all.py{' --quick' if quick else ''}` on "
+        f"Written by `python bench/run_all.py{flags}` on "
         f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC; machine: {machine()}."
         " Shared or noisy machines move these numbers; rerun before relying on one.",
         "",
@@ -176,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
         (OUT / f"{bench.name}.txt").write_text(f"$ {outcome.command}\n{outcome.status}, {outcome.seconds:.0f} s\n\n{outcome.output}")
         print(f"   {outcome.status} ({outcome.seconds:.0f} s)", file=sys.stderr, flush=True)
         outcomes.append(outcome)
-    text = section(outcomes, args.quick)
+    text = section(outcomes, args.quick, args.only)
     if args.readme:
         write_readme(text)
         print("README.md: performance section written", file=sys.stderr)
