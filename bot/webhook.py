@@ -47,6 +47,7 @@ def _unexpected(lines: Throttle, channel: str, account: str, exc: Exception) -> 
         logging.ERROR, f"{channel}:unexpected:{type(exc).__name__}",
         "%s/%s: unreadable webhook (%s at %s); answered 400", channel, account, type(exc).__name__, where,
     )
+    log.debug("%s/%s: unreadable webhook", channel, account, exc_info=exc)
 
 
 def make_handler(channel_name: str) -> Handler:
