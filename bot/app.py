@@ -198,6 +198,10 @@ async def _start(
         nlu_settings=nlu_settings, nlu=nlu, voice=await build_voice(settings, store),
     )
     app[RUNTIME] = rt
+    app[probes.PROBES] = probes.Probes(
+        checks=probes.standard_checks(redis, mongo, http, nlu, rt.voice), metrics=metrics, redis=redis,
+        streams=(pipeline.inbound_stream, pipeline.outbox_stream),
+    )
     app[preferences.SERVICES] = prefs
     app[business.SKILL_SERVICES] = services
     tasks.start("health", rt.health.run(tasks.stop))
