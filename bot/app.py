@@ -1,4 +1,4 @@
-"""The composition root: settings in, a running gateway out. Nothing imports this module.
+"""The composition root: settings in, a running gateway out. Only the command line imports it.
 
 Everything is built here, once, in dependency order, and handed down in constructors:
 stores -> queue and outbox -> channels -> hand-off -> preference store and notification
@@ -191,11 +191,10 @@ async def _start(
         nlu_enabled=nlu is not None, fallback_limit=int(settings.section("conversation").get("fallback_limit", 2)),
     )
     rt = Runtime(
-        settings=settings, redis=redis, mongo=mongo, http=http, store=store, queue=queue, outbox=outbox,
-        tokens=tokens, templates=templates, router=SkillRouter(skills(skill_ctx), templates),
+        settings=settings, redis=redis, store=store, queue=queue, outbox=outbox,
+        templates=templates, router=SkillRouter(skills(skill_ctx), templates),
         health=HealthMonitor(mongo, interval_s=0.25, timeout_s=0.5), states=states, gate=gate, handoff=handoff,
-        channels=channels, metrics=metrics,
-        nlu_settings=nlu_settings, nlu=nlu, voice=await build_voice(settings, store),
+        channels=channels, metrics=metrics, nlu=nlu, voice=await build_voice(settings, store),
     )
     app[RUNTIME] = rt
     app[probes.PROBES] = probes.Probes(

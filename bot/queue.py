@@ -5,7 +5,8 @@ The webhook's only I/O is one ``EVALSHA``: for each message it sets the dedup ke
 conversation's pending list (which keeps one conversation's messages in order, see
 :mod:`bot.conversation.ordering`). Doing both in one
 Lua script makes them atomic (two concurrent retries of one message cannot both get
-in) and halves the round trips compared to SET then XADD (see ../shared/NOTES.md).
+in) and halves the round trips compared to SET then XADD (``bench/bench_ack.py``
+measures the ack path).
 Workers read the stream through a consumer group; entries a dead worker left pending
 are taken over with XAUTOCLAIM.
 """
@@ -61,13 +62,12 @@ DEDUP_PREFIX = "kefu:dedup:"
 
 @dataclass(frozen=True, slots=True)
 class Entry:
-    """One stream entry: its id (for XACK) and the message it carries."""
+    """One stream entry: its id (for XACK), the message it carries and how many delivery
+    attempts it has had (the outbox's retries re-add an entry with its count)."""
 
     entry_id: str
     payload: bytes
-
-
-RawEntry = tuple[str, dict[bytes, bytes]]
+    attempts: int = 0
 
 
 class StreamGroup:
@@ -93,9 +93,6 @@ class StreamGroup:
 
     async def read(self, consumer: str, *, count: int, block_ms: int) -> list[Entry]:
         """Entries for ``consumer``: stale ones left pending first, then new ones."""
-        return [Entry(eid, fields[b"m"]) for eid, fields in await self.read_raw(consumer, count=count, block_ms=block_ms)]
-
-    async def read_raw(self, consumer: str, *, count: int, block_ms: int) -> list[RawEntry]:
         claim: Any = await self.redis.xautoclaim(
             self.stream, self.group, consumer, self.claim_idle_ms, start_id=self._claim_cursor, count=count
         )
@@ -118,7 +115,7 @@ class StreamGroup:
         mine.update(eid for eid, _ in entries)
         for outage in self._outages.values():
             outage.ok()
-        return entries
+        return [_entry(eid, fields) for eid, fields in entries]
 
     async def recover(self, what: str) -> None:
         """Call from an ``except`` around a read loop's step: a stream or group deleted
@@ -146,6 +143,10 @@ class StreamGroup:
 
 def _id(entry_id: bytes | str) -> str:
     return entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+
+
+def _entry(entry_id: bytes | str, fields: dict[bytes, bytes]) -> Entry:
+    return Entry(_id(entry_id), fields[b"m"], int(fields.get(b"a", b"0")))
 
 
 class MessageRefused(RedisError):

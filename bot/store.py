@@ -17,8 +17,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from bot.messages import InboundMessage, OutboundMessage
 from bot.metrics import Metrics
-
-Document = dict[str, Any]
+from bot.mongo import Document
 
 
 class MessageStore:

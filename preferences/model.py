@@ -148,6 +148,23 @@ class Address:
 
 
 @dataclass(frozen=True, slots=True)
+class Notification:
+    """One proactive message a skill asks for; the engine decides how and when it goes out.
+
+    ``data`` are the template's variables (for repair, ``ticket_open: false`` marks an
+    update about a closed ticket); ``key`` is the caller's id of the event (by default the
+    data itself identifies it); ``template`` renders another template than the topic's.
+    """
+
+    customer: str
+    topic: Topic
+    importance: Importance
+    data: Mapping[str, Any]
+    key: str | None = None
+    template: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class QuietHours:
     """A daily window (local time) in which non-critical messages wait; may span midnight."""
 
@@ -328,7 +345,7 @@ def merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> JsonDict:
 def _overlay(base: Mapping[str, Any], over: Mapping[str, Any]) -> Mapping[str, Any]:
     """:func:`merge` without copies, for a read-only result: objects on the merged path
     are new, everything else is shared with the inputs. ``resolve`` runs once per
-    customer in a digest build, where deep copies of every layer were most of its cost."""
+    customer in a digest build, where deep copies of every layer would be most of its cost."""
     out = dict(base)
     for key, value in over.items():
         below = out.get(key)

@@ -7,14 +7,11 @@ runs no gateway) it records nothing and says so, instead of sending around the e
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
-from typing import Any
-
 from bot.logs import ref
 from bot.store import channel_identity
 from preferences.engine import Decision, NotificationEngine
 from preferences.errors import UnknownCustomer
-from preferences.model import Topic
+from preferences.model import Notification, Topic
 
 log = logging.getLogger(__name__)
 
@@ -60,10 +57,8 @@ class Notifier:
         except UnknownCustomer:
             return default
 
-    async def notify(
-        self, customer: str, topic: str, importance: str, data: Mapping[str, Any], *, key: str, template: str | None = None
-    ) -> Decision | None:
+    async def notify(self, notification: Notification) -> Decision | None:
         if self.engine is None:
-            log.warning("notification %s for %s not sent: no notification engine in this process", ref(key), ref(customer))
+            log.warning("notification %s not sent: no notification engine in this process", ref(notification.key or ""))
             return None
-        return await self.engine.notify(customer, topic, importance, data, key=key, template=template)
+        return await self.engine.submit(notification)

@@ -10,7 +10,6 @@ transition is recorded in the ``handoffs`` collection.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 import uuid
@@ -165,7 +164,7 @@ class Handoff:
         await self._send(state, text, f"handoff:{state.conversation}:{uuid.uuid4().hex}")
 
     async def _send(self, state: ConversationState, text: str, key: str) -> None:
-        hints = tuple((str(k), str(v)) for k, v in json.loads(state.memory.get("reply_hints", "[]")))
+        hints = state.reply_hints
         reply = OutboundMessage(
             channel=state.channel,
             account=state.account,

@@ -21,20 +21,20 @@ import hashlib
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from pathlib import Path
 from typing import Any, Self
 
 from bot.errors import ConfigError
 from bot.logs import ref
-from bot.messages import InboundMessage, MediaRef, OutboundMessage, ReplyKind, safe_json
+from bot.messages import InboundMessage, OutboundMessage, safe_json
 from bot.queue import is_outage
 from bot.store import MessageStore
-from channels.base import Channel, ChannelContext, Received, WebhookRequest
-from channels.wecom_kf.fake_api import FakeWeComKfAPI
+from channels.base import ChannelContext, Received, WebhookRequest
 from channels.errors import PermanentSendError
+from channels.tencent_channel import TencentChannel
 from channels.wecom.channel import REQUIRED, required_settings
 from channels.wecom.crypto import CallbackCrypto
 from channels.wecom_kf.client import ServiceState, SessionState, WeComKfClient
+from channels.wecom_kf.fake_api import FakeWeComKfAPI
 from channels.wecom_kf.parser import (
     SYNC_EVENT,
     VOICE_FORMATS,
@@ -68,7 +68,7 @@ def send_msgid(idempotency_key: str, part: str) -> str:
     return hashlib.blake2b(f"{idempotency_key}#{part}".encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
 
 
-class WeComKfChannel(Channel):
+class WeComKfChannel(TencentChannel):
     """The KF accounts (open_kfid) of one corp, reached with the corp's KF secret."""
 
     name = "wecom_kf"
@@ -77,6 +77,7 @@ class WeComKfChannel(Channel):
     # A customer talks to one KF account (open_kfid); kf/send_msg must name it.
     address_extras = ("open_kfid",)
     fake_api = FakeWeComKfAPI
+    client: WeComKfClient
 
     @classmethod
     def address_of(cls, sender: str, conversation: str) -> dict[str, str]:
@@ -240,30 +241,8 @@ class WeComKfChannel(Channel):
             msgtype: dict(body),
         }
 
-    async def send_text(self, reply: OutboundMessage) -> None:
-        await self.client.send_msg(self._payload(reply, "text", {"content": reply.text}))
-
-    async def send(self, reply: OutboundMessage) -> None:
-        if reply.kind is ReplyKind.IMAGE and (reply.media_id or reply.image_path):
-            media_id = reply.media_id
-            if not media_id:
-                path = Path(reply.image_path)
-                content = await asyncio.to_thread(path.read_bytes)
-                media_id = await self.client.upload_media("image", path.name, content)
-            await self.client.send_msg(self._payload(reply, "image", {"media_id": media_id}))
-            if reply.text:
-                await self.send_text(reply)
-            return
-        if reply.kind is ReplyKind.NEWS and reply.articles and not reply.text:
-            # KF "link" messages need an uploaded thumbnail; a text with the URL needs none.
-            article = reply.articles[0]
-            text = "\n".join(p for p in (article.title, article.description, article.url) if p)
-            await self.client.send_msg(self._payload(reply, "text", {"content": text}))
-            return
-        await self.send_text(reply)
-
-    async def fetch_media(self, media: MediaRef) -> bytes:
-        return await self.client.download_media(media.media_id)
+    async def post(self, reply: OutboundMessage, msgtype: str, body: Mapping[str, Any]) -> None:
+        await self.client.send_msg(self._payload(reply, msgtype, body))
 
     # -- hand-off -------------------------------------------------------------------
     async def handoff_changed(self, conversation: str, recipient: str, *, agent: str) -> None:
