@@ -7,17 +7,23 @@ import asyncio
 import io
 import json
 import logging
+from typing import Any
 
 import pytest
+from aiohttp.test_utils import TestServer
 from redis.asyncio import Redis
 
+from bot.app import build_app
+from bot.config import settings_from_mapping
 from bot.errors import ConfigError
 from bot.logs import ContextFilter, JsonFormatter, configure, context, ref
 from bot.queue import StreamGroup
+from channels.dingtalk.fake_api import FakeDingTalkAPI
 from channels.dingtalk.simulator import robot_message, signed_headers
+from channels.wechat.fake_api import FakeWeChatAPI
 from channels.wechat.simulator import event_xml, signed_request, text_xml
 from tests.dingtalk.conftest import ROBOT, DingHarness
-from tests.harness import PLAIN_ACCOUNT, Harness, next_msg_id
+from tests.harness import PLAIN_ACCOUNT, Harness, gateway_config, next_msg_id
 from tests.wecom.support import Gateway
 
 def loud(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
@@ -89,8 +95,16 @@ CUSTOMER = "oPrivateCustomer7"
 
 
 async def test_no_customer_text_or_id_above_debug_across_a_conversation(
-    gateway: Harness, ding: DingHarness, caplog: pytest.LogCaptureFixture
+    aiohttp_client: Any, fake_wechat: tuple[FakeWeChatAPI, TestServer], fake_dingtalk: tuple[FakeDingTalkAPI, TestServer],
+    redis_url: str, mongo_url: str, redis: Any, caplog: pytest.LogCaptureFixture,
 ) -> None:
+    # One gateway with both channels: gateways sharing a Redis share its queue.
+    ding_url = str(fake_dingtalk[1].make_url("")).rstrip("/")
+    cfg = gateway_config(redis_url, mongo_url, str(fake_wechat[1].make_url("")))
+    cfg["channels"]["dingtalk"] = [{**ROBOT, "api_base_url": ding_url}]
+    client = await aiohttp_client(build_app(settings_from_mapping(cfg, env={})))
+    gateway = Harness(client=client, fake=fake_wechat[0])
+    ding = DingHarness(client=client, fake=fake_dingtalk[0], fake_url=ding_url)
     caplog.set_level(logging.DEBUG)
     fake = gateway.fake
     fake.fail_next(1)  # the first reply fails once and is retried
