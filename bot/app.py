@@ -55,6 +55,8 @@ from bot.conversation.state import StateStore
 from bot.errors import ConfigError
 from bot.health import HealthMonitor
 from bot.mongo import Document
+from bot.metrics import Metrics
+from bot import probes
 from bot.nlu.client import NluClient
 from bot.outbox import GiveUpHook, Outbox, OutboxSender
 from bot.queue import InboundQueue
@@ -112,10 +114,11 @@ def build_app(
     async def lifetime(app: web.Application) -> AsyncIterator[None]:
         redis, mongo, embedded = await open_stores(settings)
         http = aiohttp.ClientSession()
-        tasks = BackgroundTasks()
+        metrics = Metrics()
+        tasks = BackgroundTasks(metrics)
         rt: Runtime | None = None
         try:
-            rt = await _start(app, settings, role, registry, skills, redis, mongo, http, tasks)
+            rt = await _start(app, settings, role, registry, skills, redis, mongo, http, tasks, metrics)
             yield
         finally:
             await tasks.close()
@@ -129,13 +132,13 @@ def build_app(
     app.cleanup_ctx.append(lifetime)
     if role in ("all", "web"):
         add_webhook_routes(app, settings, registry)
-        app.router.add_get("/healthz", healthz)
         app.add_routes(skill_page_routes())
         api_routes = [conversation_routes(), preference_routes(), skill_routes(), knowledge_routes()]
         # The admin console plugs in here: its JSON routes join ``api_routes`` and its
         # pages are mounted with app.add_subapp("/admin", admin.build_console(...)).
         keys = ApiKeys.from_section(settings.section("api"))
         app.add_subapp("/api", build_api(keys, api_routes, client_max_size=settings.http.max_body_bytes))
+    probes.setup(app)  # every role: a worker serves them when started with --port
     if settings.simulator:
         for name, cls in registry.items():
             if cls.fake_api is not None:
@@ -155,11 +158,12 @@ async def _start(
     mongo: AsyncMongoClient[Any],
     http: aiohttp.ClientSession,
     tasks: BackgroundTasks,
+    metrics: Metrics,
 ) -> Runtime:
     """Build the gateway's parts in dependency order, publish them, start the background work."""
     pipeline = settings.pipeline
     db = mongo.get_default_database("kefu")
-    store = MessageStore(db)
+    store = MessageStore(db, metrics=metrics)
     await store.ensure_indexes()
     tokens = TokenCache(redis)
     templates = await asyncio.to_thread(Templates, TEMPLATE_DIRS, _templates_dir(settings))
@@ -198,10 +202,14 @@ async def _start(
     rt = Runtime(
         settings=settings, redis=redis, store=store, queue=queue, outbox=outbox,
         templates=templates, router=SkillRouter(skills(skill_ctx), templates),
-        health=HealthMonitor(mongo), states=states, gate=gate, handoff=handoff, channels=channels,
-        nlu=nlu, voice=await build_voice(settings, store),
+        health=HealthMonitor(mongo, interval_s=0.25, timeout_s=0.5), states=states, gate=gate, handoff=handoff,
+        channels=channels, metrics=metrics, nlu=nlu, voice=await build_voice(settings, store),
     )
     app[RUNTIME] = rt
+    app[probes.PROBES] = probes.Probes(
+        checks=probes.standard_checks(redis, mongo, http, nlu, rt.voice), metrics=metrics, redis=redis,
+        streams=(pipeline.inbound_stream, pipeline.outbox_stream),
+    )
     app[preferences.SERVICES] = prefs
     app[business.SKILL_SERVICES] = services
     if kb is not None:
@@ -285,6 +293,7 @@ def worker_tasks(rt: Runtime, tasks: BackgroundTasks, on_give_up: GiveUpHook) ->
             rt.queue, rt.outbox, rt.store, rt.router, rt.channel,
             states=rt.states, gate=rt.gate, templates=rt.templates, nlu=rt.nlu, voice=rt.voice,
             consumer=f"{base}:w{i}", batch=pipeline.batch, max_attempts=pipeline.max_inbound_attempts,
+            metrics=rt.metrics,
         )
         sender = OutboxSender(
             rt.outbox, rt.store, rt.channel,
@@ -292,20 +301,11 @@ def worker_tasks(rt: Runtime, tasks: BackgroundTasks, on_give_up: GiveUpHook) ->
             max_attempts=pipeline.outbox_max_attempts, backoff_s=pipeline.outbox_backoff_s,
             backoff_max_s=pipeline.outbox_backoff_max_s, batch=pipeline.batch,
             foreground=rt.voice.text_turn if rt.voice is not None else None, on_give_up=on_give_up,
+            metrics=rt.metrics,
         )
         tasks.start(f"inbound-{i}", worker.run(tasks.stop))
         tasks.start(f"outbox-{i}", sender.run(tasks.stop))
     tasks.start_jobs([Job("outbox-delayed", 0.2, rt.outbox.promote_due)])
-
-
-async def healthz(request: web.Request) -> web.Response:
-    rt = request.app[RUNTIME]
-    ok = rt.health.mongo_ok
-    try:
-        await rt.redis.ping()
-    except Exception:
-        ok = False
-    return web.json_response({"ok": ok, "mongo": rt.health.mongo_ok}, status=200 if ok else 503)
 
 
 def _templates_dir(settings: Settings) -> Path | None:

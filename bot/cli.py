@@ -12,12 +12,13 @@ import importlib
 import json
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from bot.config import Settings, load_settings, redact
 from bot.errors import KefuError
+from bot.logs import configure as configure_logging
 
 log = logging.getLogger("kefu")
 
@@ -27,6 +28,15 @@ COMMAND_MODULES = ("bot.nlu.cli", "speech.cli", "skills.review_remediation.cli",
 
 def _settings(args: argparse.Namespace) -> Settings:
     return load_settings(args.config)
+
+
+def _log_section(args: argparse.Namespace) -> Mapping[str, Any]:
+    """The ``log`` section, or the defaults while the config cannot be read (the
+    command that reads it then reports why)."""
+    try:
+        return _settings(args).section("log")
+    except (KefuError, OSError):
+        return {}
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -43,9 +53,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     if settings.source == "<embedded demo>":
         log.warning("no kefu.yml found: running the embedded demo (public demo keys, fake WeChat API under /_sim/wechat)")
     app = build_app(settings, role=args.role)
-    if args.role == "worker":
+    if args.role == "worker" and not args.port:
         asyncio.run(_run_headless(app))
         return 0
+    # A worker given --port serves only /healthz, /readyz and /metrics there.
     web.run_app(app, host=settings.http.host, port=settings.http.port, print=None, access_log=None)
     return 0
 
@@ -178,7 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="start the gateway (HTTP, workers, scheduler)")
     run.add_argument("--role", choices=["all", "web", "worker"], default="all")
-    run.add_argument("--port", type=int, help="override http.port")
+    run.add_argument("--port", type=int, help="override http.port (a worker serves only its probes and /metrics there)")
     run.set_defaults(func=cmd_run)
 
     sim = sub.add_parser("simulate", help="send a message to the running gateway as a platform would")
@@ -212,11 +223,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
     try:
+        configure_logging(_log_section(args), verbose=args.verbose)
         return int(args.func(args))
     except KefuError as exc:
         print(f"kefu: {exc.message}", file=sys.stderr)

@@ -8,10 +8,33 @@ compact JSON form for the Redis streams.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
+
+# A lone UTF-16 surrogate: JSON can carry one as an escape and Python decodes it, but
+# no UTF-8 encoder (Redis, BSON, a log file) accepts it. Email headers hold them too
+# (the email package keeps undecodable bytes as surrogate escapes).
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def safe_text(text: str) -> str:
+    """``text`` with every lone surrogate replaced by U+FFFD, so it encodes anywhere."""
+    return _SURROGATE.sub("\ufffd", text) if _SURROGATE.search(text) else text
+
+
+def safe_json(value: Any) -> Any:
+    """A parsed JSON value with :func:`safe_text` applied to every key and string."""
+    if isinstance(value, str):
+        return safe_text(value)
+    if isinstance(value, list):
+        return [safe_json(v) for v in value]
+    if isinstance(value, dict):
+        return {safe_text(k): safe_json(v) for k, v in value.items()}
+    return value
 
 
 class MessageKind(str, enum.Enum):
@@ -106,6 +129,23 @@ class InboundMessage:
     def hint(self, name: str, default: str = "") -> str:
         return dict(self.extra).get(name, default)
 
+    def made_safe(self) -> InboundMessage:
+        """This message with every text field passed through :func:`safe_text`."""
+        media = self.media
+        return dataclasses.replace(
+            self,
+            sender=safe_text(self.sender),
+            conversation=safe_text(self.conversation),
+            platform_id=safe_text(self.platform_id),
+            text=safe_text(self.text),
+            event=safe_text(self.event),
+            event_key=safe_text(self.event_key),
+            link_url=safe_text(self.link_url),
+            media=None if media is None else MediaRef(*(safe_text(v) for v in (media.media_id, media.format, media.url, media.recognition))),
+            extra=tuple((safe_text(k), safe_text(v)) for k, v in self.extra),
+            raw=safe_text(self.raw),
+        )
+
 
 class ReplyKind(str, enum.Enum):
     TEXT = "text"
@@ -177,3 +217,15 @@ class OutboundMessage:
 
     def hint(self, name: str, default: str = "") -> str:
         return dict(self.extra).get(name, default)
+
+    def made_safe(self) -> OutboundMessage:
+        """This reply with every text field passed through :func:`safe_text`."""
+        return dataclasses.replace(
+            self,
+            recipient=safe_text(self.recipient),
+            conversation=safe_text(self.conversation),
+            idempotency_key=safe_text(self.idempotency_key),
+            text=safe_text(self.text),
+            articles=tuple(Article(*(safe_text(v) for v in (a.title, a.description, a.url, a.picurl))) for a in self.articles),
+            extra=tuple((safe_text(k), safe_text(v)) for k, v in self.extra),
+        )

@@ -8,8 +8,15 @@ recognised and skipped; on timeouts and 5xx it backs off exponentially through a
 sorted set of delayed entries; after ``max_attempts`` or on a permanent error (WeChat's
 48 h window, 45015) it writes a dead-letter record the console lists.
 
-The one window this cannot close is a crash between the platform accepting a message and
-the sent mark being written: platform send APIs take no idempotency key.
+What "once" means, exactly. A send whose outcome this process knows is never repeated:
+if Redis refuses the sent mark (an outage), the sender keeps the outcome in memory and
+retries the mark until Redis is back, and no sender of this process touches the entry
+meanwhile. What remains is a process dying between the platform accepting a message and
+the mark being written: the entry is taken over and sent again. Each process has at
+most one send in flight per conversation, so such a crash repeats at most one message
+per conversation it was sending to. Platforms with an idempotency key of their own close
+that window too; the channels pass one (WeCom ``enable_duplicate_check``, WeCom
+customer service ``msgid``, email ``Message-ID``); WeChat and DingTalk have none.
 
 Whoever needs to act when a message cannot be delivered (the notification engine
 re-routes it to the customer's next channel) is handed to each ``OutboxSender`` as
@@ -23,11 +30,15 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
+from bot.logs import Outage, Throttle, context, ref
 from bot.messages import OutboundMessage
+from bot.metrics import Metrics
 from bot.queue import Entry, StreamGroup
 from bot.store import MessageStore
 from channels.base import Channel, ChannelLookup
@@ -66,6 +77,12 @@ return #due
 """
 
 
+@dataclass
+class _Slot:
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    users: int = 0
+
+
 # Called with the message, the give-up status ("undeliverable" or "dead") and the reason.
 GiveUpHook = Callable[[OutboundMessage, str, str], Awaitable[None]]
 
@@ -77,13 +94,34 @@ class Outbox:
         self.delayed = stream + ":delayed"
         self._enqueue = redis.register_script(_ENQUEUE)
         self._promote = redis.register_script(_PROMOTE)
+        # Keys this process has sent whose sent mark is not yet in Redis (an outage).
+        self.unmarked: set[str] = set()
+        # One send in flight per conversation in this process: a crash then repeats at
+        # most one message per conversation, and replies keep their order across senders.
+        self._conversations: dict[str, _Slot] = {}
+
+    @contextlib.asynccontextmanager
+    async def conversation_slot(self, conversation: str) -> AsyncIterator[None]:
+        slot = self._conversations.get(conversation)
+        if slot is None:
+            slot = self._conversations[conversation] = _Slot()
+        slot.users += 1
+        try:
+            async with slot.lock:
+                yield
+        finally:
+            slot.users -= 1
+            if not slot.users:
+                del self._conversations[conversation]
 
     async def enqueue(self, replies: Sequence[OutboundMessage], *, handled: str = "") -> int:
         """Queue replies not queued before; optionally mark an inbound message handled."""
-        keys = [self.stream, HANDLED_PREFIX + handled if handled else ""]
-        keys += [KEY_PREFIX + r.idempotency_key for r in replies]
-        args: list[str | int] = [KEY_TTL_S, ""]
-        args += [r.to_json() for r in replies]
+        keys: list[bytes | str] = [self.stream, HANDLED_PREFIX + handled if handled else ""]
+        args: list[bytes | str | int] = [KEY_TTL_S, ""]
+        for reply in replies:
+            key, payload = _encoded(reply)
+            keys.append(key)
+            args.append(payload)
         return int(await self._enqueue(keys=keys, args=args))
 
     async def is_handled(self, inbound_key: str) -> bool:
@@ -98,6 +136,18 @@ class Outbox:
         await self.redis.zadd(self.delayed, {member: time.time() + delay_s})
 
 
+_repairs = Throttle(log)
+
+
+def _encoded(reply: OutboundMessage) -> tuple[bytes, bytes]:
+    """(idempotency key, payload) as bytes; a reply whose text no encoder accepts is
+    repaired here, alone, instead of failing the batch it is part of (a digest run)."""
+    try:
+        return (KEY_PREFIX + reply.idempotency_key).encode(), reply.to_json().encode()
+    except UnicodeEncodeError:
+        _repairs.log(logging.WARNING, "repair", "outbox reply %s carried lone surrogates; replaced with U+FFFD", ref(reply.idempotency_key))
+        safe = reply.made_safe()
+        return (KEY_PREFIX + safe.idempotency_key).encode(), safe.to_json().encode()
 
 
 class OutboxSender:
@@ -117,6 +167,7 @@ class OutboxSender:
         batch: int = 32,
         foreground: Callable[[], contextlib.AbstractContextManager[None]] | None = None,
         on_give_up: GiveUpHook | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.outbox = outbox
         self.on_give_up = on_give_up
@@ -131,6 +182,8 @@ class OutboxSender:
         # What a customer is waiting on right now (a send) may ask background CPU work
         # to yield meanwhile: local transcription, see speech.text_first.
         self.foreground = foreground or contextlib.nullcontext
+        self._mark_outage = Outage(log, "outbox sent marks (Redis)")
+        self.metrics = metrics
 
     async def run(self, stop: asyncio.Event) -> None:
         await self.group.ensure_group()
@@ -146,17 +199,32 @@ class OutboxSender:
                 await self.group.recover("outbox")
 
     async def _deliver_in_order(self, entries: list[_Pending]) -> None:
-        for entry, attempts, reply in entries:
-            await self.deliver(entry, attempts, reply)
+        reply = entries[0][2]
+        if reply is None:  # unparsable: a group of its own, dead-lettered by deliver()
+            await self.deliver(*entries[0])
+            return
+        async with self.outbox.conversation_slot(reply.conversation):
+            for entry, attempts, parsed in entries:
+                await self.deliver(entry, attempts, parsed)
 
     async def deliver(self, entry: Entry, attempts: int, reply: OutboundMessage | None = None) -> None:
         """Send one entry; ``reply`` is its payload when the caller parsed it already."""
         if reply is None:
             reply = OutboundMessage.from_json(entry.payload)
         key = reply.idempotency_key
+        if key in self.outbox.unmarked:
+            return  # sent by this process; the task retrying its mark acknowledges it
         if await self.outbox.redis.exists(SENT_PREFIX + key):
-            await self.group.done(entry.entry_id)  # a retry of something already delivered
+            # Delivered by a sender that died before its record and ack: finish both.
+            await self.store.mark_outbound(key, "sent", reply=reply)
+            await self.group.done(entry.entry_id)
+            self._count(reply, "already_sent")
             return
+        with context(conversation=reply.conversation, message=key):
+            await self._send(entry, attempts, reply)
+
+    async def _send(self, entry: Entry, attempts: int, reply: OutboundMessage) -> None:
+        key = reply.idempotency_key
         channel = self.channels(reply.channel, reply.account)
         attempts += 1
         if channel is None:
@@ -175,21 +243,45 @@ class OutboxSender:
                 await self._give_up(entry, reply, attempts, f"gave up after {attempts} attempts: {exc}")
             else:
                 delay = min(self.backoff_max_s, self.backoff_s * 2 ** (attempts - 1))
-                log.warning("send %s failed (%s); retry %d in %.1f s", key, exc, attempts, delay)
+                log.warning("send %s failed (%s); retry %d in %.1f s", ref(key), exc, attempts, delay)
                 await self.outbox.schedule_retry(entry.payload, attempts, delay)
                 await self.store.mark_outbound(key, "retrying", reply=reply, attempts=attempts, error=str(exc))
                 await self.group.done(entry.entry_id)
+                self._count(reply, "retry")
             return
         # Sent mark first, then the record, then the ack: a crash after the mark makes a
         # reclaimed entry a no-op instead of a second message.
-        await self.outbox.redis.set(SENT_PREFIX + key, "1", ex=KEY_TTL_S)
+        await self._mark_sent(key)
+        self._count(reply, "sent")
         await self.store.mark_outbound(key, "sent", reply=reply, attempts=attempts, sent_at=time.time())
         await self.group.done(entry.entry_id)
+
+    def _count(self, reply: OutboundMessage, outcome: str) -> None:
+        if self.metrics is not None:
+            self.metrics.outbox_sends.labels(reply.channel, outcome).inc()
+
+    async def _mark_sent(self, key: str) -> None:
+        """Write the sent mark, retrying through a Redis outage: the send happened, and
+        giving up here would let the entry be sent again once Redis is back."""
+        delay = 0.05
+        while True:
+            try:
+                await self.outbox.redis.set(SENT_PREFIX + key, "1", ex=KEY_TTL_S)
+            except (RedisError, OSError) as exc:
+                self.outbox.unmarked.add(key)
+                self._mark_outage.failed(exc)
+                await asyncio.sleep(delay)
+                delay = min(0.5, delay * 2)
+                continue
+            self.outbox.unmarked.discard(key)
+            self._mark_outage.ok()
+            return
 
     async def _give_up(
         self, entry: Entry, reply: OutboundMessage, attempts: int, reason: str, *, status: str = "dead"
     ) -> None:
-        log.error("outbox %s: %s (%s)", reply.idempotency_key, status, reason)
+        log.error("outbox %s: %s (%s)", ref(reply.idempotency_key), status, reason)
+        self._count(reply, status)
         await self.store.dead_letter(
             kind="outbound", key=reply.idempotency_key, payload=entry.payload.decode(), reason=reason, attempts=attempts
         )
@@ -199,7 +291,7 @@ class OutboxSender:
                 await self.on_give_up(reply, status, reason)
             except Exception:
                 # A failing hook must not wedge the stream: the dead letter is recorded.
-                log.exception("give-up hook failed for %s", reply.idempotency_key)
+                log.exception("give-up hook failed for %s", ref(reply.idempotency_key))
         await self.group.done(entry.entry_id)
 
 

@@ -21,9 +21,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import Redis
-from redis.exceptions import ResponseError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from bot.conversation.ordering import PENDING_PREFIX
+from bot.logs import Outage, Throttle, ref
 from bot.messages import InboundMessage
 
 log = logging.getLogger(__name__)
@@ -31,16 +34,24 @@ log = logging.getLogger(__name__)
 _ENQUEUE = """
 -- KEYS[1] stream; then per message: KEYS[2i] dedup key, KEYS[2i+1] conversation's pending list
 -- ARGV[1] dedup ttl; then per message: ARGV[2i] payload, ARGV[2i+1] message key
--- returns one flag per message: 1 queued, 0 a retry of one already seen
+-- returns one flag per message: 1 queued, 0 a retry of one already seen, -1 refused.
+-- A message's first write is the one that can fail on its own (its pending list may
+-- hold another type); it is made with pcall before anything else of that message, so a
+-- refused message leaves nothing behind and the others of the batch go ahead.
 local added = {}
 for i = 2, #KEYS, 2 do
-  if redis.call('SET', KEYS[i], '1', 'NX', 'EX', ARGV[1]) then
-    redis.call('XADD', KEYS[1], '*', 'm', ARGV[i])
-    redis.call('RPUSH', KEYS[i + 1], ARGV[i + 1])
-    redis.call('EXPIRE', KEYS[i + 1], ARGV[1])
-    added[#added + 1] = 1
-  else
+  if redis.call('EXISTS', KEYS[i]) == 1 then
     added[#added + 1] = 0
+  else
+    local pushed = redis.pcall('RPUSH', KEYS[i + 1], ARGV[i + 1])
+    if type(pushed) == 'table' and pushed.err then
+      added[#added + 1] = -1
+    else
+      redis.call('SET', KEYS[i], '1', 'EX', ARGV[1])
+      redis.call('XADD', KEYS[1], '*', 'm', ARGV[i])
+      redis.call('EXPIRE', KEYS[i + 1], ARGV[1])
+      added[#added + 1] = 1
+    end
   end
 end
 return added
@@ -68,6 +79,10 @@ class StreamGroup:
         self.group = group
         self.claim_idle_ms = claim_idle_ms
         self._claim_cursor = "0-0"
+        # Entries each consumer of this process read and has not finished: what XAUTOCLAIM
+        # hands back from here is a retry of our own, not a takeover from a dead consumer.
+        self._mine: dict[str, set[str]] = {}
+        self._outages: dict[str, Outage] = {}
 
     async def ensure_group(self) -> None:
         try:
@@ -77,31 +92,43 @@ class StreamGroup:
                 raise
 
     async def read(self, consumer: str, *, count: int, block_ms: int) -> list[Entry]:
-        """Entries for ``consumer``: stale ones of dead consumers first, then new ones."""
+        """Entries for ``consumer``: stale ones left pending first, then new ones."""
         claim: Any = await self.redis.xautoclaim(
             self.stream, self.group, consumer, self.claim_idle_ms, start_id=self._claim_cursor, count=count
         )
-        cursor, claimed = claim[0], claim[1]
-        self._claim_cursor = _id(cursor)
-        entries = [_entry(eid, fields) for eid, fields in claimed if fields]
-        if entries:
-            log.warning("%s: took over %d entries from a dead consumer", self.stream, len(entries))
-            return entries
-        reply: Any = await self.redis.xreadgroup(self.group, consumer, {self.stream: ">"}, count=count, block=block_ms)
-        for _stream, items in reply or ():
-            entries.extend(_entry(eid, fields) for eid, fields in items if fields)
-        return entries
+        self._claim_cursor = _id(claim[0])
+        claimed = [(_id(eid), fields) for eid, fields in claim[1] if fields]
+        mine = self._mine.setdefault(consumer, set())
+        if claimed:
+            own = sum(1 for eid, _ in claimed if eid in mine)
+            if own:
+                log.info("%s: retrying %d entries this consumer left pending", self.stream, own)
+            if own < len(claimed):
+                log.warning(
+                    "%s: took over %d entries idle for over %d ms from another consumer (dead or stalled)",
+                    self.stream, len(claimed) - own, self.claim_idle_ms,
+                )
+            entries = claimed
+        else:
+            reply: Any = await self.redis.xreadgroup(self.group, consumer, {self.stream: ">"}, count=count, block=block_ms)
+            entries = [(_id(eid), fields) for _stream, items in reply or () for eid, fields in items if fields]
+        mine.update(eid for eid, _ in entries)
+        for outage in self._outages.values():
+            outage.ok()
+        return [_entry(eid, fields) for eid, fields in entries]
 
     async def recover(self, what: str) -> None:
         """Call from an ``except`` around a read loop's step: a stream or group deleted
-        under us (FLUSHDB, an operator) is recreated at once; anything else is logged
-        with its traceback and waited out for a second."""
+        under us (FLUSHDB, an operator) is recreated at once; anything else (Redis down)
+        is reported once per outage and waited out for a second."""
         exc = sys.exc_info()[1]
         if isinstance(exc, ResponseError) and ("NOGROUP" in str(exc) or "UNBLOCKED" in str(exc)):
             log.warning("%s stream or group vanished (%s); recreating", what, exc)
             await self.ensure_group()
             return
-        log.exception("%s loop failed; retrying in 1 s", what)
+        outage = self._outages.setdefault(what, Outage(log, f"{what} loop on {self.stream}"))
+        if exc is not None:
+            outage.failed(exc)
         await asyncio.sleep(1.0)
 
     async def done(self, entry_id: str) -> None:
@@ -110,6 +137,8 @@ class StreamGroup:
             pipe.xack(self.stream, self.group, entry_id)
             pipe.xdel(self.stream, entry_id)
             await pipe.execute()
+        for mine in self._mine.values():
+            mine.discard(entry_id)
 
 
 def _id(entry_id: bytes | str) -> str:
@@ -120,12 +149,33 @@ def _entry(entry_id: bytes | str, fields: dict[bytes, bytes]) -> Entry:
     return Entry(_id(entry_id), fields[b"m"], int(fields.get(b"a", b"0")))
 
 
+class MessageRefused(RedisError):
+    """Redis refused this caller's message (its keys hold data of another type); the
+    other messages of the group commit were queued."""
+
+
+# What one message adds to a group commit: dedup key, pending-list key, payload, key.
+_Item = tuple[bytes, bytes, bytes, bytes]
+_Waiter = tuple[list[_Item], "asyncio.Future[int]"]
+
+# Failures of the connection rather than of one item's data: retrying the items one by
+# one cannot help, so the whole batch fails at once and every webhook answers 503.
+_CONNECTION_ERRORS = (RedisConnectionError, RedisTimeoutError, ConnectionError, TimeoutError, OSError)
+
+_repairs = Throttle(log)
+
+
+def is_outage(exc: BaseException) -> bool:
+    """Whether ``exc`` says Redis is unreachable (as opposed to refusing one item)."""
+    return isinstance(exc, _CONNECTION_ERRORS)
+
+
 class InboundQueue(StreamGroup):
     def __init__(self, redis: Redis, stream: str, *, dedup_ttl_s: int, claim_idle_ms: int) -> None:
         super().__init__(redis, stream, "workers", claim_idle_ms=claim_idle_ms)
         self._dedup_ttl_s = dedup_ttl_s
         self._enqueue = redis.register_script(_ENQUEUE)
-        self._batch: list[tuple[Sequence[InboundMessage], asyncio.Future[int]]] = []
+        self._batch: list[_Waiter] = []
         self._flushing: set[asyncio.Task[None]] = set()
 
     async def enqueue(self, messages: Sequence[InboundMessage]) -> int:
@@ -136,17 +186,35 @@ class InboundQueue(StreamGroup):
         the event loop, which sends everything gathered by then. Under load this turns
         N round trips into one; alone it costs one loop iteration.
 
+        One caller's bad data never fails another's: each message is encoded here, in
+        its caller's own call (text no encoder accepts is repaired, see
+        :func:`bot.messages.safe_text`), and if Redis still refuses the combined call
+        for a reason other than the connection, each caller's part is retried alone.
+
         Raises ``redis.RedisError`` (or ``OSError``) when Redis is unreachable: the
         caller must then not acknowledge the platform, so that it retries.
         """
         if not messages:
             return 0
+        items = [self._encode(m) for m in messages]
         loop = asyncio.get_running_loop()
         future: asyncio.Future[int] = loop.create_future()
-        self._batch.append((messages, future))
+        self._batch.append((items, future))
         if len(self._batch) == 1:
             loop.call_soon(self._start_flush)
         return await future
+
+    @staticmethod
+    def _encode(message: InboundMessage) -> _Item:
+        try:
+            return _item(message)
+        except UnicodeEncodeError:
+            _repairs.log(
+                logging.WARNING, message.channel,
+                "%s message %s carried text no encoder accepts (lone surrogates); replaced with U+FFFD",
+                message.channel, ref(message.key),
+            )
+            return _item(message.made_safe())
 
     def _start_flush(self) -> None:
         batch, self._batch = self._batch, []
@@ -154,25 +222,52 @@ class InboundQueue(StreamGroup):
         self._flushing.add(task)
         task.add_done_callback(self._flushing.discard)
 
-    async def _flush(self, batch: list[tuple[Sequence[InboundMessage], asyncio.Future[int]]]) -> None:
-        keys = [self.stream]
-        args: list[str | int] = [self._dedup_ttl_s]
-        for messages, _ in batch:
-            for m in messages:
-                keys += (DEDUP_PREFIX + m.key, PENDING_PREFIX + m.conversation)
-                args += (m.to_json(), m.key)
+    async def _flush(self, batch: list[_Waiter]) -> None:
         try:
-            flags = await self._enqueue(keys=keys, args=args)
-        except BaseException as exc:
-            for _, future in batch:
-                if not future.done():
-                    future.set_exception(exc)
-            if not isinstance(exc, Exception):
-                raise
+            flags = await self._run([item for items, _ in batch for item in items])
+        except _CONNECTION_ERRORS as exc:
+            _fail(batch, exc)
             return
+        except Exception as exc:
+            if len(batch) == 1:
+                _fail(batch, exc)
+                return
+            log.warning("group commit of %d webhooks refused (%s); retrying each alone", len(batch), type(exc).__name__)
+            await asyncio.gather(*(self._flush([waiter]) for waiter in batch))
+            return
+        except BaseException as exc:
+            _fail(batch, exc)
+            raise
         offset = 0
-        for messages, future in batch:
-            new = sum(int(f) for f in flags[offset : offset + len(messages)])
-            offset += len(messages)
-            if not future.done():
-                future.set_result(new)
+        for items, future in batch:
+            mine = [int(f) for f in flags[offset : offset + len(items)]]
+            offset += len(items)
+            if future.done():
+                continue
+            if -1 in mine:
+                future.set_exception(MessageRefused(f"Redis refused {mine.count(-1)} of {len(mine)} messages"))
+            else:
+                future.set_result(sum(mine))
+
+    async def _run(self, items: list[_Item]) -> list[int]:
+        keys: list[bytes | str] = [self.stream]
+        args: list[bytes | int] = [self._dedup_ttl_s]
+        for dedup, pending, payload, key in items:
+            keys += (dedup, pending)
+            args += (payload, key)
+        return list(await self._enqueue(keys=keys, args=args))
+
+
+def _item(m: InboundMessage) -> _Item:
+    return (
+        (DEDUP_PREFIX + m.key).encode(),
+        (PENDING_PREFIX + m.conversation).encode(),
+        m.to_json().encode(),
+        m.key.encode(),
+    )
+
+
+def _fail(batch: list[_Waiter], exc: BaseException) -> None:
+    for _, future in batch:
+        if not future.done():
+            future.set_exception(exc)

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar
 
+from bot.logs import ref
 from bot.messages import Article, InboundMessage, ReplyKind
 from bot.templates import Templates
 
@@ -82,7 +83,9 @@ class SkillRouter:
                     continue
                 try:
                     return await skill.handle(turn)
-                except Exception:
-                    log.exception("skill %s failed on %s", skill.name, turn.message.key)
+                except Exception as exc:
+                    # Type above DEBUG; the traceback (whose text may quote the customer) below.
+                    log.error("skill %s failed on %s: %s", skill.name, ref(turn.message.key), type(exc).__name__)
+                    log.debug("skill %s failure", skill.name, exc_info=True)
                     return (Reply(text=self.templates.render("error", turn.language)),)
         return ()

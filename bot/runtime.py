@@ -15,6 +15,7 @@ from bot.nlu.client import NluClient
 from bot.voice import VoiceStep
 from bot.routing import SkillRouter
 from bot.health import HealthMonitor
+from bot.metrics import Metrics
 from bot.outbox import Outbox
 from bot.queue import InboundQueue
 from bot.store import MessageStore
@@ -39,6 +40,7 @@ class Runtime:
     gate: ConversationGate
     handoff: Handoff
     channels: dict[tuple[str, str], Channel]
+    metrics: Metrics
     nlu: NluClient | None = None
     voice: VoiceStep | None = None
 

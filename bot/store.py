@@ -16,12 +16,14 @@ from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 
 from bot.messages import InboundMessage, OutboundMessage
+from bot.metrics import Metrics
 from bot.mongo import Document
 
 
 class MessageStore:
-    def __init__(self, db: AsyncDatabase[Document]) -> None:
+    def __init__(self, db: AsyncDatabase[Document], *, metrics: Metrics | None = None) -> None:
         self.db = db
+        self.metrics = metrics
         self.messages = db["messages"]
         self.conversations = db["conversations"]
         self.dead_letters = db["dead_letters"]
@@ -104,6 +106,8 @@ class MessageStore:
             {"$set": {"kind": kind, "key": key, "payload": payload, "reason": reason, "attempts": attempts, "at": time.time()}},
             upsert=True,
         )
+        if self.metrics is not None:
+            self.metrics.dead_letters.labels(kind).inc()
 
     async def conversation_messages(self, conversation: str, limit: int = 100) -> list[Document]:
         cursor = self.messages.find({"conversation": conversation}).sort("ts", ASCENDING).limit(limit)

@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from typing import Any
+
+from bot.logs import Outage
+from bot.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -27,16 +31,24 @@ class Job:
     step: Step
 
 
-async def periodic(job: Job, stop: asyncio.Event) -> None:
-    """Run ``job.step`` until ``stop``; a failing step is logged and retried next interval."""
+async def periodic(job: Job, stop: asyncio.Event, metrics: Metrics | None = None) -> None:
+    """Run ``job.step`` until ``stop``; a failing step is retried next interval, its
+    outage logged once when it starts and once when it ends. Each run's duration goes
+    to ``kefu_job_seconds``."""
+    outage = Outage(log, f"background job {job.name}")
     while not stop.is_set():
         try:
-            if await job.step() is True:
+            started = time.perf_counter()
+            more = await job.step()
+            if metrics is not None:
+                metrics.job_seconds.labels(job.name).observe(time.perf_counter() - started)
+            outage.ok()
+            if more is True:
                 continue
         except asyncio.CancelledError:
             raise
-        except Exception:
-            log.exception("background job %s failed", job.name)
+        except Exception as exc:
+            outage.failed(exc)
         try:
             await asyncio.wait_for(stop.wait(), job.interval_s)
         except asyncio.TimeoutError:
@@ -46,8 +58,9 @@ async def periodic(job: Job, stop: asyncio.Event) -> None:
 class BackgroundTasks:
     """Tasks started together and stopped together: ``stop`` is set, then all are cancelled."""
 
-    def __init__(self) -> None:
+    def __init__(self, metrics: Metrics | None = None) -> None:
         self.stop = asyncio.Event()
+        self.metrics = metrics
         self._tasks: list[asyncio.Task[Any]] = []
 
     def start(self, name: str, coro: Coroutine[Any, Any, Any]) -> None:
@@ -55,7 +68,7 @@ class BackgroundTasks:
 
     def start_jobs(self, jobs: Iterable[Job]) -> None:
         for job in jobs:
-            self.start(job.name, periodic(job, self.stop))
+            self.start(job.name, periodic(job, self.stop, self.metrics))
 
     async def close(self) -> None:
         self.stop.set()

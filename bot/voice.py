@@ -14,6 +14,7 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from bot.logs import ref
 from bot.messages import InboundMessage
 from bot.store import MessageStore
 from channels.base import Channel
@@ -71,10 +72,10 @@ class VoiceStep:
         except AudioEmpty:
             return Heard("", False, "whisper", problem="empty")
         except AudioRejected as exc:
-            log.warning("voice note %s rejected: %s", msg.key, exc)
+            log.warning("voice note %s rejected: %s", ref(msg.key), type(exc).__name__)
             return Heard("", False, "whisper", problem="corrupt")
         except SpeechError as exc:
-            log.error("voice note %s could not be transcribed: %s", msg.key, exc)
+            log.error("voice note %s could not be transcribed: %s", ref(msg.key), type(exc).__name__)
             return Heard("", False, "whisper", problem="corrupt")
         threshold = self.settings.low_confidence if self.settings is not None else 0.0
         await self.store.update_inbound(

@@ -18,14 +18,21 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
+
+from pymongo.errors import ConnectionFailure
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from bot.conversation.keywords import keyword_intent
 from bot.conversation.ordering import ConversationGate
 from bot.conversation.state import ConversationState, StateStore
 from bot.routing import SkillRouter, Reply, Turn
 from bot.language import detect
+from bot.logs import Outage, context, ref
+from bot.metrics import Metrics
 from bot.messages import InboundMessage, MessageKind, OutboundMessage
 from bot.nlu.client import NluClient, NluUnavailable, ParseResult
 from bot.outbox import Outbox
@@ -40,6 +47,8 @@ log = logging.getLogger(__name__)
 
 ATTEMPTS_PREFIX = "kefu:inbound:attempts:"
 
+# Failures of a store rather than of the message.
+STORE_OUTAGES = (ConnectionFailure, RedisConnectionError, RedisTimeoutError)
 
 
 class InboundWorker:
@@ -60,6 +69,7 @@ class InboundWorker:
         batch: int = 32,
         max_attempts: int = 5,
         capacity: int = 64,
+        metrics: Metrics | None = None,
     ) -> None:
         self.queue = queue
         self.outbox = outbox
@@ -75,6 +85,8 @@ class InboundWorker:
         self.batch = batch
         self.max_attempts = max_attempts
         self.capacity = capacity  # conversations in flight at once
+        self.metrics = metrics
+        self._outage = Outage(log, "inbound turns (a store is unreachable)")
 
     async def run(self, stop: asyncio.Event) -> None:
         """Read and handle messages until ``stop``.
@@ -113,33 +125,48 @@ class InboundWorker:
                 await self.process(item)
             except asyncio.CancelledError:
                 raise
-            except Exception:
+            except Exception as exc:
                 # process() handles a message's own failures; this is a store outage
                 # while recording them. The entry stays pending and is taken over.
-                log.exception("inbound entry %s could not be processed", item.entry_id)
+                log.error("inbound entry %s could not be processed (%s)", item.entry_id, type(exc).__name__)
+                log.debug("inbound entry %s failure", item.entry_id, exc_info=True)
 
     async def process(self, entry: Entry) -> None:
         try:
             msg = InboundMessage.from_json(entry.payload)
         except (ValueError, TypeError, KeyError) as exc:
-            log.error("inbound entry %s is not a message (%s); dead-lettered", entry.entry_id, exc)
+            log.error("inbound entry %s is not a message (%s); dead-lettered", entry.entry_id, type(exc).__name__)
             await self.store.dead_letter(
                 kind="inbound", key=entry.entry_id, payload=entry.payload.decode(errors="replace"), reason=str(exc), attempts=1
             )
             await self.queue.done(entry.entry_id)
             return
+        with context(conversation=msg.conversation, message=msg.key):
+            await self._process(entry, msg)
+
+    async def _process(self, entry: Entry, msg: InboundMessage) -> None:
+        start = time.perf_counter()
         try:
             await self.handle(msg)
         except Deferred as exc:
             # Not the message's fault: no attempt is counted. It stays pending and is
             # taken over again after claim_idle_ms.
-            log.info("message %s deferred: %s", msg.key, exc)
+            log.info("message %s deferred: %s", ref(msg.key), exc)
+            return
+        except STORE_OUTAGES as exc:
+            # Redis or MongoDB is down: not the message's fault, so no attempt is counted
+            # (an outage longer than max_attempts takeovers must not dead-letter it). It
+            # stays pending and is taken over again after claim_idle_ms.
+            self._outage.failed(exc)
             return
         except Exception as exc:
+            # The exception's text may quote the customer (a codec error shows the
+            # string): its type above DEBUG, the rest only at DEBUG.
+            log.debug("message %s failed", ref(msg.key), exc_info=True)
             attempts = int(await self.queue.redis.incr(ATTEMPTS_PREFIX + msg.key))
             await self.queue.redis.expire(ATTEMPTS_PREFIX + msg.key, 86_400)
             if attempts >= self.max_attempts:
-                log.exception("message %s failed %d times; dead-lettered", msg.key, attempts)
+                log.error("message %s failed %d times (%s); dead-lettered", ref(msg.key), attempts, type(exc).__name__)
                 await self.store.dead_letter(
                     kind="inbound", key=msg.key, payload=msg.to_json(), reason=repr(exc), attempts=attempts
                 )
@@ -148,9 +175,12 @@ class InboundWorker:
             else:
                 # Left pending: another read (or another worker) takes it over after
                 # claim_idle_ms, which doubles as the retry delay.
-                log.warning("message %s failed (attempt %d): %r", msg.key, attempts, exc)
+                log.warning("message %s failed (attempt %d): %s", ref(msg.key), attempts, type(exc).__name__)
             return
+        self._outage.ok()
         await self.queue.done(entry.entry_id)
+        if self.metrics is not None:
+            self.metrics.turn_seconds.labels(msg.channel).observe(time.perf_counter() - start)
 
     async def handle(self, msg: InboundMessage) -> None:
         channel = self.channels(msg.channel, msg.account)
@@ -197,7 +227,8 @@ class InboundWorker:
     async def _turn(self, msg: InboundMessage, channel: Channel | None, state: ConversationState) -> list[Reply]:
         text = msg.text if msg.kind is not MessageKind.LOCATION else ""
         if msg.kind is MessageKind.VOICE and self.voice is not None:
-            heard = await self.voice.hear(msg, channel)
+            with self._timed("speech"):
+                heard = await self.voice.hear(msg, channel)
             # "unavailable": no speech engine here; the media skills acknowledge the note.
             if heard.problem and heard.problem != "unavailable":
                 return [Reply(text=self.templates.render("voice_problem", state.language, problem=heard.problem))]
@@ -232,7 +263,8 @@ class InboundWorker:
         if self.nlu is None:
             return None
         try:
-            return await self.nlu.parse(text)
+            with self._timed("nlu"):
+                return await self.nlu.parse(text)
         except NluUnavailable as exc:
             holding = OutboundMessage(
                 channel=msg.channel,
@@ -247,6 +279,20 @@ class InboundWorker:
             await self.store.save_outbound(holding)
             await self.outbox.enqueue((holding,))  # once per message: the key dedups retries
             raise Deferred(f"NLU unavailable: {exc}") from exc
+
+    @contextlib.contextmanager
+    def _timed(self, what: str) -> Iterator[None]:
+        if self.metrics is None:
+            yield
+            return
+        histogram = self.metrics.nlu_seconds if what == "nlu" else self.metrics.speech_seconds
+        start = time.perf_counter()
+        outcome = "error"
+        try:
+            yield
+            outcome = "ok"
+        finally:
+            histogram.labels(outcome).observe(time.perf_counter() - start)
 
     @staticmethod
     def _outbound(msg: InboundMessage, index: int, reply: Reply) -> OutboundMessage:

@@ -40,6 +40,20 @@ class MalformedPayload(WebhookRejected):
     status = 400
 
 
+class BadEncoding(WebhookRejected):
+    """The body is compressed, or not in the character encoding the platform uses."""
+
+    code = "bad_encoding"
+    status = 400
+
+
+class TooDeep(WebhookRejected):
+    """The payload nests deeper than any platform message does."""
+
+    code = "too_deep"
+    status = 400
+
+
 class PayloadTooLarge(WebhookRejected):
     """The body is over the configured size limit."""
 

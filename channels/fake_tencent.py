@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from aiohttp import BodyPartReader, web
+from aiohttp.typedefs import Handler
 
 
 @dataclass
@@ -45,6 +46,7 @@ class FakeTencentAPI:
         self._failures: defaultdict[str, deque[Failure | None]] = defaultdict(deque)
         self._media_seq = itertools.count(1)
         self._sent_event = asyncio.Event()
+        self._handling: set[asyncio.Future[web.StreamResponse]] = set()
 
     @property
     def send_calls(self) -> int:
@@ -96,9 +98,18 @@ class FakeTencentAPI:
 
     # -- HTTP ---------------------------------------------------------------------------
     def app(self) -> web.Application:
-        app = web.Application()
+        app = web.Application(middlewares=[self._finish_what_was_received])
         app.add_routes(self.routes())
         return app
+
+    @web.middleware
+    async def _finish_what_was_received(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        # A platform does not drop a request because its caller hung up (a test server
+        # cancels the handler then): the work runs to the end in a task of its own.
+        task = asyncio.ensure_future(handler(request))
+        self._handling.add(task)
+        task.add_done_callback(self._handling.discard)
+        return await asyncio.shield(task)
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -126,6 +137,10 @@ class FakeTencentAPI:
         """Latency, injected failures and the token check every API call goes through."""
         path = self.api_path(request)
         self.calls[path] += 1
+        # The whole request is in before the platform takes its time: a caller that dies
+        # while waiting for the answer has still delivered the message, as with WeChat.
+        if not request.content_type.startswith("multipart/"):  # uploads stream their parts
+            await request.read()
         if self.latency_s:
             await asyncio.sleep(self.latency_s)
         queue = self._failures.get(path)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 
-from channels.errors import MalformedPayload
+from channels.errors import BadEncoding, MalformedPayload, TooDeep
 
 _DECLARATION = re.compile(rb"<!(?!\[CDATA\[|--)")
 
@@ -29,6 +29,11 @@ def parse_flat_xml(data: bytes | str) -> dict[str, str]:
         root = ET.fromstring(raw)
     except ET.ParseError as exc:
         raise MalformedPayload(f"not well-formed XML: {exc}") from exc
+    except (ValueError, LookupError) as exc:
+        # expat takes only single-byte-based encodings: a UTF-16 declaration lands here.
+        raise BadEncoding(f"XML in an unsupported encoding ({exc})") from exc
+    except RecursionError as exc:
+        raise TooDeep("XML nests too deep") from exc
     if root.tag != "xml":
         raise MalformedPayload(f"unexpected root element <{root.tag}>")
     out: dict[str, str] = {}

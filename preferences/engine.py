@@ -37,6 +37,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 from redis.asyncio import Redis
 
+from bot.logs import ref
 from bot.messages import OutboundMessage
 from bot.mongo import Document, find_by_ids
 from bot.outbox import Outbox
@@ -310,7 +311,7 @@ class NotificationEngine:
             doc = await self.digests.settle_one(doc)
         channels: list[str] = list(doc.get("channels") or [])
         nxt = channels[channels.index(channel) + 1] if channel in channels[:-1] else None
-        log.info("notification %s undeliverable on %s (%s: %s); next: %s", key, channel, status, reason, nxt)
+        log.info("notification %s undeliverable on %s (%s: %s); next: %s", ref(key), channel, status, reason, nxt)
         await coll.update_one({"_id": ident}, {"$addToSet": {"failed": channel}})
         if nxt is None:
             await coll.update_one({"_id": ident}, {"$set": {"status": "undeliverable"}})

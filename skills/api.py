@@ -126,12 +126,17 @@ async def review_webhook(request: web.Request) -> web.StreamResponse:
     name = request.match_info["marketplace"]
     market = svc.reviews.marketplace(name)
     if market is None:
+        # Authenticated first, and refused the way a configured one would refuse, so a
+        # stranger cannot tell which connectors are set up.
+        if "X-Kefu-Signature" in request.headers:
+            return json_error(401, "bad_signature", "signature does not match")
+        authorize(request, "reviews:write")
         return json_error(404, "unknown_marketplace", f"no connector for {name!r}")
     raw = await request.read()
     secret = market.settings.option("webhook_secret")
     if secret:
-        given = request.headers.get("X-Kefu-Signature", "").removeprefix("sha256=")
-        want = hmac.new(secret.encode(), raw, hashlib.sha256).hexdigest()
+        given = request.headers.get("X-Kefu-Signature", "").removeprefix("sha256=").encode("utf-8", "replace")
+        want = hmac.new(secret.encode(), raw, hashlib.sha256).hexdigest().encode()
         if not hmac.compare_digest(given, want):
             log.warning("review webhook %s: bad signature from %s", name, request.remote)
             return json_error(401, "bad_signature", "signature does not match")

@@ -7,6 +7,7 @@ runs no gateway) it records nothing and says so, instead of sending around the e
 from __future__ import annotations
 
 import logging
+from bot.logs import ref
 from bot.store import channel_identity
 from preferences.engine import Decision, NotificationEngine
 from preferences.errors import UnknownCustomer
@@ -58,6 +59,6 @@ class Notifier:
 
     async def notify(self, notification: Notification) -> Decision | None:
         if self.engine is None:
-            log.warning("notification %s not sent: no notification engine in this process", notification.key)
+            log.warning("notification %s not sent: no notification engine in this process", ref(notification.key or ""))
             return None
         return await self.engine.submit(notification)

@@ -20,6 +20,7 @@ from pymongo import ASCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 from redis.asyncio import Redis
 
+from bot.logs import ref
 from bot.conversation.ordering import ConversationGate
 from bot.conversation.state import AGENT_PREFIX, BOT, QUEUE, ConversationState, StateStore
 from bot.errors import KefuError
@@ -80,7 +81,7 @@ class Handoff:
         state.active_skill = ""
         await self.redis.zadd(WAITING, {state.conversation: time.time()}, nx=True)
         await self._record(state.conversation, "queued", reason=reason)
-        log.info("%s queued for a human (%s)", state.conversation, reason)
+        log.info("%s queued for a human (%s)", ref(state.conversation), reason)
 
     async def waiting(self) -> list[dict[str, Any]]:
         """Conversations waiting for an agent, longest-waiting first."""
@@ -150,7 +151,7 @@ class Handoff:
             await channel.handoff_changed(state.conversation, state.sender, agent=agent)
         except Exception:
             # Kefu's own record is authoritative; a platform that missed it is logged.
-            log.exception("%s: could not tell %s about the hand-off", state.conversation, state.channel)
+            log.error("%s: could not tell %s about the hand-off", ref(state.conversation), state.channel, exc_info=True)
 
     async def _state(self, conversation: str) -> ConversationState:
         state = await self.states.get(conversation)

@@ -20,6 +20,8 @@ from collections.abc import AsyncIterator
 
 from redis.asyncio import Redis
 
+from bot.logs import ref
+
 log = logging.getLogger(__name__)
 
 PENDING_PREFIX = "kefu:conv:pending:"
@@ -51,7 +53,10 @@ class ConversationGate:
             late = time.monotonic() > deadline
             if (is_next or late) and await self.redis.set(lock, token, nx=True, px=self.lock_ttl_ms):
                 if late and not is_next:
-                    log.warning("%s: %s waited %.0f s for %r; handling it out of order", conversation, message_key, self.max_wait_s, head)
+                    log.warning(
+                        "%s: %s waited %.0f s for %s; handling it out of order",
+                        ref(conversation), ref(message_key), self.max_wait_s, ref(head.decode() if isinstance(head, bytes) else str(head)),
+                    )
                 break
             await asyncio.sleep(self.poll_s)
         try:

@@ -10,12 +10,13 @@ Docs: https://open.dingtalk.com/document/orgapp/receive-message
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Mapping
 from typing import Any
 
-from bot.messages import InboundMessage, MediaRef, MessageKind
-from channels.errors import MalformedPayload
+from bot.messages import InboundMessage, MediaRef, MessageKind, safe_json
+from channels.errors import BadEncoding, MalformedPayload, TooDeep
 
 CHANNEL = "dingtalk"
 
@@ -30,6 +31,9 @@ HINTS = (
     "robotCode",
 )
 
+# A \uD800-\uDFFF escape: JSON's only way to carry a lone surrogate (raw UTF-8 cannot).
+_ESCAPED_SURROGATE = re.compile(rb"\\u[dD][89abcdefABCDEF]")
+
 SINGLE_CHAT = "1"
 GROUP_CHAT = "2"
 
@@ -38,10 +42,16 @@ def loads(body: bytes) -> dict[str, Any]:
     """Parse a callback body; anything but a JSON object is ``MalformedPayload``."""
     try:
         data = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except RecursionError as exc:
+        raise TooDeep("JSON nests too deep") from exc
+    except UnicodeDecodeError as exc:
+        raise BadEncoding("body is not UTF-8") from exc
+    except ValueError as exc:
         raise MalformedPayload("body is not JSON") from exc
     if not isinstance(data, dict):
         raise MalformedPayload("body is not a JSON object")
+    if _ESCAPED_SURROGATE.search(body):
+        data = dict(safe_json(data))
     return data
 
 

@@ -24,6 +24,7 @@ from typing import Any
 import aiohttp
 from dingtalk_stream import AckMessage, CallbackHandler, CallbackMessage, ChatbotMessage, SystemMessage
 
+from bot.logs import Outage
 from bot.messages import InboundMessage
 from channels.dingtalk.parser import to_message
 from channels.errors import WebhookRejected
@@ -109,18 +110,21 @@ class StreamIntake:
 
     async def run(self, stop: asyncio.Event) -> None:
         delay = self._reconnect_s
+        # Reconnects back off up to _reconnect_max_s; the outage is told once, and its end.
+        outage = Outage(log, f"dingtalk/{self.account} stream")
         while not stop.is_set():
             try:
                 endpoint, ticket = await self.open_connection()
                 async with self._http.ws_connect(endpoint, params={"ticket": ticket}, heartbeat=60) as ws:
                     self.connections += 1
                     delay = self._reconnect_s
+                    outage.ok()
                     log.info("dingtalk/%s stream connected", self.account)
                     await self._serve(ws, stop)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                log.warning("dingtalk/%s stream: %s; reconnecting in %.0f s", self.account, exc, delay)
+                outage.failed(exc)
             if stop.is_set():
                 break
             try:

@@ -29,6 +29,7 @@ from typing import Any, Self
 
 import aiosmtplib
 
+from bot.logs import ref
 from bot.errors import ConfigError
 from bot.messages import InboundMessage, MediaRef, MessageKind, OutboundMessage
 from bot.store import MessageStore
@@ -196,7 +197,7 @@ class EmailChannel(Channel):
         timestamp = mail.timestamp or time.time()
         if mail.auto_reason:
             # Recorded in the conversation, never answered (and send() refuses it too).
-            log.info("email/%s: automatic mail from %s not answered (%s)", self.account, mail.sender, mail.auto_reason)
+            log.info("email/%s: automatic mail from %s not answered (%s)", self.account, ref(mail.sender), mail.auto_reason)
             return InboundMessage(
                 channel=CHANNEL, account=self.account, sender=mail.sender, conversation=conversation,
                 kind=MessageKind.EVENT, platform_id=platform_id, timestamp=timestamp, event="auto_reply",

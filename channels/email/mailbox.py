@@ -26,6 +26,8 @@ from typing import Any
 import aioimaplib
 from redis.asyncio import Redis
 
+from bot.logs import Outage
+
 log = logging.getLogger(__name__)
 
 OnMail = Callable[[int, int, bytes], Awaitable[None]]  # (uidvalidity, uid, raw)
@@ -145,23 +147,28 @@ class ImapIntake:
         self._tls: ssl.SSLContext | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
+        # IMAP or Redis unreachable: one line when it starts failing, one when it is back.
+        outage = Outage(log, f"email {self.name} intake (IMAP or Redis)")
         while not stop.is_set():
-            if not await self.lock.acquire():
-                await _sleep_or_stop(stop, min(self.retry_s, self.lock.ttl_ms / 3000))
-                continue
-            log.info("email %s: this process polls the mailbox", self.name)
             try:
-                await self._session_with_lock(stop)
+                if not await self.lock.acquire():
+                    outage.ok()
+                    await _sleep_or_stop(stop, min(self.retry_s, self.lock.ttl_ms / 3000))
+                    continue
+                log.info("email %s: this process polls the mailbox", self.name)
+                try:
+                    await self._session_with_lock(stop)
+                finally:
+                    with contextlib.suppress(Exception):
+                        await self.lock.release()
+                outage.ok()
             except asyncio.CancelledError:
                 raise
             except LockLost:
                 log.warning("email %s: mailbox lock lost; another process polls now", self.name)
             except Exception as exc:
-                log.warning("email %s: IMAP session ended (%s: %s); retrying in %.0f s", self.name, type(exc).__name__, exc, self.retry_s)
-                await self.lock.release()
+                outage.failed(exc)
                 await _sleep_or_stop(stop, self.retry_s)
-                continue
-            await self.lock.release()
 
     async def _session_with_lock(self, stop: asyncio.Event) -> None:
         lost = asyncio.Event()

@@ -29,7 +29,10 @@ def sha1_signature(*parts: str) -> str:
 
 
 def check_signature(expected_parts: tuple[str, ...], given: str) -> None:
-    if not given or not hmac.compare_digest(sha1_signature(*expected_parts), given.lower()):
+    # Compared as bytes: compare_digest refuses str with non-ASCII characters, and a
+    # stranger choosing the signature must get a 403, not a TypeError.
+    given_bytes = given.lower().encode("utf-8", "replace")
+    if not given or not hmac.compare_digest(sha1_signature(*expected_parts).encode(), given_bytes):
         raise BadSignature("signature does not match the configured token")
 
 

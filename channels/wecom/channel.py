@@ -24,6 +24,10 @@ from channels.wecom.fake_api import FakeWeComAPI
 from channels.wecom.parser import to_message
 
 REQUIRED = ("corp_id", "secret", "token", "encoding_aes_key")
+# WeCom's duplicate check compares whole requests, so two replies of the same text to the
+# same person within the interval are one message to WeCom. The interval only has to
+# outlast a crashed send's takeover (claim_idle_ms plus a restart), not WeCom's 30 min.
+DUPLICATE_CHECK_S = 300
 
 
 def required_settings(channel: str, section: Mapping[str, Any], keys: tuple[str, ...]) -> str:
@@ -45,9 +49,12 @@ class WeComChannel(TencentChannel):
     max_articles = 8  # WeCom takes up to 8 articles per news message
     client: WeComClient
 
-    def __init__(self, account: str, *, agent_id: int, client: WeComClient, crypto: CallbackCrypto) -> None:
+    def __init__(
+        self, account: str, *, agent_id: int, client: WeComClient, crypto: CallbackCrypto, duplicate_check_s: int = DUPLICATE_CHECK_S
+    ) -> None:
         super().__init__(account)
         self.agent_id = agent_id
+        self.duplicate_check_s = duplicate_check_s
         self.client = client
         self._crypto = crypto
 
@@ -60,7 +67,10 @@ class WeComChannel(TencentChannel):
             raise ConfigError(f"channels.wecom[{account}]: agent_id must be a number") from exc
         crypto = CallbackCrypto.from_settings(section)
         client = WeComClient.from_settings(section, ctx)
-        return cls(account, agent_id=agent_id, client=client, crypto=crypto)
+        duplicate_check_s = int(section.get("duplicate_check_interval_s", DUPLICATE_CHECK_S))
+        if not 0 <= duplicate_check_s <= 4 * 3600:
+            raise ConfigError(f"channels.wecom[{account}]: duplicate_check_interval_s must be 0 (off) to 14400")
+        return cls(account, agent_id=agent_id, client=client, crypto=crypto, duplicate_check_s=duplicate_check_s)
 
     def verify_url(self, request: WebhookRequest) -> str:
         return self._crypto.verify_url(request.query)
@@ -72,7 +82,12 @@ class WeComChannel(TencentChannel):
 
     # -- outbound -------------------------------------------------------------------
     def _payload(self, reply: OutboundMessage, msgtype: str, body: Mapping[str, Any]) -> dict[str, Any]:
-        return {"touser": reply.recipient, "msgtype": msgtype, "agentid": self.agent_id, msgtype: dict(body)}
+        payload = {"touser": reply.recipient, "msgtype": msgtype, "agentid": self.agent_id, msgtype: dict(body)}
+        if self.duplicate_check_s:
+            # WeCom drops a request identical to one it took within the interval: a send
+            # repeated after a crash (before our sent mark was written) stops here.
+            payload |= {"enable_duplicate_check": 1, "duplicate_check_interval": self.duplicate_check_s}
+        return payload
 
     async def post(self, reply: OutboundMessage, msgtype: str, body: Mapping[str, Any]) -> None:
         await self.client.send_message(self._payload(reply, msgtype, body))

@@ -9,6 +9,8 @@ token refreshes and dead letters run against a real HTTP exchange.
 
 from __future__ import annotations
 
+import json
+import time
 from typing import ClassVar
 
 from aiohttp import web
@@ -23,6 +25,9 @@ class FakeWeComAPI(FakeTencentAPI):
         super().__init__(secrets=secrets, latency_s=latency_s)
         # Users WeCom would list in "invaliduser" (left the corp, outside the app's range).
         self.invalid_users: set[str] = set()
+        # enable_duplicate_check: the request JSON -> when WeCom last took it.
+        self._recent: dict[str, float] = {}
+        self.duplicates_dropped = 0
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -50,5 +55,14 @@ class FakeWeComAPI(FakeTencentAPI):
         if payload["touser"] in self.invalid_users:
             # WeCom's way: success, with the recipient listed as invalid.
             return web.json_response({"errcode": 0, "errmsg": "ok", "invaliduser": payload["touser"]})
+        if payload.get("enable_duplicate_check") == 1:
+            # WeCom's rule: the same request within the interval is taken but not delivered.
+            key = json.dumps(payload, sort_keys=True, ensure_ascii=False)
+            now = time.monotonic()
+            interval = float(payload.get("duplicate_check_interval") or 1800)
+            if now - self._recent.get(key, -interval) < interval:
+                self.duplicates_dropped += 1
+                return web.json_response({"errcode": 0, "errmsg": "ok", "invaliduser": "", "msgid": "duplicate"})
+            self._recent[key] = now
         self.record_send(payload)
         return web.json_response({"errcode": 0, "errmsg": "ok", "invaliduser": "", "msgid": f"msg-{len(self.sent)}"})

@@ -16,14 +16,20 @@ Docs: https://kf.weixin.qq.com/api/doc/path/94670 (接收消息和事件)
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Self
 
 from bot.errors import ConfigError
-from bot.messages import InboundMessage, OutboundMessage
+from bot.logs import ref
+from bot.messages import InboundMessage, OutboundMessage, safe_json
+from bot.queue import is_outage
+from bot.store import MessageStore
 from channels.base import ChannelContext, Received, WebhookRequest
-from channels.errors import MalformedPayload, PermanentSendError
+from channels.errors import PermanentSendError
 from channels.tencent_channel import TencentChannel
 from channels.wecom.channel import REQUIRED, required_settings
 from channels.wecom.crypto import CallbackCrypto
@@ -53,6 +59,13 @@ def _voice_format(value: Any) -> int:
     if str(value) in ("0", "1"):
         return int(value)
     raise ConfigError(f"voice_format must be amr or silk, not {value!r}")
+
+
+def send_msgid(idempotency_key: str, part: str) -> str:
+    """The caller-chosen ``msgid`` of one send_msg call: fixed by the outbox entry (and
+    the part of it, an image and its caption being two calls), so a send repeated after
+    a crash carries the id of the first. WeCom takes up to 32 of [0-9a-zA-Z_-]."""
+    return hashlib.blake2b(f"{idempotency_key}#{part}".encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
 
 
 class WeComKfChannel(TencentChannel):
@@ -88,6 +101,7 @@ class WeComKfChannel(TencentChannel):
         crypto: CallbackCrypto,
         state: SyncState,
         enqueue: Enqueue | None,
+        store: MessageStore | None = None,
         voice_format: int = 0,
         page_limit: int = 1000,
         max_pages: int = 200,
@@ -98,6 +112,7 @@ class WeComKfChannel(TencentChannel):
         self._crypto = crypto
         self.state = state
         self._enqueue = enqueue
+        self._store = store
         self.voice_format = voice_format
         self.page_limit = page_limit
         self.max_pages = max_pages
@@ -114,6 +129,7 @@ class WeComKfChannel(TencentChannel):
             crypto=crypto,
             state=SyncState(ctx.redis, corp_id),
             enqueue=ctx.enqueue,
+            store=ctx.store,
             voice_format=_voice_format(section.get("voice_format")),
             page_limit=int(section.get("sync_page_limit", 1000)),
         )
@@ -152,9 +168,9 @@ class WeComKfChannel(TencentChannel):
                 page = await self.client.sync_msg(
                     cursor=cursor, token=token, open_kfid=open_kfid, limit=self.page_limit, voice_format=self.voice_format
                 )
-                messages = self._messages(page.items)
+                messages = await self._messages(page.items)
                 if messages:
-                    queued += await self._enqueue(messages)
+                    queued += await self._queue(messages)
                 if page.next_cursor and page.next_cursor != cursor:
                     await lease.save_cursor(page.next_cursor)
                     cursor = page.next_cursor
@@ -168,18 +184,41 @@ class WeComKfChannel(TencentChannel):
                 log.warning("wecom_kf %s: %d pages in one sync; the next callback continues", open_kfid, self.max_pages)
         return queued
 
-    def _messages(self, items: Sequence[Mapping[str, Any]]) -> list[InboundMessage]:
+    async def _messages(self, items: Sequence[Mapping[str, Any]]) -> list[InboundMessage]:
         messages: list[InboundMessage] = []
         for item in items:
             try:
-                msg = item_to_message(item, self.account, voice_format=self.voice_format)
-            except MalformedPayload as exc:
-                # One bad item must not pin the cursor: skipping it is the lesser loss.
-                log.error("wecom_kf %s: skipped unreadable sync item %r: %s", self.account, item, exc)
+                msg = item_to_message(safe_json(item), self.account, voice_format=self.voice_format)
+            except Exception as exc:
+                # One bad item must not pin the cursor: it is dead-lettered alone.
+                await self._dead_letter(str(item.get("msgid", "")), json.dumps(item), exc)
                 continue
             if msg is not None:
                 messages.append(msg)
         return messages
+
+    async def _queue(self, messages: list[InboundMessage]) -> int:
+        """Queue each message on its own (they still share one group commit), so one that
+        Redis refuses is dead-lettered alone; an outage fails the page, cursor unmoved."""
+        assert self._enqueue is not None
+        enqueue = self._enqueue
+        results = await asyncio.gather(*(enqueue((m,)) for m in messages), return_exceptions=True)
+        queued = 0
+        for msg, result in zip(messages, results):
+            if isinstance(result, BaseException):
+                if is_outage(result) or not isinstance(result, Exception):
+                    raise result
+                await self._dead_letter(msg.platform_id, msg.made_safe().to_json(), result)
+            else:
+                queued += result
+        return queued
+
+    async def _dead_letter(self, msgid: str, payload: str, exc: Exception) -> None:
+        log.error("wecom_kf %s: sync item %s dead-lettered (%s); the cursor moves on", self.account, ref(msgid), type(exc).__name__)
+        if self._store is not None:
+            await self._store.dead_letter(
+                kind="wecom_kf_item", key=f"{self.account}:{msgid}", payload=payload, reason=f"{type(exc).__name__}: {exc}", attempts=1
+            )
 
     # -- outbound -------------------------------------------------------------------
     @staticmethod
@@ -194,7 +233,13 @@ class WeComKfChannel(TencentChannel):
         return open_kfid
 
     def _payload(self, reply: OutboundMessage, msgtype: str, body: Mapping[str, Any]) -> dict[str, Any]:
-        return {"touser": reply.recipient, "open_kfid": self._open_kfid(reply), "msgtype": msgtype, msgtype: dict(body)}
+        return {
+            "touser": reply.recipient,
+            "open_kfid": self._open_kfid(reply),
+            "msgid": send_msgid(reply.idempotency_key, msgtype),
+            "msgtype": msgtype,
+            msgtype: dict(body),
+        }
 
     async def post(self, reply: OutboundMessage, msgtype: str, body: Mapping[str, Any]) -> None:
         await self.client.send_msg(self._payload(reply, msgtype, body))

@@ -48,6 +48,7 @@ class FakeWeComKfAPI(FakeWeComAPI):
         self.sync_calls: list[SyncCall] = []
         self.sessions: dict[tuple[str, str], _Session] = {}
         self.event_sends: list[dict[str, Any]] = []
+        self.msgids: set[str] = set()
         self._callback_tokens: set[str] = set()
         self._msg_seq = itertools.count(1)
         self._cb_seq = itertools.count(1)
@@ -125,8 +126,15 @@ class FakeWeComKfAPI(FakeWeComAPI):
         if self.session(open_kfid, touser).state in (2, 3):
             # A queued or human-held session does not take API messages.
             return web.json_response({"errcode": 95018, "errmsg": "send msg session status invalid"})
+        msgid = str(payload.get("msgid") or f"sent{len(self.sent) + 1}")
+        if msgid in self.msgids:
+            # Whether WeCom refuses or collapses a repeated msgid is not documented; the
+            # fake collapses it, so tests count what a customer would see either way.
+            self.duplicates_dropped += 1
+            return web.json_response({"errcode": 0, "errmsg": "ok", "msgid": msgid})
+        self.msgids.add(msgid)
         self.record_send(payload)
-        return web.json_response({"errcode": 0, "errmsg": "ok", "msgid": f"sent{len(self.sent)}"})
+        return web.json_response({"errcode": 0, "errmsg": "ok", "msgid": msgid})
 
     async def _send_msg_on_event(self, request: web.Request) -> web.Response:
         if (refused := await self.guard(request)) is not None:

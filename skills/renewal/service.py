@@ -357,7 +357,9 @@ class Renewals:
             await self.reminders.bulk_write(sent, ordered=False)
         except BulkWriteError as exc:
             # Those records stay pending: the next scan resends them, as no-ops where they went out.
-            log.error("renewal: %d reminder records not marked sent: %s", len(exc.details.get("writeErrors", [])), exc.details.get("writeErrors", [])[:3])
+            # Codes only: a write error quotes the document, which names the customer.
+            errors = exc.details.get("writeErrors", [])
+            log.error("renewal: %d reminder records not marked sent (codes %s)", len(errors), sorted({e.get("code") for e in errors}))
 
     async def _remind(self, plan: _Plan, report: ScanReport) -> _Outcome:
         contract = plan.contract

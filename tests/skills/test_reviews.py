@@ -142,3 +142,14 @@ async def test_csv_import_command(plain_gateway: Harness, fakes: Fakes, tmp_path
     cfg = skills_config(redis_url, db_url, "http://127.0.0.1:9", fakes, tmp_path)
     counts = await import_rows(settings_from_mapping(cfg, env={}), rows, progress=False)
     assert counts == {"resolved": 1, "duplicate": 1, "invalid": 1, "ignored": 1}
+
+
+async def test_unconfigured_marketplace_is_not_revealed_before_authentication(plain_gateway: Harness) -> None:
+    body = json.dumps({"reviews": []}).encode()
+    for name in ("shopee", "no-such-market"):  # one configured, one not: the same answers
+        stranger = await plain_gateway.client.post(f"/api/reviews/webhook/{name}", data=body)
+        assert stranger.status == 401, name
+        forged = await plain_gateway.client.post(f"/api/reviews/webhook/{name}", data=body, headers={"X-Kefu-Signature": "sha256=签名"})
+        assert forged.status == 401, name
+    known = await plain_gateway.client.post("/api/reviews/webhook/no-such-market", data=body, headers=auth())
+    assert known.status == 404
