@@ -31,6 +31,7 @@ from bot.conversation.ordering import ConversationGate
 from bot.conversation.state import StateStore
 from bot.dispatch import Dispatcher, Skill
 from bot.nlu.client import NluClient
+from bot.nlu.readiness import NluReadiness
 from bot.skillset import SkillContext, default_skills, ensure_skill_indexes
 from bot.understanding import build_voice, start_rasa, understanding_settings
 from bot.embedded import EmbeddedServer, start_mongo, start_redis
@@ -120,6 +121,7 @@ def build_app(
             await handoff.ensure_indexes()
             await ensure_skill_indexes(db)
             nlu = await asyncio.to_thread(understanding_settings, settings)
+            nlu_client = NluClient.from_settings(http, nlu) if nlu is not None else None
             services = build_services(settings, db, redis, http, tokens, public_url(settings), templates=templates)
             app[SKILL_SERVICES] = services
             skill_ctx = SkillContext(
@@ -147,7 +149,12 @@ def build_app(
                 gate=gate,
                 handoff=handoff,
                 nlu_settings=nlu,
-                nlu=NluClient.from_settings(http, nlu) if nlu is not None else None,
+                nlu=nlu_client,
+                nlu_readiness=(
+                    NluReadiness(nlu_client, quiet_wait_s=nlu.quiet_wait_s, max_wait_s=nlu.max_wait_s)
+                    if nlu is not None and nlu_client is not None
+                    else None
+                ),
                 voice=await build_voice(settings, store),
             )
             ctx = ChannelContext(
@@ -178,6 +185,8 @@ def build_app(
         rt = app[RUNTIME]
         stop = asyncio.Event()
         tasks = [asyncio.create_task(rt.health.run(stop), name="health")]
+        if rt.nlu_readiness is not None:  # also in web processes: /readyz reports it
+            tasks.append(asyncio.create_task(rt.nlu_readiness.run(stop), name="nlu-readiness"))
         if role in ("all", "worker"):
             tasks += worker_tasks(rt, stop)
             if rt.nlu_settings is not None:
@@ -204,6 +213,7 @@ def build_app(
     if role in ("all", "web"):
         add_webhook_routes(app, settings)
         app.router.add_get("/healthz", healthz)
+        app.router.add_get("/readyz", readyz)
         app.add_routes(conversation_routes())
     if settings.simulator:
         for name, target in SIMULATED_APIS.items():
@@ -235,7 +245,7 @@ def worker_tasks(rt: Runtime, stop: asyncio.Event) -> list[asyncio.Task[None]]:
     for i in range(pipeline.workers):
         worker = InboundWorker(
             rt.queue, rt.outbox, rt.store, rt.dispatcher, rt.channel,
-            states=rt.states, gate=rt.gate, templates=rt.templates, nlu=rt.nlu, voice=rt.voice,
+            states=rt.states, gate=rt.gate, templates=rt.templates, nlu=rt.nlu_readiness, voice=rt.voice,
             consumer=f"{base}:w{i}", batch=pipeline.batch, max_attempts=pipeline.max_inbound_attempts,
         )
         sender = OutboxSender(
@@ -265,14 +275,28 @@ async def _every(interval_s: float, job: Callable[[], Awaitable[Any]], stop: asy
             pass
 
 
-async def healthz(request: web.Request) -> web.Response:
-    rt = request.app[RUNTIME]
-    ok = rt.health.mongo_ok
+async def _stores_ok(rt: Runtime) -> bool:
     try:
         await rt.redis.ping()
     except Exception:
-        ok = False
+        return False
+    return rt.health.mongo_ok
+
+
+async def healthz(request: web.Request) -> web.Response:
+    rt = request.app[RUNTIME]
+    ok = await _stores_ok(rt)
     return web.json_response({"ok": ok, "mongo": rt.health.mongo_ok}, status=200 if ok else 503)
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Whether this gateway answers customers fully: stores reachable and, when NLU is
+    configured, NLU warmed up. Webhooks are accepted either way (messages wait)."""
+    rt = request.app[RUNTIME]
+    stores = await _stores_ok(rt)
+    nlu = "off" if rt.nlu_readiness is None else ("ready" if rt.nlu_readiness.ready else "warming up")
+    ready = stores and nlu != "warming up"
+    return web.json_response({"ready": ready, "stores": stores, "nlu": nlu}, status=200 if ready else 503)
 
 
 def _templates_dir(settings: Settings) -> Path | None:

@@ -15,6 +15,7 @@ from bot.conversation.handoff import Handoff
 from bot.conversation.ordering import ConversationGate
 from bot.conversation.state import StateStore
 from bot.nlu.client import NluClient
+from bot.nlu.readiness import NluReadiness
 from bot.nlu.settings import NluSettings
 from bot.voice import VoiceStep
 from bot.dispatch import Dispatcher
@@ -46,6 +47,7 @@ class Runtime:
     handoff: Handoff
     nlu_settings: NluSettings | None = None
     nlu: NluClient | None = None
+    nlu_readiness: NluReadiness | None = None
     voice: VoiceStep | None = None
     channels: dict[tuple[str, str], Channel] = field(default_factory=dict)
     embedded: list[EmbeddedServer] = field(default_factory=list)

@@ -8,8 +8,11 @@ point leaves it pending for another worker to take over (XAUTOCLAIM); the handle
 and the idempotency keys make the second run send nothing twice.
 
 While an agent owns the conversation (or it waits for one) the bot stores the message
-and stays silent. When NLU is unreachable the customer gets one honest holding reply and
-the message stays pending, to be understood when NLU is back.
+and stays silent. A message that needs NLU while NLU is loading or unreachable waits
+for it inside its conversation's turn (see :mod:`bot.nlu.readiness`): silently while
+the wait is expected to be short, with one honest holding reply when it is not, and
+handed to a person when it has waited too long. The wait keeps its stream entry and
+conversation lock alive, so no other worker takes the message over meanwhile.
 """
 
 from __future__ import annotations
@@ -27,7 +30,8 @@ from bot.conversation.state import ConversationState, StateStore
 from bot.dispatch import Dispatcher, Reply, Turn
 from bot.language import detect
 from bot.messages import InboundMessage, MessageKind, OutboundMessage
-from bot.nlu.client import NluClient, NluUnavailable, ParseResult
+from bot.nlu.client import UNDERSTANDING_UNAVAILABLE, NluUnavailable, ParseResult
+from bot.nlu.readiness import NluReadiness, Wait
 from bot.outbox import Outbox
 from bot.queue import Entry, InboundQueue
 from bot.store import MessageStore, customer_id
@@ -54,7 +58,7 @@ class InboundWorker:
         states: StateStore,
         gate: ConversationGate,
         templates: Templates,
-        nlu: NluClient | None = None,
+        nlu: NluReadiness | None = None,
         voice: VoiceStep | None = None,
         consumer: str,
         batch: int = 32,
@@ -75,6 +79,7 @@ class InboundWorker:
         self.batch = batch
         self.max_attempts = max_attempts
         self.capacity = capacity  # conversations in flight at once
+        self._in_hand: set[str] = set()  # stream entries being handled now
 
     async def run(self, stop: asyncio.Event) -> None:
         """Read and handle messages until ``stop``.
@@ -109,6 +114,8 @@ class InboundWorker:
                 task.cancel()
             if in_flight:
                 await asyncio.gather(*in_flight, return_exceptions=True)
+            # A restart must not leave them idle until claim_idle_ms has passed.
+            await self.queue.release(self.consumer, sorted(self._in_hand))
 
     async def _in_order(self, items: list[Entry]) -> None:
         for item in items:
@@ -131,8 +138,10 @@ class InboundWorker:
             )
             await self.queue.done(entry.entry_id)
             return
+        self._in_hand.add(entry.entry_id)
         try:
-            await self.handle(msg)
+            async with self.queue.kept(self.consumer, entry.entry_id):
+                await self.handle(msg)
         except Deferred as exc:
             # Not the message's fault: no attempt is counted. It stays pending and is
             # taken over again after claim_idle_ms.
@@ -153,6 +162,8 @@ class InboundWorker:
                 # claim_idle_ms, which doubles as the retry delay.
                 log.warning("message %s failed (attempt %d): %r", msg.key, attempts, exc)
             return
+        finally:
+            self._in_hand.discard(entry.entry_id)
         await self.queue.done(entry.entry_id)
 
     async def handle(self, msg: InboundMessage) -> None:
@@ -234,22 +245,41 @@ class InboundWorker:
             return ParseResult(text=text, intent=shortcut, confidence=1.0, entities=(), ranking=((shortcut, 1.0),))
         if self.nlu is None:
             return None
-        try:
-            return await self.nlu.parse(text)
-        except NluUnavailable as exc:
-            holding = OutboundMessage(
-                channel=msg.channel,
-                account=msg.account,
-                recipient=msg.sender,
-                conversation=msg.conversation,
-                idempotency_key=f"{msg.key}#holding",
-                text=self.templates.render("nlu_unavailable", state.language),
-                in_reply_to=msg.key,
-                extra=msg.extra,
-            )
-            await self.store.save_outbound(holding)
-            await self.outbox.enqueue((holding,))  # once per message: the key dedups retries
-            raise Deferred(f"NLU unavailable: {exc}") from exc
+        return await self._parse_when_ready(self.nlu, msg, text, state)
+
+    async def _parse_when_ready(
+        self, nlu: NluReadiness, msg: InboundMessage, text: str, state: ConversationState
+    ) -> ParseResult:
+        since = nlu.now()
+        told = False
+        while True:
+            verdict = nlu.decide(since)
+            if verdict is Wait.READY:
+                try:
+                    return await nlu.client.parse(text)
+                except NluUnavailable:
+                    nlu.lost()
+                    continue
+            if verdict is Wait.GIVE_UP:
+                log.warning("message %s waited %.0f s for NLU; handed to a person", msg.key, nlu.max_wait_s)
+                return ParseResult(text=text, intent=UNDERSTANDING_UNAVAILABLE, confidence=1.0, entities=(), ranking=())
+            if verdict is Wait.HOLDING:
+                await self._holding_reply(msg, state)
+            await nlu.wait(max(nlu.next_change_in(since), 0.05))
+
+    async def _holding_reply(self, msg: InboundMessage, state: ConversationState) -> None:
+        holding = OutboundMessage(
+            channel=msg.channel,
+            account=msg.account,
+            recipient=msg.sender,
+            conversation=msg.conversation,
+            idempotency_key=f"{msg.key}#holding",
+            text=self.templates.render("nlu_unavailable", state.language),
+            in_reply_to=msg.key,
+            extra=msg.extra,
+        )
+        await self.store.save_outbound(holding)
+        await self.outbox.enqueue((holding,))  # once per message: the key dedups repeats
 
     @staticmethod
     def _outbound(msg: InboundMessage, index: int, reply: Reply) -> OutboundMessage:
