@@ -83,3 +83,19 @@ def test_simulate_without_gateway_is_one_clear_line(tmp_path: Path) -> None:
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("KEFU_")}, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     done = kefu("simulate", "wechat", "--text", "x", "--url", f"http://127.0.0.1:{free_port()}", cwd=tmp_path, env=env)
     assert done.returncode == 1 and "simulation failed" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_global_options_are_accepted_after_the_subcommand(tmp_path: Path) -> None:
+    from bot.cli import build_parser
+
+    config = str(tmp_path / "kefu.yml")
+    for argv in (["--config", config, "run", "--port", "9"], ["run", "--config", config, "--port", "9"], ["-v", "run", "--config", config]):
+        args = build_parser().parse_args(argv)
+        assert args.config == config and args.command == "run"
+    assert build_parser().parse_args(["run", "-v"]).verbose is True
+    assert build_parser().parse_args(["run"]).config is None
+    shown = build_parser().parse_args(["config", "show", "--config", config])
+    assert shown.config == config
+    # A sub-command with a --config of its own keeps its meaning.
+    nlu = build_parser().parse_args(["nlu", "--config", config, "train"])
+    assert nlu.nlu_config == config
