@@ -37,15 +37,18 @@ class SkillContext:
 
 def default_skills(ctx: SkillContext) -> list[list[Skill]]:
     from skills.greeting import EchoSkill, ReceivedMediaSkill, WelcomeSkill
-    from skills.handoff import ComplaintSkill, HumanRequestSkill
+    from skills.handoff import HumanRequestSkill
+    from skills.repair_dispatch.catalog import Catalog
     from skills.repair_dispatch.intake import RepairReportForm, RepairStatusSkill, Tickets
+    from skills.review_remediation.chat import ComplaintCases, ProductComplaintSkill
     from skills.smalltalk import FallbackSkill, OutOfScopeSkill, SmallTalkSkill
 
     t = ctx.templates
     tickets = Tickets(ctx.db)
     svc = ctx.services
     dispatch = svc.repair if svc is not None and svc.repair_dispatch else None
-    repair_form = RepairReportForm(t, tickets, dispatch, svc.notifier if svc else None)
+    catalog = Catalog(ctx.db)
+    repair_form = RepairReportForm(t, tickets, dispatch, svc.notifier if svc else None, catalog=catalog)
     if not ctx.nlu_enabled:
         return [
             [WelcomeSkill(t)],
@@ -54,8 +57,12 @@ def default_skills(ctx: SkillContext) -> list[list[Skill]]:
         ]
     return [
         [repair_form],  # an open form takes the answer to its own question first
-        [WelcomeSkill(t), HumanRequestSkill(t, ctx.handoff), ComplaintSkill(t, ctx.handoff)],
-        [RepairStatusSkill(t, tickets), *_business_skills(ctx)],
+        [
+            WelcomeSkill(t),
+            HumanRequestSkill(t, ctx.handoff),
+            ProductComplaintSkill(t, ComplaintCases(ctx.db), ctx.handoff, catalog),
+        ],
+        [*_business_skills(ctx), RepairStatusSkill(t, tickets)],  # an awaited order number first
         [SmallTalkSkill(t), OutOfScopeSkill(t)],
         [ReceivedMediaSkill(t), FallbackSkill(t, ctx.handoff, limit=ctx.fallback_limit)],
     ]
@@ -66,11 +73,18 @@ def _business_skills(ctx: SkillContext) -> list[Skill]:
     if ctx.services is None:
         return []
     from skills.renewal.skill import RenewalSkill
+    from skills.review_remediation.chat import LogisticsComplaintSkill
 
-    return [RenewalSkill(ctx.templates, ctx.services.renewals, ctx.handoff)]
+    svc = ctx.services
+    return [
+        RenewalSkill(ctx.templates, svc.renewals, ctx.handoff),
+        LogisticsComplaintSkill(ctx.templates, svc.reviews, timezone=svc.renewals.settings.timezone),
+    ]
 
 
 async def ensure_skill_indexes(db: AsyncDatabase[dict[str, Any]]) -> None:
     from skills.repair_dispatch.intake import Tickets
+    from skills.review_remediation.chat import ComplaintCases
 
     await Tickets(db).ensure_indexes()
+    await ComplaintCases(db).ensure_indexes()

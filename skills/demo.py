@@ -37,6 +37,7 @@ CUSTOMERS: list[Document] = [
 DEVICES: list[Document] = [
     {"_id": "SN-XK8800-0001", "customer": "C-1001", "model": "XK-8800", "contract_id": "K-2025-001"},
     {"_id": "SN-XK9900-0002", "customer": "C-1002", "model": "XK-9900", "contract_id": "K-2025-002"},
+    {"_id": "SN-QT7700-0003", "customer": "C-1002", "model": "QT-7700", "contract_id": "K-2025-002"},
 ]
 
 ENGINEERS: list[Document] = [

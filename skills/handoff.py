@@ -1,4 +1,4 @@
-"""Skills that move a conversation to a human: on request, and for flagged complaints."""
+"""The skill that moves a conversation to a human on request (complaints: skills.review_remediation.chat)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,6 @@ from bot.conversation.handoff import Handoff
 from bot.dispatch import Reply, Skill, Turn
 from bot.nlu.client import UNDERSTANDING_UNAVAILABLE
 from bot.templates import Templates
-
-COMPLAINTS = frozenset({"complain_product"})
-
 
 class HumanRequestSkill(Skill):
     """``request_human`` ("转人工", "let me talk to a person") queues the conversation;
@@ -32,21 +29,3 @@ class HumanRequestSkill(Skill):
             return (Reply(text=self.templates.render("handoff_nlu_down", turn.language)),)
         await self.handoff.to_queue(turn.state, "customer asked for a human")
         return (Reply(text=self.templates.render("handoff_queued", turn.language)),)
-
-
-class ComplaintSkill(Skill):
-    """A product complaint is flagged for a person: apologise, then queue it."""
-
-    name = "complaint"
-
-    def __init__(self, templates: Templates, handoff: Handoff) -> None:
-        self.templates = templates
-        self.handoff = handoff
-
-    def accepts(self, turn: Turn) -> bool:
-        return turn.intent in COMPLAINTS
-
-    async def handle(self, turn: Turn) -> Sequence[Reply]:
-        assert turn.state is not None
-        await self.handoff.to_queue(turn.state, f"flagged complaint ({turn.intent})")
-        return (Reply(text=self.templates.render("complaint_queued", turn.language)),)

@@ -77,6 +77,12 @@ class Catalog:
         docs = [d async for d in self.devices.find({"customer": customer}).limit(2)]
         return docs[0] if len(docs) == 1 else None
 
+    async def known_models(self) -> list[str]:
+        """Every model we know: on any customer's device (theirs included) or any part."""
+        known: list[str] = [str(m) for m in await self.devices.distinct("model") if m]
+        known += [str(m) for m in await self.parts.distinct("models") if m]
+        return known
+
     async def contract(self, contract_id: str) -> Document | None:
         return await self.contracts.find_one({"_id": contract_id}) if contract_id else None
 

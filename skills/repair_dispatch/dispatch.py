@@ -43,6 +43,7 @@ from skills.connectors.todo import TodoConnector
 from skills.notifier import Notifier
 from skills.repair_dispatch.catalog import Catalog, fault_category
 from skills.repair_dispatch.matching import Match, MatchSettings, rank
+from skills.repair_dispatch.visit_time import VisitWindow, parse_visit_time
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +134,8 @@ class RepairDispatch:
         from pymongo import ASCENDING, IndexModel
 
         await self.tickets.create_indexes(
-            [IndexModel([("number", ASCENDING)]), IndexModel([("dispatch.state", ASCENDING), ("dispatch.next_at", ASCENDING)]), IndexModel([("attention.at", ASCENDING)], sparse=True)]
+            [IndexModel([("number", ASCENDING)]), IndexModel([("dispatch.state", ASCENDING), ("dispatch.next_at", ASCENDING)]), IndexModel([("attention.at", ASCENDING)], sparse=True),
+             IndexModel([("visit.slot", ASCENDING)], sparse=True)]
         )
         await self.catalog.ensure_indexes()
 
@@ -181,7 +183,13 @@ class RepairDispatch:
         timeline.append(stock_entry)
         fields["parts"] = parts
         pending = [] if stock_ok else ["stock"]
-        match = ranked[0] if ranked else None
+        window = parse_visit_time(str(ticket.get("preferred_time") or ""), now=self.clock(), timezone=self.settings.timezone)
+        match = await self._least_booked(ranked, window) if window is not None else (ranked[0] if ranked else None)
+        if window is not None:
+            fields["visit"] = {
+                "slot": window.slot_key(), "start": window.start, "end": window.end, "day": window.day, "part": window.part,
+                "hours": f"{self._clock_time(window.start)[-5:]}-{self._clock_time(window.end)[-5:]}",
+            }
         if match is None:
             timeline.append(_entry("match", {"category": category, "candidates": len(candidates)}, ok=False))
             pending_all = pending
@@ -190,10 +198,11 @@ class RepairDispatch:
             best = _engineer_view(match)
             best["completed"] = int((match.engineer.get("completed") or {}).get(category, 0))
             fields["engineer"] = best
-            fields["alternates"] = [_engineer_view(m) | {"completed": int((m.engineer.get("completed") or {}).get(category, 0))} for m in ranked[1 : 1 + self.settings.match.alternates]]
-            fields["eta"] = self._clock_time(self.clock() + match.eta_min * 60)
+            fields["alternates"] = [_engineer_view(m) | {"completed": int((m.engineer.get("completed") or {}).get(category, 0))} for m in [r for r in ranked if r is not match][: self.settings.match.alternates]]
+            arrival = window.start if window is not None else self.clock() + match.eta_min * 60
+            fields["eta"] = self._clock_time(arrival)
             fields["eta_min"] = match.eta_min
-            timeline.append(_entry("match", {"engineer": best["id"], "alternates": [a["id"] for a in fields["alternates"]], "eta_min": match.eta_min}))
+            timeline.append(_entry("match", {"engineer": best["id"], "alternates": [a["id"] for a in fields["alternates"]], "eta_min": match.eta_min, "visit": fields.get("visit")}))
             merged = {**dict(ticket), **fields}
             (inc_fields, inc_entry, inc_ok), (todo_fields, todo_entry, todo_ok) = await asyncio.gather(
                 self._incident(merged), self._todo(merged)
@@ -216,6 +225,16 @@ class RepairDispatch:
         stored = await self.tickets.find_one({"_id": tid})
         assert stored is not None
         return DispatchOutcome(stored, match, tuple(pending_all), fields.get("qr_path", ""))
+
+    async def _least_booked(self, ranked: Sequence[Match], window: VisitWindow) -> Match | None:
+        """The best-ranked engineer with the fewest visits already booked in the window."""
+        if not ranked:
+            return None
+        booked: dict[str, int] = {}
+        async for t in self.tickets.find({"visit.slot": window.slot_key(), "status": {"$ne": "done"}}, projection={"engineer.id": 1}):
+            engineer = str((t.get("engineer") or {}).get("id", ""))
+            booked[engineer] = booked.get(engineer, 0) + 1
+        return min(ranked, key=lambda m: booked.get(str(m.engineer["_id"]), 0))
 
     def _dispatch_state(self, pending: Sequence[str], attempts: int) -> Document:
         if not pending:

@@ -21,6 +21,8 @@ from bot.conversation.state import ConversationState, FormState
 from bot.dispatch import Reply, Skill, Turn
 from bot.messages import ReplyKind
 from bot.templates import Templates
+from skills.repair_dispatch.catalog import Catalog, fault_category
+from skills.repair_dispatch.models import resolve_model
 
 if TYPE_CHECKING:
     from skills.notifier import Notifier
@@ -54,6 +56,22 @@ class Tickets:
         assert stored is not None
         return stored
 
+    async def open_for(self, customer: str, device_model: str, category: str, *, besides: str) -> dict[str, Any] | None:
+        """The customer's unfinished ticket for this device and kind of fault (not ``besides``)."""
+        cursor = self.collection.find(
+            {"customer": customer, "device_model": device_model, "status": {"$ne": "done"}, "_id": {"$ne": besides}},
+            sort=[("created_at", DESCENDING)],
+        ).limit(20)
+        async for ticket in cursor:
+            if fault_category(str(ticket.get("fault", ""))) == category:
+                return ticket
+        return None
+
+    async def add_note(self, ticket_id: str, text: str, *, by: str) -> None:
+        await self.collection.update_one(
+            {"_id": ticket_id}, {"$push": {"timeline": {"at": time.time(), "step": "note", "by": by, "detail": {"text": text}}}}
+        )
+
     async def latest(self, customer: str) -> dict[str, Any] | None:
         return await self.collection.find_one({"customer": customer}, sort=[("created_at", DESCENDING)])
 
@@ -69,18 +87,38 @@ class RepairReportForm(FormSkill):
     )
 
     def __init__(
-        self, templates: Templates, tickets: Tickets, dispatch: RepairDispatch | None = None, notifier: Notifier | None = None
+        self,
+        templates: Templates,
+        tickets: Tickets,
+        dispatch: RepairDispatch | None = None,
+        notifier: Notifier | None = None,
+        *,
+        catalog: Catalog | None = None,
     ) -> None:
         super().__init__(templates)
         self.tickets = tickets
+        self.catalog = catalog
         # Without a dispatcher (no connectors wired) the form only opens the ticket and an
         # agent dispatches by hand, as before.
         self.dispatch = dispatch
         self.notifier = notifier
 
+    async def check(self, turn: Turn, slot: Slot, value: str, *, asked: bool) -> str:
+        """A device model is one we know, spelled as we spell it ("QT 7,700" -> QT-7700);
+        an extracted one we do not know is dropped, a typed answer to our question kept."""
+        if slot.name != "device_model" or self.catalog is None:
+            return value
+        known = await self.catalog.known_models()
+        return resolve_model(value, "" if asked else turn.text, known) or (value if asked else "")
+
     async def prefill(self, turn: Turn, form: FormState) -> None:
         """Known customers: their device (when they have one), address on file, and for a
-        contract with an SLA "as soon as possible" instead of asking for a time."""
+        contract with an SLA "as soon as possible" instead of asking for a time. A model
+        the message names in a way NLU did not extract ("QT seven seven hundred") counts."""
+        if self.catalog is not None and not form.slots.get("device_model"):
+            named = resolve_model(None, turn.text, await self.catalog.known_models())
+            if named:
+                form.slots["device_model"] = named
         if self.dispatch is None or turn.state is None:
             return
         known = await self.dispatch.known(turn.state.customer, form.slots.get("device_model"))
@@ -95,6 +133,13 @@ class RepairReportForm(FormSkill):
             form.slots["preferred_time"] = self.templates.render("repair_asap", turn.language, hours=contract["sla_hours"])
 
     async def submit(self, turn: Turn, state: ConversationState, slots: Mapping[str, str]) -> Sequence[Reply]:
+        # The same fault on the same device again: the open ticket, with what was just said added.
+        same = await self.tickets.open_for(
+            state.customer, slots.get("device_model", ""), fault_category(slots.get("fault", "")), besides=turn.message.key
+        )
+        if same is not None:
+            await self.tickets.add_note(str(same["_id"]), turn.text, by="customer")
+            return (Reply(text=self.templates.render("repair_already_open", turn.language, ticket=same)),)
         ticket = await self.tickets.open(
             customer=state.customer, conversation=state.conversation, source_message=turn.message.key, fields=slots
         )
