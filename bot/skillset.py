@@ -1,7 +1,8 @@
 """Which skills the bot runs, in which order: the one place to add a skill.
 
 Groups are tried in order and the first skill that accepts a turn wins (see
-:mod:`bot.dispatch`). An open form comes first so that "明天上午" answers the question
+:mod:`bot.dispatch`). A conversation waiting for a person meets the while-waiting skill
+first, which lets only some intents through. An open form comes next so that "明天上午" answers the question
 the form asked; then hand-off and complaints; then business skills; then small talk and
 the fallback. Without NLU the bot still greets, acknowledges media and echoes text.
 """
@@ -37,7 +38,7 @@ class SkillContext:
 
 def default_skills(ctx: SkillContext) -> list[list[Skill]]:
     from skills.greeting import EchoSkill, ReceivedMediaSkill, WelcomeSkill
-    from skills.handoff import HumanRequestSkill
+    from skills.handoff import HumanRequestSkill, WhileWaitingSkill
     from skills.repair_dispatch.catalog import Catalog
     from skills.repair_dispatch.intake import RepairReportForm, RepairStatusSkill, Tickets
     from skills.review_remediation.chat import ComplaintCases, ProductComplaintSkill
@@ -49,13 +50,16 @@ def default_skills(ctx: SkillContext) -> list[list[Skill]]:
     dispatch = svc.repair if svc is not None and svc.repair_dispatch else None
     catalog = Catalog(ctx.db)
     repair_form = RepairReportForm(t, tickets, dispatch, svc.notifier if svc else None, catalog=catalog)
+    waiting = WhileWaitingSkill(t, ctx.handoff)  # first: in the queue only some skills answer
     if not ctx.nlu_enabled:
         return [
+            [waiting],
             [WelcomeSkill(t)],
             [HumanRequestSkill(t, ctx.handoff)],  # the keyword shortcut still works
             [ReceivedMediaSkill(t), EchoSkill(t)],
         ]
     return [
+        [waiting],
         [repair_form],  # an open form takes the answer to its own question first
         [
             WelcomeSkill(t),

@@ -222,8 +222,9 @@ class InboundWorker:
                 return [Reply(text=self.templates.render("voice_confirm", state.language, text=text))]
         if text:
             state.language = detect(text, state.language)
-        if not state.bot_active:
-            return []  # an agent has it (or it waits for one): stored, the bot is silent
+        if state.agent:
+            return []  # an agent has it: stored, the bot is silent
+        # Waiting for an agent: the skills answer what they may (see skills.handoff).
         nlu = await self._understand(msg, text, state)
         heard_before = state.memory.pop("heard", "")
         if heard_before and nlu is not None:

@@ -423,6 +423,11 @@ def _services_ctx(role: str, clock: Clock) -> Callable[[web.Application], AsyncI
             tasks.append(
                 asyncio.create_task(_repeat(lambda: _settle_step(engine), stop, interval, "digest settle"), name="prefs-settle")
             )
+            tasks.append(
+                asyncio.create_task(
+                    _repeat(lambda: rights.send_requested(rt.outbox.is_handled), stop, 0.2, "data exports"), name="prefs-exports"
+                )
+            )
         log.info("preferences ready on %s (role %s)", socket.gethostname(), role)
         yield
         stop.set()

@@ -22,7 +22,7 @@ DEMO_IDENTITY = "wechat:demo:oSimulatedCustomer"
 CUSTOMERS: list[Document] = [
     {
         "_id": "C-1001", "name": "李雷", "company": "南京鼓楼冷链有限公司", "identities": [DEMO_IDENTITY],
-        "address": "南京市鼓楼区中山路88号", "location": [32.0617, 118.7778], "region": "east",
+        "address": "南京市鼓楼区中山路88号", "phone": "13912345678", "location": [32.0617, 118.7778], "region": "east",
         "registered_capital": 3_000_000, "language": "zh",
         "contacts": [{"role": "CTO", "name": "韩梅梅", "email": "cto@gulou-cold.example.cn"}],
     },

@@ -33,6 +33,8 @@ from channels.base import Channel
 log = logging.getLogger(__name__)
 
 WAITING = "kefu:handoff:waiting"
+#: Conversation memory: the customer was told, once per wait, that a person is coming.
+TOLD_WAITING = "told_waiting"
 
 
 class HandoffError(KefuError):
@@ -77,11 +79,17 @@ class Handoff:
             return
         state.owner = QUEUE
         state.handoff_reason = reason
+        state.memory.pop(TOLD_WAITING, None)
         state.form = None
         state.active_skill = ""
         await self.redis.zadd(WAITING, {state.conversation: time.time()}, nx=True)
         await self._record(state.conversation, "queued", reason=reason)
         log.info("%s queued for a human (%s)", state.conversation, reason)
+
+    async def position(self, conversation: str) -> int:
+        """How many conversations wait ahead of this one (0: next)."""
+        rank: Any = await self.redis.zrank(WAITING, conversation)
+        return int(rank) if rank is not None else 0
 
     async def waiting(self) -> list[dict[str, Any]]:
         """Conversations waiting for an agent, longest-waiting first."""

@@ -55,7 +55,7 @@ class Catalog:
         self.parts = db["parts"]
 
     async def ensure_indexes(self) -> None:
-        await self.customers.create_indexes([IndexModel([("identities", ASCENDING)])])
+        await self.customers.create_indexes([IndexModel([("identities", ASCENDING)]), IndexModel([("phone", ASCENDING)], sparse=True)])
         await self.devices.create_indexes([IndexModel([("customer", ASCENDING), ("model", ASCENDING)])])
         await self.contracts.create_indexes(
             [IndexModel([("customer", ASCENDING), ("end", DESCENDING)]), IndexModel([("end", ASCENDING)])]

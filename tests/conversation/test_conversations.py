@@ -56,7 +56,10 @@ async def test_handoff_bot_silent_while_agent_owns_it(bot: Harness) -> None:
     handoff = bot.runtime.handoff
     waiting = await handoff.waiting()
     assert [w["conversation"] for w in waiting] == ["wechat:demo:oHuman"]
-    assert await chat.say("还在吗？", expect=0) == []  # waiting: stored, no bot reply
+    # Waiting: told once that a person is coming and how long it takes, then kept for the agent.
+    notice = await chat.say("还在吗？")
+    assert "前面还有 0 位" in notice[0] and "预计等待约 4 分钟" in notice[0]
+    assert await chat.say("还在吗？", expect=0) == []
     before = len(bot.fake.sent_to("oHuman"))
     await handoff.claim("wechat:demo:oHuman", "alice")
     assert "alice" in (await chat.replies(before, 1))[0]
@@ -69,7 +72,7 @@ async def test_handoff_bot_silent_while_agent_owns_it(bot: Harness) -> None:
     assert "智能客服" in (await chat.replies(before, 1))[0]
     assert (await chat.say("你好"))  # the bot answers again
     stored = await bot.runtime.store.messages.count_documents({"sender": "oHuman", "direction": "in"})
-    assert stored == 4
+    assert stored == 5
 
 
 async def test_keyboard_mashing_is_out_of_scope_then_a_human_is_offered(bot: Harness) -> None:
