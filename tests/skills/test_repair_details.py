@@ -78,7 +78,7 @@ async def test_a_repeated_report_shows_the_open_ticket_and_adds_to_it(gateway: H
     assert len(fakes.servicenow.incidents) == 1 and len(fakes.dingtalk.todos) == 1
 
 
-@pytest.mark.parametrize("said", ["the washing machine model QT 7,700 is leaking water", "my QT seven seven hundred is leaking water"])
+@pytest.mark.parametrize("said", ["the washing machine model QT 7,700 is leaking water", "the washing machine QT seven seven hundred is leaking water, please send someone"])
 async def test_spoken_model_numbers_find_the_device(gateway: Harness, said: str) -> None:
     # C-1002 has two devices (XK-9900 and QT-7700): the model decides which.
     await _bind(gateway, "C-1002", "oSpoken")

@@ -16,7 +16,7 @@ async def test_unknown_customer_gives_a_reference_then_waits_with_answers(gatewa
     assert "合同编号" in asked and "手机号" in asked, asked
     assert await gateway.runtime.handoff.waiting() == []  # not handed over blind
 
-    unknown = chat.texts(await chat.say("HT20990101"))
+    unknown = chat.texts(await chat.say("合同号HT20990101"))
     assert "没有找到" in unknown, unknown
     found = chat.texts(await chat.say("合同号是K-2025-001"))
     assert "核实您的身份" in found, found
