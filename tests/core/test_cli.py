@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -45,6 +48,12 @@ def test_embedded_demo_run_and_simulate(tmp_path: Path) -> None:
         assert "bot> We received your message" in chat.stdout
         unknown = kefu("simulate", "wechat", "--account", "nope", "--text", "x", cwd=tmp_path, env=env)
         assert unknown.returncode == 2 and "nope" in unknown.stderr
+        # The demo prints an API key that opens the hand-off API.
+        key = re.search(r"API key \(every scope, kept in var/demo-api-key\): (\S+)", (tmp_path / "run.log").read_text()).group(1)  # type: ignore[union-attr]
+        assert (tmp_path / "var" / "demo-api-key").read_text().strip() == key
+        url = f"http://127.0.0.1:{env['KEFU_HTTP_PORT']}/api/conversations/waiting"
+        with urllib.request.urlopen(urllib.request.Request(url, headers={"Authorization": f"Bearer {key}"}), timeout=10) as resp:
+            assert resp.status == 200 and "waiting" in json.loads(resp.read())
     finally:
         os.killpg(proc.pid, signal.SIGINT)
         proc.wait(30)
