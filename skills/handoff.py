@@ -36,10 +36,11 @@ class HumanRequestSkill(Skill):
 
 
 #: What the bot keeps answering while a conversation waits for a person: the customer's
-#: own settings and data, and where their repair stands. Anything else waits for the agent.
+#: own settings and data, and where their repair stands. Anything else (a greeting too:
+#: "还在吗？" asks after the person) waits for the agent.
 WHILE_WAITING = frozenset(
     {"ask_preference", "set_preference", "export_my_data", "delete_my_data", "affirm", "deny", "ask_repair_status",
-     "greet", "thank", "goodbye"}
+     "thank", "goodbye"}
 )
 
 
