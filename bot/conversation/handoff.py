@@ -1,6 +1,6 @@
 """The hand-off between the bot and human agents, as an explicit state machine.
 
-    bot ──(request_human | repeated fallback | flagged complaint)──► queue
+    bot ──(request_human | repeated fallback | product complaint | NLU gone too long)──► queue
     queue ──(agent claims)──► agent:<name> ──(agent hands back)──► bot
 
 While the conversation is in the queue or with an agent, the bot stays silent and only
