@@ -22,7 +22,7 @@ from bot.dispatch import Reply, Skill, Turn
 from bot.messages import ReplyKind
 from bot.templates import Templates
 from skills.repair_dispatch.catalog import Catalog, fault_category
-from skills.repair_dispatch.models import looks_like_model, resolve_model
+from skills.repair_dispatch.models import model_in, resolve_model
 
 if TYPE_CHECKING:
     from skills.notifier import Notifier
@@ -110,7 +110,7 @@ class RepairReportForm(FormSkill):
             return value
         known = await self.catalog.known_models()
         if not known:  # no catalogue to judge by: a model has letters and digits ("10" has not)
-            return value if asked or looks_like_model(value) else ""
+            return model_in(value) or (value if asked else "")
         return resolve_model(value, "" if asked else turn.text, known) or (value if asked else "")
 
     async def prefill(self, turn: Turn, form: FormState) -> None:

@@ -56,9 +56,11 @@ def mentioned_keys(text: str) -> list[str]:
     return [m.group(1).upper() + re.sub(r"\D", "", m.group(2)) for m in _MENTION.finditer(digits)]
 
 
-def looks_like_model(value: str) -> bool:
-    """Letters then digits, as model numbers are ("XK-8800", "qt7700"); "10" is not."""
-    return bool(re.fullmatch(r"[A-Za-z]{1,5}[\s\-_]?\d[\dA-Za-z\-]*", value.strip()))
+def model_in(value: str) -> str:
+    """The model-shaped part of ``value``: letters then digits ("XK-8800" of "XK-8800
+    mirror"), or ``""`` when there is none ("10")."""
+    found = re.search(r"(?<![A-Za-z])[A-Za-z]{1,5}[\-_]?\d[\dA-Za-z\-]*", value)
+    return found.group(0).upper() if found else ""
 
 
 def resolve_model(entity: str | None, text: str, known: Iterable[str]) -> str:

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from skills.repair_dispatch.models import looks_like_model, resolve_model, spoken_digits
+from skills.repair_dispatch.models import model_in, resolve_model, spoken_digits
 from skills.repair_dispatch.visit_time import parse_visit_time
 from tests.harness import Harness
 from tests.skills.conftest import Fakes, SkillChat, bind_identity, services
@@ -97,7 +97,7 @@ def test_model_numbers_as_whisper_writes_them() -> None:
     ):
         assert resolve_model(None, said, known) == model, said
     assert resolve_model("10", "我的快递10天了还没到", known) == ""
-    assert looks_like_model("XK-8800") and looks_like_model("qt7700") and not looks_like_model("10")
+    assert model_in("XK-8800 mirror") == "XK-8800" and model_in("qt7700") == "QT7700" and model_in("10") == ""
 
 
 def test_visit_times() -> None:
