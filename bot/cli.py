@@ -41,12 +41,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         settings = replace(settings, http=replace(settings.http, port=args.port))
     log.info("config: %s", settings.source)
     if settings.source == "<embedded demo>":
-        from bot.app import public_url
         from bot.demo import demo_banner
 
         log.warning("no kefu.yml found: running the embedded demo (public demo keys, fake WeChat API under /_sim/wechat)")
         key = str(settings.section("api")["keys"][0]["key"])
-        print(demo_banner(key, public_url(settings), settings.data_dir), flush=True)  # for the person at the terminal, not the log
+        print(demo_banner(key, settings.http.public_url, settings.data_dir), flush=True)  # for the person at the terminal, not the log
     app = build_app(settings, role=args.role)
     if args.role == "worker":
         asyncio.run(_run_headless(app))
@@ -94,9 +93,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     except ModuleNotFoundError:
         print(f"no simulator for channel {args.channel}", file=sys.stderr)
         return 2
-    from bot.app import public_url
-
-    gateway = args.url or public_url(settings)
+    gateway = args.url or settings.http.public_url
     options = module.SimulateOptions(
         **{k: v for k, v in {
             "sender": args.sender,

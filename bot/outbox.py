@@ -12,8 +12,9 @@ The one window this cannot close is a crash between the platform accepting a mes
 the sent mark being written: platform send APIs take no idempotency key.
 
 Whoever needs to act when a message cannot be delivered (the notification engine
-re-routes it to the customer's next channel) registers with ``Outbox.add_give_up_hook``;
-the senders call every hook after the dead-letter record is written.
+re-routes it to the customer's next channel) is handed to each ``OutboxSender`` as
+``on_give_up``; the sender calls it after the dead-letter record is written. It must be
+idempotent: a sender that crashes after giving up may give up on the entry again.
 """
 
 from __future__ import annotations
@@ -23,14 +24,13 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
 
 from redis.asyncio import Redis
 
 from bot.messages import OutboundMessage
 from bot.queue import Entry, StreamGroup
 from bot.store import MessageStore
-from channels.base import Channel
+from channels.base import Channel, ChannelLookup
 from channels.errors import OutsideServiceWindow, PlatformError
 
 log = logging.getLogger(__name__)
@@ -77,16 +77,6 @@ class Outbox:
         self.delayed = stream + ":delayed"
         self._enqueue = redis.register_script(_ENQUEUE)
         self._promote = redis.register_script(_PROMOTE)
-        self.give_up_hooks: list[GiveUpHook] = []
-
-    def add_give_up_hook(self, hook: GiveUpHook) -> None:
-        """Call ``hook`` whenever a sender gives up on a message (e.g. to re-route it).
-
-        Registered on the outbox rather than each sender so that one registration covers
-        every sender task sharing it. A hook must be idempotent: a sender that crashes
-        after giving up may give up on the same entry again after it is reclaimed.
-        """
-        self.give_up_hooks.append(hook)
 
     async def enqueue(self, replies: Sequence[OutboundMessage], *, handled: str = "") -> int:
         """Queue replies not queued before; optionally mark an inbound message handled."""
@@ -108,7 +98,6 @@ class Outbox:
         await self.redis.zadd(self.delayed, {member: time.time() + delay_s})
 
 
-ChannelLookup = Callable[[str, str], Channel | None]
 
 
 class OutboxSender:
@@ -127,9 +116,11 @@ class OutboxSender:
         backoff_max_s: float,
         batch: int = 32,
         foreground: Callable[[], contextlib.AbstractContextManager[None]] | None = None,
+        on_give_up: GiveUpHook | None = None,
     ) -> None:
         self.outbox = outbox
-        self.group = OutboxGroup(outbox.redis, outbox.stream, claim_idle_ms=claim_idle_ms)
+        self.on_give_up = on_give_up
+        self.group = StreamGroup(outbox.redis, outbox.stream, "senders", claim_idle_ms=claim_idle_ms)
         self.store = store
         self.channels = channels
         self.consumer = consumer
@@ -145,7 +136,7 @@ class OutboxSender:
         await self.group.ensure_group()
         while not stop.is_set():
             try:
-                entries = await self.group.read_with_attempts(self.consumer, count=self.batch, block_ms=500)
+                entries = await self.group.read(self.consumer, count=self.batch, block_ms=500)
                 # Conversations are sent side by side, each one's replies in stream order: a
                 # text and the image after it must not overtake each other.
                 await asyncio.gather(*(self._deliver_in_order(run) for run in _by_conversation(entries)))
@@ -203,54 +194,29 @@ class OutboxSender:
             kind="outbound", key=reply.idempotency_key, payload=entry.payload.decode(), reason=reason, attempts=attempts
         )
         await self.store.mark_outbound(reply.idempotency_key, status, reply=reply, attempts=attempts, error=reason)
-        for hook in self.outbox.give_up_hooks:
+        if self.on_give_up is not None:
             try:
-                await hook(reply, status, reason)
+                await self.on_give_up(reply, status, reason)
             except Exception:
                 # A failing hook must not wedge the stream: the dead letter is recorded.
-                log.exception("give-up hook %r failed for %s", hook, reply.idempotency_key)
+                log.exception("give-up hook failed for %s", reply.idempotency_key)
         await self.group.done(entry.entry_id)
 
 
 _Pending = tuple[Entry, int, OutboundMessage | None]
 
 
-def _by_conversation(entries: list[tuple[Entry, int]]) -> list[list[_Pending]]:
+def _by_conversation(entries: list[Entry]) -> list[list[_Pending]]:
     """Entries parsed once and grouped by conversation, stream order kept within each
     group. An entry that does not parse is a group of its own, unparsed: deliver()
-    parses it again and fails as it always did."""
+    parses it again and gives it up with the parse error."""
     runs: dict[str, list[_Pending]] = {}
-    for entry, attempts in entries:
+    for entry in entries:
         try:
             reply: OutboundMessage | None = OutboundMessage.from_json(entry.payload)
         except (ValueError, KeyError, TypeError):
             reply = None
         key = "c:" + reply.conversation if reply is not None else "e:" + entry.entry_id
-        runs.setdefault(key, []).append((entry, attempts, reply))
+        runs.setdefault(key, []).append((entry, entry.attempts, reply))
     return list(runs.values())
-
-
-class OutboxGroup(StreamGroup):
-    """The outbox stream's consumer group; entries carry their attempt count."""
-
-    def __init__(self, redis: Redis, stream: str, *, claim_idle_ms: int) -> None:
-        super().__init__(redis, stream, "senders", claim_idle_ms=claim_idle_ms)
-
-    async def read_with_attempts(self, consumer: str, *, count: int, block_ms: int) -> list[tuple[Entry, int]]:
-        claim: Any = await self.redis.xautoclaim(
-            self.stream, self.group, consumer, self.claim_idle_ms, start_id=self._claim_cursor, count=count
-        )
-        cursor, claimed = claim[0], claim[1]
-        self._claim_cursor = cursor.decode() if isinstance(cursor, bytes) else str(cursor)
-        items = list(claimed)
-        if not items:
-            reply: Any = await self.redis.xreadgroup(self.group, consumer, {self.stream: ">"}, count=count, block=block_ms)
-            for _stream, new in reply or ():
-                items.extend(new)
-        out: list[tuple[Entry, int]] = []
-        for eid, fields in items:
-            if not fields:
-                continue
-            out.append((Entry(eid.decode() if isinstance(eid, bytes) else eid, fields[b"m"]), int(fields.get(b"a", b"0"))))
-        return out
 

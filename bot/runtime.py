@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
-import aiohttp
 from aiohttp import web
-from pymongo import AsyncMongoClient
 from redis.asyncio import Redis
 
 from bot.config import Settings
@@ -16,41 +13,36 @@ from bot.conversation.ordering import ConversationGate
 from bot.conversation.state import StateStore
 from bot.nlu.client import NluClient
 from bot.nlu.readiness import NluReadiness
-from bot.nlu.settings import NluSettings
 from bot.voice import VoiceStep
-from bot.dispatch import Dispatcher
-from bot.embedded import EmbeddedServer
+from bot.routing import SkillRouter
 from bot.health import HealthMonitor
 from bot.outbox import Outbox
 from bot.queue import InboundQueue
 from bot.store import MessageStore
 from bot.templates import Templates
-from bot.tokens import TokenCache
 from channels.base import Channel
 
 
-@dataclass
+@dataclass(frozen=True)
 class Runtime:
+    """The gateway's core parts, built once by the composition root; what the webhook,
+    the workers and the conversation API use."""
+
     settings: Settings
     redis: Redis
-    mongo: AsyncMongoClient[Any]
-    http: aiohttp.ClientSession
     store: MessageStore
     queue: InboundQueue
     outbox: Outbox
-    tokens: TokenCache
     templates: Templates
-    dispatcher: Dispatcher
+    router: SkillRouter
     health: HealthMonitor
     states: StateStore
     gate: ConversationGate
     handoff: Handoff
-    nlu_settings: NluSettings | None = None
+    channels: dict[tuple[str, str], Channel]
     nlu: NluClient | None = None
     nlu_readiness: NluReadiness | None = None
     voice: VoiceStep | None = None
-    channels: dict[tuple[str, str], Channel] = field(default_factory=dict)
-    embedded: list[EmbeddedServer] = field(default_factory=list)
 
     def channel(self, name: str, account: str) -> Channel | None:
         return self.channels.get((name, account))

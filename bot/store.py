@@ -16,8 +16,7 @@ from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 
 from bot.messages import InboundMessage, OutboundMessage
-
-Document = dict[str, Any]
+from bot.mongo import Document
 
 
 class MessageStore:
@@ -49,7 +48,7 @@ class MessageStore:
             "direction": "in",
             "channel": msg.channel,
             "account": msg.account,
-            "customer": customer_id(msg.channel, msg.account, msg.sender),
+            "customer": channel_identity(msg.channel, msg.account, msg.sender),
             "sender": msg.sender,
             "conversation": msg.conversation,
             "kind": msg.kind.value,
@@ -116,7 +115,7 @@ def _outbound_doc(reply: OutboundMessage) -> Document:
         "direction": "out",
         "channel": reply.channel,
         "account": reply.account,
-        "customer": customer_id(reply.channel, reply.account, reply.recipient),
+        "customer": channel_identity(reply.channel, reply.account, reply.recipient),
         "recipient": reply.recipient,
         "conversation": reply.conversation,
         "kind": reply.kind.value,
@@ -127,7 +126,7 @@ def _outbound_doc(reply: OutboundMessage) -> Document:
     }
 
 
-def customer_id(channel: str, account: str, sender: str) -> str:
+def channel_identity(channel: str, account: str, sender: str) -> str:
     """A customer's identity on one channel account (linking across channels is the
     preference store's job)."""
     return f"{channel}:{account}:{sender}"

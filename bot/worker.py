@@ -1,14 +1,14 @@
 """The inbound worker: everything slow happens here, off the webhook.
 
 For each queued message, in its conversation's order: store it, turn voice into text,
-ask NLU what it means, load the conversation state, let the dispatcher pick a skill,
+ask NLU what it means, load the conversation state, let the skill router pick a skill,
 save the state and queue the replies in the outbox together with the "handled" mark.
 A message is acknowledged on the stream only after that, so a worker killed at any
 point leaves it pending for another worker to take over (XAUTOCLAIM); the handled mark
 and the idempotency keys make the second run send nothing twice.
 
-While an agent owns the conversation (or it waits for one) the bot stores the message
-and stays silent. A message that needs NLU while NLU is loading or unreachable waits
+While an agent owns the conversation the bot stores the message and stays silent; while
+it waits for one, only some skills answer (see :mod:`skills.handoff`). A message that needs NLU while NLU is loading or unreachable waits
 for it inside its conversation's turn (see :mod:`bot.nlu.readiness`): silently while
 the wait is expected to be short, with one honest holding reply when it is not, and
 handed to a person when it has waited too long. The wait keeps its stream entry and
@@ -27,23 +27,23 @@ from collections.abc import AsyncIterator, Callable
 from bot.conversation.keywords import keyword_intent
 from bot.conversation.ordering import ConversationGate
 from bot.conversation.state import ConversationState, StateStore
-from bot.dispatch import Dispatcher, Reply, Turn
+from bot.routing import SkillRouter, Reply, Turn
 from bot.language import detect
 from bot.messages import InboundMessage, MessageKind, OutboundMessage
 from bot.nlu.client import UNDERSTANDING_UNAVAILABLE, NluUnavailable, ParseResult
 from bot.nlu.readiness import NluReadiness, Wait
 from bot.outbox import Outbox
 from bot.queue import Entry, InboundQueue
-from bot.store import MessageStore, customer_id
+from bot.store import MessageStore, channel_identity
+from bot.tasks import cancel_and_wait
 from bot.templates import Templates
 from bot.voice import Deferred, VoiceStep
-from channels.base import Channel
+from channels.base import Channel, ChannelLookup
 
 log = logging.getLogger(__name__)
 
 ATTEMPTS_PREFIX = "kefu:inbound:attempts:"
 
-ChannelLookup = Callable[[str, str], Channel | None]
 
 
 class InboundWorker:
@@ -52,7 +52,7 @@ class InboundWorker:
         queue: InboundQueue,
         outbox: Outbox,
         store: MessageStore,
-        dispatcher: Dispatcher,
+        router: SkillRouter,
         channels: ChannelLookup,
         *,
         states: StateStore,
@@ -68,7 +68,7 @@ class InboundWorker:
         self.queue = queue
         self.outbox = outbox
         self.store = store
-        self.dispatcher = dispatcher
+        self.router = router
         self.channels = channels
         self.states = states
         self.gate = gate
@@ -110,10 +110,7 @@ class InboundWorker:
                     task.add_done_callback(in_flight.discard)
         finally:
             # Unfinished messages are not acknowledged: another worker takes them over.
-            for task in in_flight:
-                task.cancel()
-            if in_flight:
-                await asyncio.gather(*in_flight, return_exceptions=True)
+            await cancel_and_wait(in_flight)
             # A restart must not leave them idle until claim_idle_ms has passed.
             await self.queue.release(self.consumer, sorted(self._in_hand))
 
@@ -182,13 +179,13 @@ class InboundWorker:
             await self.store.save_inbound(msg)
             state = await self.states.load(
                 msg.conversation,
-                customer=customer_id(msg.channel, msg.account, msg.sender),
+                customer=channel_identity(msg.channel, msg.account, msg.sender),
                 channel=msg.channel,
                 account=msg.account,
                 sender=msg.sender,
             )
             if msg.extra:
-                state.memory["reply_hints"] = json.dumps(msg.extra)
+                state.reply_hints = msg.extra
             replies = await self._turn(msg, channel, state)
             await self.states.save(state)
             outbound = [self._outbound(msg, i, r) for i, r in enumerate(replies)]
@@ -217,7 +214,7 @@ class InboundWorker:
                 return [Reply(text=self.templates.render("voice_problem", state.language, problem=heard.problem))]
             text = heard.text
             if text and not heard.confident and state.bot_active:
-                state.memory["heard"] = text
+                state.heard = text
                 state.language = detect(text, state.language)
                 return [Reply(text=self.templates.render("voice_confirm", state.language, text=text))]
         if text:
@@ -226,7 +223,7 @@ class InboundWorker:
             return []  # an agent has it: stored, the bot is silent
         # Waiting for an agent: the skills answer what they may (see skills.handoff).
         nlu = await self._understand(msg, text, state)
-        heard_before = state.memory.pop("heard", "")
+        heard_before, state.heard = state.heard, ""
         if heard_before and nlu is not None:
             if nlu.intent == "affirm":
                 text = heard_before  # the customer confirmed what the bot heard
@@ -236,7 +233,7 @@ class InboundWorker:
         turn = Turn(message=msg, language=state.language, text=text, nlu=nlu, state=state)
         if nlu is not None:
             state.last_intent = nlu.intent
-        return list(await self.dispatcher.dispatch(turn))
+        return list(await self.router.route(turn))
 
     async def _understand(self, msg: InboundMessage, text: str, state: ConversationState) -> ParseResult | None:
         if not text:
@@ -264,8 +261,9 @@ class InboundWorker:
             if verdict is Wait.GIVE_UP:
                 log.warning("message %s waited %.0f s for NLU; handed to a person", msg.key, nlu.max_wait_s)
                 return ParseResult(text=text, intent=UNDERSTANDING_UNAVAILABLE, confidence=1.0, entities=(), ranking=())
-            if verdict is Wait.HOLDING:
+            if verdict is Wait.HOLDING and not told:
                 await self._holding_reply(msg, state)
+                told = True
             await nlu.wait(max(nlu.next_change_in(since), 0.05))
 
     async def _holding_reply(self, msg: InboundMessage, state: ConversationState) -> None:

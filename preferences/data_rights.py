@@ -34,15 +34,14 @@ from bson.binary import Binary
 from pymongo.asynchronous.database import AsyncDatabase
 from redis.asyncio import Redis
 
-from bot.mongo import update_and_get
-from bot.store import customer_id as channel_identity
+from bot.mongo import Document, update_and_get
+from bot.store import channel_identity
 from preferences.clock import Clock, SystemClock
 from preferences.engine import NotificationEngine
 from preferences.errors import ConfirmationInvalid, LinkInvalid
 from preferences.model import Importance, Topic
 from preferences.store import CHANGED_KEY, PreferenceStore
 
-Document = dict[str, Any]
 
 DEFAULT_MASK_FIELDS = ("phone", "mobile", "tel", "telephone", "id_number", "id_card")
 DEFAULT_TICKET_KEEP = ("status", "product", "model", "category", "created_at", "closed_at")
@@ -167,8 +166,8 @@ class DataRights:
         recipients: set[str] = set()
         prefs = await self.prefs.effective_of(doc)
         for addr in prefs.addresses.values():
-            account = self.engine._account(addr.channel.value, addr.account)
-            ids.add(channel_identity(addr.channel.value, account, addr.recipient))
+            account = self.engine.delivery.account(addr.channel, addr.account)
+            ids.add(channel_identity(addr.channel, account, addr.recipient))
             recipients.add(addr.recipient)
         return ids, recipients
 

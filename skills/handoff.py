@@ -7,11 +7,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from bot.conversation.handoff import TOLD_WAITING, Handoff
+from bot.conversation.handoff import Handoff
 from bot.conversation.state import QUEUE
-from bot.dispatch import Reply, Skill, Turn
 from bot.nlu.client import UNDERSTANDING_UNAVAILABLE
+from bot.routing import Reply, Skill, Turn
 from bot.templates import Templates
+
 
 class HumanRequestSkill(Skill):
     """``request_human`` ("转人工", "let me talk to a person") queues the conversation;
@@ -62,9 +63,9 @@ class WhileWaitingSkill(Skill):
 
     async def handle(self, turn: Turn) -> Sequence[Reply]:
         assert turn.state is not None
-        if turn.state.memory.get(TOLD_WAITING) == "1":
+        if turn.state.told_waiting:
             return ()
-        turn.state.memory[TOLD_WAITING] = "1"
+        turn.state.told_waiting = True
         ahead = await self.handoff.position(turn.state.conversation)
         minutes = max(1, round((ahead + 1) * self.minutes_each))
         return (Reply(text=self.templates.render("waiting_for_agent", turn.language, ahead=ahead, minutes=minutes)),)

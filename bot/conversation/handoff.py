@@ -10,7 +10,6 @@ transition is recorded in the ``handoffs`` collection.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 import uuid
@@ -33,8 +32,6 @@ from channels.base import Channel
 log = logging.getLogger(__name__)
 
 WAITING = "kefu:handoff:waiting"
-#: Conversation memory: the customer was told, once per wait, that a person is coming.
-TOLD_WAITING = "told_waiting"
 
 
 class HandoffError(KefuError):
@@ -79,7 +76,7 @@ class Handoff:
             return
         state.owner = QUEUE
         state.handoff_reason = reason
-        state.memory.pop(TOLD_WAITING, None)
+        state.told_waiting = False
         state.form = None
         state.active_skill = ""
         await self.redis.zadd(WAITING, {state.conversation: time.time()}, nx=True)
@@ -172,7 +169,7 @@ class Handoff:
         await self._send(state, text, f"handoff:{state.conversation}:{uuid.uuid4().hex}")
 
     async def _send(self, state: ConversationState, text: str, key: str) -> None:
-        hints = tuple((str(k), str(v)) for k, v in json.loads(state.memory.get("reply_hints", "[]")))
+        hints = state.reply_hints
         reply = OutboundMessage(
             channel=state.channel,
             account=state.account,

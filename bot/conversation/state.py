@@ -46,7 +46,16 @@ class ConversationState:
     small_talk_count: int = 0  # consecutive small-talk / out-of-scope turns
     last_intent: str = ""
     handoff_reason: str = ""
-    memory: dict[str, str] = field(default_factory=dict)  # skill scratch space
+    # The last inbound message's channel hints (DingTalk sessionWebhook, email
+    # Message-ID), so that an agent's or the bot's later messages thread like a reply.
+    reply_hints: tuple[tuple[str, str], ...] = ()
+    # A voice note's transcript the bot asked the customer to confirm.
+    heard: str = ""
+    # The skill whose question is open (a yes/no, an order or contract number), so that
+    # a bare answer goes to it.
+    awaiting: str = ""
+    # While waiting for a person: the customer was told so (once per wait).
+    told_waiting: bool = False
     updated_at: float = 0.0
 
     @property
@@ -63,8 +72,11 @@ class ConversationState:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ConversationState:
         form = data.pop("form", None)
+        hints = data.pop("reply_hints", None) or ()
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
-        return cls(**known, form=FormState(**form) if form else None)
+        return cls(
+            **known, form=FormState(**form) if form else None, reply_hints=tuple((str(k), str(v)) for k, v in hints)
+        )
 
 
 class StateStore:

@@ -13,13 +13,11 @@ import re
 from collections.abc import Sequence
 
 from bot.conversation.handoff import Handoff
-from bot.dispatch import Reply, Skill, Turn
+from bot.routing import Reply, Skill, Turn
 from bot.templates import Templates
 from skills.renewal.service import Renewals
 
 
-# Where the skill remembers it asked an unknown customer for a contract or phone number.
-AWAITING_REFERENCE = "renewal_awaiting_reference"
 _CONTRACT = re.compile(r"(?<![A-Za-z0-9])(HT\d{8}|K-\d{4}-\d{3})(?![0-9])", re.I)
 _PHONE = re.compile(r"(?<!\d)(1[3-9]\d{9})(?!\d)")
 
@@ -36,7 +34,7 @@ class RenewalSkill(Skill):
     def accepts(self, turn: Turn) -> bool:
         if turn.intent in self.intents:
             return True
-        awaiting = turn.state is not None and turn.state.memory.get(AWAITING_REFERENCE) == "1"
+        awaiting = turn.state is not None and turn.state.awaiting == self.name  # we asked for a contract or phone
         return awaiting and bool(_CONTRACT.search(turn.text) or _PHONE.search(turn.text))
 
     async def handle(self, turn: Turn) -> Sequence[Reply]:
@@ -77,13 +75,13 @@ class RenewalSkill(Skill):
         contract_no = (turn.entity("contract_id") or "") or (m.group(1) if (m := _CONTRACT.search(turn.text)) else "")
         phone = m.group(1) if (m := _PHONE.search(turn.text)) else ""
         if not contract_no and not phone:
-            state.memory[AWAITING_REFERENCE] = "1"
+            state.awaiting = self.name
             return (Reply(text=self.templates.render("renewal_ask_reference", lang)),)
         found = await self.renewals.find_by_reference(contract_no=contract_no.upper(), phone=phone)
         if found is None:
-            state.memory[AWAITING_REFERENCE] = "1"
+            state.awaiting = self.name
             return (Reply(text=self.templates.render("renewal_reference_unknown", lang)),)
-        state.memory.pop(AWAITING_REFERENCE, None)
+        state.awaiting = ""
         given = f"contract {contract_no.upper()}" if contract_no else f"phone {phone[:3]}****{phone[-4:]}"
         await self.handoff.to_queue(state, f"renewal: unverified customer gives {given} (CRM {found})")
         return (Reply(text=self.templates.render("renewal_reference_found", lang)),)

@@ -8,72 +8,18 @@ customer's latest ticket.
 
 from __future__ import annotations
 
-import secrets
-import time
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
-
-from pymongo import DESCENDING, IndexModel
-from pymongo.asynchronous.database import AsyncDatabase
 
 from bot.conversation.forms import FormSkill, Slot
 from bot.conversation.state import ConversationState, FormState
-from bot.dispatch import Reply, Skill, Turn
+from bot.routing import Reply, Skill, Turn
 from bot.messages import ReplyKind
 from bot.templates import Templates
+from skills.notifier import Notifier
+from skills.repair_dispatch.assign import RepairDispatch
 from skills.repair_dispatch.catalog import Catalog, fault_category
 from skills.repair_dispatch.models import model_in, resolve_model
-
-if TYPE_CHECKING:
-    from skills.notifier import Notifier
-    from skills.repair_dispatch.dispatch import RepairDispatch
-
-
-class Tickets:
-    def __init__(self, db: AsyncDatabase[dict[str, Any]]) -> None:
-        self.collection = db["tickets"]
-
-    async def ensure_indexes(self) -> None:
-        await self.collection.create_indexes(
-            [IndexModel([("customer", 1), ("created_at", DESCENDING)]), IndexModel([("status", 1), ("created_at", DESCENDING)])]
-        )
-
-    async def open(self, *, customer: str, conversation: str, source_message: str, fields: Mapping[str, str]) -> dict[str, Any]:
-        now = time.time()
-        number = time.strftime("R%Y%m%d-", time.localtime(now)) + secrets.token_hex(3).upper()
-        doc: dict[str, Any] = {
-            "_id": source_message,  # one ticket per report, also when the message is handled again
-            "number": number,
-            "customer": customer,
-            "conversation": conversation,
-            "status": "new",
-            "created_at": now,
-            **dict(fields),
-            "timeline": [{"at": now, "step": "opened", "by": "bot", "detail": dict(fields)}],
-        }
-        await self.collection.update_one({"_id": source_message}, {"$setOnInsert": doc}, upsert=True)
-        stored = await self.collection.find_one({"_id": source_message})
-        assert stored is not None
-        return stored
-
-    async def open_for(self, customer: str, device_model: str, category: str, *, besides: str) -> dict[str, Any] | None:
-        """The customer's unfinished ticket for this device and kind of fault (not ``besides``)."""
-        cursor = self.collection.find(
-            {"customer": customer, "device_model": device_model, "status": {"$ne": "done"}, "_id": {"$ne": besides}},
-            sort=[("created_at", DESCENDING)],
-        ).limit(20)
-        async for ticket in cursor:
-            if fault_category(str(ticket.get("fault", ""))) == category:
-                return ticket
-        return None
-
-    async def add_note(self, ticket_id: str, text: str, *, by: str) -> None:
-        await self.collection.update_one(
-            {"_id": ticket_id}, {"$push": {"timeline": {"at": time.time(), "step": "note", "by": by, "detail": {"text": text}}}}
-        )
-
-    async def latest(self, customer: str) -> dict[str, Any] | None:
-        return await self.collection.find_one({"customer": customer}, sort=[("created_at", DESCENDING)])
+from skills.repair_dispatch.tickets import Tickets
 
 
 class RepairReportForm(FormSkill):
@@ -98,8 +44,8 @@ class RepairReportForm(FormSkill):
         super().__init__(templates)
         self.tickets = tickets
         self.catalog = catalog
-        # Without a dispatcher (no connectors wired) the form only opens the ticket and an
-        # agent dispatches by hand, as before.
+        # Without dispatch (no connectors wired) the form only opens the ticket and an
+        # agent assigns an engineer by hand.
         self.dispatch = dispatch
         self.notifier = notifier
 
@@ -124,9 +70,9 @@ class RepairReportForm(FormSkill):
         if self.dispatch is None or turn.state is None:
             return
         known = await self.dispatch.known(turn.state.customer, form.slots.get("device_model"))
-        if not known:
+        if known is None:
             return
-        customer, device, contract = known["customer"], known.get("device"), known.get("contract")
+        customer, device, contract = known.customer, known.device, known.contract
         if device is not None and not form.slots.get("device_model"):
             form.slots["device_model"] = str(device.get("model", ""))
         if customer.get("address") and not form.slots.get("address"):
@@ -151,7 +97,7 @@ class RepairReportForm(FormSkill):
         pref = msg.sender
         detail = "standard"
         if self.notifier is not None:
-            pref = await self.notifier.customer(msg.channel, msg.account, msg.sender, turn.language)
+            pref = await self.notifier.customer(msg.channel, msg.account, msg.sender, turn.language, conversation=msg.conversation)
             detail = await self.notifier.detail(pref, "repair")
         outcome = await self.dispatch.dispatch(ticket, pref_customer=pref)
         t = outcome.ticket

@@ -21,7 +21,7 @@ from pymongo import ASCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 
 from bot.conversation.handoff import Handoff
-from bot.dispatch import Reply, Skill, Turn
+from bot.routing import Reply, Skill, Turn
 from bot.templates import Templates
 from preferences.render import local_time
 from skills.repair_dispatch.catalog import Catalog
@@ -29,8 +29,6 @@ from skills.repair_dispatch.models import resolve_model
 from skills.review_remediation.detect import order_id_in
 from skills.review_remediation.service import Reviews
 
-# Where the logistics skill remembers that it asked for an order number.
-AWAITING_ORDER = "complaint_awaiting_order"
 
 
 class LogisticsComplaintSkill(Skill):
@@ -44,7 +42,7 @@ class LogisticsComplaintSkill(Skill):
     def accepts(self, turn: Turn) -> bool:
         if turn.intent == "complain_logistics":
             return True
-        awaiting = turn.state is not None and turn.state.memory.get(AWAITING_ORDER) == "1"
+        awaiting = turn.state is not None and turn.state.awaiting == self.name  # we asked for the order number
         return awaiting and bool(order_id_in(turn.text))
 
     async def handle(self, turn: Turn) -> Sequence[Reply]:
@@ -55,11 +53,11 @@ class LogisticsComplaintSkill(Skill):
             text=turn.text, order_id=order_id, identity=state.customer, conversation=state.conversation, language=lang
         )
         if remedy.status == "need_order":
-            state.memory[AWAITING_ORDER] = "1"
+            state.awaiting = self.name
             return (Reply(text=self.templates.render("complaint_ask_order", lang)),)
-        state.memory.pop(AWAITING_ORDER, None)
+        state.awaiting = ""
         if remedy.status == "unknown_order":
-            state.memory[AWAITING_ORDER] = "1"
+            state.awaiting = self.name
             return (Reply(text=self.templates.render("complaint_order_unknown", lang, order_id=remedy.order_id)),)
         if remedy.status == "not_due":
             due = local_time(remedy.due_at, self.timezone, "%Y-%m-%d")

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.skillset import TEMPLATE_DIRS
 from bot.templates import Templates
 from preferences.render import Renderer
 
@@ -49,7 +50,7 @@ def test_settings_replies_one_setting_a_line(channel: str) -> None:
 
 
 def test_repair_reply_lists_each_part_on_its_own_line() -> None:
-    t = Templates()
+    t = Templates(TEMPLATE_DIRS)
     ticket = {"number": "R1", "device_model": "XK-8800", "fault": "不制冷", "eta": "12-07 15:39"}
     engineer = {"name": "王强", "eta_min": 30, "qualification": "q", "cert_no": "c", "rating": 4.7, "nps": 93, "completed": 62}
     parts = [{"name": "压缩机", "part_no": "P-1", "qty": 2}, {"name": "风机", "part_no": "P-2", "qty": 0}]

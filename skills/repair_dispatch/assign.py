@@ -31,10 +31,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-from pymongo.asynchronous.collection import AsyncCollection
 from redis.asyncio import Redis
 
-from bot.mongo import update_and_get
+from bot.mongo import Document
+from preferences.model import Importance, Notification, Topic
 from skills.connectors.base import ConnectorError
 from skills.connectors.erp import ErpConnector
 from skills.connectors.registry import Connectors
@@ -42,12 +42,12 @@ from skills.connectors.servicenow import ServiceNowConnector
 from skills.connectors.todo import TodoConnector
 from skills.notifier import Notifier
 from skills.repair_dispatch.catalog import Catalog, fault_category
+from skills.repair_dispatch.tickets import Ticket, Tickets
 from skills.repair_dispatch.matching import Match, MatchSettings, rank
 from skills.repair_dispatch.visit_time import VisitWindow, parse_visit_time
 
 log = logging.getLogger(__name__)
 
-Document = dict[str, Any]
 STEPS = ("stock", "incident", "todo")  # the outside steps, in the order they are retried
 STATUSES = ("new", "assigned", "on_the_way", "done")
 _LEASE_PREFIX = "kefu:repair:lease:"
@@ -84,8 +84,27 @@ class RepairSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class Known:
+    """What the CRM knows of a chat customer before a dispatch: nothing, or the customer
+    with the device they reported (if registered) and its contract."""
+
+    customer: Document
+    device: Document | None = None
+    contract: Document | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One outside step of a dispatch: fields for the ticket, its timeline entry, success."""
+
+    fields: Document
+    entry: Document
+    ok: bool
+
+
+@dataclass(frozen=True, slots=True)
 class DispatchOutcome:
-    ticket: Document
+    ticket: Ticket
     match: Match | None
     pending: tuple[str, ...]
     qr_path: str = ""
@@ -108,7 +127,7 @@ def _engineer_view(m: Match) -> Document:
 class RepairDispatch:
     def __init__(
         self,
-        collection: AsyncCollection[Document],
+        tickets: Tickets,
         catalog: Catalog,
         connectors: Connectors,
         notifier: Notifier,
@@ -119,7 +138,7 @@ class RepairDispatch:
         settings: RepairSettings | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.tickets = collection
+        self.tickets = tickets
         self.catalog = catalog
         self.connectors = connectors
         self.notifier = notifier
@@ -131,23 +150,17 @@ class RepairDispatch:
         self._secret: bytes | None = settings.verify_secret.encode() if settings and settings.verify_secret else None
 
     async def ensure_indexes(self) -> None:
-        from pymongo import ASCENDING, IndexModel
-
-        await self.tickets.create_indexes(
-            [IndexModel([("number", ASCENDING)]), IndexModel([("dispatch.state", ASCENDING), ("dispatch.next_at", ASCENDING)]), IndexModel([("attention.at", ASCENDING)], sparse=True),
-             IndexModel([("visit.slot", ASCENDING)], sparse=True)]
-        )
         await self.catalog.ensure_indexes()
 
     # -- what we know before dispatching -------------------------------------------------
-    async def known(self, identity: str, model: str | None) -> Document:
-        """CRM customer, device, contract of a chat identity (empty when unknown)."""
+    async def known(self, identity: str, model: str | None) -> Known | None:
+        """CRM customer, device, contract of a chat identity (``None`` when unknown)."""
         customer = await self.catalog.customer_of(identity)
         if customer is None:
-            return {}
+            return None
         device = await self.catalog.device(str(customer["_id"]), model)
         contract = await self.catalog.contract(str(device.get("contract_id", ""))) if device else None
-        return {"customer": customer, "device": device, "contract": contract}
+        return Known(customer, device, contract)
 
     def _warranty(self, contract: Mapping[str, Any] | None) -> Document:
         if not contract:
@@ -160,11 +173,11 @@ class RepairDispatch:
         """Run every step for a freshly opened ticket; never raises for an outside failure."""
         tid = ticket["_id"]
         if ticket.get("dispatch"):  # handled before (a reclaimed message): report what is there
-            stored = await self.tickets.find_one({"_id": tid})
+            stored = await self.tickets.get(tid)
             assert stored is not None
             return DispatchOutcome(stored, None, tuple(stored["dispatch"].get("pending", ())), stored.get("qr_path", ""))
         known = await self.known(str(ticket["customer"]), str(ticket.get("device_model") or ""))
-        customer, device, contract = known.get("customer"), known.get("device"), known.get("contract")
+        customer, device, contract = (known.customer, known.device, known.contract) if known else (None, None, None)
         category = fault_category(str(ticket.get("fault", "")))
         warranty = self._warranty(contract)
         fields: Document = {
@@ -179,10 +192,10 @@ class RepairDispatch:
         stock_task = asyncio.create_task(self._stock(category, str(ticket.get("device_model") or ""), fields["region"]))
         candidates = await self.catalog.engineers_for(category, self.settings.match.min_nps)
         ranked = rank(candidates, category, location, self.settings.match)
-        parts, stock_entry, stock_ok = await stock_task
-        timeline.append(stock_entry)
-        fields["parts"] = parts
-        pending = [] if stock_ok else ["stock"]
+        stock = await stock_task
+        timeline.append(stock.entry)
+        fields.update(stock.fields)
+        pending = [] if stock.ok else ["stock"]
         window = parse_visit_time(str(ticket.get("preferred_time") or ""), now=self.clock(), timezone=self.settings.timezone)
         match = await self._least_booked(ranked, window) if window is not None else (ranked[0] if ranked else None)
         if window is not None:
@@ -204,14 +217,12 @@ class RepairDispatch:
             fields["eta_min"] = match.eta_min
             timeline.append(_entry("match", {"engineer": best["id"], "alternates": [a["id"] for a in fields["alternates"]], "eta_min": match.eta_min, "visit": fields.get("visit")}))
             merged = {**dict(ticket), **fields}
-            (inc_fields, inc_entry, inc_ok), (todo_fields, todo_entry, todo_ok) = await asyncio.gather(
-                self._incident(merged), self._todo(merged)
-            )
-            fields.update(inc_fields)
-            fields.update(todo_fields)
-            timeline += [inc_entry, todo_entry]
-            pending_all = pending + [s for s, ok in (("incident", inc_ok), ("todo", todo_ok)) if not ok]
-            if todo_ok:
+            incident, todo = await asyncio.gather(self._incident(merged), self._todo(merged))
+            fields.update(incident.fields)
+            fields.update(todo.fields)
+            timeline += [incident.entry, todo.entry]
+            pending_all = pending + [s for s, step in (("incident", incident), ("todo", todo)) if not step.ok]
+            if todo.ok:
                 fields["status"] = "assigned"
                 timeline.append(_entry("status", {"status": "assigned", "told": "chat"}))
         if pending_all:
@@ -221,8 +232,8 @@ class RepairDispatch:
         if match is not None:
             fields["qr_path"] = await self._qr(ticket, fields["engineer"])
             timeline.append(_entry("qr", {"path": fields["qr_path"]}))
-        await self.tickets.update_one({"_id": tid}, {"$set": fields, "$push": {"timeline": {"$each": timeline}}})
-        stored = await self.tickets.find_one({"_id": tid})
+        await self.tickets.record(tid, fields, timeline)
+        stored = await self.tickets.get(tid)
         assert stored is not None
         return DispatchOutcome(stored, match, tuple(pending_all), fields.get("qr_path", ""))
 
@@ -230,10 +241,7 @@ class RepairDispatch:
         """The best-ranked engineer with the fewest visits already booked in the window."""
         if not ranked:
             return None
-        booked: dict[str, int] = {}
-        async for t in self.tickets.find({"visit.slot": window.slot_key(), "status": {"$ne": "done"}}, projection={"engineer.id": 1}):
-            engineer = str((t.get("engineer") or {}).get("id", ""))
-            booked[engineer] = booked.get(engineer, 0) + 1
+        booked = await self.tickets.booked(window.slot_key())
         return min(ranked, key=lambda m: booked.get(str(m.engineer["_id"]), 0))
 
     def _dispatch_state(self, pending: Sequence[str], attempts: int) -> Document:
@@ -244,25 +252,25 @@ class RepairDispatch:
         delay = min(self.settings.retry_max_s, self.settings.retry_base_s * 2**attempts)
         return {"state": "retrying", "pending": list(pending), "attempts": attempts, "next_at": self.clock() + delay}
 
-    async def _stock(self, category: str, model: str, region: str) -> tuple[list[Document], Document, bool]:
+    async def _stock(self, category: str, model: str, region: str) -> Step:
         likely = await self.catalog.likely_parts(category, model)
         erp = self.connectors.get("erp", ErpConnector)
         parts = [{"part_no": p["_id"], "name": p.get("name", ""), "qty": None} for p in likely]
         if erp is None:
-            return parts, _entry("stock", {"skipped": "no erp connector"}), True
+            return Step({"parts": parts}, _entry("stock", {"skipped": "no erp connector"}), True)
         try:
             stock = await erp.stock([p["part_no"] for p in parts], region)
         except ConnectorError as exc:
-            return parts, _entry("stock", {"error": str(exc)}, ok=False), False
+            return Step({"parts": parts}, _entry("stock", {"error": str(exc)}, ok=False), False)
         for p in parts:
             s = stock.get(p["part_no"])
             p["qty"], p["warehouse"] = (s.qty, s.warehouse) if s else (0, "")
-        return parts, _entry("stock", {p["part_no"]: p["qty"] for p in parts}), True
+        return Step({"parts": parts}, _entry("stock", {p["part_no"]: p["qty"] for p in parts}), True)
 
-    async def _incident(self, t: Mapping[str, Any]) -> tuple[Document, Document, bool]:
+    async def _incident(self, t: Mapping[str, Any]) -> Step:
         sn = self.connectors.get("servicenow", ServiceNowConnector)
         if sn is None:
-            return {}, _entry("incident", {"skipped": "no servicenow connector"}), True
+            return Step({}, _entry("incident", {"skipped": "no servicenow connector"}), True)
         eng = t.get("engineer") or {}
         try:
             inc = await sn.create_incident(
@@ -276,15 +284,15 @@ class RepairDispatch:
                 }
             )
         except ConnectorError as exc:
-            return {}, _entry("incident", {"error": str(exc)}, ok=False), False
-        return {"incident": {"sys_id": inc.sys_id, "number": inc.number}}, _entry("incident", {"number": inc.number}), True
+            return Step({}, _entry("incident", {"error": str(exc)}, ok=False), False)
+        return Step({"incident": {"sys_id": inc.sys_id, "number": inc.number}}, _entry("incident", {"number": inc.number}), True)
 
-    async def _todo(self, t: Mapping[str, Any]) -> tuple[Document, Document, bool]:
+    async def _todo(self, t: Mapping[str, Any]) -> Step:
         found = self.connectors.items.get("dingtalk_todo")
         todo = found if isinstance(found, TodoConnector) else None
         eng = t.get("engineer") or {}
         if todo is None:
-            return {}, _entry("todo", {"skipped": "no to-do connector"}), True
+            return Step({}, _entry("todo", {"skipped": "no to-do connector"}), True)
         try:
             task_id = await todo.create_task(
                 executors=[str(eng.get("union_id", ""))],
@@ -294,14 +302,14 @@ class RepairDispatch:
                 due_ts=self.clock() + int(t.get("eta_min") or 60) * 60,
             )
         except ConnectorError as exc:
-            return {}, _entry("todo", {"error": str(exc)}, ok=False), False
-        return {"todo_id": task_id}, _entry("todo", {"task_id": task_id, "engineer": eng.get("id")}), True
+            return Step({}, _entry("todo", {"error": str(exc)}, ok=False), False)
+        return Step({"todo_id": task_id}, _entry("todo", {"task_id": task_id, "engineer": eng.get("id")}), True)
 
     # -- retries -------------------------------------------------------------------------
     async def retry_due(self, limit: int = 50) -> int:
         """Run the pending steps of tickets whose retry is due; returns how many ran."""
         now = self.clock()
-        due = [d async for d in self.tickets.find({"dispatch.state": "retrying", "dispatch.next_at": {"$lte": now}}).limit(limit)]
+        due = await self.tickets.due_retries(now, limit)
         ran = 0
         for ticket in due:
             # One worker per ticket: the lease outlives one retry round by far.
@@ -314,8 +322,8 @@ class RepairDispatch:
                 await self.redis.delete(_LEASE_PREFIX + str(ticket["_id"]))
         return ran
 
-    async def _retry(self, ticket: Document) -> None:
-        fresh = await self.tickets.find_one({"_id": ticket["_id"]})
+    async def _retry(self, ticket: Ticket) -> None:
+        fresh = await self.tickets.get(ticket["_id"])
         if fresh is None or (fresh.get("dispatch") or {}).get("state") != "retrying":
             return  # another worker finished it between our query and our lease
         pending = list(fresh["dispatch"]["pending"])
@@ -325,18 +333,15 @@ class RepairDispatch:
         for step in pending:
             merged = {**fresh, **fields}
             if step == "stock":
-                parts, entry, ok = await self._stock(str(fresh.get("category", "general")), str(fresh.get("device_model", "")), str(fresh.get("region", "")))
-                if ok:
-                    fields["parts"] = parts
-            elif step == "incident":
-                f, entry, ok = await self._incident(merged)
-                fields.update(f)
+                done = await self._stock(str(fresh.get("category", "general")), str(fresh.get("device_model", "")), str(fresh.get("region", "")))
+                if done.ok:
+                    fields.update(done.fields)
             else:
-                f, entry, ok = await self._todo(merged)
-                fields.update(f)
-            entry["detail"] = {**entry["detail"], "retry": int(fresh["dispatch"]["attempts"]) + 1}
-            timeline.append(entry)
-            if not ok:
+                done = await (self._incident(merged) if step == "incident" else self._todo(merged))
+                fields.update(done.fields)
+            done.entry["detail"] = {**done.entry["detail"], "retry": int(fresh["dispatch"]["attempts"]) + 1}
+            timeline.append(done.entry)
+            if not done.ok:
                 still.append(step)
         newly_assigned = "todo" in pending and "todo" not in still and fresh.get("status") == "new"
         if newly_assigned:
@@ -348,21 +353,18 @@ class RepairDispatch:
         elif fields["dispatch"]["state"] == "failed":
             timeline.append(_entry("gave_up", {"pending": still}, ok=False))
             fields["attention"] = {"reason": "retries_exhausted", "steps": still, "at": self.clock()}
-        await self.tickets.update_one({"_id": fresh["_id"]}, {"$set": fields, "$push": {"timeline": {"$each": timeline}}})
+        await self.tickets.record(fresh["_id"], fields, timeline)
         if newly_assigned:
             await self._notify_status({**fresh, **fields}, "assigned")
 
     # -- status changes ------------------------------------------------------------------
-    async def set_status(self, ticket_id: str, status: str, *, by: str = "engineer") -> Document | None:
+    async def set_status(self, ticket_id: str, status: str, *, by: str = "engineer") -> Ticket | None:
         """Record a status change (on the way, done, ...) and tell the customer."""
         if status not in STATUSES:
             raise ValueError(f"unknown status {status!r} (known: {', '.join(STATUSES)})")
-        ticket = await update_and_get(
-            self.tickets, {"_id": ticket_id, "status": {"$ne": status}},
-            {"$set": {"status": status, "status_at": self.clock()}, "$push": {"timeline": {"at": self.clock(), "step": "status", "by": by, "ok": True, "detail": {"status": status}}}},
-        )
+        ticket = await self.tickets.change_status(ticket_id, status, at=self.clock(), by=by)
         if ticket is None:
-            return await self.tickets.find_one({"_id": ticket_id})
+            return await self.tickets.get(ticket_id)
         await self._notify_status(ticket, status)
         return ticket
 
@@ -378,11 +380,12 @@ class RepairDispatch:
             "progress": {"new": 10, "assigned": 40, "on_the_way": 70, "done": 100}.get(status),
             "timeline": [{"at": self._clock_time(e["at"]), "text": e["step"]} for e in (ticket.get("timeline") or [])[-5:]],
         }
-        importance = "high" if status in ("on_the_way", "done") else "normal"
-        decision = await self.notifier.notify(customer, "repair", importance, data, key=f"{ticket['_id']}:status:{status}")
-        await self.tickets.update_one(
-            {"_id": ticket["_id"]},
-            {"$push": {"timeline": _entry("notified", {"status": status, "action": decision.action.value if decision else "no_engine"})}},
+        importance = Importance.HIGH if status in ("on_the_way", "done") else Importance.NORMAL
+        decision = await self.notifier.notify(
+            Notification(customer, Topic.REPAIR, importance, data, key=f"{ticket['_id']}:status:{status}")
+        )
+        await self.tickets.record(
+            ticket["_id"], {}, [_entry("notified", {"status": status, "action": decision.action.value if decision else "no_engine"})]
         )
 
     # -- engineer verification -----------------------------------------------------------
