@@ -210,7 +210,7 @@ async def _start(
         tasks.start_jobs(preferences.jobs(prefs_section, prefs.engine, prefs.rights, rt.outbox.is_handled))
         tasks.start_jobs(business.jobs(services))
         if nlu_settings is not None:
-            tasks.start("rasa-autostart", start_rasa(nlu_settings, http, tasks.stop))
+            tasks.start("rasa-autostart", start_rasa(nlu_settings, http, tasks.stop, readiness))
         for channel in channels.values():
             tasks.start(f"intake-{channel.name}-{channel.account}", channel.run_background(tasks.stop))
     log.info("gateway ready (role %s): %s", role, ", ".join(f"{n}/{a}" for n, a in channels) or "no channels configured")

@@ -83,6 +83,11 @@ class NluReadiness:
             self.down_since = self._clock()
         self._lost.set()
 
+    def not_coming_soon(self) -> None:
+        """NLU could not be started: waiting messages are told at once, not after
+        ``quiet_wait_s`` (it still counts as ready whenever a warm-up succeeds)."""
+        self.down_since = min(self.down_since, self._clock() - self.quiet_wait_s)
+
     def decide(self, waiting_since: float) -> Wait:
         """What a message that has waited since ``waiting_since`` should do now."""
         if self._ready.is_set():

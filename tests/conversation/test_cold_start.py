@@ -125,3 +125,25 @@ async def test_unfinished_entries_are_released_on_shutdown(redis: Any) -> None:
     await group.release("old:w0", [entry.entry_id])
     taken = await group.read("new:w0", count=10, block_ms=10)
     assert [e.payload for e in taken] == [b"one"]
+
+
+async def test_nlu_that_cannot_start_is_not_waited_for_quietly(rasa: LoadingRasa) -> None:
+    """When Rasa could not be started at all, a message's wait is not a short one: the
+    customer is told at once rather than after the quiet wait."""
+    import aiohttp
+
+    from bot.nlu.client import NluClient
+    from bot.nlu.readiness import NluReadiness, Wait
+
+    async with aiohttp.ClientSession() as http:
+        readiness = NluReadiness(NluClient(http, [rasa.url]), quiet_wait_s=60, max_wait_s=600)
+        now = readiness.now()
+        assert readiness.decide(now) is Wait.QUIET
+        readiness.not_coming_soon()
+        assert readiness.decide(now) is Wait.HOLDING
+        rasa.loaded = True
+        stop = asyncio.Event()
+        watcher = asyncio.create_task(readiness.run(stop))
+        assert await readiness.wait(10) and readiness.decide(now) is Wait.READY
+        stop.set()
+        await watcher
