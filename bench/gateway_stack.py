@@ -8,6 +8,7 @@ generated kefu.yml; stops them all on exit. bench_conversation and bench_voice u
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import sys
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -28,6 +29,16 @@ class Stack:
     nlu: bool  # whether Rasa is in the loop
 
 
+def start_stores(tmp: Path) -> tuple[list[subprocess.Popen[bytes]], int, int]:
+    """A private redis-server and MongoDB-protocol server: the processes and their ports."""
+    redis_port, mongo_port = free_port(), free_port()
+    procs = [
+        start(["redis-server", "--port", str(redis_port), "--save", "", "--appendonly", "no", "--dir", str(tmp)], tmp / "redis.log"),
+        start([str(Path(sys.executable).with_name("secantusd-py")), "--host", "127.0.0.1", "--port", str(mongo_port), "--storage-path", ":memory:"], tmp / "mongo.log"),
+    ]
+    return procs, redis_port, mongo_port
+
+
 @asynccontextmanager
 async def gateway_stack(tmp: Path, *, config: Mapping[str, Any], require_nlu: bool) -> AsyncIterator[Stack]:
     """``config`` is merged over the generated kefu.yml (speech, pipeline...). Without a
@@ -45,11 +56,7 @@ async def gateway_stack(tmp: Path, *, config: Mapping[str, Any], require_nlu: bo
     rasa = RasaServer(nlu_settings, model, free_port()) if model is not None else None
     if rasa is not None:
         rasa.start()
-    redis_port, mongo_port = free_port(), free_port()
-    procs = [
-        start(["redis-server", "--port", str(redis_port), "--save", "", "--appendonly", "no", "--dir", str(tmp)], tmp / "redis.log"),
-        start([str(Path(sys.executable).with_name("secantusd-py")), "--host", "127.0.0.1", "--port", str(mongo_port), "--storage-path", ":memory:"], tmp / "mongo.log"),
-    ]
+    procs, redis_port, mongo_port = start_stores(tmp)
     fake = FakeWeChatAPI()
     runner = web.AppRunner(fake.app(), access_log=None)
     await runner.setup()

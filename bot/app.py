@@ -58,6 +58,7 @@ from bot.mongo import Document
 from bot.metrics import Metrics
 from bot import probes
 from bot.nlu.client import NluClient
+from bot.nlu.readiness import NluReadiness
 from bot.outbox import GiveUpHook, Outbox, OutboxSender
 from bot.queue import InboundQueue
 from bot.routing import Skill, SkillRouter
@@ -188,6 +189,11 @@ async def _start(
     )
     nlu_settings = await asyncio.to_thread(understanding_settings, settings)
     nlu = NluClient.from_settings(http, nlu_settings) if nlu_settings is not None else None
+    readiness = (
+        NluReadiness(nlu, quiet_wait_s=nlu_settings.quiet_wait_s, max_wait_s=nlu_settings.max_wait_s)
+        if nlu is not None and nlu_settings is not None
+        else None
+    )
     services = business.build_services(
         settings, db, redis, http, settings.http.public_url,
         templates=templates, notifier=Notifier(prefs.engine), nlu=nlu, todo_api=dingtalk_todos(http, tokens),
@@ -203,11 +209,11 @@ async def _start(
         settings=settings, redis=redis, store=store, queue=queue, outbox=outbox,
         templates=templates, router=SkillRouter(skills(skill_ctx), templates),
         health=HealthMonitor(mongo, interval_s=0.25, timeout_s=0.5), states=states, gate=gate, handoff=handoff,
-        channels=channels, metrics=metrics, nlu=nlu, voice=await build_voice(settings, store),
+        channels=channels, metrics=metrics, nlu=nlu, nlu_readiness=readiness, voice=await build_voice(settings, store),
     )
     app[RUNTIME] = rt
     app[probes.PROBES] = probes.Probes(
-        checks=probes.standard_checks(redis, mongo, http, nlu, rt.voice), metrics=metrics, redis=redis,
+        checks=probes.standard_checks(redis, mongo, http, readiness, rt.voice), metrics=metrics, redis=redis,
         streams=(pipeline.inbound_stream, pipeline.outbox_stream),
     )
     app[preferences.SERVICES] = prefs
@@ -215,12 +221,14 @@ async def _start(
     if kb is not None:
         app[KNOWLEDGE] = kb
     tasks.start("health", rt.health.run(tasks.stop))
+    if readiness is not None:  # also in web processes: /readyz reports it
+        tasks.start("nlu-readiness", readiness.run(tasks.stop))
     if role in ("all", "worker"):
         worker_tasks(rt, tasks, prefs.engine.on_give_up)
-        tasks.start_jobs(preferences.jobs(prefs_section, prefs.engine))
+        tasks.start_jobs(preferences.jobs(prefs_section, prefs.engine, prefs.rights, rt.outbox.is_handled))
         tasks.start_jobs(business.jobs(services))
         if nlu_settings is not None:
-            tasks.start("rasa-autostart", start_rasa(nlu_settings, http, tasks.stop))
+            tasks.start("rasa-autostart", start_rasa(nlu_settings, http, tasks.stop, readiness))
         for channel in channels.values():
             tasks.start(f"intake-{channel.name}-{channel.account}", channel.run_background(tasks.stop))
     log.info("gateway ready (role %s): %s", role, ", ".join(f"{n}/{a}" for n, a in channels) or "no channels configured")
@@ -291,7 +299,7 @@ def worker_tasks(rt: Runtime, tasks: BackgroundTasks, on_give_up: GiveUpHook) ->
     for i in range(pipeline.workers):
         worker = InboundWorker(
             rt.queue, rt.outbox, rt.store, rt.router, rt.channel,
-            states=rt.states, gate=rt.gate, templates=rt.templates, nlu=rt.nlu, voice=rt.voice,
+            states=rt.states, gate=rt.gate, templates=rt.templates, nlu=rt.nlu_readiness, voice=rt.voice,
             consumer=f"{base}:w{i}", batch=pipeline.batch, max_attempts=pipeline.max_inbound_attempts,
             metrics=rt.metrics,
         )

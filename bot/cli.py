@@ -51,7 +51,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         settings = replace(settings, http=replace(settings.http, port=args.port))
     log.info("config: %s", settings.source)
     if settings.source == "<embedded demo>":
+        from bot.demo import demo_banner
+
         log.warning("no kefu.yml found: running the embedded demo (public demo keys, fake WeChat API under /_sim/wechat)")
+        key = str(settings.section("api")["keys"][0]["key"])
+        print(demo_banner(key, settings.http.public_url, settings.data_dir), flush=True)  # for the person at the terminal, not the log
     app = build_app(settings, role=args.role)
     if args.role == "worker" and not args.port:
         asyncio.run(_run_headless(app))
@@ -217,7 +221,22 @@ def build_parser() -> argparse.ArgumentParser:
             log.debug("commands of %s unavailable: %s", name, exc)
             continue
         module.register(sub)
+    _accept_global_options(parser)
     return parser
+
+
+def _accept_global_options(parser: argparse.ArgumentParser) -> None:
+    """Let ``--config`` and ``-v`` follow the sub-command too (``kefu run --config F``),
+    as people type them. A sub-command with its own ``--config`` keeps it."""
+    for action in parser._actions:
+        if not isinstance(action, argparse._SubParsersAction):
+            continue
+        for child in action.choices.values():
+            if "--config" not in child._option_string_actions:
+                child.add_argument("--config", default=argparse.SUPPRESS, help="path to kefu.yml (default: $KEFU_CONFIG or ./kefu.yml)")
+            if "--verbose" not in child._option_string_actions:
+                child.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS)
+            _accept_global_options(child)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

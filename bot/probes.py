@@ -24,7 +24,7 @@ from pymongo import AsyncMongoClient
 from redis.asyncio import Redis
 
 from bot.metrics import Metrics
-from bot.nlu.client import NluClient
+from bot.nlu.readiness import NluReadiness
 from bot.voice import VoiceStep
 
 CHECK_TIMEOUT_S = 0.8
@@ -54,7 +54,7 @@ def setup(app: web.Application) -> None:
 
 
 def standard_checks(
-    redis: Redis, mongo: AsyncMongoClient[Any], http: aiohttp.ClientSession, nlu: NluClient | None, voice: VoiceStep | None
+    redis: Redis, mongo: AsyncMongoClient[Any], http: aiohttp.ClientSession, nlu: NluReadiness | None, voice: VoiceStep | None
 ) -> dict[str, Check]:
     """Redis and MongoDB always; NLU when configured; speech when a local engine is."""
 
@@ -68,9 +68,13 @@ def standard_checks(
 
     checks: dict[str, Check] = {"redis": redis_ping, "mongodb": mongo_ping}
     if nlu is not None:
-        urls = nlu.urls
+        urls = nlu.client.urls
 
         async def nlu_status() -> str:
+            # Answering /status is not enough: a freshly loaded model's first parse takes
+            # seconds, so NLU is ready only once its warm-up parse has answered.
+            if not nlu.ready:
+                raise RuntimeError("warming up (no warm-up parse has answered yet)")
             errors: list[str] = []
             for url in urls:
                 try:

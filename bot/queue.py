@@ -14,9 +14,10 @@ are taken over with XAUTOCLAIM.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -130,6 +131,42 @@ class StreamGroup:
         if exc is not None:
             outage.failed(exc)
         await asyncio.sleep(1.0)
+
+    @contextlib.asynccontextmanager
+    async def kept(self, consumer: str, entry_id: str) -> AsyncIterator[None]:
+        """Keep ``entry_id`` claimed by a live ``consumer`` while the block runs.
+
+        An entry idle for ``claim_idle_ms`` counts as a dead worker's; a message that
+        legitimately takes long (waiting for NLU to load, a long voice note) resets
+        its idle time every third of that, so that nobody takes it over.
+        """
+        task = asyncio.create_task(self._keep_claimed(consumer, entry_id))
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _keep_claimed(self, consumer: str, entry_id: str) -> None:
+        while True:
+            await asyncio.sleep(self.claim_idle_ms / 3000)
+            try:
+                await self.redis.xclaim(self.stream, self.group, consumer, 0, [entry_id], justid=True)
+            except Exception as exc:  # the next beat tries again; a lost claim is a retry, not a loss
+                log.warning("%s: could not renew the claim on %s (%s)", self.stream, entry_id, type(exc).__name__)
+
+    async def release(self, consumer: str, entry_ids: Sequence[str]) -> None:
+        """Make unfinished entries claimable at once (a clean shutdown), not after
+        ``claim_idle_ms``: their idle time is set past the threshold."""
+        if not entry_ids:
+            return
+        try:
+            await self.redis.xclaim(
+                self.stream, self.group, consumer, 0, list(entry_ids), idle=self.claim_idle_ms + 1, justid=True
+            )
+        except Exception as exc:  # shutting down: they are taken over after claim_idle_ms instead
+            log.warning("%s: could not release %d entries (%s)", self.stream, len(entry_ids), type(exc).__name__)
 
     async def done(self, entry_id: str) -> None:
         """Acknowledge and delete, so the stream holds only work still to do."""

@@ -12,6 +12,7 @@ from bot.conversation.handoff import Handoff
 from bot.conversation.ordering import ConversationGate
 from bot.conversation.state import StateStore
 from bot.nlu.client import NluClient
+from bot.nlu.readiness import NluReadiness
 from bot.voice import VoiceStep
 from bot.routing import SkillRouter
 from bot.health import HealthMonitor
@@ -42,6 +43,7 @@ class Runtime:
     channels: dict[tuple[str, str], Channel]
     metrics: Metrics
     nlu: NluClient | None = None
+    nlu_readiness: NluReadiness | None = None
     voice: VoiceStep | None = None
 
     def channel(self, name: str, account: str) -> Channel | None:

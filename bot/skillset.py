@@ -1,8 +1,9 @@
 """Which skills the bot runs, in which order: the one place to add a skill.
 
 Groups are tried in order and the first skill that accepts a turn wins (see
-:mod:`bot.routing`). An open form comes first so that "明天上午" answers the question
-the form asked; then the customer's own settings and data; then hand-off and
+:mod:`bot.routing`). A conversation waiting for a person meets the while-waiting skill
+first, which lets only some intents through. An open form comes next so that "明天上午"
+answers the question the form asked; then the customer's own settings and data; then hand-off and
 complaints; then business skills; then small talk and the fallback. Without NLU the bot
 still greets, acknowledges media and echoes text.
 """
@@ -24,9 +25,10 @@ import skills
 from knowledge.service import Knowledge
 from skills import renewal, repair_dispatch, review_remediation
 from skills.greeting import EchoSkill, ReceivedMediaSkill, WelcomeSkill
-from skills.handoff import ComplaintSkill, HumanRequestSkill
+from skills.handoff import HumanRequestSkill, WhileWaitingSkill
 from skills.renewal.skill import RenewalSkill
 from skills.repair_dispatch.intake import RepairReportForm, RepairStatusSkill
+from skills.review_remediation.chat import LogisticsComplaintSkill, ProductComplaintSkill
 from skills.services import SkillServices
 from skills.smalltalk import FallbackSkill, OutOfScopeSkill, SmallTalkSkill
 
@@ -54,8 +56,10 @@ class SkillContext:
 
 def default_skills(ctx: SkillContext) -> list[list[Skill]]:
     t = ctx.templates
+    waiting = WhileWaitingSkill(t, ctx.handoff)  # first: in the queue only some skills answer
     if not ctx.nlu_enabled:
         return [
+            [waiting],
             [WelcomeSkill(t)],
             [HumanRequestSkill(t, ctx.handoff)],  # the keyword shortcut still works
             [ReceivedMediaSkill(t), EchoSkill(t)],
@@ -68,10 +72,21 @@ def default_skills(ctx: SkillContext) -> list[list[Skill]]:
         out_of_scope = kb.answering_first(out_of_scope, t, reason="out_of_scope")
         fallback = kb.answering_first(fallback, t, reason="fallback")
     return [
-        [RepairReportForm(t, svc.tickets, repair, svc.notifier)],  # an open form takes the answer to its own question first
+        [waiting],
+        # An open form takes the answer to its own question first.
+        [RepairReportForm(t, svc.tickets, repair, svc.notifier, catalog=svc.catalog)],
         preference_skills(prefs.prefs, prefs.rights, ctx.redis, prefs.renderer),
-        [*([kb.rejection(t)] if kb else []), WelcomeSkill(t), HumanRequestSkill(t, ctx.handoff), ComplaintSkill(t, ctx.handoff)],
-        [RepairStatusSkill(t, svc.tickets), RenewalSkill(t, svc.renewals, ctx.handoff)],
+        [
+            *([kb.rejection(t)] if kb else []),
+            WelcomeSkill(t),
+            HumanRequestSkill(t, ctx.handoff),
+            ProductComplaintSkill(t, svc.cases, ctx.handoff, svc.catalog),
+        ],
+        [  # an awaited order or contract number goes to the skill that asked for it
+            RenewalSkill(t, svc.renewals, ctx.handoff),
+            LogisticsComplaintSkill(t, svc.reviews, timezone=svc.renewals.settings.timezone),
+            RepairStatusSkill(t, svc.tickets),
+        ],
         [SmallTalkSkill(t), out_of_scope],
         [ReceivedMediaSkill(t), fallback],
     ]

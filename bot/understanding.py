@@ -18,6 +18,7 @@ from typing import Any
 import aiohttp
 
 from bot.nlu.errors import NluError
+from bot.nlu.readiness import NluReadiness
 from bot.nlu.settings import NluSettings
 from bot.store import MessageStore
 from bot.voice import VoiceStep
@@ -55,14 +56,21 @@ def understanding_settings(settings: Any) -> NluSettings | None:
     return nlu
 
 
-async def start_rasa(nlu: NluSettings, http: aiohttp.ClientSession, stop: asyncio.Event) -> None:
-    """Start Rasa on the configured loopback URLs when none answers; stop it at the end."""
+async def start_rasa(
+    nlu: NluSettings, http: aiohttp.ClientSession, stop: asyncio.Event, readiness: NluReadiness | None = None
+) -> None:
+    """Start Rasa on the configured loopback URLs when none answers; stop it at the end.
+
+    When it cannot be started, ``readiness`` learns that the wait is not a short one.
+    """
     from bot.nlu.server import autostart
 
     try:
         servers = await autostart(nlu, http)
     except NluError as exc:
-        log.error("could not start Rasa (%s); messages get a holding reply until NLU answers", exc)
+        log.error("could not start Rasa (%s); messages get a holding reply, and a person after nlu.max_wait_s", exc)
+        if readiness is not None:
+            readiness.not_coming_soon()
         return
     if servers:
         log.info("Rasa started: %s", ", ".join(s.url for s in servers))

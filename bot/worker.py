@@ -7,9 +7,12 @@ A message is acknowledged on the stream only after that, so a worker killed at a
 point leaves it pending for another worker to take over (XAUTOCLAIM); the handled mark
 and the idempotency keys make the second run send nothing twice.
 
-While an agent owns the conversation (or it waits for one) the bot stores the message
-and stays silent. When NLU is unreachable the customer gets one honest holding reply and
-the message stays pending, to be understood when NLU is back.
+While an agent owns the conversation the bot stores the message and stays silent; while
+it waits for one, only some skills answer (see :mod:`skills.handoff`). A message that needs NLU while NLU is loading or unreachable waits
+for it inside its conversation's turn (see :mod:`bot.nlu.readiness`): silently while
+the wait is expected to be short, with one honest holding reply when it is not, and
+handed to a person when it has waited too long. The wait keeps its stream entry and
+conversation lock alive, so no other worker takes the message over meanwhile.
 """
 
 from __future__ import annotations
@@ -34,7 +37,8 @@ from bot.language import detect
 from bot.logs import Outage, context, ref
 from bot.metrics import Metrics
 from bot.messages import InboundMessage, MessageKind, OutboundMessage
-from bot.nlu.client import NluClient, NluUnavailable, ParseResult
+from bot.nlu.client import UNDERSTANDING_UNAVAILABLE, NluUnavailable, ParseResult
+from bot.nlu.readiness import NluReadiness, Wait
 from bot.outbox import Outbox
 from bot.queue import Entry, InboundQueue
 from bot.store import MessageStore, channel_identity
@@ -63,7 +67,7 @@ class InboundWorker:
         states: StateStore,
         gate: ConversationGate,
         templates: Templates,
-        nlu: NluClient | None = None,
+        nlu: NluReadiness | None = None,
         voice: VoiceStep | None = None,
         consumer: str,
         batch: int = 32,
@@ -87,6 +91,7 @@ class InboundWorker:
         self.capacity = capacity  # conversations in flight at once
         self.metrics = metrics
         self._outage = Outage(log, "inbound turns (a store is unreachable)")
+        self._in_hand: set[str] = set()  # stream entries being handled now
 
     async def run(self, stop: asyncio.Event) -> None:
         """Read and handle messages until ``stop``.
@@ -118,6 +123,8 @@ class InboundWorker:
         finally:
             # Unfinished messages are not acknowledged: another worker takes them over.
             await cancel_and_wait(in_flight)
+            # A restart must not leave them idle until claim_idle_ms has passed.
+            await self.queue.release(self.consumer, sorted(self._in_hand))
 
     async def _in_order(self, items: list[Entry]) -> None:
         for item in items:
@@ -141,13 +148,15 @@ class InboundWorker:
             )
             await self.queue.done(entry.entry_id)
             return
+        self._in_hand.add(entry.entry_id)
         with context(conversation=msg.conversation, message=msg.key):
             await self._process(entry, msg)
 
     async def _process(self, entry: Entry, msg: InboundMessage) -> None:
         start = time.perf_counter()
         try:
-            await self.handle(msg)
+            async with self.queue.kept(self.consumer, entry.entry_id):
+                await self.handle(msg)
         except Deferred as exc:
             # Not the message's fault: no attempt is counted. It stays pending and is
             # taken over again after claim_idle_ms.
@@ -177,6 +186,8 @@ class InboundWorker:
                 # claim_idle_ms, which doubles as the retry delay.
                 log.warning("message %s failed (attempt %d): %s", ref(msg.key), attempts, type(exc).__name__)
             return
+        finally:
+            self._in_hand.discard(entry.entry_id)
         self._outage.ok()
         await self.queue.done(entry.entry_id)
         if self.metrics is not None:
@@ -239,8 +250,9 @@ class InboundWorker:
                 return [Reply(text=self.templates.render("voice_confirm", state.language, text=text))]
         if text:
             state.language = detect(text, state.language)
-        if not state.bot_active:
-            return []  # an agent has it (or it waits for one): stored, the bot is silent
+        if state.agent:
+            return []  # an agent has it: stored, the bot is silent
+        # Waiting for an agent: the skills answer what they may (see skills.handoff).
         nlu = await self._understand(msg, text, state)
         heard_before, state.heard = state.heard, ""
         if heard_before and nlu is not None:
@@ -262,23 +274,43 @@ class InboundWorker:
             return ParseResult(text=text, intent=shortcut, confidence=1.0, entities=(), ranking=((shortcut, 1.0),))
         if self.nlu is None:
             return None
-        try:
-            with self._timed("nlu"):
-                return await self.nlu.parse(text)
-        except NluUnavailable as exc:
-            holding = OutboundMessage(
-                channel=msg.channel,
-                account=msg.account,
-                recipient=msg.sender,
-                conversation=msg.conversation,
-                idempotency_key=f"{msg.key}#holding",
-                text=self.templates.render("nlu_unavailable", state.language),
-                in_reply_to=msg.key,
-                extra=msg.extra,
-            )
-            await self.store.save_outbound(holding)
-            await self.outbox.enqueue((holding,))  # once per message: the key dedups retries
-            raise Deferred(f"NLU unavailable: {exc}") from exc
+        return await self._parse_when_ready(self.nlu, msg, text, state)
+
+    async def _parse_when_ready(
+        self, nlu: NluReadiness, msg: InboundMessage, text: str, state: ConversationState
+    ) -> ParseResult:
+        since = nlu.now()
+        told = False
+        while True:
+            verdict = nlu.decide(since)
+            if verdict is Wait.READY:
+                try:
+                    with self._timed("nlu"):
+                        return await nlu.client.parse(text)
+                except NluUnavailable:
+                    nlu.lost()
+                    continue
+            if verdict is Wait.GIVE_UP:
+                log.warning("message %s waited %.0f s for NLU; handed to a person", ref(msg.key), nlu.max_wait_s)
+                return ParseResult(text=text, intent=UNDERSTANDING_UNAVAILABLE, confidence=1.0, entities=(), ranking=())
+            if verdict is Wait.HOLDING and not told:
+                await self._holding_reply(msg, state)
+                told = True
+            await nlu.wait(max(nlu.next_change_in(since), 0.05))
+
+    async def _holding_reply(self, msg: InboundMessage, state: ConversationState) -> None:
+        holding = OutboundMessage(
+            channel=msg.channel,
+            account=msg.account,
+            recipient=msg.sender,
+            conversation=msg.conversation,
+            idempotency_key=f"{msg.key}#holding",
+            text=self.templates.render("nlu_unavailable", state.language),
+            in_reply_to=msg.key,
+            extra=msg.extra,
+        )
+        await self.store.save_outbound(holding)
+        await self.outbox.enqueue((holding,))  # once per message: the key dedups repeats
 
     @contextlib.contextmanager
     def _timed(self, what: str) -> Iterator[None]:

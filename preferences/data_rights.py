@@ -27,14 +27,14 @@ import re
 import secrets
 import uuid
 import zipfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from bson.binary import Binary
 from pymongo.asynchronous.database import AsyncDatabase
 from redis.asyncio import Redis
 
-from bot.mongo import Document
+from bot.mongo import Document, update_and_get
 from bot.store import channel_identity
 from preferences.clock import Clock, SystemClock
 from preferences.engine import NotificationEngine
@@ -45,6 +45,14 @@ from preferences.store import CHANGED_KEY, PreferenceStore
 
 DEFAULT_MASK_FIELDS = ("phone", "mobile", "tel", "telephone", "id_number", "id_card")
 DEFAULT_TICKET_KEEP = ("status", "product", "model", "category", "created_at", "closed_at")
+#: What an export holds, one section each, in the order the data-usage notice lists them.
+EXPORT_SECTIONS = (
+    "profile", "crm_profile", "preferences", "preference_history", "consents", "conversations", "messages", "devices",
+    "contracts", "renewal_requests", "renewal_reminders", "tickets", "complaint_cases", "orders", "reviews", "coupons",
+    "notifications",
+)
+#: A chat request's link waits for its acknowledgement this long at most.
+ACK_WAIT_S = 60.0
 ERASE_CODE_PREFIX = "kefu:prefs:erase:"
 SECRET_KEY = "kefu:prefs:link_secret"
 _PHONE = re.compile(r"(?<!\d)(1[3-9]\d)(\d{4})(\d{4})(?!\d)")
@@ -176,20 +184,36 @@ class DataRights:
             proj = {f: 0 for f in drop} or None
             return [d async for d in self.db[coll].find(query, projection=proj).sort("_id", 1)]
 
+        # The CRM side: who they are to the business, and what the business did for them.
+        crm = await rows("crm_customers", {"identities": {"$in": idl}})
+        crm_ids = [c["_id"] for c in crm]
+        contracts = await rows("contracts", {"customer": {"$in": crm_ids}})
+        orders = await rows("orders", {"customer": {"$in": crm_ids}})
+        reviews = await rows(
+            "reviews", {"$or": [{"order_id": {"$in": [o["_id"] for o in orders]}}, {"conversation": {"$in": idl}}]}
+        )
         sections: dict[str, list[Document]] = {
             "profile": [{"customer_id": customer_id, **doc.get("profile", {}), "segments": doc.get("segments", [])}],
+            "crm_profile": crm,
             "preferences": [await self.prefs.effective_layer(customer_id)],
             "preference_history": await rows("pref_history", {"subject": customer_id}),
             "consents": await rows("pref_consents", {"customer": customer_id}),
             "conversations": await rows("conversations", {"customer": {"$in": idl}}),
             # raw: the platform's original payload, a duplicate of the fields above.
             "messages": await rows("messages", {"customer": {"$in": idl}}, drop=("raw",)),
+            "devices": await rows("devices", {"customer": {"$in": crm_ids}}),
+            "contracts": contracts,
+            "renewal_requests": await rows("renewal_opportunities", {"customer": {"$in": crm_ids}}),
+            "renewal_reminders": await rows("renewal_reminders", {"contract": {"$in": [c["_id"] for c in contracts]}}),
+            # Tickets whole: their timeline is what happened on the customer's behalf.
             "tickets": await rows("tickets", {"customer": {"$in": idl}}),
+            "complaint_cases": await rows("complaint_cases", {"customer": {"$in": idl}}),
+            "orders": orders,
+            "reviews": reviews,
+            "coupons": [{"for": r["_id"], **r["coupon"]} for r in reviews if r.get("coupon")],
             "notifications": await rows("notifications", {"customer": customer_id}),
         }
-        if "tickets" not in names:
-            del sections["tickets"]
-        return {k: [mask(_jsonable(r), self.mask_fields) for r in v] for k, v in sections.items()}
+        return {k: [mask(_jsonable(r), self.mask_fields) for r in sections[k]] for k in EXPORT_SECTIONS}
 
     async def export_zip(self, customer_id: str) -> bytes:
         sections = await self.collect(customer_id)
@@ -197,12 +221,42 @@ class DataRights:
 
     async def export_my_data(self, customer_id: str, *, via: str = "api") -> tuple[str, str]:
         """Build the export, store it and send the link; returns ``(export_id, url)``."""
-        data = await self.export_zip(customer_id)
         export_id = uuid.uuid4().hex
-        expires = self.clock.now() + self.link_ttl_s
+        await self.exports.insert_one({"_id": export_id, "customer": customer_id, "created_at": self.clock.now(), "via": via, "status": "building"})
+        return export_id, await self._build_and_send(export_id, customer_id)
+
+    async def request_export(self, customer_id: str, *, via: str, after: str) -> str:
+        """Queue an export whose link is sent only once message ``after`` is handled, so
+        that the customer reads the acknowledgement of their request before the link
+        (see :meth:`send_requested`). Returns the export id."""
+        export_id = uuid.uuid4().hex
         await self.exports.insert_one(
-            {"_id": export_id, "customer": customer_id, "created_at": self.clock.now(), "expires_at": expires, "via": via, "zip": Binary(data)}
+            {"_id": export_id, "customer": customer_id, "created_at": self.clock.now(), "via": via, "status": "requested", "after": after}
         )
+        return export_id
+
+    async def send_requested(self, handled: Callable[[str], Awaitable[bool]], *, lease_s: float = 300.0) -> bool:
+        """Build and send one requested export whose acknowledgement is out (or that has
+        waited :data:`ACK_WAIT_S`); whether one was sent (call again at once then)."""
+        now = self.clock.now()
+        async for doc in self.exports.find(
+            {"$or": [{"status": "requested"}, {"status": "building", "lease_until": {"$lt": now}}]}, projection={"zip": 0}
+        ).sort("created_at", 1).limit(20):
+            if doc.get("after") and now - float(doc["created_at"]) < ACK_WAIT_S and not await handled(str(doc["after"])):
+                continue
+            claimed = await update_and_get(
+                self.exports, {"_id": doc["_id"], "status": doc["status"], "lease_until": doc.get("lease_until")},
+                {"$set": {"status": "building", "lease_until": now + lease_s}},
+            )
+            if claimed is not None:
+                await self._build_and_send(str(doc["_id"]), str(doc["customer"]))
+                return True
+        return False
+
+    async def _build_and_send(self, export_id: str, customer_id: str) -> str:
+        data = await self.export_zip(customer_id)
+        expires = self.clock.now() + self.link_ttl_s
+        await self.exports.update_one({"_id": export_id}, {"$set": {"zip": Binary(data), "expires_at": expires, "status": "sent"}})
         url = f"{self.public_url}/api/preferences/exports/{await self.sign(export_id, expires)}"
         prefs = await self.prefs.effective(customer_id)
         await self.engine.notify(
@@ -213,7 +267,7 @@ class DataRights:
             key=f"export:{export_id}",
             template="export_ready",
         )
-        return export_id, url
+        return url
 
     async def secret(self) -> bytes:
         """The link-signing key: configured, or one random key shared through Redis.
@@ -257,7 +311,7 @@ class DataRights:
 
     def notice(self, language: str) -> str:
         """The data-usage notice: what is stored, why, for how long."""
-        return self.engine.renderer.render("data_notice", language, retention_days=self.retention_days)
+        return self.engine.renderer.render("data_notice", language, retention_days=self.retention_days, sections=EXPORT_SECTIONS)
 
     # -- erasure -----------------------------------------------------------------------
     async def request_erasure(self, customer_id: str, ttl_s: int = 900) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -94,10 +94,18 @@ async def build_preferences(
     return PreferenceServices(prefs, engine, rights, renderer)
 
 
-def jobs(section: Mapping[str, Any], engine: NotificationEngine) -> list[Job]:
-    """The due list and the digest settle, each its own task so neither waits on the other."""
+def jobs(
+    section: Mapping[str, Any], engine: NotificationEngine, rights: DataRights, handled: Callable[[str], Awaitable[bool]]
+) -> list[Job]:
+    """The due list, the digest settle and chat data exports, each its own task so none
+    waits on another. ``handled`` tells whether an inbound message's replies are queued:
+    an export's link follows the acknowledgement of its request."""
     interval = float(section.get("due_interval_s", 1.0))
-    return [Job("prefs-due", interval, _due_step(engine)), Job("prefs-settle", interval, lambda: _settle_step(engine))]
+    return [
+        Job("prefs-due", interval, _due_step(engine)),
+        Job("prefs-settle", interval, lambda: _settle_step(engine)),
+        Job("prefs-exports", float(section.get("export_interval_s", 0.2)), lambda: rights.send_requested(handled)),
+    ]
 
 
 def _due_step(engine: NotificationEngine) -> Callable[[], Any]:

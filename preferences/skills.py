@@ -118,14 +118,15 @@ class AskPreferenceSkill(PreferenceSkill):
 
 
 class ExportDataSkill(PreferenceSkill):
-    """Builds the export and sends the link through the preferred channel."""
+    """Queues the export; its link follows the acknowledgement through the preferred channel."""
 
     name = "export_my_data"
     intents = frozenset({"export_my_data"})
 
     async def handle(self, turn: Turn) -> Sequence[Reply]:
         cid = await self.customer(turn)
-        await self.rights.export_my_data(cid, via="chat")
+        # Sent by a job once this turn's acknowledgement is out, so it never comes first.
+        await self.rights.request_export(cid, via="chat", after=turn.message.key)
         return self.say("chat_export_started", turn.language, notice=self.rights.notice(turn.language))
 
 

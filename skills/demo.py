@@ -22,7 +22,7 @@ DEMO_IDENTITY = "wechat:demo:oSimulatedCustomer"
 CUSTOMERS: list[Document] = [
     {
         "_id": "C-1001", "name": "李雷", "company": "南京鼓楼冷链有限公司", "identities": [DEMO_IDENTITY],
-        "address": "南京市鼓楼区中山路88号", "location": [32.0617, 118.7778], "region": "east",
+        "address": "南京市鼓楼区中山路88号", "phone": "13912345678", "location": [32.0617, 118.7778], "region": "east",
         "registered_capital": 3_000_000, "language": "zh",
         "contacts": [{"role": "CTO", "name": "韩梅梅", "email": "cto@gulou-cold.example.cn"}],
     },
@@ -37,6 +37,7 @@ CUSTOMERS: list[Document] = [
 DEVICES: list[Document] = [
     {"_id": "SN-XK8800-0001", "customer": "C-1001", "model": "XK-8800", "contract_id": "K-2025-001"},
     {"_id": "SN-XK9900-0002", "customer": "C-1002", "model": "XK-9900", "contract_id": "K-2025-002"},
+    {"_id": "SN-QT7700-0003", "customer": "C-1002", "model": "QT-7700", "contract_id": "K-2025-002"},
 ]
 
 ENGINEERS: list[Document] = [

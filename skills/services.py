@@ -29,6 +29,7 @@ from skills.repair_dispatch.catalog import Catalog
 from skills.repair_dispatch.assign import RepairDispatch, RepairSettings
 from skills.repair_dispatch.tickets import Tickets
 from skills.renewal.service import Renewals, RenewalSettings
+from skills.review_remediation.chat import ComplaintCases
 from skills.review_remediation.service import Reviews, ReviewSettings
 
 
@@ -46,6 +47,7 @@ class SkillServices:
     repair: RepairDispatch
     renewals: Renewals
     reviews: Reviews
+    cases: ComplaintCases
     # Whether the repair form dispatches (engineer, ServiceNow, to-do) or only opens the
     # ticket for an agent: on when any connector is configured, or repair.dispatch.
     repair_dispatch: bool = True
@@ -81,7 +83,9 @@ def build_services(
         db, redis, templates, connectors, notifier, settings=ReviewSettings.from_section(settings.section("reviews")), nlu=nlu
     )
     dispatch = bool(settings.section("repair").get("dispatch", bool(connectors.items)))
-    return SkillServices(settings, db, redis, connectors, notifier, tickets, catalog, repair, renewals, reviews, dispatch)
+    return SkillServices(
+        settings, db, redis, connectors, notifier, tickets, catalog, repair, renewals, reviews, ComplaintCases(db), dispatch
+    )
 
 
 async def start_services(svc: SkillServices) -> None:
@@ -90,6 +94,7 @@ async def start_services(svc: SkillServices) -> None:
     await svc.repair.ensure_indexes()
     await svc.renewals.ensure_indexes()
     await svc.reviews.ensure_indexes()
+    await svc.cases.ensure_indexes()
     if svc.settings.simulator:
         from skills.demo import load_demo
 

@@ -61,7 +61,7 @@ class FormSkill(Skill):
             state.active_skill = ""
             return (Reply(text=self.templates.render("form_cancelled", turn.language)),)
         form = state.form or FormState(name=self.name)
-        self.fill(turn, form)
+        await self.fill(turn, form)
         await self.prefill(turn, form)
         missing = next((slot for slot in self.slots if not form.slots.get(slot.name)), None)
         if missing is not None:
@@ -73,7 +73,7 @@ class FormSkill(Skill):
         state.active_skill = ""
         return await self.submit(turn, state, dict(form.slots))
 
-    def fill(self, turn: Turn, form: FormState) -> None:
+    async def fill(self, turn: Turn, form: FormState) -> None:
         text = turn.text.strip()
         asked = next((s for s in self.slots if s.name == form.asking), None)
         for slot in self.slots:
@@ -84,7 +84,14 @@ class FormSkill(Skill):
                 # answer itself; one that covers most of it ("the XK-8800") is better.
                 value = value if value and len(value) * 2 >= len(text) else text
             if value:
+                value = await self.check(turn, slot, value, asked=slot is asked)
+            if value:
                 form.slots[slot.name] = value
+
+    async def check(self, turn: Turn, slot: Slot, value: str, *, asked: bool) -> str:
+        """The value to keep for ``slot`` (normalised), or ``""`` when it is not one;
+        ``asked``: it answers the form's own question."""
+        return value
 
     async def prefill(self, turn: Turn, form: FormState) -> None:
         """Fill slots from what Kefu already knows (the customer's devices, address)."""

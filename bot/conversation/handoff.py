@@ -1,6 +1,6 @@
 """The hand-off between the bot and human agents, as an explicit state machine.
 
-    bot ──(request_human | repeated fallback | flagged complaint)──► queue
+    bot ──(request_human | repeated fallback | product complaint | NLU gone too long)──► queue
     queue ──(agent claims)──► agent:<name> ──(agent hands back)──► bot
 
 While the conversation is in the queue or with an agent, the bot stays silent and only
@@ -77,11 +77,17 @@ class Handoff:
             return
         state.owner = QUEUE
         state.handoff_reason = reason
+        state.told_waiting = False
         state.form = None
         state.active_skill = ""
         await self.redis.zadd(WAITING, {state.conversation: time.time()}, nx=True)
         await self._record(state.conversation, "queued", reason=reason)
         log.info("%s queued for a human (%s)", ref(state.conversation), reason)
+
+    async def position(self, conversation: str) -> int:
+        """How many conversations wait ahead of this one (0: next)."""
+        rank: Any = await self.redis.zrank(WAITING, conversation)
+        return int(rank) if rank is not None else 0
 
     async def waiting(self) -> list[dict[str, Any]]:
         """Conversations waiting for an agent, longest-waiting first."""

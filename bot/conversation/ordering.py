@@ -31,6 +31,10 @@ _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+"""
 
 
 class ConversationGate:
@@ -40,6 +44,7 @@ class ConversationGate:
         self.max_wait_s = max_wait_s
         self.poll_s = poll_s
         self._release = redis.register_script(_RELEASE)
+        self._renew = redis.register_script(_RENEW)
 
     @contextlib.asynccontextmanager
     async def turn(self, conversation: str, message_key: str) -> AsyncIterator[None]:
@@ -59,10 +64,21 @@ class ConversationGate:
                     )
                 break
             await asyncio.sleep(self.poll_s)
+        # The TTL is for dead workers; a live one waiting long (for NLU) keeps its turn.
+        renewing = asyncio.create_task(self._keep(lock, token))
         try:
             yield
         finally:
+            renewing.cancel()
             await self._release(keys=[lock], args=[token])
+
+    async def _keep(self, lock: str, token: str) -> None:
+        while True:
+            await asyncio.sleep(self.lock_ttl_ms / 3000)
+            try:
+                await self._renew(keys=[lock], args=[token, self.lock_ttl_ms])
+            except Exception as exc:  # the next beat tries again
+                log.warning("could not renew %s (%s)", lock, type(exc).__name__)
 
     @contextlib.asynccontextmanager
     async def locked(self, conversation: str, timeout_s: float = 10.0) -> AsyncIterator[None]:

@@ -51,13 +51,16 @@ class ConversationState:
     reply_hints: tuple[tuple[str, str], ...] = ()
     # A voice note's transcript the bot asked the customer to confirm.
     heard: str = ""
-    # The skill whose yes/no question is open, so a bare "yes" goes to it.
+    # The skill whose question is open (a yes/no, an order or contract number), so that
+    # a bare answer goes to it.
     awaiting: str = ""
     # The knowledge entry the bot last answered with, the question it answered and when,
     # so that "不是这个" right after is heard as a rejection of that answer.
     answered_entry: str = ""
     answered_question: str = ""
     answered_at: float = 0.0
+    # While waiting for a person: the customer was told so (once per wait).
+    told_waiting: bool = False
     updated_at: float = 0.0
 
     @property

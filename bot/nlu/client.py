@@ -29,6 +29,7 @@ from bot.nlu.settings import NluSettings
 
 __all__ = [
     "FALLBACK_INTENT",
+    "UNDERSTANDING_UNAVAILABLE",
     "Entity",
     "NluClient",
     "NluError",
@@ -42,6 +43,13 @@ log = logging.getLogger(__name__)
 #: The intent Rasa's FallbackClassifier reports when no intent is confident enough.
 #: It is not a product intent: treat it like ``out_of_scope`` (ask to rephrase).
 FALLBACK_INTENT = "nlu_fallback"
+
+#: Not Rasa's: the worker's verdict on a message that waited too long for NLU. The
+#: hand-off skill takes it to a person and says why.
+UNDERSTANDING_UNAVAILABLE = "understanding_unavailable"
+
+#: What a warm-up parse asks: any short text runs the whole pipeline once.
+WARM_UP_TEXT = "你好"
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +162,11 @@ class _Breaker:
         self.failures = 0
         self.state = BreakerState.CLOSED
 
+    def trip(self) -> None:
+        """Skip the URL for ``reset_after_s`` (it is up but not yet warm)."""
+        self.state = BreakerState.OPEN
+        self._opened_at = self._clock()
+
     def failure(self) -> None:
         self.failures += 1
         if self.state is BreakerState.HALF_OPEN or self.failures >= self._threshold:
@@ -253,16 +266,37 @@ class NluClient:
         summary = "; ".join(f"{u}: {r}" for u, r in failures)
         raise NluUnavailable(f"no Rasa server answered ({summary})", tuple(failures))
 
-    async def _post(self, url: str, text: str) -> ParseResult:
+    async def warm_up(self, timeout_s: float, text: str = WARM_UP_TEXT) -> bool:
+        """Parse once on every URL with a generous timeout; whether any answered.
+
+        A freshly loaded Rasa model takes seconds over its first parse. URLs that
+        answered are put back into rotation at once; the others are skipped for
+        ``reset_after_s``, so that no customer's parse pays for their warm-up.
+        """
+        timeout = aiohttp.ClientTimeout(total=timeout_s)
+
+        async def one(url: str) -> bool:
+            try:
+                await self._post(url, text, timeout)
+            except _UrlFailed as exc:
+                log.debug("nlu: warm-up of %s failed (%s)", url, exc.reason)
+                self._breakers[url].trip()
+                return False
+            self._breakers[url].success()
+            return True
+
+        return any(await asyncio.gather(*(one(u) for u in self._urls)))
+
+    async def _post(self, url: str, text: str, timeout: aiohttp.ClientTimeout | None = None) -> ParseResult:
         try:
             async with self._session.post(
-                f"{url}/model/parse", json={"text": text}, timeout=self._timeout
+                f"{url}/model/parse", json={"text": text}, timeout=timeout or self._timeout
             ) as resp:
                 if resp.status != 200:
                     raise _UrlFailed(f"HTTP {resp.status}")
                 payload = await resp.json(content_type=None)
         except asyncio.TimeoutError:
-            raise _UrlFailed(f"timeout after {self._timeout.total}s") from None
+            raise _UrlFailed(f"timeout after {(timeout or self._timeout).total}s") from None
         except aiohttp.ClientError as exc:
             raise _UrlFailed(f"{type(exc).__name__}: {exc}") from None
         except json.JSONDecodeError:

@@ -11,6 +11,8 @@ Example (every key optional)::
       models_path: var/rasa/models   # or env KEFU_RASA_MODELS
       data_path: nlu_data
       autostart: false               # kefu run starts Rasa when none answers
+      quiet_wait_s: 60               # messages wait silently this long for NLU to come up
+      max_wait_s: 600                # then a holding reply; past this a person takes over
 """
 
 from __future__ import annotations
@@ -40,6 +42,8 @@ _KNOWN_KEYS = frozenset(
         "models_path",
         "data_path",
         "autostart",
+        "quiet_wait_s",
+        "max_wait_s",
     }
 )
 
@@ -60,6 +64,9 @@ class NluSettings:
     models_path: Path = field(default_factory=lambda: Path("var/rasa/models"))
     data_path: Path = field(default_factory=lambda: Path("nlu_data"))
     autostart: bool = False
+    # Rasa needs about 40 s to load and a warm-up parse: a start or restart stays quiet.
+    quiet_wait_s: float = 60.0
+    max_wait_s: float = 600.0
 
     @property
     def state_path(self) -> Path:
@@ -104,6 +111,8 @@ class NluSettings:
 
         timeout_s = _number(section, "timeout_s", defaults.timeout_s)
         reset_after_s = _number(section, "reset_after_s", defaults.reset_after_s)
+        quiet_wait_s = _number(section, "quiet_wait_s", defaults.quiet_wait_s)
+        max_wait_s = _number(section, "max_wait_s", defaults.max_wait_s)
         threshold = section.get("failure_threshold", defaults.failure_threshold)
         if isinstance(threshold, bool) or not isinstance(threshold, int) or threshold < 1:
             raise NluSettingsError("nlu.failure_threshold: expected an integer >= 1")
@@ -123,6 +132,8 @@ class NluSettings:
             models_path=_path("models_path", models),
             data_path=_path("data_path", data),
             autostart=autostart,
+            quiet_wait_s=quiet_wait_s,
+            max_wait_s=max_wait_s,
         )
 
 

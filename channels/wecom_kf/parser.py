@@ -51,8 +51,11 @@ def split_conversation(conversation: str) -> tuple[str, str] | None:
 def callback_to_message(fields: dict[str, str], account: str, raw: str) -> InboundMessage:
     """The decrypted callback itself, queued so that the worker syncs what it announces.
 
-    Its ``platform_id`` is the callback's one-time Token, so WeCom's retries of the same
-    callback are dropped by the webhook's dedup like any repeated message.
+    Its ``platform_id`` is the callback's Token with its CreateTime: WeCom's retries of
+    one callback repeat both and are dropped by the webhook's dedup like any repeated
+    message, while a new callback (a later CreateTime, even with a Token seen before)
+    leads to a sync. An extra sync costs one API call; a missed one leaves a customer
+    unanswered until some later message arrives.
     """
     create_time = fields.get("CreateTime", "")
     if fields.get("MsgType") != "event" or not create_time.isdigit():
@@ -63,7 +66,7 @@ def callback_to_message(fields: dict[str, str], account: str, raw: str) -> Inbou
     if event == SYNC_EVENT and not (open_kfid and token):
         raise MalformedPayload("kf_msg_or_event without OpenKfId or Token")
     sender = open_kfid or fields.get("ToUserName", "") or "wecom_kf"
-    platform_id = f"{event}:{token}" if token else f"{event}:{sender}:{create_time}"
+    platform_id = f"{event}:{token}:{create_time}" if token else f"{event}:{sender}:{create_time}"
     return InboundMessage(
         channel=CHANNEL,
         account=account,

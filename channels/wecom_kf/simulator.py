@@ -48,9 +48,11 @@ def callback_xml(corp_id: str, open_kfid: str, token: str, *, create_time: int |
     )
 
 
-def signed_kf_callback(account: Mapping[str, Any], open_kfid: str, token: str) -> tuple[dict[str, str], bytes]:
+def signed_kf_callback(
+    account: Mapping[str, Any], open_kfid: str, token: str, *, create_time: int | None = None
+) -> tuple[dict[str, str], bytes]:
     """Query and body of the callback POST WeCom sends to this account."""
-    return signed_callback(account, callback_xml(str(account["corp_id"]), open_kfid, token))
+    return signed_callback(account, callback_xml(str(account["corp_id"]), open_kfid, token, create_time=create_time))
 
 
 async def simulate(session: aiohttp.ClientSession, gateway_url: str, account: Mapping[str, Any], opts: SimulateOptions) -> list[str]:

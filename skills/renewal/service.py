@@ -446,6 +446,18 @@ class Renewals:
         cursor = self.contracts.find({"customer": customer["_id"], "end": {"$gt": self.clock.now()}}).sort("end", ASCENDING).limit(10)
         return customer, [c async for c in cursor]
 
+    async def find_by_reference(self, *, contract_no: str = "", phone: str = "") -> str | None:
+        """The CRM customer id a contract number or a phone number on file points to."""
+        if contract_no:
+            contract = await self.contracts.find_one({"_id": contract_no}, {"customer": 1})
+            if contract is not None:
+                return str(contract["customer"])
+        if phone:
+            customer = await self.customers.find_one({"phone": phone}, {"_id": 1})
+            if customer is not None:
+                return str(customer["_id"])
+        return None
+
     async def needs_review(self, contract: Mapping[str, Any], customer: Mapping[str, Any] | None) -> list[dict[str, Any]]:
         """Rule actions that stop the bot quoting (legal review, hand-off), evaluated now."""
         rules = [r for r in await self.list_rules() if r.get("enabled", True)]

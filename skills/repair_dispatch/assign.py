@@ -44,6 +44,7 @@ from skills.notifier import Notifier
 from skills.repair_dispatch.catalog import Catalog, fault_category
 from skills.repair_dispatch.tickets import Ticket, Tickets
 from skills.repair_dispatch.matching import Match, MatchSettings, rank
+from skills.repair_dispatch.visit_time import VisitWindow, parse_visit_time
 
 log = logging.getLogger(__name__)
 
@@ -195,7 +196,13 @@ class RepairDispatch:
         timeline.append(stock.entry)
         fields.update(stock.fields)
         pending = [] if stock.ok else ["stock"]
-        match = ranked[0] if ranked else None
+        window = parse_visit_time(str(ticket.get("preferred_time") or ""), now=self.clock(), timezone=self.settings.timezone)
+        match = await self._least_booked(ranked, window) if window is not None else (ranked[0] if ranked else None)
+        if window is not None:
+            fields["visit"] = {
+                "slot": window.slot_key(), "start": window.start, "end": window.end, "day": window.day, "part": window.part,
+                "hours": f"{self._clock_time(window.start)[-5:]}-{self._clock_time(window.end)[-5:]}",
+            }
         if match is None:
             timeline.append(_entry("match", {"category": category, "candidates": len(candidates)}, ok=False))
             pending_all = pending
@@ -204,10 +211,11 @@ class RepairDispatch:
             best = _engineer_view(match)
             best["completed"] = int((match.engineer.get("completed") or {}).get(category, 0))
             fields["engineer"] = best
-            fields["alternates"] = [_engineer_view(m) | {"completed": int((m.engineer.get("completed") or {}).get(category, 0))} for m in ranked[1 : 1 + self.settings.match.alternates]]
-            fields["eta"] = self._clock_time(self.clock() + match.eta_min * 60)
+            fields["alternates"] = [_engineer_view(m) | {"completed": int((m.engineer.get("completed") or {}).get(category, 0))} for m in [r for r in ranked if r is not match][: self.settings.match.alternates]]
+            arrival = window.start if window is not None else self.clock() + match.eta_min * 60
+            fields["eta"] = self._clock_time(arrival)
             fields["eta_min"] = match.eta_min
-            timeline.append(_entry("match", {"engineer": best["id"], "alternates": [a["id"] for a in fields["alternates"]], "eta_min": match.eta_min}))
+            timeline.append(_entry("match", {"engineer": best["id"], "alternates": [a["id"] for a in fields["alternates"]], "eta_min": match.eta_min, "visit": fields.get("visit")}))
             merged = {**dict(ticket), **fields}
             incident, todo = await asyncio.gather(self._incident(merged), self._todo(merged))
             fields.update(incident.fields)
@@ -228,6 +236,13 @@ class RepairDispatch:
         stored = await self.tickets.get(tid)
         assert stored is not None
         return DispatchOutcome(stored, match, tuple(pending_all), fields.get("qr_path", ""))
+
+    async def _least_booked(self, ranked: Sequence[Match], window: VisitWindow) -> Match | None:
+        """The best-ranked engineer with the fewest visits already booked in the window."""
+        if not ranked:
+            return None
+        booked = await self.tickets.booked(window.slot_key())
+        return min(ranked, key=lambda m: booked.get(str(m.engineer["_id"]), 0))
 
     def _dispatch_state(self, pending: Sequence[str], attempts: int) -> Document:
         if not pending:

@@ -54,7 +54,7 @@ class Catalog:
         self.parts = db["parts"]
 
     async def ensure_indexes(self) -> None:
-        await self.customers.create_indexes([IndexModel([("identities", ASCENDING)])])
+        await self.customers.create_indexes([IndexModel([("identities", ASCENDING)]), IndexModel([("phone", ASCENDING)], sparse=True)])
         await self.devices.create_indexes([IndexModel([("customer", ASCENDING), ("model", ASCENDING)])])
         await self.contracts.create_indexes(
             [IndexModel([("customer", ASCENDING), ("end", DESCENDING)]), IndexModel([("end", ASCENDING)])]
@@ -80,6 +80,12 @@ class Catalog:
         """The models of the customer's devices (XK-8800, ...)."""
         cursor = self.devices.find({"customer": customer}, {"model": 1}).limit(limit)
         return frozenset(str(d["model"]) for d in [d async for d in cursor] if d.get("model"))
+
+    async def known_models(self) -> list[str]:
+        """Every model we know: on any customer's device (theirs included) or any part."""
+        known: list[str] = [str(m) for m in await self.devices.distinct("model") if m]
+        known += [str(m) for m in await self.parts.distinct("models") if m]
+        return known
 
     async def contract(self, contract_id: str) -> Document | None:
         return await self.contracts.find_one({"_id": contract_id}) if contract_id else None

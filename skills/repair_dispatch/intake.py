@@ -17,6 +17,8 @@ from bot.messages import ReplyKind
 from bot.templates import Templates
 from skills.notifier import Notifier
 from skills.repair_dispatch.assign import RepairDispatch
+from skills.repair_dispatch.catalog import Catalog, fault_category
+from skills.repair_dispatch.models import model_in, resolve_model
 from skills.repair_dispatch.tickets import Tickets
 
 
@@ -31,18 +33,40 @@ class RepairReportForm(FormSkill):
     )
 
     def __init__(
-        self, templates: Templates, tickets: Tickets, dispatch: RepairDispatch | None = None, notifier: Notifier | None = None
+        self,
+        templates: Templates,
+        tickets: Tickets,
+        dispatch: RepairDispatch | None = None,
+        notifier: Notifier | None = None,
+        *,
+        catalog: Catalog | None = None,
     ) -> None:
         super().__init__(templates)
         self.tickets = tickets
+        self.catalog = catalog
         # Without dispatch (no connectors wired) the form only opens the ticket and an
         # agent assigns an engineer by hand.
         self.dispatch = dispatch
         self.notifier = notifier
 
+    async def check(self, turn: Turn, slot: Slot, value: str, *, asked: bool) -> str:
+        """A device model is one we know, spelled as we spell it ("QT 7,700" -> QT-7700);
+        an extracted one we do not know is dropped, a typed answer to our question kept."""
+        if slot.name != "device_model" or self.catalog is None:
+            return value
+        known = await self.catalog.known_models()
+        if not known:  # no catalogue to judge by: a model has letters and digits ("10" has not)
+            return model_in(value) or (value if asked else "")
+        return resolve_model(value, "" if asked else turn.text, known) or (value if asked else "")
+
     async def prefill(self, turn: Turn, form: FormState) -> None:
         """Known customers: their device (when they have one), address on file, and for a
-        contract with an SLA "as soon as possible" instead of asking for a time."""
+        contract with an SLA "as soon as possible" instead of asking for a time. A model
+        the message names in a way NLU did not extract ("QT seven seven hundred") counts."""
+        if self.catalog is not None and not form.slots.get("device_model"):
+            named = resolve_model(None, turn.text, await self.catalog.known_models())
+            if named:
+                form.slots["device_model"] = named
         if self.dispatch is None or turn.state is None:
             return
         known = await self.dispatch.known(turn.state.customer, form.slots.get("device_model"))
@@ -57,6 +81,13 @@ class RepairReportForm(FormSkill):
             form.slots["preferred_time"] = self.templates.render("repair_asap", turn.language, hours=contract["sla_hours"])
 
     async def submit(self, turn: Turn, state: ConversationState, slots: Mapping[str, str]) -> Sequence[Reply]:
+        # The same fault on the same device again: the open ticket, with what was just said added.
+        same = await self.tickets.open_for(
+            state.customer, slots.get("device_model", ""), fault_category(slots.get("fault", "")), besides=turn.message.key
+        )
+        if same is not None:
+            await self.tickets.add_note(str(same["_id"]), turn.text, by="customer")
+            return (Reply(text=self.templates.render("repair_already_open", turn.language, ticket=same)),)
         ticket = await self.tickets.open(
             customer=state.customer, conversation=state.conversation, source_message=turn.message.key, fields=slots
         )

@@ -15,6 +15,7 @@ from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 
 from bot.mongo import update_and_get
+from skills.repair_dispatch.catalog import fault_category
 
 
 class TimelineEntry(TypedDict, total=False):
@@ -58,6 +59,7 @@ class Ticket(TypedDict, total=False):
     dispatch: dict[str, Any]  # state (done, retrying, failed), pending steps, attempts, next_at
     attention: dict[str, Any]  # why an agent should look at it
     qr_path: str
+    visit: dict[str, Any]  # a booked window: slot (day:part), start, end, day, part, hours
 
 
 class Tickets:
@@ -72,6 +74,7 @@ class Tickets:
                 IndexModel([("number", ASCENDING)]),
                 IndexModel([("dispatch.state", ASCENDING), ("dispatch.next_at", ASCENDING)]),
                 IndexModel([("attention.at", ASCENDING)], sparse=True),
+                IndexModel([("visit.slot", ASCENDING)], sparse=True),
             ]
         )
 
@@ -103,6 +106,29 @@ class Tickets:
 
     async def latest(self, customer: str) -> Ticket | None:
         return cast(Ticket | None, await self._collection.find_one({"customer": customer}, sort=[("created_at", DESCENDING)]))
+
+    async def open_for(self, customer: str, device_model: str, category: str, *, besides: str) -> Ticket | None:
+        """The customer's unfinished ticket for this device and kind of fault (not ``besides``)."""
+        cursor = self._collection.find(
+            {"customer": customer, "device_model": device_model, "status": {"$ne": "done"}, "_id": {"$ne": besides}},
+            sort=[("created_at", DESCENDING)],
+        ).limit(20)
+        async for ticket in cursor:
+            if fault_category(str(ticket.get("fault", ""))) == category:
+                return cast(Ticket, ticket)
+        return None
+
+    async def add_note(self, ticket_id: str, text: str, *, by: str) -> None:
+        """What the customer added to an open ticket, on its timeline."""
+        await self.record(ticket_id, {}, [{"at": time.time(), "step": "note", "by": by, "detail": {"text": text}}])
+
+    async def booked(self, slot: str) -> dict[str, int]:
+        """Engineer id -> unfinished visits already booked in a window (``visit.slot``)."""
+        counts: dict[str, int] = {}
+        async for t in self._collection.find({"visit.slot": slot, "status": {"$ne": "done"}}, projection={"engineer.id": 1}):
+            engineer = str((t.get("engineer") or {}).get("id", ""))
+            counts[engineer] = counts.get(engineer, 0) + 1
+        return counts
 
     async def listing(self, *, attention: bool = False, status: str = "", limit: int = 50) -> list[Ticket]:
         """Newest first; ``attention`` keeps those an agent should look at."""

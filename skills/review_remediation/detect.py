@@ -55,6 +55,12 @@ def _num(raw: str) -> int:
     return _CN_NUM.get(raw, 0)
 
 
+def order_id_in(text: str) -> str:
+    """The first order number in ``text`` (the marketplaces' and our own formats), or ``""``."""
+    found = _ORDER.search(text)
+    return found.group(1) if found else ""
+
+
 def is_logistics(text: str) -> bool:
     return bool(LOGISTICS.search(text))
 

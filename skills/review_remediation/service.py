@@ -63,6 +63,24 @@ class ReviewSettings:
         return cls(bad_rating=int(s.get("bad_rating", 3)), lease_s=float(s.get("lease_s", 120.0)))
 
 
+@dataclass(frozen=True, slots=True)
+class ChatRemedy:
+    """What a logistics complaint made in chat came to.
+
+    ``status``: ``need_order`` (no order number given), ``unknown_order`` (not one of
+    this customer's orders), ``not_due`` (within the carrier's promise: ``due_at``),
+    ``remedied`` (``facts`` and ``coupon`` as for a review; ``message`` already sent
+    once when ``repeat``).
+    """
+
+    status: str
+    order_id: str = ""
+    facts: Document = field(default_factory=dict)
+    coupon: Document | None = None
+    due_at: float | None = None
+    repeat: bool = False
+
+
 @dataclass
 class Outcome:
     review: str
@@ -182,6 +200,44 @@ class Reviews:
             in_time = fields["resolved_at"] - float(doc["received_at"]) <= RESOLVE_WITHIN_S
             await self.stats.update_one({"_id": facts["carrier"] or "unknown"}, {"$inc": {"resolved": 1, "resolved_48h": int(in_time)}}, upsert=True)
         return Outcome(key, fields["status"], {"facts": facts, "coupon": coupon, "via": channel})
+
+    async def remedy_chat(self, *, text: str, order_id: str, identity: str, conversation: str, language: str) -> ChatRemedy:
+        """The review remedy for a complaint made in chat: look the order up, match the
+        carrier's SLA, and on a breach issue the coupon and count it on the carrier
+        board. ``identity`` is who is asking (``channel:account:sender``); an order of
+        another CRM customer is treated as unknown. Once per order and conversation: asking again repeats the
+        remedy, it does not issue a second coupon."""
+        complaint = extract(text, await self._carrier_aliases())
+        order_id = order_id or complaint.order_id
+        if not order_id:
+            return ChatRemedy("need_order")
+        order = await self.orders.find_one({"_id": order_id})
+        crm = await self.customers.find_one({"identities": identity}, {"_id": 1}) if order and order.get("customer") else None
+        if order is None or (order.get("customer") and order.get("customer") != (crm or {}).get("_id")):
+            return ChatRemedy("unknown_order", order_id)
+        key = f"chat:{conversation}:{order_id}"
+        known = await self.reviews.find_one({"_id": key})
+        if known is not None:
+            return ChatRemedy("remedied", order_id, dict(known.get("facts") or {}), known.get("coupon"), repeat=True)
+        now = self.clock.now()
+        doc: Document = {
+            "_id": key, "marketplace": "chat", "review_id": order_id, "rating": 1, "text": text, "order_id": order_id,
+            "buyer": "", "region": str(order.get("region") or ""), "language": language, "created_at": now, "received_at": now,
+            "via": "chat", "conversation": conversation,
+        }
+        facts = await self._facts(doc, complaint)
+        if not facts["breach"] and facts["promised_days"] is not None and order.get("shipped_at") and not order.get("delivered_at"):
+            return ChatRemedy("not_due", order_id, facts, due_at=float(order["shipped_at"]) + DAY * int(facts["promised_days"]))
+        coupon, _ = await self._coupon(doc, facts)
+        try:
+            await self.reviews.insert_one(
+                {**doc, "kind": "logistics", "status": "resolved", "resolved_at": now, "replied_via": "chat", "facts": facts, "coupon": coupon, **facts}
+            )
+        except DuplicateKeyError:  # the same complaint handled twice at once: one coupon, one count
+            return ChatRemedy("remedied", order_id, facts, coupon, repeat=True)
+        await self._count(facts, doc)
+        await self.stats.update_one({"_id": facts["carrier"] or "unknown"}, {"$inc": {"resolved": 1, "resolved_48h": 1}}, upsert=True)
+        return ChatRemedy("remedied", order_id, facts, coupon)
 
     async def retry_pending(self, limit: int = 50) -> int:
         n = 0

@@ -14,9 +14,11 @@ from speech.language import (
     Scored,
     choose_language,
     confidence,
+    has_speech,
     initial_prompt,
     join_segments,
     needs_detection,
+    without_prompt_echo,
 )
 from speech.settings import SpeechSettings
 
@@ -74,17 +76,21 @@ class FasterWhisperEngine(Engine):
         model = self._model
         assert isinstance(model, WhisperModel)
         policy = self._settings.language
+        if not has_speech(samples):
+            return Recognition(text="", language=choose_language(policy, {}), confidence=0.0)
+        vocabulary = self._settings.vocabulary
         try:
             if needs_detection(policy):
                 language = choose_language(policy, self._language_scores(model, samples))
             else:
                 language = choose_language(policy, {})
+            prompt = initial_prompt(language, vocabulary, duration_s=len(samples) / 16_000)
             segments, _info = model.transcribe(
                 samples,
                 language=language,
                 beam_size=self._settings.beam_size,
                 best_of=self._settings.beam_size,
-                initial_prompt=initial_prompt(language, self._settings.vocabulary) or None,
+                initial_prompt=prompt or None,
                 condition_on_previous_text=True,
                 vad_filter=False,
             )
@@ -92,10 +98,12 @@ class FasterWhisperEngine(Engine):
             decoded = list(segments)
         except (RuntimeError, ValueError) as exc:
             raise EngineError(f"faster-whisper failed: {exc}") from exc
+        kept = set(without_prompt_echo([s.text for s in decoded], prompt, vocabulary))
+        heard = [s for s in decoded if s.text in kept]
         return Recognition(
-            text=join_segments((s.text for s in decoded), language),
+            text=join_segments((s.text for s in heard), language),
             language=language,
             confidence=confidence(
-                Scored(s.avg_logprob, s.no_speech_prob, len(s.tokens)) for s in decoded
+                Scored(s.avg_logprob, s.no_speech_prob, len(s.tokens)) for s in heard
             ),
         )

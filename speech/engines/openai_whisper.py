@@ -18,9 +18,11 @@ from speech.language import (
     Scored,
     choose_language,
     confidence,
+    has_speech,
     initial_prompt,
     join_segments,
     needs_detection,
+    without_prompt_echo,
 )
 from speech.settings import OPENAI_CHECKPOINT_NAME, SpeechSettings
 
@@ -64,6 +66,9 @@ class OpenAIWhisperEngine(Engine):
 
         model = self._model
         policy = self._settings.language
+        if not has_speech(samples):
+            return Recognition(text="", language=choose_language(policy, {}), confidence=0.0)
+        vocabulary = self._settings.vocabulary
         try:
             with torch.inference_mode():
                 if needs_detection(policy):
@@ -74,19 +79,21 @@ class OpenAIWhisperEngine(Engine):
                     language = choose_language(policy, probs)
                 else:
                     language = choose_language(policy, {})
+                prompt = initial_prompt(language, vocabulary, duration_s=len(samples) / 16_000)
                 result = model.transcribe(
                     samples,
                     language=language,
                     beam_size=self._settings.beam_size,
                     best_of=self._settings.beam_size,
-                    initial_prompt=initial_prompt(language, self._settings.vocabulary) or None,
+                    initial_prompt=prompt or None,
                     condition_on_previous_text=True,
                     fp16=self._fp16,
                     verbose=None,
                 )
         except (RuntimeError, ValueError) as exc:
             raise EngineError(f"openai-whisper failed: {exc}") from exc
-        segments: list[dict[str, Any]] = list(result["segments"])
+        kept = set(without_prompt_echo([str(s["text"]) for s in result["segments"]], prompt, vocabulary))
+        segments: list[dict[str, Any]] = [s for s in result["segments"] if str(s["text"]) in kept]
         return Recognition(
             text=join_segments((str(s["text"]) for s in segments), language),
             language=language,

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -45,6 +48,12 @@ def test_embedded_demo_run_and_simulate(tmp_path: Path) -> None:
         assert "bot> We received your message" in chat.stdout
         unknown = kefu("simulate", "wechat", "--account", "nope", "--text", "x", cwd=tmp_path, env=env)
         assert unknown.returncode == 2 and "nope" in unknown.stderr
+        # The demo prints an API key that opens the hand-off API.
+        key = re.search(r"API key \(every scope, kept in var/demo-api-key\): (\S+)", (tmp_path / "run.log").read_text()).group(1)  # type: ignore[union-attr]
+        assert (tmp_path / "var" / "demo-api-key").read_text().strip() == key
+        url = f"http://127.0.0.1:{env['KEFU_HTTP_PORT']}/api/conversations/waiting"
+        with urllib.request.urlopen(urllib.request.Request(url, headers={"Authorization": f"Bearer {key}"}), timeout=10) as resp:
+            assert resp.status == 200 and "waiting" in json.loads(resp.read())
     finally:
         os.killpg(proc.pid, signal.SIGINT)
         proc.wait(30)
@@ -83,3 +92,19 @@ def test_simulate_without_gateway_is_one_clear_line(tmp_path: Path) -> None:
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("KEFU_")}, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     done = kefu("simulate", "wechat", "--text", "x", "--url", f"http://127.0.0.1:{free_port()}", cwd=tmp_path, env=env)
     assert done.returncode == 1 and "simulation failed" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_global_options_are_accepted_after_the_subcommand(tmp_path: Path) -> None:
+    from bot.cli import build_parser
+
+    config = str(tmp_path / "kefu.yml")
+    for argv in (["--config", config, "run", "--port", "9"], ["run", "--config", config, "--port", "9"], ["-v", "run", "--config", config]):
+        args = build_parser().parse_args(argv)
+        assert args.config == config and args.command == "run"
+    assert build_parser().parse_args(["run", "-v"]).verbose is True
+    assert build_parser().parse_args(["run"]).config is None
+    shown = build_parser().parse_args(["config", "show", "--config", config])
+    assert shown.config == config
+    # A sub-command with a --config of its own keeps its meaning.
+    nlu = build_parser().parse_args(["nlu", "--config", config, "train"])
+    assert nlu.nlu_config == config

@@ -7,6 +7,7 @@ KF account and serves it by cursor in pages, like WeCom.
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 from aiohttp.test_utils import TestServer
@@ -174,12 +175,31 @@ async def test_two_processes_syncing_the_same_kf_take_turns(start_gateway: Start
     assert await a.runtime.redis.xlen(a.runtime.queue.stream) == 4
 
 
-async def test_callback_retries_are_deduplicated_by_token(web_only: Gateway, fake_kf: Fake) -> None:
+async def test_callback_retries_are_deduplicated_but_new_callbacks_sync(web_only: Gateway, fake_kf: Fake) -> None:
     fake, _ = fake_kf
     token = fake.callback_token()
-    for _ in range(3):
-        await announce(web_only, fake, token=token)
+    query, body = signed_kf_callback(KF_ACCOUNT, KF, token, create_time=1_765_000_000)
+    for _ in range(3):  # WeCom retrying one callback: the same payload each time
+        assert (await web_only.post("/wecom_kf/kf", query, body)).status == 200
     assert await web_only.runtime.redis.xlen(web_only.runtime.queue.stream) == 1
+    # A later callback reusing the Token announces new messages: it is queued (a sync).
+    query, body = signed_kf_callback(KF_ACCOUNT, KF, token, create_time=1_765_000_007)
+    assert (await web_only.post("/wecom_kf/kf", query, body)).status == 200
+    assert await web_only.runtime.redis.xlen(web_only.runtime.queue.stream) == 2
+
+
+async def test_a_second_callback_with_the_same_token_syncs_again(gateway: Gateway, fake_kf: Fake) -> None:
+    fake, _ = fake_kf
+    token = fake.callback_token()
+    fake.add_customer_message(KF, "wmFirst", "第一条")
+    query, body = signed_kf_callback(KF_ACCOUNT, KF, token, create_time=int(time.time()) - 5)
+    assert (await gateway.post("/wecom_kf/kf", query, body)).status == 200
+    await fake.wait_sent(1)
+    fake.add_customer_message(KF, "wmSecond", "第二条")
+    query, body = signed_kf_callback(KF_ACCOUNT, KF, token, create_time=int(time.time()))
+    assert (await gateway.post("/wecom_kf/kf", query, body)).status == 200
+    await settle(fake, 2)
+    assert sorted(replies_by_user(fake)) == ["wmFirst", "wmSecond"] and len(fake.sync_calls) == 2
 
 
 async def test_servicer_messages_are_not_answered_and_events_are_kept(gateway: Gateway, fake_kf: Fake) -> None:

@@ -81,11 +81,13 @@ def test_message_without_customer_is_malformed() -> None:
         item_to_message(item("text", {"content": "x"}, external_userid=""), "kf")
 
 
-def test_callback_is_deduplicated_by_its_token() -> None:
+def test_callback_is_deduplicated_by_its_token_and_time() -> None:
     xml = callback_xml("ww1", KF, "ENCApHxnGDNAVNY4AaSJKj4Tb5mwsEMzxhFmHVGcra996NR", create_time=1348831860)
     msg = callback_to_message(parse_flat_xml(xml), "kf", xml)
     assert msg.kind is MessageKind.EVENT and msg.event == "kf_msg_or_event"
-    assert msg.platform_id == "kf_msg_or_event:ENCApHxnGDNAVNY4AaSJKj4Tb5mwsEMzxhFmHVGcra996NR"
+    assert msg.platform_id == "kf_msg_or_event:ENCApHxnGDNAVNY4AaSJKj4Tb5mwsEMzxhFmHVGcra996NR:1348831860"
+    later = callback_xml("ww1", KF, "ENCApHxnGDNAVNY4AaSJKj4Tb5mwsEMzxhFmHVGcra996NR", create_time=1348831867)
+    assert callback_to_message(parse_flat_xml(later), "kf", later).key != msg.key  # a new callback: a new sync
     assert msg.hint("open_kfid") == KF and msg.hint("sync_token").startswith("ENCA")
     with pytest.raises(MalformedPayload):
         callback_to_message(parse_flat_xml(callback_xml("ww1", KF, "")), "kf", "")
