@@ -71,20 +71,24 @@ def standard_checks(
         urls = nlu.client.urls
 
         async def nlu_status() -> str:
-            # Answering /status is not enough: a freshly loaded model's first parse takes
-            # seconds, so NLU is ready only once its warm-up parse has answered.
-            if not nlu.ready:
-                raise RuntimeError("warming up (no warm-up parse has answered yet)")
+            answering: list[str] = []
             errors: list[str] = []
             for url in urls:
                 try:
                     async with http.get(url + "/status") as resp:
                         if resp.status == 200:
-                            return f"{url} answers"
-                        errors.append(f"{url}: HTTP {resp.status}")
+                            answering.append(url)
+                        else:
+                            errors.append(f"{url}: HTTP {resp.status}")
                 except Exception as exc:
                     errors.append(f"{url}: {type(exc).__name__}")
-            raise RuntimeError("; ".join(errors))
+            # Answering /status is not enough: a freshly loaded model's first parse takes
+            # seconds, so NLU is ready only once its warm-up parse has answered.
+            if answering and nlu.ready:
+                return f"{answering[0]} answers"
+            if answering:
+                raise RuntimeError(f"warming up ({', '.join(answering)} answer /status; no warm-up parse yet)")
+            raise RuntimeError("warming up; " + "; ".join(errors))
 
         checks["nlu"] = nlu_status
     if voice is not None and voice.transcriber is not None:
