@@ -23,8 +23,11 @@ from aiohttp import web
 from pymongo import AsyncMongoClient
 from redis.asyncio import BlockingConnectionPool, Redis
 
+from admin import ConsoleDeps, ConsoleSettings, build_console
 from bot.config import Settings
-from bot.apikeys import API_KEYS, ApiKeys
+from bot.conversation.events import ConversationEvents
+from admin.keys import ApiKeyStore
+from bot.apikeys import API_KEYS, SCOPES, ApiKeys
 from bot.conversation.api import routes as conversation_routes
 from bot.conversation.handoff import Handoff
 from bot.conversation.ordering import ConversationGate
@@ -116,7 +119,8 @@ def build_app(
             states = StateStore(redis, db)
             gate = ConversationGate(redis, lock_ttl_ms=pipeline.claim_idle_ms)
             channels: dict[tuple[str, str], Channel] = {}
-            handoff = Handoff(redis, db, states, gate, outbox, store, templates, lambda n, a: channels.get((n, a)))
+            events = ConversationEvents(redis)
+            handoff = Handoff(redis, db, states, gate, outbox, store, templates, lambda n, a: channels.get((n, a)), events)
             await handoff.ensure_indexes()
             await ensure_skill_indexes(db)
             nlu = await asyncio.to_thread(understanding_settings, settings)
@@ -149,6 +153,7 @@ def build_app(
                 nlu_settings=nlu,
                 nlu=NluClient.from_settings(http, nlu) if nlu is not None else None,
                 voice=await build_voice(settings, store),
+                events=events,
             )
             ctx = ChannelContext(
                 http=http, redis=redis, tokens=tokens, public_url=public_url(settings), enqueue=rt.queue.enqueue,
@@ -205,6 +210,8 @@ def build_app(
         add_webhook_routes(app, settings)
         app.router.add_get("/healthz", healthz)
         app.add_routes(conversation_routes())
+        console_settings = ConsoleSettings.from_section(settings.section("console"), public_url=public_url(settings))
+        app.add_subapp("/admin", build_console(console_settings, lambda: console_deps(app[RUNTIME])))
     if settings.simulator:
         for name, target in SIMULATED_APIS.items():
             module_name, _, class_name = target.partition(":")
@@ -215,6 +222,19 @@ def build_app(
             fake = getattr(importlib.import_module(module_name), class_name)()
             app.add_subapp(f"/_sim/{name}", fake.app())
     return app
+
+
+def console_deps(rt: Runtime) -> ConsoleDeps:
+    to_wav: Callable[[bytes, str], bytes] | None
+    try:
+        from speech.browser import to_wav
+    except ImportError:  # no speech extra: voice notes are offered as stored
+        to_wav = None
+    return ConsoleDeps(
+        redis=rt.redis, db=rt.store.db, store=rt.store, states=rt.states, handoff=rt.handoff, outbox=rt.outbox,
+        channels=rt.channel, channel_settings=rt.settings.channels, api_scopes=SCOPES,
+        api_keys=ApiKeyStore(rt.store.db, SCOPES), audio_to_browser=to_wav,
+    )
 
 
 def add_webhook_routes(app: web.Application, settings: Settings) -> None:
@@ -235,7 +255,7 @@ def worker_tasks(rt: Runtime, stop: asyncio.Event) -> list[asyncio.Task[None]]:
     for i in range(pipeline.workers):
         worker = InboundWorker(
             rt.queue, rt.outbox, rt.store, rt.dispatcher, rt.channel,
-            states=rt.states, gate=rt.gate, templates=rt.templates, nlu=rt.nlu, voice=rt.voice,
+            states=rt.states, gate=rt.gate, templates=rt.templates, nlu=rt.nlu, voice=rt.voice, events=rt.events,
             consumer=f"{base}:w{i}", batch=pipeline.batch, max_attempts=pipeline.max_inbound_attempts,
         )
         sender = OutboxSender(

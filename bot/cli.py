@@ -22,7 +22,7 @@ from bot.errors import KefuError
 log = logging.getLogger("kefu")
 
 # Packages that add their own sub-commands; a missing optional one is skipped.
-COMMAND_MODULES = ("bot.nlu.cli", "speech.cli", "skills.review_remediation.cli")
+COMMAND_MODULES = ("bot.nlu.cli", "speech.cli", "skills.review_remediation.cli", "admin.cli")
 
 
 def _settings(args: argparse.Namespace) -> Settings:

@@ -11,6 +11,7 @@ from pymongo import AsyncMongoClient
 from redis.asyncio import Redis
 
 from bot.config import Settings
+from bot.conversation.events import ConversationEvents
 from bot.conversation.handoff import Handoff
 from bot.conversation.ordering import ConversationGate
 from bot.conversation.state import StateStore
@@ -47,6 +48,7 @@ class Runtime:
     nlu_settings: NluSettings | None = None
     nlu: NluClient | None = None
     voice: VoiceStep | None = None
+    events: ConversationEvents | None = None
     channels: dict[tuple[str, str], Channel] = field(default_factory=dict)
     embedded: list[EmbeddedServer] = field(default_factory=list)
 

@@ -64,9 +64,20 @@ class Channel(abc.ABC):
     """One configured account on one platform."""
 
     name: ClassVar[str]
+    # How long after the customer's last message the platform still accepts a free-form
+    # message to them (WeChat's customer-service window: 48 h); None: no such limit.
+    reply_window_s: ClassVar[float | None] = None
 
     def __init__(self, account: str) -> None:
         self.account = account
+
+    def reply_deadline(self, last_inbound_at: float, hints: Mapping[str, str]) -> float | None:
+        """Until when (epoch seconds) a free-form reply can reach the customer; None: always.
+
+        ``hints`` are the reply hints of the customer's last message. The console warns an
+        agent before sending into a closed window.
+        """
+        return None if self.reply_window_s is None else last_inbound_at + self.reply_window_s
 
     @classmethod
     @abc.abstractmethod

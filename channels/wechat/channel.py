@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 class WeChatChannel(Channel):
     name = "wechat"
+    reply_window_s = 48 * 3600.0  # customer-service messages: 48 h after the user's last message
 
     def __init__(
         self,

@@ -52,6 +52,7 @@ class WeComKfChannel(Channel):
     """The KF accounts (open_kfid) of one corp, reached with the corp's KF secret."""
 
     name = "wecom_kf"
+    reply_window_s = 48 * 3600.0  # kf/send_msg: within 48 h of the customer's last message
 
     def __init__(
         self,
