@@ -23,7 +23,7 @@ CSRF_FIELD = re.compile(r'name="_csrf" value="([^"]+)"')
 CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]*)">')
 
 
-@dataclass
+@dataclass(eq=False)
 class Browserless:
     """One person's HTTP session with the console (own cookie jar), no JavaScript."""
 
