@@ -48,7 +48,9 @@ def message_view(doc: dict[str, Any]) -> dict[str, Any]:
         "transcript": transcript.get("text", ""),
         "confidence": transcript.get("confidence"),
         "has_audio": doc.get("kind") == "voice" and bool(doc.get("media")),
-        "author": doc.get("author", ""),
+        # Who wrote it: the customer, an agent through the console, or the bot (including
+        # the hand-off's own notices), told apart by the reply's idempotency key.
+        "author": "customer" if doc.get("direction") == "in" else "agent" if str(doc["_id"]).startswith("out:agent:") else "bot",
     }
 
 

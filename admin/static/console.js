@@ -103,7 +103,8 @@
     li.dataset.id = m.id;
     const meta = document.createElement("div");
     meta.className = "meta";
-    meta.textContent = m.time + " · " + (m.direction === "out" ? root.dataset.botText : root.dataset.customer || "");
+    const who = m.author === "agent" ? root.dataset.agentText : m.author === "bot" ? root.dataset.botText : root.dataset.customer || "";
+    meta.textContent = m.time + " · " + who;
     li.appendChild(meta);
     if (m.kind === "voice") {
       const box = document.createElement("div");
