@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -80,6 +81,16 @@ class ConsoleRig:
             resp = await who.sign_in(name)
             assert resp.status == 303, await resp.text()
         return who
+
+
+async def stored_inbound(rig: ConsoleRig, conversation: str, text: str) -> dict[str, Any]:
+    """Wait until the worker stored the customer's message containing ``text``."""
+    for _ in range(250):
+        last = await rig.harness.runtime.store.last_inbound(conversation)
+        if last is not None and text in last["text"]:
+            return last
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"{text!r} was never stored in {conversation}")
 
 
 async def make_rig(aiohttp_client: Any, fake: tuple[FakeWeChatAPI, TestServer], redis_url: str, mongo_url: str, **extra: Any) -> ConsoleRig:

@@ -1,0 +1,57 @@
+"""Admin pages: users and roles with their audit trail, canned replies, channels, search."""
+
+from __future__ import annotations
+
+from admin.roles import Role
+from tests.console.conftest import ConsoleRig, stored_inbound
+from tests.console.test_inbox import CID, ask_for_a_person
+
+
+async def test_user_admin_is_audited_before_and_after(rig: ConsoleRig) -> None:
+    ada = await rig.person("ada", Role.ADMIN)
+    assert (await ada.post("/admin/users", {"name": "newbie", "role": "agent", "password": "long enough pw", "language": "en"})).status == 303
+    assert (await ada.post("/admin/users/newbie", {"role": "marketer"})).status == 303
+    user = await rig.console.users.get("newbie")
+    assert user is not None and user.role is Role.MARKETER and user.language == "en"
+    page = await (await ada.get("/admin/audit")).text()
+    assert "user.update" in page and "user.create" in page
+    update = (await rig.console.audit.recent(target="newbie"))[0]
+    assert (update.actor, update.before["role"], update.after["role"]) == ("ada", "agent", "marketer")
+    # An admin cannot lock themselves out.
+    await ada.post("/admin/users/ada", {"role": "agent"}, headers={"Referer": rig.base + "/admin/users"})
+    me = await rig.console.users.get("ada")
+    assert me is not None and me.role is Role.ADMIN
+
+
+async def test_canned_replies_per_language_reach_the_agent(rig: ConsoleRig) -> None:
+    ada = await rig.person("ada", Role.ADMIN)
+    await ada.post("/admin/canned", {"language": "zh", "title": "稍等", "text": "请稍等，我马上为您查询。"})
+    await ada.post("/admin/canned", {"language": "en", "title": "Wait", "text": "One moment please."})
+    alice = await rig.person("alice")
+    await ask_for_a_person(rig)
+    await alice.post(f"/admin/conversations/{CID}/claim")
+    page = await (await alice.get(f"/admin/conversations/{CID}")).text()
+    assert "请稍等，我马上为您查询。" in page and "One moment please." not in page  # the customer speaks Chinese
+
+
+async def test_channels_page_hides_secrets_and_shows_webhook_urls(rig: ConsoleRig) -> None:
+    ada = await rig.person("ada", Role.ADMIN)
+    page = await (await ada.get("/admin/channels")).text()
+    assert "/wechat/demo" in page and "/wechat/plain" in page
+    assert "test-secret" not in page and "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG" not in page and "testtoken123" not in page
+    assert "***" in page
+
+
+async def test_search_by_text_customer_and_date(rig: ConsoleRig) -> None:
+    alice = await rig.person("alice")
+    await ask_for_a_person(rig)
+    await rig.harness.say("oInbox", "我的订单号是 A-1234")
+    await stored_inbound(rig, CID, "A-1234")
+    page = await (await alice.get("/admin/search?text=A-1234")).text()
+    assert CID in page
+    page = await (await alice.get("/admin/search?text=A-1234&channel=email")).text()
+    assert CID not in page
+    page = await (await alice.get("/admin/search?customer=oInbox&since=2000-01-01&until=2100-01-01")).text()
+    assert CID in page
+    resp = await alice.get("/admin/search?since=yesterday", headers={"Accept": "text/html"})
+    assert resp.status == 400 and "YYYY-MM-DD" in await resp.text()
