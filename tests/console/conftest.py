@@ -86,9 +86,9 @@ class ConsoleRig:
 async def stored_inbound(rig: ConsoleRig, conversation: str, text: str) -> dict[str, Any]:
     """Wait until the worker stored the customer's message containing ``text``."""
     for _ in range(250):
-        last = await rig.harness.runtime.store.last_inbound(conversation)
-        if last is not None and text in last["text"]:
-            return last
+        found = await rig.harness.runtime.store.messages.find_one({"conversation": conversation, "direction": "in", "text": {"$regex": text}})
+        if found is not None:
+            return dict(found)
         await asyncio.sleep(0.02)
     raise AssertionError(f"{text!r} was never stored in {conversation}")
 
