@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from redis.asyncio import Redis
 
@@ -28,10 +31,33 @@ log = logging.getLogger(__name__)
 QUEUE_DEPTH = 256
 
 
+class Frame:
+    """One event as a server-sent-events frame, encoded once per time zone and shared by
+    every page that shows it (message times are shown in each user's own zone)."""
+
+    __slots__ = ("payload", "_encoded")
+
+    def __init__(self, payload: dict[str, Any]) -> None:
+        self.payload = payload
+        self._encoded: dict[str, bytes] = {}
+
+    def encode(self, zone: ZoneInfo) -> bytes:
+        key = zone.key if self.payload.get("messages") else ""
+        frame = self._encoded.get(key)
+        if frame is None:
+            payload = self.payload
+            if key:
+                messages = [{**m, "time": datetime.fromtimestamp(m["ts"], zone).strftime("%H:%M:%S")} for m in payload["messages"]]
+                payload = {**payload, "messages": messages}
+            data = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+            frame = self._encoded[key] = f"event: {payload['type']}\ndata: {data}\n\n".encode()
+        return frame
+
+
 @dataclass(eq=False)
 class Subscription:
     conversation: str  # "" = the inbox: queue changes of every conversation
-    queue: asyncio.Queue[dict[str, Any] | None] = field(default_factory=lambda: asyncio.Queue(QUEUE_DEPTH))
+    queue: asyncio.Queue[Frame | None] = field(default_factory=lambda: asyncio.Queue(QUEUE_DEPTH))
 
 
 def message_view(doc: dict[str, Any]) -> dict[str, Any]:
@@ -105,7 +131,10 @@ class LiveHub:
 
     async def relay(self, event: ConversationEvent) -> None:
         watchers = [s for s in self.subscriptions if s.conversation == event.conversation]
-        inbox = [s for s in self.subscriptions if not s.conversation]
+        # The inbox shows the queue: a message matters to it only while the conversation
+        # waits; it leaves the queue only through a hand-off event (claim and the rest).
+        queue_change = event.kind != "message" or event.owner == QUEUE
+        inbox = [s for s in self.subscriptions if not s.conversation] if queue_change else []
         if not watchers and not inbox:
             return
         payload: dict[str, Any] = {
@@ -115,11 +144,12 @@ class LiveHub:
         if watchers and event.messages:
             docs = await self.store.messages_by_id(list(event.messages))
             payload["messages"] = [message_view(d) for d in docs]
+        frame = Frame(payload)
         for sub in watchers:
-            self._put(sub, payload)
+            self._put(sub, frame)
         if inbox:
             row = await self.queue_row(event.conversation) if event.owner == QUEUE else None
-            summary = {**payload, "messages": [], "waiting": row}
+            summary = Frame({**payload, "messages": [], "waiting": row})
             for sub in inbox:
                 self._put(sub, summary)
 
@@ -134,8 +164,8 @@ class LiveHub:
         }
 
     @staticmethod
-    def _put(sub: Subscription, payload: dict[str, Any]) -> None:
+    def _put(sub: Subscription, frame: Frame) -> None:
         try:
-            sub.queue.put_nowait(payload)
+            sub.queue.put_nowait(frame)
         except asyncio.QueueFull:
             log.warning("console live: a page fell behind; event dropped")

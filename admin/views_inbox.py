@@ -25,6 +25,7 @@ from bot.messages import MediaRef
 log = logging.getLogger(__name__)
 
 HEARTBEAT_S = 15.0
+INBOX_BATCH_S = 0.25
 AUDIO_CACHE_S = 3600
 AUDIO_PREFIX = "kefu:console:audio:"
 
@@ -52,18 +53,27 @@ async def events(request: web.Request) -> web.StreamResponse:
         await response.write(b"retry: 2000\n: live\n\n")
         while True:
             try:
-                payload = await asyncio.wait_for(sub.queue.get(), HEARTBEAT_S)
+                async with asyncio.timeout(HEARTBEAT_S):
+                    frame = await sub.queue.get()
             except TimeoutError:
                 await response.write(b": ping\n\n")
                 continue
-            if payload is None:
+            if not conversation and frame is not None:
+                # The inbox gathers a moment's events into one write: with many agents
+                # online each event is one write per open inbox, and a queue row
+                # a quarter of a second later is soon enough.
+                await asyncio.sleep(INBOX_BATCH_S)
+            # Whatever else queued up meanwhile goes out in the same write.
+            frames = [frame]
+            while frames[-1] is not None and not sub.queue.empty():
+                frames.append(sub.queue.get_nowait())
+            chunk = b"".join(f.encode(tz) for f in frames if f is not None)
+            if chunk:
+                await response.write(chunk)
+            if frames[-1] is None:
                 break
-            for item in payload.get("messages", ()):
-                item["time"] = datetime.fromtimestamp(item["ts"], tz).strftime("%H:%M:%S")
-            data = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
-            await response.write(f"event: {payload['type']}\ndata: {data}\n\n".encode())
-    except (ConnectionResetError, asyncio.CancelledError):
-        pass
+    except ConnectionResetError:
+        pass  # the page went away
     finally:
         c.hub.unsubscribe(sub)
     return response

@@ -41,7 +41,7 @@ class MessageStore:
             [
                 IndexModel([("customer", ASCENDING)]),
                 IndexModel([("status", ASCENDING), ("last_at", DESCENDING)]),
-                IndexModel([("owner", ASCENDING)]),
+                IndexModel([("owner", ASCENDING), ("last_at", DESCENDING)]),
             ]
         )
         await self.dead_letters.create_indexes([IndexModel([("at", DESCENDING)])])

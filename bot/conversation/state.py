@@ -102,8 +102,8 @@ class StateStore:
         return out
 
     async def owned_by(self, owner: str, limit: int = 200) -> list[ConversationState]:
-        """Conversations with this owner (``agent:<name>``), most recently changed first."""
-        cursor = self.conversations.find({"owner": owner}, {"state": 1}).sort("state.updated_at", -1).limit(limit)
+        """Conversations with this owner (``agent:<name>``), latest customer message first."""
+        cursor = self.conversations.find({"owner": owner}, {"state": 1}).sort("last_at", -1).limit(limit)
         return [ConversationState.from_dict(dict(doc["state"])) async for doc in cursor if doc.get("state")]
 
     async def save(self, state: ConversationState) -> None:
