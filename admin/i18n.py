@@ -70,6 +70,7 @@ TEXT: dict[str, tuple[str, str]] = {
     "owner_queue": ("等待人工", "waiting for a person"),
     "history": ("消息记录", "Messages"),
     "voice_note": ("语音", "Voice note"),
+    "image": ("图片", "Image"),
     "transcript": ("转写", "Transcript"),
     "confidence": ("置信度", "Confidence"),
     "reply": ("回复", "Reply"),

@@ -73,7 +73,7 @@ def message_view(doc: dict[str, Any]) -> dict[str, Any]:
         "event": doc.get("event") or "",
         "transcript": transcript.get("text", ""),
         "confidence": transcript.get("confidence"),
-        "has_audio": doc.get("kind") == "voice" and bool(doc.get("media")),
+        "has_media": doc.get("kind") in ("voice", "image") and bool(doc.get("media")),
         # Who wrote it: the customer, an agent through the console, or the bot (including
         # the hand-off's own notices), told apart by the reply's idempotency key.
         "author": "customer" if doc.get("direction") == "in" else "agent" if str(doc["_id"]).startswith("out:agent:") else "bot",

@@ -109,11 +109,11 @@
     if (m.kind === "voice") {
       const box = document.createElement("div");
       box.className = "voice";
-      if (m.has_audio) {
+      if (m.has_media) {
         const audio = document.createElement("audio");
         audio.controls = true;
         audio.preload = "none";
-        audio.src = "/admin/messages/" + encodeURIComponent(m.id) + "/audio";
+        audio.src = "/admin/messages/" + encodeURIComponent(m.id) + "/media";
         box.appendChild(audio);
       }
       if (m.transcript) {
@@ -124,6 +124,12 @@
         box.appendChild(p);
       }
       li.appendChild(box);
+    } else if (m.kind === "image" && m.has_media) {
+      const img = document.createElement("img");
+      img.className = "picture";
+      img.loading = "lazy";
+      img.src = "/admin/messages/" + encodeURIComponent(m.id) + "/media";
+      li.appendChild(img);
     } else {
       const p = document.createElement("p");
       p.className = m.kind === "event" ? "event" : "text";

@@ -83,14 +83,19 @@ class ConsoleRig:
         return who
 
 
-async def stored_inbound(rig: ConsoleRig, conversation: str, text: str) -> dict[str, Any]:
-    """Wait until the worker stored the customer's message containing ``text``."""
+async def stored(rig: ConsoleRig, query: dict[str, Any]) -> dict[str, Any]:
+    """Wait until the worker stored a message matching ``query``."""
     for _ in range(250):
-        found = await rig.harness.runtime.store.messages.find_one({"conversation": conversation, "direction": "in", "text": {"$regex": text}})
+        found = await rig.harness.runtime.store.messages.find_one(query)
         if found is not None:
             return dict(found)
         await asyncio.sleep(0.02)
-    raise AssertionError(f"{text!r} was never stored in {conversation}")
+    raise AssertionError(f"no message matching {query} was stored")
+
+
+async def stored_inbound(rig: ConsoleRig, conversation: str, text: str) -> dict[str, Any]:
+    """Wait until the worker stored the customer's message containing ``text``."""
+    return await stored(rig, {"conversation": conversation, "direction": "in", "text": {"$regex": text}})
 
 
 async def make_rig(aiohttp_client: Any, fake: tuple[FakeWeChatAPI, TestServer], redis_url: str, mongo_url: str, **extra: Any) -> ConsoleRig:

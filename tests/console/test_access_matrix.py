@@ -42,7 +42,7 @@ CONSOLE: dict[tuple[str, str], set[str] | None] = {
     ("POST", "/admin/conversations/{cid}/transfer"): STAFF,
     ("POST", "/admin/conversations/{cid}/handback"): STAFF,
     ("POST", "/admin/conversations/{cid}/close"): STAFF,
-    ("GET", "/admin/messages/{mid}/audio"): STAFF,
+    ("GET", "/admin/messages/{mid}/media"): STAFF,
     ("GET", "/admin/outbox"): STAFF,
     ("POST", "/admin/outbox/{rid}/retry"): STAFF,
     ("POST", "/admin/outbox/{rid}/discard"): STAFF,

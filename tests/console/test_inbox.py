@@ -6,7 +6,9 @@ import asyncio
 import time
 
 from admin.roles import Role
-from tests.console.conftest import ConsoleRig
+from channels.wechat.simulator import message_xml
+from tests.console.conftest import ConsoleRig, stored
+from tests.harness import next_msg_id
 from tests.console.live import EventReader
 
 CID = "wechat:demo:oInbox"
@@ -127,7 +129,7 @@ async def test_marketers_never_see_conversation_contents(rig: ConsoleRig) -> Non
     msg = await rig.harness.runtime.store.last_inbound(CID)
     assert msg is not None
     for path in ("/admin/inbox", f"/admin/conversations/{CID}", "/admin/events", f"/admin/events?conversation={CID}",
-                 f"/admin/search?text=%E8%BD%AC", f"/admin/messages/{msg['_id']}/audio", "/admin/outbox"):
+                 f"/admin/search?text=%E8%BD%AC", f"/admin/messages/{msg['_id']}/media", "/admin/outbox"):
         resp = await mia.get(path)
         assert resp.status == 403, path
         assert "转人工" not in await resp.text()
@@ -153,3 +155,24 @@ async def test_transfer_notes_and_close(rig: ConsoleRig) -> None:
     notes = await rig.console.notes.of(CID)
     assert [n.author for n in notes] == ["alice"]
     assert all("客户很着急" not in s["text"]["content"] for s in rig.harness.fake.sent_to("oInbox"))  # notes never sent
+
+
+async def test_images_and_voice_are_served_by_what_the_bytes_are(rig: ConsoleRig) -> None:
+    alice = await rig.person("alice")
+    await ask_for_a_person(rig)
+    png = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+    media_id = rig.harness.fake.add_media(png)
+    xml = message_xml("gh_kefu_demo", "oInbox", "image", {"PicUrl": "http://example.invalid/p.jpg", "MediaId": media_id, "MsgId": next_msg_id()})
+    assert (await rig.harness.post_xml(xml)).status == 200
+    doc = await stored(rig, {"conversation": CID, "kind": "image"})
+    page = await (await alice.get(f"/admin/conversations/{CID}")).text()
+    assert f'src="/admin/messages/{doc["_id"].replace(":", "%3A")}/media"' in page
+    resp = await alice.get(f"/admin/messages/{doc['_id']}/media")
+    assert resp.status == 200 and resp.content_type == "image/png" and await resp.read() == png
+    # Bytes that are no known picture or sound are offered only as a download type.
+    junk = rig.harness.fake.add_media(b"<html><script>alert(1)</script></html>")
+    xml = message_xml("gh_kefu_demo", "oInbox", "image", {"PicUrl": "", "MediaId": junk, "MsgId": next_msg_id()})
+    assert (await rig.harness.post_xml(xml)).status == 200
+    doc = await stored(rig, {"conversation": CID, "kind": "image", "media.media_id": junk})
+    resp = await alice.get(f"/admin/messages/{doc['_id']}/media")
+    assert resp.content_type == "application/octet-stream" and resp.headers["X-Content-Type-Options"] == "nosniff"
