@@ -211,7 +211,7 @@ async def media(request: web.Request) -> web.StreamResponse:
     if doc is None or doc.get("kind") not in ("voice", "image") or not doc.get("media"):
         raise NotFound("no voice note or image here")
     cache_key = MEDIA_PREFIX + str(doc["_id"])
-    cached = await c.deps.redis.get(cache_key)
+    cached: bytes | None = await c.deps.redis.get(cache_key)
     if cached is None:
         channel = c.deps.channels(doc["channel"], doc["account"])
         if channel is None:
