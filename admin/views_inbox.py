@@ -211,7 +211,8 @@ async def media(request: web.Request) -> web.StreamResponse:
     if doc is None or doc.get("kind") not in ("voice", "image") or not doc.get("media"):
         raise NotFound("no voice note or image here")
     cache_key = MEDIA_PREFIX + str(doc["_id"])
-    cached: bytes | None = await c.deps.redis.get(cache_key)
+    found = await c.deps.redis.get(cache_key)
+    cached = found if isinstance(found, bytes) else None  # the client returns bytes (no decode_responses)
     if cached is None:
         channel = c.deps.channels(doc["channel"], doc["account"])
         if channel is None:
