@@ -19,6 +19,7 @@ from urllib.parse import quote
 from aiohttp import web
 
 from admin.errors import ConsoleError
+from admin.forms import fields
 from admin.roles import Role
 from admin.sessions import COOKIE, Session, set_cookie
 from admin.users import User
@@ -142,8 +143,6 @@ async def _csrf_ok(request: web.Request) -> bool:
         return False
     presented = request.headers.get("X-CSRF-Token", "")
     if not presented and request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
-        form = await request.post()
-        value = form.get("_csrf", "")
-        presented = value if isinstance(value, str) else ""
+        presented = (await fields(request)).get("_csrf", "")
     return bool(session.csrf_ok(presented))
 

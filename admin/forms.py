@@ -2,14 +2,33 @@
 
 from __future__ import annotations
 
+from urllib.parse import parse_qsl
+
 from aiohttp import web
 
 from admin.errors import BadInput
 
 
+FORM = web.RequestKey("console_form", dict)
+
+
 async def fields(request: web.Request) -> dict[str, str]:
-    form = await request.post()  # cached by aiohttp: the CSRF check read it already
-    return {k: v for k, v in form.items() if isinstance(v, str)}
+    """The form's text fields (files ignored), read once per request; a body that is no
+    form, or text that is not UTF-8, is a BadInput rather than replacement characters."""
+    if FORM in request:
+        return request[FORM]
+    try:
+        if request.content_type == "application/x-www-form-urlencoded":
+            raw = await request.read()
+            pairs = parse_qsl(raw.decode("ascii"), keep_blank_values=True, encoding="utf-8", errors="strict", max_num_fields=200)
+            data = dict(pairs)
+        else:
+            form = await request.post()
+            data = {k: v for k, v in form.items() if isinstance(v, str)}
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadInput(f"the form could not be read ({type(exc).__name__})") from None
+    request[FORM] = data
+    return data
 
 
 def one(data: dict[str, str], name: str, *, max_len: int = 4000, required: bool = True) -> str:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
+
 from admin.roles import Role
 from channels.wechat.simulator import message_xml
 from tests.console.conftest import ConsoleRig, stored
@@ -176,3 +178,29 @@ async def test_images_and_voice_are_served_by_what_the_bytes_are(rig: ConsoleRig
     doc = await stored(rig, {"conversation": CID, "kind": "image", "media.media_id": junk})
     resp = await alice.get(f"/admin/messages/{doc['_id']}/media")
     assert resp.content_type == "application/octet-stream" and resp.headers["X-Content-Type-Options"] == "nosniff"
+
+
+async def test_junk_gets_a_clear_refusal_one_log_line_and_changes_nothing(rig: ConsoleRig, caplog: pytest.LogCaptureFixture) -> None:
+    alice = await rig.person("alice")
+    await ask_for_a_person(rig)
+    await alice.post(f"/admin/conversations/{CID}/claim")
+    sends = len(rig.harness.fake.sent_to("oInbox"))
+    url = rig.base + f"/admin/conversations/{CID}"
+    junk = [
+        (b"_csrf=" + alice.csrf.encode() + b"&text=%ED%A0%80%FF", "application/x-www-form-urlencoded"),  # not UTF-8
+        (b"_csrf=" + alice.csrf.encode() + b"&text=" + b"x" * 5000, "application/x-www-form-urlencoded"),
+        (b"_csrf=" + alice.csrf.encode() + b"&text=a%00b", "application/x-www-form-urlencoded"),
+        (b"--zz\r\nContent-Disposition: form-data; name=\"text\"\r\n\r\nunterminated", "multipart/form-data; boundary=zz"),
+    ]
+    caplog.clear()
+    for body, content_type in junk:
+        for action in ("note", "reply"):
+            resp = await alice.http.post(f"{url}/{action}", data=body, headers={"Content-Type": content_type, "Referer": url}, allow_redirects=False)
+            assert resp.status in (303, 400, 403), (action, body[:40], resp.status)
+    assert all(r.exc_info is None for r in caplog.records)  # one line each, no traceback
+    assert await rig.console.notes.of(CID) == []
+    await asyncio.sleep(0.3)
+    assert len(rig.harness.fake.sent_to("oInbox")) == sends
+    resp = await alice.http.post(f"{url}/note", data=junk[0][0], headers={"Content-Type": junk[0][1], "Referer": url}, allow_redirects=False)
+    page = await (await alice.get(f"/admin/conversations/{CID}")).text()
+    assert "the form could not be read (UnicodeDecodeError)" in page  # told why, on the page
