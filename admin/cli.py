@@ -54,8 +54,8 @@ def cmd_reset_password(args: argparse.Namespace) -> int:
 
 
 async def _with_users(args: argparse.Namespace, action: Any) -> None:
-    from bot.app import open_stores
     from bot.config import load_settings
+    from bot.stores import close_stores, open_stores
     from admin.audit import AuditLog
     from admin.users import UserStore
 
@@ -69,7 +69,4 @@ async def _with_users(args: argparse.Namespace, action: Any) -> None:
         after = (await users.require(args.name)).public() if what == "user.create" else "***"
         await AuditLog(db).record("cli", what, args.name, after=after)
     finally:
-        await redis.aclose()
-        await mongo.close()
-        for server in reversed(embedded):
-            await server.stop()
+        await close_stores(redis, mongo, embedded)

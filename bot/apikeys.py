@@ -8,7 +8,8 @@ are compared in constant time, without an early exit::
         - {key: "...", scopes: [conversations:read, conversations:write]}
         - {key_sha256: "<hex>", scopes: [prefs:read]}
 
-A request presents its key as ``Authorization: Bearer <key>`` or ``X-API-Key``.
+A request presents its key as ``Authorization: Bearer <key>`` or ``X-API-Key``; the
+``/api`` middleware in :mod:`bot.api` checks it.
 """
 
 from __future__ import annotations
@@ -19,8 +20,6 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
-
-from aiohttp import web
 
 from bot.errors import ConfigError
 
@@ -76,23 +75,3 @@ class ApiKeys:
             if hmac.compare_digest(digest, known):
                 found = scopes
         return found
-
-
-API_KEYS = web.AppKey("api_keys", ApiKeys)
-
-
-def json_error(status: int, code: str, message: str, **extra: Any) -> web.Response:
-    return web.json_response({"error": {"code": code, "message": message, **extra}}, status=status)
-
-
-def check(request: web.Request, scope: str) -> web.Response | None:
-    """``None`` if the request's key carries ``scope``, else the 401/403 to answer."""
-    auth = request.headers.get("Authorization", "")
-    presented = auth[7:].strip() if auth.lower().startswith("bearer ") else request.headers.get("X-API-Key", "")
-    scopes = request.app[API_KEYS].scopes_of(presented) if presented else None
-    if scopes is None:
-        log.warning("api: rejected %s %s without a valid key from %s", request.method, request.path, request.remote)
-        return json_error(401, "unauthorized", "missing or unknown API key")
-    if scope not in scopes:
-        return json_error(403, "forbidden", f"this key lacks scope {scope!r}")
-    return None

@@ -1,230 +1,230 @@
-"""The composition root: settings in, a running gateway out.
+"""The composition root: settings in, a running gateway out. Nothing imports this module.
 
-Everything is built here and handed down: channels, stores and skills receive their
-clients in constructors, resources are opened and closed in ``cleanup_ctx`` (aiohttp's
-``examples/background_tasks.py`` pattern), and the workers are tasks owned by the app's
-lifetime. ``role`` decides what this process does: ``web`` serves webhooks, ``worker``
-runs the inbound workers, outbox senders and scheduler, ``all`` does both.
+Everything is built here, once, in dependency order, and handed down in constructors:
+stores -> queue and outbox -> channels -> hand-off -> preference store and notification
+engine -> notifier -> NLU -> business skill services -> the chat skills (listed in
+:mod:`bot.skillset`) -> skill router -> workers and jobs. Nothing is bound, patched or
+re-ordered after it is built. Resources are opened and closed in one ``cleanup_ctx``
+(aiohttp's ``examples/background_tasks.py`` pattern); background work runs in one
+:class:`~bot.tasks.BackgroundTasks` owned by the app's lifetime.
+
+``role`` decides what this process does: ``web`` serves webhooks and the APIs,
+``worker`` runs the inbound workers, outbox senders and periodic jobs, ``all`` both.
+
+How a package plugs in:
+
+* JSON endpoints: the package exports ``routes() -> list[web.RouteDef]`` (paths relative
+  to ``/api``, handlers marked ``@requires(scope)`` or ``@public``, see :mod:`bot.api`);
+  add the call to the ``api_routes`` list in :func:`build_app`. Keys, scopes, JSON error
+  mapping come from the ``/api`` sub-app's middleware.
+* Its services: the package exports ``build_<package>(...)`` taking what it needs as
+  arguments and returning a frozen dataclass, plus an ``AppKey`` for it; the root calls
+  it in :func:`_start` in dependency order and stores the result under that key, where
+  handlers read it with ``request.config_dict[KEY]``. Periodic work is returned as
+  :class:`~bot.tasks.Job` values from a ``jobs(...)`` function.
+* A web UI (the admin console): ``admin.build_console(...) -> web.Application`` mounted
+  with ``app.add_subapp("/admin", ...)`` where :func:`build_app` marks it; its JSON
+  endpoints go on ``/api`` like any other package's.
+
+A package never imports this module.
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
 import os
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 import aiohttp
 from aiohttp import web
 from pymongo import AsyncMongoClient
-from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio import Redis
 
 from admin import ConsoleDeps, ConsoleSettings, build_console
-from bot.config import Settings
-from bot.conversation.events import ConversationEvents
 from admin.keys import ApiKeyStore
-from bot.apikeys import API_KEYS, SCOPES, ApiKeys
+from bot.api import ISSUED_KEYS, build_api
+from bot.apikeys import SCOPES, ApiKeys
+from bot.config import Settings
 from bot.conversation.api import routes as conversation_routes
+from bot.conversation.events import ConversationEvents
 from bot.conversation.handoff import Handoff
 from bot.conversation.ordering import ConversationGate
 from bot.conversation.state import StateStore
-from bot.dispatch import Dispatcher, Skill
-from bot.nlu.client import NluClient
-from bot.skillset import SkillContext, default_skills, ensure_skill_indexes
-from bot.understanding import build_voice, start_rasa, understanding_settings
-from bot.embedded import EmbeddedServer, start_mongo, start_redis
 from bot.errors import ConfigError
 from bot.health import HealthMonitor
-from bot.outbox import Outbox, OutboxSender
+from bot.nlu.client import NluClient
+from bot.outbox import GiveUpHook, Outbox, OutboxSender
 from bot.queue import InboundQueue
+from bot.routing import Skill, SkillRouter
 from bot.runtime import RUNTIME, Runtime
+from bot.skillset import TEMPLATE_DIRS, SkillContext, default_skills
 from bot.store import MessageStore
+from bot.stores import close_stores, open_stores
+from bot.tasks import BackgroundTasks, Job
 from bot.templates import Templates
 from bot.tokens import TokenCache
+from bot.understanding import build_voice, start_rasa, understanding_settings
 from bot.webhook import make_handler
 from bot.worker import InboundWorker
-from channels import BUILTIN_CHANNELS, SIMULATED_APIS
+from channels import CHANNEL_CLASSES, channel_registry
 from channels.base import Channel, ChannelContext
-from preferences.api import setup as setup_preferences
-from skills.connectors import SIMULATED_CONNECTORS
-from skills.services import SKILL_SERVICES, build_services
-from skills.services import setup as setup_skill_services
+from channels.dingtalk.client import DingTalkClient
+from channels.dingtalk.todo import DingTalkTodos
+from preferences import services as preferences
+from preferences.api import routes as preference_routes
+from preferences.clock import SystemClock
+from skills import services as business
+from skills.api import page_routes as skill_page_routes
+from skills.api import routes as skill_routes
+from skills.connectors.base import ConnectorSettings
+from skills.connectors.registry import SIMULATED_CONNECTORS
+from skills.connectors.todo import TodoApiFactory
+from skills.notifier import Notifier
 
 log = logging.getLogger(__name__)
 
 Role = Literal["all", "web", "worker"]
-
-
-def public_url(settings: Settings) -> str:
-    host = settings.http.host if settings.http.host not in ("0.0.0.0", "::", "") else "127.0.0.1"
-    return f"http://{host}:{settings.http.port}"
-
-
-def build_channels(settings: Settings, ctx: ChannelContext) -> dict[tuple[str, str], Channel]:
-    channels: dict[tuple[str, str], Channel] = {}
-    for name, accounts in settings.channels.items():
-        cls = BUILTIN_CHANNELS.get(name)
-        if cls is None:
-            raise ConfigError(f"channels.{name}: unknown channel (known: {', '.join(sorted(BUILTIN_CHANNELS))})")
-        for section in accounts:
-            channel = cls.from_settings(section, ctx)
-            channels[(name, channel.account)] = channel
-    return channels
-
-
-async def open_stores(settings: Settings) -> tuple[Redis, AsyncMongoClient[Any], list[EmbeddedServer]]:
-    embedded: list[EmbeddedServer] = []
-    redis_url = settings.redis_url
-    if not redis_url:
-        server = await start_redis(settings.data_dir)
-        embedded.append(server)
-        redis_url = server.url
-    mongo_url = settings.mongo_url
-    if not mongo_url:
-        server = await start_mongo(settings.data_dir)
-        embedded.append(server)
-        mongo_url = server.url
-    # A blocking pool waits for a free connection instead of failing past max (redis-py 8).
-    pool = BlockingConnectionPool.from_url(
-        redis_url, max_connections=64, timeout=5, socket_timeout=5, socket_connect_timeout=2
-    )
-    redis = Redis(connection_pool=pool)
-    mongo: AsyncMongoClient[Any] = AsyncMongoClient(mongo_url, serverSelectionTimeoutMS=3000, connectTimeoutMS=2000)
-    return redis, mongo, embedded
+SkillFactory = Callable[[SkillContext], list[list[Skill]]]
+# API keys issued in the console: checked by /api, managed by the console's admins.
+KEY_STORE = web.AppKey("api_key_store", ApiKeyStore)
 
 
 def build_app(
     settings: Settings,
     role: Role = "all",
     *,
-    skills: Callable[[SkillContext], list[list[Skill]]] = default_skills,
+    skills: SkillFactory = default_skills,
+    channel_classes: Sequence[type[Channel]] = CHANNEL_CLASSES,
 ) -> web.Application:
+    """The gateway as an aiohttp application.
+
+    Args:
+        skills: the chat skills in their groups (tests pass their own).
+        channel_classes: the channels this gateway knows; a test adds its own here.
+    """
+    registry = channel_registry(channel_classes)
     app = web.Application(client_max_size=settings.http.max_body_bytes)
 
-    async def runtime_ctx(app: web.Application) -> AsyncIterator[None]:
+    async def lifetime(app: web.Application) -> AsyncIterator[None]:
         redis, mongo, embedded = await open_stores(settings)
         http = aiohttp.ClientSession()
+        tasks = BackgroundTasks()
+        rt: Runtime | None = None
         try:
-            db = mongo.get_default_database("kefu")
-            store = MessageStore(db)
-            await store.ensure_indexes()
-            tokens = TokenCache(redis)
-            templates = await asyncio.to_thread(Templates, _templates_dir(settings))
-            pipeline = settings.pipeline
-            outbox = Outbox(redis, pipeline.outbox_stream)
-            states = StateStore(redis, db)
-            gate = ConversationGate(redis, lock_ttl_ms=pipeline.claim_idle_ms)
-            channels: dict[tuple[str, str], Channel] = {}
-            events = ConversationEvents(redis)
-            handoff = Handoff(redis, db, states, gate, outbox, store, templates, lambda n, a: channels.get((n, a)), events)
-            await handoff.ensure_indexes()
-            await ensure_skill_indexes(db)
-            nlu = await asyncio.to_thread(understanding_settings, settings)
-            services = build_services(settings, db, redis, http, tokens, public_url(settings), templates=templates)
-            app[SKILL_SERVICES] = services
-            skill_ctx = SkillContext(
-                templates=templates,
-                handoff=handoff,
-                db=db,
-                nlu_enabled=nlu is not None,
-                fallback_limit=int(settings.section("conversation").get("fallback_limit", 2)),
-                services=services,
-            )
-            rt = Runtime(
-                settings=settings,
-                redis=redis,
-                mongo=mongo,
-                http=http,
-                store=store,
-                queue=InboundQueue(redis, pipeline.inbound_stream, dedup_ttl_s=pipeline.dedup_ttl_s, claim_idle_ms=pipeline.claim_idle_ms),
-                outbox=outbox,
-                tokens=tokens,
-                templates=templates,
-                dispatcher=Dispatcher(skills(skill_ctx), templates),
-                health=HealthMonitor(mongo),
-                embedded=embedded,
-                states=states,
-                gate=gate,
-                handoff=handoff,
-                nlu_settings=nlu,
-                nlu=NluClient.from_settings(http, nlu) if nlu is not None else None,
-                voice=await build_voice(settings, store),
-                events=events,
-            )
-            ctx = ChannelContext(
-                http=http, redis=redis, tokens=tokens, public_url=public_url(settings), enqueue=rt.queue.enqueue,
-                store=store,
-            )
-            channels.update(build_channels(settings, ctx))
-            rt.channels = channels
-            app[RUNTIME] = rt
-            log.info(
-                "gateway ready (role %s): %s",
-                role,
-                ", ".join(f"{n}/{a}" for n, a in rt.channels) or "no channels configured",
-            )
+            rt = await _start(app, settings, role, registry, skills, redis, mongo, http, tasks)
             yield
-            for channel in rt.channels.values():
-                await channel.close()
-            if rt.voice is not None and rt.voice.transcriber is not None:
-                await rt.voice.transcriber.close()
         finally:
+            await tasks.close()
+            if rt is not None:
+                await _close(rt)
             await http.close()
-            await redis.aclose()
-            await mongo.close()
-            for server in reversed(embedded):
-                await server.stop()
+            await close_stores(redis, mongo, embedded)
 
-    async def background_ctx(app: web.Application) -> AsyncIterator[None]:
-        rt = app[RUNTIME]
-        stop = asyncio.Event()
-        tasks = [asyncio.create_task(rt.health.run(stop), name="health")]
-        if role in ("all", "worker"):
-            tasks += worker_tasks(rt, stop)
-            if rt.nlu_settings is not None:
-                tasks.append(asyncio.create_task(start_rasa(rt, stop), name="rasa-autostart"))
-            tasks += [
-                asyncio.create_task(ch.run_background(stop), name=f"intake-{ch.name}-{ch.account}")
-                for ch in rt.channels.values()
-            ]
-        yield
-        stop.set()
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-
-    app.cleanup_ctx.append(runtime_ctx)
-    # Preferences API and notification engine; before background_ctx so its outbox
-    # give-up hook is registered before the senders start.
-    setup_preferences(app, role)
-    # Business skills' jobs, API and demo data; after preferences so that their notifier
-    # is bound to the notification engine before a job sends anything.
-    setup_skill_services(app, role)
-    app.cleanup_ctx.append(background_ctx)
-    app[API_KEYS] = ApiKeys.from_section(settings.section("api"))
+    app.cleanup_ctx.append(lifetime)
     if role in ("all", "web"):
-        add_webhook_routes(app, settings)
+        add_webhook_routes(app, settings, registry)
         app.router.add_get("/healthz", healthz)
-        app.add_routes(conversation_routes())
-        console_settings = ConsoleSettings.from_section(settings.section("console"), public_url=public_url(settings))
-        app.add_subapp("/admin", build_console(console_settings, lambda: console_deps(app[RUNTIME])))
+        app.add_routes(skill_page_routes())
+        api_routes = [conversation_routes(), preference_routes(), skill_routes()]
+        keys = ApiKeys.from_section(settings.section("api"))
+        app.add_subapp("/api", build_api(keys, api_routes, client_max_size=settings.http.max_body_bytes))
+        console = ConsoleSettings.from_section(settings.section("console"), public_url=settings.http.public_url)
+        app.add_subapp("/admin", build_console(console, lambda: console_deps(app[RUNTIME], app[KEY_STORE])))
     if settings.simulator:
-        for name, target in SIMULATED_APIS.items():
-            module_name, _, class_name = target.partition(":")
-            fake = getattr(importlib.import_module(module_name), class_name)()
-            app.add_subapp(f"/_sim/{name}", fake.app())
-        for name, target in SIMULATED_CONNECTORS.items():  # ERP, ServiceNow, coupons, marketplaces
-            module_name, _, class_name = target.partition(":")
-            fake = getattr(importlib.import_module(module_name), class_name)()
-            app.add_subapp(f"/_sim/{name}", fake.app())
+        for name, cls in registry.items():
+            if cls.fake_api is not None:
+                app.add_subapp(f"/_sim/{name}", cls.fake_api().app())
+        for name, fake in SIMULATED_CONNECTORS.items():  # ERP, ServiceNow, coupons, marketplaces
+            app.add_subapp(f"/_sim/{name}", fake().app())
     return app
 
 
-def console_deps(rt: Runtime) -> ConsoleDeps:
+async def _start(
+    app: web.Application,
+    settings: Settings,
+    role: Role,
+    registry: Mapping[str, type[Channel]],
+    skills: SkillFactory,
+    redis: Redis,
+    mongo: AsyncMongoClient[Any],
+    http: aiohttp.ClientSession,
+    tasks: BackgroundTasks,
+) -> Runtime:
+    """Build the gateway's parts in dependency order, publish them, start the background work."""
+    pipeline = settings.pipeline
+    db = mongo.get_default_database("kefu")
+    store = MessageStore(db)
+    await store.ensure_indexes()
+    tokens = TokenCache(redis)
+    templates = await asyncio.to_thread(Templates, TEMPLATE_DIRS, _templates_dir(settings))
+    queue = InboundQueue(redis, pipeline.inbound_stream, dedup_ttl_s=pipeline.dedup_ttl_s, claim_idle_ms=pipeline.claim_idle_ms)
+    outbox = Outbox(redis, pipeline.outbox_stream)
+    states = StateStore(redis, db)
+    gate = ConversationGate(redis, lock_ttl_ms=pipeline.claim_idle_ms)
+    channels = build_channels(
+        settings, registry,
+        ChannelContext(http=http, redis=redis, tokens=tokens, public_url=settings.http.public_url, enqueue=queue.enqueue, store=store),
+    )
+    events = ConversationEvents(redis)
+    handoff = Handoff(redis, db, states, gate, outbox, store, templates, lambda n, a: channels.get((n, a)), events)
+    await handoff.ensure_indexes()
+    prefs_section = settings.section("preferences")
+    prefs = await preferences.build_preferences(
+        prefs_section, db, redis, outbox, store,
+        clock=SystemClock(), channels=registry,
+        configured=lambda n, a: (n, a) in channels,
+        default_accounts={name: account for name, account in reversed(list(channels))},  # the first of each channel
+        public_url=settings.http.public_url,
+        streams=(pipeline.inbound_stream, pipeline.outbox_stream),
+    )
+    nlu_settings = await asyncio.to_thread(understanding_settings, settings)
+    nlu = NluClient.from_settings(http, nlu_settings) if nlu_settings is not None else None
+    services = business.build_services(
+        settings, db, redis, http, settings.http.public_url,
+        templates=templates, notifier=Notifier(prefs.engine), nlu=nlu, todo_api=dingtalk_todos(http, tokens),
+    )
+    await business.start_services(services)
+    skill_ctx = SkillContext(
+        templates=templates, handoff=handoff, redis=redis, services=services, preferences=prefs,
+        nlu_enabled=nlu is not None, fallback_limit=int(settings.section("conversation").get("fallback_limit", 2)),
+    )
+    rt = Runtime(
+        settings=settings, redis=redis, mongo=mongo, http=http, store=store, queue=queue, outbox=outbox,
+        tokens=tokens, templates=templates, router=SkillRouter(skills(skill_ctx), templates),
+        health=HealthMonitor(mongo), states=states, gate=gate, handoff=handoff, channels=channels,
+        nlu_settings=nlu_settings, nlu=nlu, voice=await build_voice(settings, store), events=events,
+    )
+    app[RUNTIME] = rt
+    issued_keys = ApiKeyStore(db, SCOPES)
+    await issued_keys.ensure_indexes()
+    app[ISSUED_KEYS] = app[KEY_STORE] = issued_keys
+    app[preferences.SERVICES] = prefs
+    app[business.SKILL_SERVICES] = services
+    tasks.start("health", rt.health.run(tasks.stop))
+    if role in ("all", "worker"):
+        worker_tasks(rt, tasks, prefs.engine.on_give_up)
+        tasks.start_jobs(preferences.jobs(prefs_section, prefs.engine))
+        tasks.start_jobs(business.jobs(services))
+        if nlu_settings is not None:
+            tasks.start("rasa-autostart", start_rasa(nlu_settings, http, tasks.stop))
+        for channel in channels.values():
+            tasks.start(f"intake-{channel.name}-{channel.account}", channel.run_background(tasks.stop))
+    log.info("gateway ready (role %s): %s", role, ", ".join(f"{n}/{a}" for n, a in channels) or "no channels configured")
+    return rt
+
+
+async def _close(rt: Runtime) -> None:
+    for channel in rt.channels.values():
+        await channel.close()
+    if rt.voice is not None and rt.voice.transcriber is not None:
+        await rt.voice.transcriber.close()
+
+
+def console_deps(rt: Runtime, api_keys: ApiKeyStore) -> ConsoleDeps:
     to_wav: Callable[[bytes, str], bytes] | None
     try:
         from speech.browser import to_wav
@@ -233,13 +233,39 @@ def console_deps(rt: Runtime) -> ConsoleDeps:
     return ConsoleDeps(
         redis=rt.redis, db=rt.store.db, store=rt.store, states=rt.states, handoff=rt.handoff, outbox=rt.outbox,
         channels=rt.channel, channel_settings=rt.settings.channels, api_scopes=SCOPES,
-        api_keys=ApiKeyStore(rt.store.db, SCOPES), audio_to_browser=to_wav,
+        api_keys=api_keys, audio_to_browser=to_wav,
     )
 
 
-def add_webhook_routes(app: web.Application, settings: Settings) -> None:
+def dingtalk_todos(http: aiohttp.ClientSession, tokens: TokenCache) -> TodoApiFactory:
+    """The to-do connector's client: a DingTalk app from the connector's own settings."""
+
+    def build(s: ConnectorSettings) -> DingTalkTodos:
+        return DingTalkTodos(DingTalkClient(
+            http, tokens, app_key=s.option("app_key", "kefu-todo"), app_secret=s.option("app_secret", "demo"),
+            robot_code=s.option("robot_code", ""), base_url=s.base_url, timeout_s=s.timeout_s,
+        ))
+
+    return build
+
+
+def build_channels(
+    settings: Settings, registry: Mapping[str, type[Channel]], ctx: ChannelContext
+) -> dict[tuple[str, str], Channel]:
+    channels: dict[tuple[str, str], Channel] = {}
+    for name, accounts in settings.channels.items():
+        cls = registry.get(name)
+        if cls is None:
+            raise ConfigError(f"channels.{name}: unknown channel (known: {', '.join(sorted(registry))})")
+        for section in accounts:
+            channel = cls.from_settings(section, ctx)
+            channels[(name, channel.account)] = channel
+    return channels
+
+
+def add_webhook_routes(app: web.Application, settings: Settings, registry: Mapping[str, type[Channel]]) -> None:
     for name in settings.channels:
-        cls = BUILTIN_CHANNELS.get(name)
+        cls = registry.get(name)
         if cls is None:
             continue  # reported when the channels are built
         handler = make_handler(name)
@@ -248,13 +274,12 @@ def add_webhook_routes(app: web.Application, settings: Settings) -> None:
             app.router.add_post(path, handler)
 
 
-def worker_tasks(rt: Runtime, stop: asyncio.Event) -> list[asyncio.Task[None]]:
+def worker_tasks(rt: Runtime, tasks: BackgroundTasks, on_give_up: GiveUpHook) -> None:
     pipeline = rt.settings.pipeline
     base = f"{socket.gethostname()}:{os.getpid()}"
-    tasks: list[asyncio.Task[None]] = []
     for i in range(pipeline.workers):
         worker = InboundWorker(
-            rt.queue, rt.outbox, rt.store, rt.dispatcher, rt.channel,
+            rt.queue, rt.outbox, rt.store, rt.router, rt.channel,
             states=rt.states, gate=rt.gate, templates=rt.templates, nlu=rt.nlu, voice=rt.voice, events=rt.events,
             consumer=f"{base}:w{i}", batch=pipeline.batch, max_attempts=pipeline.max_inbound_attempts,
         )
@@ -263,26 +288,11 @@ def worker_tasks(rt: Runtime, stop: asyncio.Event) -> list[asyncio.Task[None]]:
             consumer=f"{base}:s{i}", claim_idle_ms=pipeline.claim_idle_ms,
             max_attempts=pipeline.outbox_max_attempts, backoff_s=pipeline.outbox_backoff_s,
             backoff_max_s=pipeline.outbox_backoff_max_s, batch=pipeline.batch,
-            foreground=rt.voice.text_turn if rt.voice is not None else None,
+            foreground=rt.voice.text_turn if rt.voice is not None else None, on_give_up=on_give_up,
         )
-        tasks.append(asyncio.create_task(worker.run(stop), name=f"inbound-{i}"))
-        tasks.append(asyncio.create_task(sender.run(stop), name=f"outbox-{i}"))
-    tasks.append(asyncio.create_task(_every(0.2, rt.outbox.promote_due, stop), name="outbox-delayed"))
-    return tasks
-
-
-async def _every(interval_s: float, job: Callable[[], Awaitable[Any]], stop: asyncio.Event) -> None:
-    while not stop.is_set():
-        try:
-            await job()
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("scheduled job %s failed", getattr(job, "__qualname__", job))
-        try:
-            await asyncio.wait_for(stop.wait(), interval_s)
-        except asyncio.TimeoutError:
-            pass
+        tasks.start(f"inbound-{i}", worker.run(tasks.stop))
+        tasks.start(f"outbox-{i}", sender.run(tasks.stop))
+    tasks.start_jobs([Job("outbox-delayed", 0.2, rt.outbox.promote_due)])
 
 
 async def healthz(request: web.Request) -> web.Response:

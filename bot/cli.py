@@ -89,9 +89,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     except ModuleNotFoundError:
         print(f"no simulator for channel {args.channel}", file=sys.stderr)
         return 2
-    from bot.app import public_url
-
-    gateway = args.url or public_url(settings)
+    gateway = args.url or settings.http.public_url
     options = module.SimulateOptions(
         **{k: v for k, v in {
             "sender": args.sender,

@@ -30,6 +30,12 @@ class HttpSettings:
     port: int = 8080
     max_body_bytes: int = 256 * 1024  # WeChat messages are a few KB; anything bigger is hostile
 
+    @property
+    def public_url(self) -> str:
+        """Where this gateway answers, as a local client reaches it."""
+        host = self.host if self.host not in ("0.0.0.0", "::", "") else "127.0.0.1"
+        return f"http://{host}:{self.port}"
+
 
 @dataclass(frozen=True, slots=True)
 class PipelineSettings:

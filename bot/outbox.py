@@ -12,8 +12,9 @@ The one window this cannot close is a crash between the platform accepting a mes
 the sent mark being written: platform send APIs take no idempotency key.
 
 Whoever needs to act when a message cannot be delivered (the notification engine
-re-routes it to the customer's next channel) registers with ``Outbox.add_give_up_hook``;
-the senders call every hook after the dead-letter record is written.
+re-routes it to the customer's next channel) is handed to each ``OutboxSender`` as
+``on_give_up``; the sender calls it after the dead-letter record is written. It must be
+idempotent: a sender that crashes after giving up may give up on the entry again.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from redis.asyncio import Redis
 from bot.messages import OutboundMessage
 from bot.queue import Entry, StreamGroup
 from bot.store import MessageStore
-from channels.base import Channel
+from channels.base import Channel, ChannelLookup
 from channels.errors import OutsideServiceWindow, PlatformError
 
 log = logging.getLogger(__name__)
@@ -77,16 +78,6 @@ class Outbox:
         self.delayed = stream + ":delayed"
         self._enqueue = redis.register_script(_ENQUEUE)
         self._promote = redis.register_script(_PROMOTE)
-        self.give_up_hooks: list[GiveUpHook] = []
-
-    def add_give_up_hook(self, hook: GiveUpHook) -> None:
-        """Call ``hook`` whenever a sender gives up on a message (e.g. to re-route it).
-
-        Registered on the outbox rather than each sender so that one registration covers
-        every sender task sharing it. A hook must be idempotent: a sender that crashes
-        after giving up may give up on the same entry again after it is reclaimed.
-        """
-        self.give_up_hooks.append(hook)
 
     async def enqueue(self, replies: Sequence[OutboundMessage], *, handled: str = "") -> int:
         """Queue replies not queued before; optionally mark an inbound message handled."""
@@ -113,7 +104,6 @@ class Outbox:
         await self.redis.zadd(self.delayed, {member: time.time() + delay_s})
 
 
-ChannelLookup = Callable[[str, str], Channel | None]
 
 
 class OutboxSender:
@@ -132,8 +122,10 @@ class OutboxSender:
         backoff_max_s: float,
         batch: int = 32,
         foreground: Callable[[], contextlib.AbstractContextManager[None]] | None = None,
+        on_give_up: GiveUpHook | None = None,
     ) -> None:
         self.outbox = outbox
+        self.on_give_up = on_give_up
         self.group = OutboxGroup(outbox.redis, outbox.stream, claim_idle_ms=claim_idle_ms)
         self.store = store
         self.channels = channels
@@ -208,12 +200,12 @@ class OutboxSender:
             kind="outbound", key=reply.idempotency_key, payload=entry.payload.decode(), reason=reason, attempts=attempts
         )
         await self.store.mark_outbound(reply.idempotency_key, status, reply=reply, attempts=attempts, error=reason)
-        for hook in self.outbox.give_up_hooks:
+        if self.on_give_up is not None:
             try:
-                await hook(reply, status, reason)
+                await self.on_give_up(reply, status, reason)
             except Exception:
                 # A failing hook must not wedge the stream: the dead letter is recorded.
-                log.exception("give-up hook %r failed for %s", hook, reply.idempotency_key)
+                log.exception("give-up hook failed for %s", reply.idempotency_key)
         await self.group.done(entry.entry_id)
 
 

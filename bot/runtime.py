@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -18,8 +18,7 @@ from bot.conversation.state import StateStore
 from bot.nlu.client import NluClient
 from bot.nlu.settings import NluSettings
 from bot.voice import VoiceStep
-from bot.dispatch import Dispatcher
-from bot.embedded import EmbeddedServer
+from bot.routing import SkillRouter
 from bot.health import HealthMonitor
 from bot.outbox import Outbox
 from bot.queue import InboundQueue
@@ -29,8 +28,11 @@ from bot.tokens import TokenCache
 from channels.base import Channel
 
 
-@dataclass
+@dataclass(frozen=True)
 class Runtime:
+    """The gateway's core parts, built once by the composition root; what the webhook,
+    the workers and the conversation API use."""
+
     settings: Settings
     redis: Redis
     mongo: AsyncMongoClient[Any]
@@ -40,17 +42,16 @@ class Runtime:
     outbox: Outbox
     tokens: TokenCache
     templates: Templates
-    dispatcher: Dispatcher
+    router: SkillRouter
     health: HealthMonitor
     states: StateStore
     gate: ConversationGate
     handoff: Handoff
+    channels: dict[tuple[str, str], Channel]
     nlu_settings: NluSettings | None = None
     nlu: NluClient | None = None
     voice: VoiceStep | None = None
     events: ConversationEvents | None = None
-    channels: dict[tuple[str, str], Channel] = field(default_factory=dict)
-    embedded: list[EmbeddedServer] = field(default_factory=list)
 
     def channel(self, name: str, account: str) -> Channel | None:
         return self.channels.get((name, account))

@@ -1,76 +1,66 @@
 """Which skills the bot runs, in which order: the one place to add a skill.
 
 Groups are tried in order and the first skill that accepts a turn wins (see
-:mod:`bot.dispatch`). An open form comes first so that "明天上午" answers the question
-the form asked; then hand-off and complaints; then business skills; then small talk and
-the fallback. Without NLU the bot still greets, acknowledges media and echoes text.
+:mod:`bot.routing`). An open form comes first so that "明天上午" answers the question
+the form asked; then the customer's own settings and data; then hand-off and
+complaints; then business skills; then small talk and the fallback. Without NLU the bot
+still greets, acknowledges media and echoes text.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
 
-from pymongo.asynchronous.database import AsyncDatabase
+from redis.asyncio import Redis
 
 from bot.conversation.handoff import Handoff
-from bot.dispatch import Skill
+from bot.routing import Skill
 from bot.templates import Templates
+from preferences.services import PreferenceServices
+from preferences.skills import build_skills as preference_skills
+import skills
+from skills import renewal, repair_dispatch, review_remediation
+from skills.greeting import EchoSkill, ReceivedMediaSkill, WelcomeSkill
+from skills.handoff import ComplaintSkill, HumanRequestSkill
+from skills.renewal.skill import RenewalSkill
+from skills.repair_dispatch.intake import RepairReportForm, RepairStatusSkill
+from skills.services import SkillServices
+from skills.smalltalk import FallbackSkill, OutOfScopeSkill, SmallTalkSkill
 
-if TYPE_CHECKING:
-    from skills.services import SkillServices
+
+#: The skills' reply templates, each package's beside its code.
+TEMPLATE_DIRS: tuple[Path, ...] = (skills.TEMPLATES, repair_dispatch.TEMPLATES, renewal.TEMPLATES, review_remediation.TEMPLATES)
 
 
 @dataclass(frozen=True, slots=True)
 class SkillContext:
-    """What skills may use, handed over by the composition root."""
+    """What chat skills may use, handed over by the composition root."""
 
     templates: Templates
     handoff: Handoff
-    db: AsyncDatabase[dict[str, Any]]
+    redis: Redis
+    services: SkillServices
+    preferences: PreferenceServices
     nlu_enabled: bool
     fallback_limit: int = 2
-    # Connectors, notifier (bound to the notification engine once preferences built it)
-    # and the stores the business skills share with their jobs; None: skills without them.
-    services: SkillServices | None = None
 
 
 def default_skills(ctx: SkillContext) -> list[list[Skill]]:
-    from skills.greeting import EchoSkill, ReceivedMediaSkill, WelcomeSkill
-    from skills.handoff import ComplaintSkill, HumanRequestSkill
-    from skills.repair_dispatch.intake import RepairReportForm, RepairStatusSkill, Tickets
-    from skills.smalltalk import FallbackSkill, OutOfScopeSkill, SmallTalkSkill
-
     t = ctx.templates
-    tickets = Tickets(ctx.db)
-    svc = ctx.services
-    dispatch = svc.repair if svc is not None and svc.repair_dispatch else None
-    repair_form = RepairReportForm(t, tickets, dispatch, svc.notifier if svc else None)
     if not ctx.nlu_enabled:
         return [
             [WelcomeSkill(t)],
             [HumanRequestSkill(t, ctx.handoff)],  # the keyword shortcut still works
             [ReceivedMediaSkill(t), EchoSkill(t)],
         ]
+    svc, prefs = ctx.services, ctx.preferences
+    repair = svc.repair if svc.repair_dispatch else None
     return [
-        [repair_form],  # an open form takes the answer to its own question first
+        [RepairReportForm(t, svc.tickets, repair, svc.notifier)],  # an open form takes the answer to its own question first
+        preference_skills(prefs.prefs, prefs.rights, ctx.redis, prefs.renderer),
         [WelcomeSkill(t), HumanRequestSkill(t, ctx.handoff), ComplaintSkill(t, ctx.handoff)],
-        [RepairStatusSkill(t, tickets), *_business_skills(ctx)],
+        [RepairStatusSkill(t, svc.tickets), RenewalSkill(t, svc.renewals, ctx.handoff)],
         [SmallTalkSkill(t), OutOfScopeSkill(t)],
         [ReceivedMediaSkill(t), FallbackSkill(t, ctx.handoff, limit=ctx.fallback_limit)],
     ]
-
-
-def _business_skills(ctx: SkillContext) -> list[Skill]:
-    """Skills that need the business services (connectors, notifier); none without them."""
-    if ctx.services is None:
-        return []
-    from skills.renewal.skill import RenewalSkill
-
-    return [RenewalSkill(ctx.templates, ctx.services.renewals, ctx.handoff)]
-
-
-async def ensure_skill_indexes(db: AsyncDatabase[dict[str, Any]]) -> None:
-    from skills.repair_dispatch.intake import Tickets
-
-    await Tickets(db).ensure_indexes()

@@ -51,7 +51,7 @@ class MessageStore:
             "direction": "in",
             "channel": msg.channel,
             "account": msg.account,
-            "customer": customer_id(msg.channel, msg.account, msg.sender),
+            "customer": channel_identity(msg.channel, msg.account, msg.sender),
             "sender": msg.sender,
             "conversation": msg.conversation,
             "kind": msg.kind.value,
@@ -180,7 +180,7 @@ def _outbound_doc(reply: OutboundMessage) -> Document:
         "direction": "out",
         "channel": reply.channel,
         "account": reply.account,
-        "customer": customer_id(reply.channel, reply.account, reply.recipient),
+        "customer": channel_identity(reply.channel, reply.account, reply.recipient),
         "recipient": reply.recipient,
         "conversation": reply.conversation,
         "kind": reply.kind.value,
@@ -191,7 +191,7 @@ def _outbound_doc(reply: OutboundMessage) -> Document:
     }
 
 
-def customer_id(channel: str, account: str, sender: str) -> str:
+def channel_identity(channel: str, account: str, sender: str) -> str:
     """A customer's identity on one channel account (linking across channels is the
     preference store's job)."""
     return f"{channel}:{account}:{sender}"

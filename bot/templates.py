@@ -1,11 +1,14 @@
 """Reply templates: jinja2, one file per message and language, never strings in code.
 
-Templates live in ``bot/templates/<lang>/<name>.j2``; a deployment can override any of
-them from its own folder (``templates_dir`` in kefu.yml) without touching the package.
+The core's own live in ``bot/templates/<lang>/<name>.j2``, each skill's beside the skill
+(``skills/<skill>/templates/``), handed over by the composition root; a deployment can
+override any of them from its own folder (``templates.dir`` in kefu.yml) without
+touching the package.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -19,8 +22,10 @@ class Templates:
     """All templates are read into memory once, at startup (call it off the event loop),
     so rendering a reply never touches the disk."""
 
-    def __init__(self, override_dir: Path | None = None) -> None:
+    def __init__(self, dirs: Sequence[Path] = (), override_dir: Path | None = None) -> None:
         sources = _read_tree(Path(str(resources.files("bot") / "templates")))
+        for folder in dirs:
+            sources.update(_read_tree(folder))
         if override_dir is not None:
             sources.update(_read_tree(override_dir))  # a deployment's own wording wins
         self.env = jinja2.Environment(

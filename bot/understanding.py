@@ -15,9 +15,10 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+import aiohttp
+
 from bot.nlu.errors import NluError
 from bot.nlu.settings import NluSettings
-from bot.runtime import Runtime
 from bot.store import MessageStore
 from bot.voice import VoiceStep
 
@@ -35,7 +36,7 @@ def _mode(section: Mapping[str, Any]) -> str:
 
 def understanding_settings(settings: Any) -> NluSettings | None:
     """The NLU settings if NLU is to be used, else ``None`` (blocking: looks at disk)."""
-    from bot.nlu.service import latest_model
+    from bot.nlu.training import latest_model
 
     section = dict(settings.section("nlu"))
     mode = _mode(section)
@@ -54,13 +55,12 @@ def understanding_settings(settings: Any) -> NluSettings | None:
     return nlu
 
 
-async def start_rasa(rt: Runtime, stop: asyncio.Event) -> None:
+async def start_rasa(nlu: NluSettings, http: aiohttp.ClientSession, stop: asyncio.Event) -> None:
     """Start Rasa on the configured loopback URLs when none answers; stop it at the end."""
-    from bot.nlu.service import autostart
+    from bot.nlu.server import autostart
 
-    assert rt.nlu_settings is not None
     try:
-        servers = await autostart(rt.nlu_settings, rt.http)
+        servers = await autostart(nlu, http)
     except NluError as exc:
         log.error("could not start Rasa (%s); messages get a holding reply until NLU answers", exc)
         return

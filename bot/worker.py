@@ -1,7 +1,7 @@
 """The inbound worker: everything slow happens here, off the webhook.
 
 For each queued message, in its conversation's order: store it, turn voice into text,
-ask NLU what it means, load the conversation state, let the dispatcher pick a skill,
+ask NLU what it means, load the conversation state, let the skill router pick a skill,
 save the state and queue the replies in the outbox together with the "handled" mark.
 A message is acknowledged on the stream only after that, so a worker killed at any
 point leaves it pending for another worker to take over (XAUTOCLAIM); the handled mark
@@ -25,22 +25,21 @@ from bot.conversation.events import ConversationEvent, ConversationEvents
 from bot.conversation.keywords import keyword_intent
 from bot.conversation.ordering import ConversationGate
 from bot.conversation.state import ConversationState, StateStore
-from bot.dispatch import Dispatcher, Reply, Turn
+from bot.routing import SkillRouter, Reply, Turn
 from bot.language import detect
 from bot.messages import InboundMessage, MessageKind, OutboundMessage
 from bot.nlu.client import NluClient, NluUnavailable, ParseResult
 from bot.outbox import Outbox
 from bot.queue import Entry, InboundQueue
-from bot.store import MessageStore, customer_id
+from bot.store import MessageStore, channel_identity
 from bot.templates import Templates
 from bot.voice import Deferred, VoiceStep
-from channels.base import Channel
+from channels.base import Channel, ChannelLookup
 
 log = logging.getLogger(__name__)
 
 ATTEMPTS_PREFIX = "kefu:inbound:attempts:"
 
-ChannelLookup = Callable[[str, str], Channel | None]
 
 
 class InboundWorker:
@@ -49,7 +48,7 @@ class InboundWorker:
         queue: InboundQueue,
         outbox: Outbox,
         store: MessageStore,
-        dispatcher: Dispatcher,
+        router: SkillRouter,
         channels: ChannelLookup,
         *,
         states: StateStore,
@@ -66,7 +65,7 @@ class InboundWorker:
         self.queue = queue
         self.outbox = outbox
         self.store = store
-        self.dispatcher = dispatcher
+        self.router = router
         self.channels = channels
         self.states = states
         self.gate = gate
@@ -174,7 +173,7 @@ class InboundWorker:
             await self.store.save_inbound(msg)
             state = await self.states.load(
                 msg.conversation,
-                customer=customer_id(msg.channel, msg.account, msg.sender),
+                customer=channel_identity(msg.channel, msg.account, msg.sender),
                 channel=msg.channel,
                 account=msg.account,
                 sender=msg.sender,
@@ -230,7 +229,7 @@ class InboundWorker:
         turn = Turn(message=msg, language=state.language, text=text, nlu=nlu, state=state)
         if nlu is not None:
             state.last_intent = nlu.intent
-        return list(await self.dispatcher.dispatch(turn))
+        return list(await self.router.route(turn))
 
     async def _understand(self, msg: InboundMessage, text: str, state: ConversationState) -> ParseResult | None:
         if not text:

@@ -13,9 +13,10 @@ import abc
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Protocol, Self
 
 import aiohttp
+from aiohttp import web
 from redis.asyncio import Redis
 
 from bot.messages import InboundMessage, MediaRef, OutboundMessage
@@ -40,6 +41,9 @@ class ChannelContext:
     store: MessageStore | None = None
 
 
+ChannelLookup = Callable[[str, str], "Channel | None"]
+
+
 @dataclass(frozen=True, slots=True)
 class WebhookRequest:
     """The parts of an HTTP request a channel looks at, decoupled from aiohttp."""
@@ -60,10 +64,35 @@ class Received:
     ack_content_type: str = "text/plain"
 
 
+class FakePlatform(Protocol):
+    """A fake of a platform's API on loopback (tests, benchmarks, the embedded demo)."""
+
+    def app(self) -> web.Application: ...
+
+
 class Channel(abc.ABC):
-    """One configured account on one platform."""
+    """One configured account on one platform.
+
+    The class also carries the channel's facts every other package derives its tables
+    from: :attr:`name`, :attr:`display_name`, :attr:`recipient_field`, :attr:`compact`
+    and :attr:`fake_api`.
+    """
 
     name: ClassVar[str]
+    #: How people call the channel, per language (``zh``, ``en``).
+    display_name: ClassVar[Mapping[str, str]]
+    #: The field naming a customer's address on this channel, as a CRM sends it
+    #: (``openid`` on WeChat); the value is what arrives as ``InboundMessage.sender``.
+    recipient_field: ClassVar[str]
+    #: Whether notifications use the compact layout (read on a phone lock screen).
+    compact: ClassVar[bool] = False
+    #: The fake of the platform's API mounted under ``/_sim/<name>`` in simulator mode.
+    fake_api: ClassVar[Callable[[], FakePlatform] | None] = None
+
+    @classmethod
+    def recipient_problem(cls, recipient: str) -> str | None:
+        """Why ``recipient`` cannot be an address on this channel, or ``None`` if it can."""
+        return None
     # How long after the customer's last message the platform still accepts a free-form
     # message to them (WeChat's customer-service window: 48 h); None: no such limit.
     reply_window_s: ClassVar[float | None] = None

@@ -1,93 +1,23 @@
-"""REST API for the CRM and marketers, and the wiring of the preferences package.
+"""REST API for the CRM and marketers: customers' settings, consents, notifications,
+data rights and the marketers' layers, mounted on the gateway's ``/api`` sub-app.
 
-``setup(app, role)`` adds the routes and a cleanup context that builds the store, the
-engine and the data-rights service from the gateway's :class:`~bot.runtime.Runtime`,
-registers the engine's outbox give-up hook (channel fallback), puts the chat skills in
-front of the dispatcher's groups, and, in worker processes, runs the due-list.
-
-Authentication: ``Authorization: Bearer <key>`` (or ``X-API-Key``). Keys are configured
-in ``kefu.yml``::
-
-    api:
-      keys:
-        - {key: "...", scopes: [prefs:read, prefs:write, notify]}
-        - {key_sha256: "<hex>", scopes: [marketing]}
-
-Only SHA-256 digests are kept in memory and compared in constant time. Scopes:
-``prefs:read``, ``prefs:write``, ``notify``, ``data:export``, ``data:erase``,
-``marketing``. The OpenAPI document is served at ``/api/openapi.json``.
+Keys and scopes are checked by :mod:`bot.api`'s middleware: ``prefs:read``,
+``prefs:write``, ``notify``, ``data:export``, ``data:erase``, ``marketing``. The OpenAPI
+document is served at ``/api/openapi.json``.
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
-import logging
-import socket
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 from aiohttp import web
 
-from bot.apikeys import API_KEYS, ApiKeys, check, json_error
-from bot.runtime import RUNTIME
-from preferences.clock import Clock, SystemClock
-from preferences.data_rights import DataRights
-from preferences.engine import NotificationEngine
-from preferences.errors import InvalidPreference, PreferenceError
-from preferences.render import Renderer
-from preferences.skills import build_skills
-from preferences.store import DEFAULT_LAYER, PreferenceStore, segment_layer
-
-log = logging.getLogger(__name__)
-
-@dataclass
-class Services:
-    """What the handlers use; built per app in the cleanup context."""
-
-    prefs: PreferenceStore
-    engine: NotificationEngine
-    rights: DataRights
-    keys: ApiKeys
-
-
-SERVICES = web.AppKey("preferences", Services)
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-error = json_error
-
-
-def requires(scope: str) -> Callable[[Handler], Handler]:
-    def wrap(handler: Handler) -> Handler:
-        async def checked(request: web.Request) -> web.StreamResponse:
-            refused = check(request, scope)
-            if refused is not None:
-                return refused
-            try:
-                return await handler(request)
-            except PreferenceError as exc:
-                extra = {"field": exc.field} if isinstance(exc, InvalidPreference) and exc.field else {}
-                return error(exc.status, exc.code, exc.message, **extra)
-
-        checked.__doc__ = handler.__doc__
-        setattr(checked, "scope", scope)
-        return checked
-
-    return wrap
-
-
-async def body(request: web.Request) -> dict[str, Any]:
-    try:
-        data = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise InvalidPreference("body: not valid JSON", field="body") from None
-    if not isinstance(data, dict):
-        raise InvalidPreference("body: expected a JSON object", field="body")
-    return data
+from bot.api import Handler, json_body, public, requires
+from preferences.errors import InvalidPreference
+from preferences.openapi import openapi
+from preferences.services import SERVICES, PreferenceServices
+from preferences.store import DEFAULT_LAYER, segment_layer
 
 
 def _actor(request: web.Request, data: Mapping[str, Any]) -> str:
@@ -98,7 +28,7 @@ def _via(data: Mapping[str, Any]) -> str:
     return str(data.get("via") or "api")
 
 
-async def _customer_view(svc: Services, cid: str) -> dict[str, Any]:
+async def _customer_view(svc: PreferenceServices, cid: str) -> dict[str, Any]:
     doc = await svc.prefs.get(cid)
     return {
         "customer_id": cid,
@@ -115,16 +45,16 @@ async def _customer_view(svc: Services, cid: str) -> dict[str, Any]:
 @requires("prefs:read")
 async def get_customer(request: web.Request) -> web.StreamResponse:
     """The customer's own settings, the effective (merged) settings and profile."""
-    svc = request.app[SERVICES]
+    svc = request.config_dict[SERVICES]
     return web.json_response(await _customer_view(svc, request.match_info["cid"]))
 
 
 @requires("prefs:write")
 async def put_customer(request: web.Request) -> web.StreamResponse:
     """Create the customer or replace their own settings layer (body: settings, profile, segments)."""
-    svc = request.app[SERVICES]
+    svc = request.config_dict[SERVICES]
     cid = request.match_info["cid"]
-    data = await body(request)
+    data = await json_body(request)
     settings = data.get("settings", {})
     profile = data.get("profile") or {}
     segments = data.get("segments")
@@ -140,9 +70,9 @@ async def put_customer(request: web.Request) -> web.StreamResponse:
 @requires("prefs:write")
 async def patch_customer(request: web.Request) -> web.StreamResponse:
     """Merge a partial settings layer into the customer's own settings."""
-    svc = request.app[SERVICES]
+    svc = request.config_dict[SERVICES]
     cid = request.match_info["cid"]
-    data = await body(request)
+    data = await json_body(request)
     await svc.prefs.change(cid, data.get("settings", {}), actor=_actor(request, data), via=_via(data))
     return web.json_response(await _customer_view(svc, cid))
 
@@ -150,7 +80,7 @@ async def patch_customer(request: web.Request) -> web.StreamResponse:
 @requires("prefs:read")
 async def get_history(request: web.Request) -> web.StreamResponse:
     """Every change of the customer's settings: version, who, when, via, old -> new."""
-    svc = request.app[SERVICES]
+    svc = request.config_dict[SERVICES]
     cid = request.match_info["cid"]
     await svc.prefs.get(cid)
     return web.json_response({"customer_id": cid, "history": await svc.prefs.list_history(cid)})
@@ -159,9 +89,9 @@ async def get_history(request: web.Request) -> web.StreamResponse:
 @requires("prefs:write")
 async def post_rollback(request: web.Request) -> web.StreamResponse:
     """Restore the settings as they were right after ``version`` (recorded as a new version)."""
-    svc = request.app[SERVICES]
+    svc = request.config_dict[SERVICES]
     cid = request.match_info["cid"]
-    data = await body(request)
+    data = await json_body(request)
     version = data.get("version")
     if not isinstance(version, int) or isinstance(version, bool):
         raise InvalidPreference("version: expected an integer", field="version")
@@ -173,8 +103,8 @@ async def post_rollback(request: web.Request) -> web.StreamResponse:
 @requires("prefs:write")
 async def post_consent(request: web.Request) -> web.StreamResponse:
     """Record consent given or withdrawn (body: scope, granted, evidence)."""
-    svc = request.app[SERVICES]
-    data = await body(request)
+    svc = request.config_dict[SERVICES]
+    data = await json_body(request)
     if not isinstance(data.get("granted"), bool):
         raise InvalidPreference("granted: expected true/false", field="granted")
     rec = await svc.prefs.record_consent(
@@ -187,7 +117,7 @@ async def post_consent(request: web.Request) -> web.StreamResponse:
 @requires("prefs:read")
 async def get_consents(request: web.Request) -> web.StreamResponse:
     """The customer's consent records, newest first."""
-    svc = request.app[SERVICES]
+    svc = request.config_dict[SERVICES]
     cid = request.match_info["cid"]
     await svc.prefs.get(cid)
     return web.json_response({"customer_id": cid, "consents": await svc.prefs.list_consents(cid)})
@@ -196,8 +126,8 @@ async def get_consents(request: web.Request) -> web.StreamResponse:
 @requires("notify")
 async def post_notify(request: web.Request) -> web.StreamResponse:
     """Notify a customer (body: customer_id, topic, importance, data, key)."""
-    svc = request.app[SERVICES]
-    data = await body(request)
+    svc = request.config_dict[SERVICES]
+    data = await json_body(request)
     payload = data.get("data", {})
     if not isinstance(payload, dict):
         raise InvalidPreference("data: expected an object", field="data")
@@ -222,7 +152,7 @@ async def post_notify(request: web.Request) -> web.StreamResponse:
 @requires("data:export")
 async def post_export(request: web.Request) -> web.StreamResponse:
     """Build the customer's export and send them the download link."""
-    svc = request.app[SERVICES]
+    svc = request.config_dict[SERVICES]
     export_id, url = await svc.rights.export_my_data(request.match_info["cid"], via="api")
     return web.json_response({"export_id": export_id, "url": url}, status=202)
 
@@ -230,7 +160,7 @@ async def post_export(request: web.Request) -> web.StreamResponse:
 @requires("data:erase")
 async def post_erasure(request: web.Request) -> web.StreamResponse:
     """Start an erasure: returns the confirmation code the confirm call needs (15 min)."""
-    svc = request.app[SERVICES]
+    svc = request.config_dict[SERVICES]
     code = await svc.rights.request_erasure(request.match_info["cid"])
     return web.json_response({"confirmation": code, "expires_in": 900}, status=202)
 
@@ -238,8 +168,8 @@ async def post_erasure(request: web.Request) -> web.StreamResponse:
 @requires("data:erase")
 async def post_erasure_confirm(request: web.Request) -> web.StreamResponse:
     """Erase the customer's data (body: confirmation); returns the audit record."""
-    svc = request.app[SERVICES]
-    data = await body(request)
+    svc = request.config_dict[SERVICES]
+    data = await json_body(request)
     audit = await svc.rights.confirm_erasure(
         request.match_info["cid"], str(data.get("confirmation", "")), actor=_actor(request, data), via=_via(data)
     )
@@ -249,15 +179,15 @@ async def post_erasure_confirm(request: web.Request) -> web.StreamResponse:
 @requires("marketing")
 async def get_layers(request: web.Request) -> web.StreamResponse:
     """The marketers' global default and segment layers."""
-    svc = request.app[SERVICES]
+    svc = request.config_dict[SERVICES]
     return web.json_response({"layers": await svc.prefs.list_layers()})
 
 
 @requires("marketing")
 async def put_default(request: web.Request) -> web.StreamResponse:
     """Replace the global default layer (body: settings)."""
-    svc = request.app[SERVICES]
-    data = await body(request)
+    svc = request.config_dict[SERVICES]
+    data = await json_body(request)
     version = await svc.prefs.put_layer(DEFAULT_LAYER, data.get("settings", {}), actor=_actor(request, data))
     return web.json_response({"layer": DEFAULT_LAYER, "version": version, "settings": await svc.prefs.get_layer(DEFAULT_LAYER)})
 
@@ -265,8 +195,8 @@ async def put_default(request: web.Request) -> web.StreamResponse:
 @requires("marketing")
 async def put_segment(request: web.Request) -> web.StreamResponse:
     """Replace one segment's layer (body: settings); customers join via their ``segments``."""
-    svc = request.app[SERVICES]
-    data = await body(request)
+    svc = request.config_dict[SERVICES]
+    data = await json_body(request)
     name = segment_layer(request.match_info["name"])
     version = await svc.prefs.put_layer(name, data.get("settings", {}), actor=_actor(request, data))
     return web.json_response({"layer": name, "version": version, "settings": await svc.prefs.get_layer(name)})
@@ -275,17 +205,15 @@ async def put_segment(request: web.Request) -> web.StreamResponse:
 @requires("marketing")
 async def get_layer_history(request: web.Request) -> web.StreamResponse:
     """History of a layer (``default`` or ``segment:<name>``)."""
-    svc = request.app[SERVICES]
+    svc = request.config_dict[SERVICES]
     return web.json_response({"history": await svc.prefs.list_history(request.match_info["layer"])})
 
 
+@public
 async def get_export(request: web.Request) -> web.StreamResponse:
     """Download an export; the signed, expiring token in the path is the credential."""
-    svc = request.app[SERVICES]
-    try:
-        _cid, data = await svc.rights.download(request.match_info["token"])
-    except PreferenceError as exc:
-        return error(exc.status, exc.code, exc.message)
+    svc = request.config_dict[SERVICES]
+    _cid, data = await svc.rights.download(request.match_info["token"])
     return web.Response(
         body=data,
         content_type="application/zip",
@@ -293,18 +221,20 @@ async def get_export(request: web.Request) -> web.StreamResponse:
     )
 
 
+@public
 async def get_notice(request: web.Request) -> web.StreamResponse:
     """The data-usage notice (``?lang=zh|en``)."""
-    svc = request.app[SERVICES]
+    svc = request.config_dict[SERVICES]
     lang = request.query.get("lang", "zh")
     return web.json_response({"language": lang, "text": svc.rights.notice(lang if lang in ("zh", "en") else "zh")})
 
 
+@public
 async def get_openapi(request: web.Request) -> web.StreamResponse:
-    return web.json_response(openapi())
+    return web.json_response(openapi(ROUTES, prefix="/api"))
 
 
-P = "/api/preferences"
+P = "/preferences"
 ROUTES: list[tuple[str, str, Handler]] = [
     ("GET", P + "/customers/{cid}", get_customer),
     ("PUT", P + "/customers/{cid}", put_customer),
@@ -323,148 +253,10 @@ ROUTES: list[tuple[str, str, Handler]] = [
     ("GET", P + "/layers/{layer}/history", get_layer_history),
     ("GET", P + "/exports/{token}", get_export),
     ("GET", P + "/notice", get_notice),
-    ("GET", "/api/openapi.json", get_openapi),
+    ("GET", "/openapi.json", get_openapi),
 ]
 
 
-def openapi() -> dict[str, Any]:
-    """An OpenAPI 3.0 description of the routes above (built from the route table)."""
-    paths: dict[str, dict[str, Any]] = {}
-    for method, path, handler in ROUTES:
-        params = [
-            {"name": part[1:-1], "in": "path", "required": True, "schema": {"type": "string"}}
-            for part in path.split("/")
-            if part.startswith("{")
-        ]
-        op: dict[str, Any] = {
-            "summary": (handler.__doc__ or "").strip().splitlines()[0] if handler.__doc__ else handler.__name__,
-            "operationId": handler.__name__,
-            "parameters": params,
-            "responses": {
-                "200": {"description": "OK", "content": {"application/json": {}}},
-                "4XX": {"description": "Error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
-            },
-        }
-        scope = getattr(handler, "scope", None)
-        if scope:
-            op["security"] = [{"bearer": [scope]}]
-            op["x-scope"] = scope
-        if method in ("PUT", "PATCH", "POST"):
-            op["requestBody"] = {"content": {"application/json": {"schema": {"type": "object"}}}}
-        paths.setdefault(path, {})[method.lower()] = op
-    return {
-        "openapi": "3.0.3",
-        "info": {"title": "Kefu preferences and notifications", "version": "1"},
-        "paths": paths,
-        "components": {
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-            "schemas": {
-                "Error": {
-                    "type": "object",
-                    "properties": {
-                        "error": {
-                            "type": "object",
-                            "properties": {"code": {"type": "string"}, "message": {"type": "string"}, "field": {"type": "string"}},
-                        }
-                    },
-                }
-            },
-        },
-    }
-
-
-def setup(app: web.Application, role: str = "all", *, clock: Clock | None = None) -> None:
-    """Mount the API and build the preferences services with the gateway's runtime.
-
-    Append after the runtime's cleanup context and before the background one, so the
-    give-up hook is registered before any outbox sender starts.
-    """
-    if role in ("all", "web"):
-        for method, path, handler in ROUTES:
-            app.router.add_route(method, path, handler)
-    app.cleanup_ctx.append(_services_ctx(role, clock or SystemClock()))
-
-
-def _services_ctx(role: str, clock: Clock) -> Callable[[web.Application], AsyncIterator[None]]:
-    async def ctx(app: web.Application) -> AsyncIterator[None]:
-        from bot.app import public_url  # here: bot.app imports this module
-
-        rt = app[RUNTIME]
-        section = rt.settings.section("preferences")
-        db = rt.store.db
-        prefs = PreferenceStore(db, clock, redis=rt.redis)
-        await prefs.ensure_indexes()
-        override = section.get("templates_dir")
-        renderer = await asyncio.to_thread(Renderer, Path(override) if override else None)
-        defaults: dict[str, str] = dict(section.get("accounts") or {})
-        for name, account in rt.channels:
-            defaults.setdefault(name, account)  # first configured account of each channel
-        engine = NotificationEngine(
-            db, rt.redis, rt.outbox, prefs, renderer, clock=clock, message_store=rt.store,
-            channel_ok=lambda n, a: rt.channel(n, a) is not None, default_accounts=defaults,
-        )
-        await engine.ensure_indexes()
-        secret = section.get("link_secret")
-        pipeline = rt.settings.pipeline
-        rights = DataRights(
-            db, rt.redis, prefs, engine, secret=str(secret).encode() if secret else None, public_url=str(section.get("public_url") or public_url(rt.settings)),
-            clock=clock, mask_fields=section.get("mask_fields") or ("phone", "mobile", "tel", "telephone", "id_number", "id_card"),
-            streams=(pipeline.inbound_stream, pipeline.outbox_stream), link_ttl_s=float(section.get("link_ttl_s", 72 * 3600)),
-        )
-        app[SERVICES] = Services(prefs, engine, rights, app[API_KEYS])
-        rt.outbox.add_give_up_hook(engine.on_give_up)
-        # After an open form (its questions come first), before everything else.
-        rt.dispatcher.add_group(build_skills(prefs, rights, rt.redis, renderer), after="repair_report")
-        stop = asyncio.Event()
-        tasks: list[asyncio.Task[None]] = []
-        if role in ("all", "worker"):
-            interval = float(section.get("due_interval_s", 1.0))
-            tasks.append(asyncio.create_task(_repeat(_due_step(engine), stop, interval, "due-list run"), name="prefs-due"))
-            tasks.append(
-                asyncio.create_task(_repeat(lambda: _settle_step(engine), stop, interval, "digest settle"), name="prefs-settle")
-            )
-        log.info("preferences ready on %s (role %s)", socket.gethostname(), role)
-        yield
-        stop.set()
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-
-    return ctx
-
-
-async def _repeat(step: Callable[[], Awaitable[bool]], stop: asyncio.Event, interval_s: float, what: str) -> None:
-    """Run ``step`` until ``stop``: again at once while it says there is more to do,
-    otherwise after ``interval_s``. A failing step is logged and retried."""
-    while not stop.is_set():
-        try:
-            if await step():
-                continue
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("preferences %s failed", what)
-        try:
-            await asyncio.wait_for(stop.wait(), interval_s)
-        except asyncio.TimeoutError:
-            pass
-
-
-def _due_step(engine: NotificationEngine) -> Callable[[], Awaitable[bool]]:
-    synced = False
-
-    async def step() -> bool:
-        nonlocal synced
-        if not synced:  # in the loop, not at startup: Redis or MongoDB may be down
-            await engine.resync()
-            synced = True
-        await engine.run_all_due(settle=False)  # the settle task follows behind
-        return False
-
-    return step
-
-
-async def _settle_step(engine: NotificationEngine) -> bool:
-    # Its own task, a batch at a time: settling one takes seconds on the embedded store,
-    # and held messages and the next digests must not wait behind it.
-    return bool(await engine.settle(limit=1))
+def routes() -> list[web.RouteDef]:
+    """The preferences endpoints, relative to ``/api``."""
+    return [web.route(method, path, handler) for method, path, handler in ROUTES]

@@ -34,7 +34,7 @@ from bson.binary import Binary
 from pymongo.asynchronous.database import AsyncDatabase
 from redis.asyncio import Redis
 
-from bot.store import customer_id as channel_identity
+from bot.store import channel_identity
 from preferences.clock import Clock, SystemClock
 from preferences.engine import NotificationEngine
 from preferences.errors import ConfirmationInvalid, LinkInvalid
@@ -158,8 +158,8 @@ class DataRights:
         recipients: set[str] = set()
         prefs = await self.prefs.effective_of(doc)
         for addr in prefs.addresses.values():
-            account = self.engine._account(addr.channel.value, addr.account)
-            ids.add(channel_identity(addr.channel.value, account, addr.recipient))
+            account = self.engine._account(addr.channel, addr.account)
+            ids.add(channel_identity(addr.channel, account, addr.recipient))
             recipients.add(addr.recipient)
         return ids, recipients
 

@@ -48,7 +48,7 @@ from bot.outbox import Outbox
 from bot.store import MessageStore
 from preferences.clock import Clock, SystemClock, utc
 from preferences.errors import InvalidPreference
-from preferences.model import Channel, Importance, Preferences, Topic
+from preferences.model import Importance, Preferences, Topic
 from preferences.policy import Action, decide
 from preferences.render import Renderer
 from preferences.schedule import DueSchedule
@@ -189,7 +189,7 @@ class NotificationEngine:
             "created_at": now,
             "action": policy.action.value,
             "reason": policy.reason,
-            "channels": [c.value for c in policy.channels],
+            "channels": list(policy.channels),
             "detail": policy.detail.value,
             "language": policy.language,
             "deliver_at": deliver_at,
@@ -206,14 +206,14 @@ class NotificationEngine:
             # same item again, keyed by id), never a recorded item the digest misses. The
             # item is rendered now for the channel it will most likely go out on, so the
             # weekly build renders one wrapper per digest instead of every item again.
-            await self._file(doc, customer, taken, policy.channels[0].value if policy.channels else None)
+            await self._file(doc, customer, taken, policy.channels[0] if policy.channels else None)
         try:
             await self.notifications.insert_one(doc)
         except DuplicateKeyError:  # a concurrent notify of the same event won
             again = await self.notifications.find_one({"_id": nid})
             return _decision_of(again or doc, duplicate=True)
         if policy.action is Action.SEND:
-            channel = await self._send_notification(doc, prefs, policy.channels[0].value)
+            channel = await self._send_notification(doc, prefs, policy.channels[0])
             return Decision(nid, policy.action, policy.reason, channel)
         if policy.action is Action.HOLD and deliver_at is not None:
             await self.schedule.add(f"h|{nid}", deliver_at)
@@ -290,14 +290,14 @@ class NotificationEngine:
         """Preferences with only the addresses whose channel this gateway can send on."""
         if self.channel_ok is None:
             return prefs
-        ok = {c: a for c, a in prefs.addresses.items() if self.channel_ok(c.value, self._account(c.value, a.account))}
+        ok = {c: a for c, a in prefs.addresses.items() if self.channel_ok(c, self._account(c, a.account))}
         return dataclasses.replace(prefs, addresses=ok)
 
     def _account(self, channel: str, account: str) -> str:
         return account or self.default_accounts.get(channel, "")
 
     def _outbound(self, prefs: Preferences, channel: str, key: str, text: str, topic: str) -> OutboundMessage | None:
-        addr = prefs.addresses.get(Channel(channel))
+        addr = prefs.addresses.get(channel)
         if addr is None:
             return None
         account = self._account(channel, addr.account)
@@ -387,7 +387,7 @@ class NotificationEngine:
         prefs = {cid: self._available(await self.prefs.effective_of(doc)) for cid, doc in records.items()}
         for doc in docs:
             p = prefs.get(doc["customer"])
-            channels = [c.value for c in p.reachable()] if p else []
+            channels = list(p.reachable()) if p else []
             if p is None or not channels:
                 await self.notifications.update_one({"_id": doc["_id"]}, {"$set": {"status": "undeliverable"}})
                 continue
@@ -540,7 +540,7 @@ class NotificationEngine:
                 continue
             cust = customers.get(str(digest["customer"]))
             p = self._available(await self.prefs.effective_of(cust)) if cust else None
-            channels = tuple(c.value for c in p.reachable()) if p else ()
+            channels = p.reachable() if p else ()
             if p is None or not channels:
                 outcomes[did] = ("undeliverable", ())
                 continue

@@ -32,16 +32,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from channels import BUILTIN_CHANNELS
+from channels.base import Channel
 from preferences.errors import InvalidPreference
 
 JsonDict = dict[str, Any]
-
-
-class Channel(str, enum.Enum):
-    WECHAT = "wechat"
-    WECOM = "wecom"
-    DINGTALK = "dingtalk"
-    EMAIL = "email"
 
 
 class Topic(str, enum.Enum):
@@ -96,20 +91,10 @@ def zone(name: str) -> zoneinfo.ZoneInfo:
         tz = _ZONES[name] = zoneinfo.ZoneInfo(name)
     return tz
 
-#: The field that names the recipient on each channel, as the CRM sends it.
-RECIPIENT_FIELD: Mapping[Channel, str] = {
-    Channel.WECHAT: "openid",
-    Channel.WECOM: "userid",
-    Channel.DINGTALK: "staff_id",
-    Channel.EMAIL: "address",
-}
-
 _TIME = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
-#: The built-in bottom layer: every field has a value after merging over it.
-BUILTIN_DEFAULTS: JsonDict = {
-    "channels": ["wechat", "wecom", "dingtalk", "email"],
+#: The built-in bottom layer without its channel order (that comes from the registry).
+_DEFAULTS: JsonDict = {
     "addresses": {},
     "language": "zh",
     "timezone": "Asia/Shanghai",
@@ -122,10 +107,36 @@ BUILTIN_DEFAULTS: JsonDict = {
 
 
 @dataclass(frozen=True, slots=True)
+class ChannelBook:
+    """What preferences know of the channels a gateway has, derived from its registry."""
+
+    classes: Mapping[str, type[Channel]]
+    #: The built-in bottom layer: every field has a value after merging over it.
+    defaults: Mapping[str, Any]
+
+    @classmethod
+    def of(cls, registry: Mapping[str, type[Channel]]) -> ChannelBook:
+        return cls(registry, {"channels": list(registry), **_DEFAULTS})
+
+    def recipient_field(self, channel: str) -> str | None:
+        found = self.classes.get(channel)
+        return None if found is None else found.recipient_field
+
+    def check(self, value: Any, field: str) -> str:
+        """``value`` if it names a known channel; else :class:`InvalidPreference`."""
+        if isinstance(value, str) and value in self.classes:
+            return value
+        raise InvalidPreference(f"{field}: unknown value {value!r} (known: {', '.join(self.classes)})", field=field)
+
+
+BUILTIN_BOOK = ChannelBook.of(BUILTIN_CHANNELS)
+
+
+@dataclass(frozen=True, slots=True)
 class Address:
     """Where one channel reaches the customer."""
 
-    channel: Channel
+    channel: str
     account: str
     recipient: str
 
@@ -159,8 +170,8 @@ class Preferences:
     """A customer's effective preferences, all layers merged; what the policy reads."""
 
     customer_id: str
-    channels: tuple[Channel, ...]
-    addresses: Mapping[Channel, Address]
+    channels: tuple[str, ...]
+    addresses: Mapping[str, Address]
     language: str
     timezone: str
     quiet_hours: QuietHours | None
@@ -171,7 +182,7 @@ class Preferences:
     def tz(self) -> zoneinfo.ZoneInfo:
         return zone(self.timezone)
 
-    def reachable(self) -> tuple[Channel, ...]:
+    def reachable(self) -> tuple[str, ...]:
         """The channel order, keeping only channels with an address."""
         return tuple(c for c in self.channels if c in self.addresses)
 
@@ -205,8 +216,9 @@ def _check_keys(data: Mapping[str, Any], known: set[str], field: str) -> None:
         raise InvalidPreference(f"{where}unknown field(s) {unknown}", field=f"{field}.{unknown[0]}".lstrip("."))
 
 
-def validate_layer(data: Any) -> JsonDict:
-    """Check a (partial) settings layer and return it normalised.
+def validate_layer(data: Any, book: ChannelBook = BUILTIN_BOOK) -> JsonDict:
+    """Check a (partial) settings layer and return it normalised; ``book`` names the
+    channels there are.
 
     Raises:
         InvalidPreference: naming the first offending field.
@@ -218,30 +230,32 @@ def validate_layer(data: Any) -> JsonDict:
         chans = data["channels"]
         if not isinstance(chans, list) or not chans:
             raise InvalidPreference("channels: expected a non-empty list", field="channels")
-        names = [_enum(Channel, c, "channels") for c in chans]
+        names = [book.check(c, "channels") for c in chans]
         if len(set(names)) != len(names):
             raise InvalidPreference("channels: a channel appears twice", field="channels")
         out["channels"] = names
     if "addresses" in data:
         out["addresses"] = {}
         for name, addr in _mapping(data["addresses"], "addresses").items():
-            channel = Channel(_enum(Channel, name, "addresses"))
-            field = f"addresses.{channel.value}"
+            channel = book.check(name, "addresses")
+            field = f"addresses.{channel}"
             if addr is None:  # explicit removal
-                out["addresses"][channel.value] = None
+                out["addresses"][channel] = None
                 continue
             addr = _mapping(addr, field)
-            rfield = RECIPIENT_FIELD[channel]
+            cls = book.classes[channel]
+            rfield = cls.recipient_field
             _check_keys(addr, {"account", rfield}, field)
             recipient = addr.get(rfield)
             if not isinstance(recipient, str) or not recipient.strip():
                 raise InvalidPreference(f"{field}.{rfield}: required", field=f"{field}.{rfield}")
-            if channel is Channel.EMAIL and not _EMAIL.match(recipient):
-                raise InvalidPreference(f"{field}.address: not an email address", field=f"{field}.address")
+            problem = cls.recipient_problem(recipient)
+            if problem is not None:
+                raise InvalidPreference(f"{field}.{rfield}: {problem}", field=f"{field}.{rfield}")
             account = addr.get("account", "")
             if not isinstance(account, str):
                 raise InvalidPreference(f"{field}.account: expected a string", field=f"{field}.account")
-            out["addresses"][channel.value] = {"account": account, rfield: recipient.strip()}
+            out["addresses"][channel] = {"account": account, rfield: recipient.strip()}
     if "language" in data:
         if data["language"] not in LANGUAGES:
             raise InvalidPreference(f"language: unknown {data['language']!r} (known: zh, en)", field="language")
@@ -316,17 +330,21 @@ def _topic_prefs(name: str, frequency: str, detail: str, opted_out: bool, at: st
     return TopicPrefs(Frequency(frequency), Detail(detail), opted_out, parse_time(at, f"topics.{name}.at"), weekday)
 
 
-def resolve(customer_id: str, layers: list[Mapping[str, Any]], consents: frozenset[str] = frozenset()) -> Preferences:
-    """Merge ``layers`` (lowest first) over the built-in defaults into :class:`Preferences`."""
-    merged: Mapping[str, Any] = BUILTIN_DEFAULTS
+def resolve(
+    customer_id: str, layers: list[Mapping[str, Any]], consents: frozenset[str] = frozenset(), book: ChannelBook = BUILTIN_BOOK
+) -> Preferences:
+    """Merge ``layers`` (lowest first) over the built-in defaults into :class:`Preferences`.
+
+    A stored channel this gateway no longer has is left out."""
+    merged: Mapping[str, Any] = book.defaults
     for layer in layers:
         merged = _overlay(merged, layer)
-    addresses: dict[Channel, Address] = {}
+    addresses: dict[str, Address] = {}
     for name, addr in (merged.get("addresses") or {}).items():
-        if addr is None:
+        rfield = book.recipient_field(name)
+        if addr is None or rfield is None:
             continue
-        channel = Channel(name)
-        addresses[channel] = Address(channel, str(addr.get("account", "")), str(addr[RECIPIENT_FIELD[channel]]))
+        addresses[name] = Address(name, str(addr.get("account", "")), str(addr[rfield]))
     qh = merged.get("quiet_hours")
     topics = {
         Topic(name): _topic_prefs(name, tp["frequency"], tp["detail"], bool(tp["opted_out"]), tp["at"], int(tp["weekday"]))
@@ -334,7 +352,7 @@ def resolve(customer_id: str, layers: list[Mapping[str, Any]], consents: frozens
     }
     return Preferences(
         customer_id=customer_id,
-        channels=tuple(Channel(c) for c in merged["channels"]),
+        channels=tuple(c for c in merged["channels"] if c in book.classes),
         addresses=addresses,
         language=str(merged["language"]),
         timezone=str(merged["timezone"]),

@@ -36,7 +36,7 @@ import enum
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from preferences.model import Channel, Detail, Frequency, Importance, Preferences, QuietHours, Topic
+from preferences.model import Detail, Frequency, Importance, Preferences, QuietHours, Topic
 
 
 class Action(str, enum.Enum):
@@ -51,7 +51,7 @@ class PolicyDecision:
     """What to do with one notification, and how it would look."""
 
     action: Action
-    channels: tuple[Channel, ...]  # first choice first; the rest are fallbacks
+    channels: tuple[str, ...]  # first choice first; the rest are fallbacks
     detail: Detail
     language: str
     reason: str

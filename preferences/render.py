@@ -3,8 +3,9 @@
 Templates live in ``preferences/templates/<lang>/``. For a message ``name`` on a channel
 the first that exists wins: ``<lang>/<name>.<channel>.j2``, ``<lang>/<name>.j2``, then the
 same in Chinese. Every template receives ``detail`` (brief / standard / full), ``channel``
-and ``rich`` (WeChat, WeCom and email get the rich layout; DingTalk, whose work
-notifications are read on a phone lock screen, the compact one), plus ``data``.
+and ``rich`` (false on channels whose class says ``compact``, e.g. DingTalk, whose work
+notifications are read on a phone lock screen), plus ``data``; ``channel_name(name,
+language)`` gives a channel's display name from its class.
 A deployment can override any template from its own folder.
 """
 
@@ -17,9 +18,8 @@ from typing import Any
 
 import jinja2
 
-from preferences.model import zone
+from preferences.model import BUILTIN_BOOK, ChannelBook, zone
 
-COMPACT_CHANNELS = frozenset({"dingtalk"})
 _BUILTIN = Path(__file__).parent / "templates"
 
 
@@ -43,7 +43,9 @@ def local_time(ts: Any, tz: str = "Asia/Shanghai", fmt: str = "%Y-%m-%d %H:%M") 
 class Renderer:
     """All templates read once at construction (call it off the event loop)."""
 
-    def __init__(self, override_dir: Path | None = None) -> None:
+    def __init__(self, override_dir: Path | None = None, *, book: ChannelBook = BUILTIN_BOOK) -> None:
+        self.compact = frozenset(name for name, cls in book.classes.items() if cls.compact)
+        names = {name: dict(cls.display_name) for name, cls in book.classes.items()}
         sources = _read_tree(_BUILTIN)
         if override_dir is not None:
             sources.update(_read_tree(override_dir))
@@ -59,6 +61,7 @@ class Renderer:
         )
         self.env.filters["bar"] = progress_bar
         self.env.filters["localtime"] = local_time
+        self.env.globals["channel_name"] = lambda name, language="zh": names.get(name, {}).get(language, name)
         # The sources never change after construction, so the choice among candidates is
         # remembered: jinja2 caches templates it found, not the misses, and each miss is a
         # TemplateNotFound raised and caught (most of a digest's rendering time).
@@ -80,7 +83,7 @@ class Renderer:
     def render(self, name: str, language: str, channel: str = "", /, **context: Any) -> str:
         """Render message ``name`` for ``language`` and ``channel`` (see module doc)."""
         template = self.template(name, language, channel)
-        text = template.render(channel=channel, rich=channel not in COMPACT_CHANNELS, language=language, **context)
+        text = template.render(channel=channel, rich=channel not in self.compact, language=language, **context)
         # Collapse the blank lines that skipped template blocks leave behind.
         lines = [ln.rstrip() for ln in text.strip().splitlines()]
         out: list[str] = []

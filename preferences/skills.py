@@ -17,15 +17,15 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any, ClassVar, Protocol
 
 from redis.asyncio import Redis
 
-from bot.dispatch import Reply, Skill, Turn
-from bot.store import customer_id as channel_identity
+from bot.routing import Reply, Skill, Turn
+from bot.store import channel_identity
 from preferences.data_rights import DataRights
-from preferences.model import RECIPIENT_FIELD, Channel, JsonDict, Topic
+from preferences.model import JsonDict, Topic
 from preferences.render import Renderer
 from preferences.store import PreferenceStore
 
@@ -67,20 +67,7 @@ class PreferenceSkill(Skill):
     async def customer(self, turn: Turn) -> str:
         """The customer writing, created on first contact with this channel's address."""
         msg = turn.message
-        if msg.channel not in {c.value for c in Channel}:
-            return channel_identity(msg.channel, msg.account, msg.sender)
-        found = await self.prefs.find_by_address(msg.channel, msg.account, msg.sender)
-        if found is not None:
-            return found
-        cid = channel_identity(msg.channel, msg.account, msg.sender)
-        field = RECIPIENT_FIELD[Channel(msg.channel)]
-        await self.prefs.create(
-            cid,
-            settings={"addresses": {msg.channel: {"account": msg.account, field: msg.sender}}, "language": turn.language},
-            actor=cid,
-            via="chat",
-        )
-        return cid
+        return await self.prefs.customer_for(msg.channel, msg.account, msg.sender, language=turn.language, actor=None, via="chat")
 
     async def summary(self, customer_id: str, language: str) -> str:
         return self.renderer.render("chat_summary", language, s=summarise(await self.prefs.effective_layer(customer_id)))
@@ -109,7 +96,7 @@ class SetPreferenceSkill(PreferenceSkill):
         assert turn.nlu is not None
         cid = await self.customer(turn)
         current = await self.prefs.effective_layer(cid)
-        patch = patch_from(turn.nlu, turn.text, current)
+        patch = patch_from(turn.nlu, turn.text, current, self.prefs.book.classes)
         if not patch:
             return self.say("chat_unclear", turn.language)
         await self.set_pending(cid, {"kind": "set", "patch": patch}, turn)
@@ -185,11 +172,12 @@ def build_skills(prefs: PreferenceStore, rights: DataRights, redis: Redis, rende
     return [cls(prefs, rights, redis, renderer) for cls in classes]
 
 
-def patch_from(nlu: NluLike, text: str, current: JsonDict) -> JsonDict:
-    """The settings change a ``set_preference`` message asks for ({} if none)."""
+def patch_from(nlu: NluLike, text: str, current: JsonDict, channels: Collection[str]) -> JsonDict:
+    """The settings change a ``set_preference`` message asks for ({} if none);
+    ``channels`` are the names a customer may choose."""
     patch: JsonDict = {}
     channel = nlu.entity("channel")
-    if channel in {c.value for c in Channel}:
+    if channel is not None and channel in channels:
         if _ONLY.search(text):
             patch["channels"] = [channel]
         else:  # first choice; the others stay as fallbacks

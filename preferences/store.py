@@ -41,7 +41,8 @@ from redis.asyncio import Redis
 from bot.mongo import find_by_ids, update_and_get
 from preferences.clock import Clock, SystemClock
 from preferences.errors import ConcurrentChange, InvalidPreference, UnknownCustomer, UnknownVersion
-from preferences.model import RECIPIENT_FIELD, Channel, JsonDict, Preferences, merge, resolve, validate_layer
+from bot.store import channel_identity
+from preferences.model import BUILTIN_BOOK, ChannelBook, JsonDict, Preferences, merge, resolve, validate_layer
 
 Document = dict[str, Any]
 
@@ -66,8 +67,11 @@ def segment_layer(name: str) -> str:
 class PreferenceStore:
     """Reads and versioned writes of preferences; the single writer of these collections."""
 
-    def __init__(self, db: AsyncDatabase[Document], clock: Clock | None = None, *, redis: Redis | None = None) -> None:
+    def __init__(
+        self, db: AsyncDatabase[Document], clock: Clock | None = None, *, redis: Redis | None = None, book: ChannelBook = BUILTIN_BOOK
+    ) -> None:
         self.db = db
+        self.book = book
         self.clock = clock or SystemClock()
         self.redis = redis
         self.customers = db["pref_customers"]
@@ -80,7 +84,7 @@ class PreferenceStore:
         await self.history.create_indexes([IndexModel([("subject", ASCENDING), ("version", DESCENDING)])])
         await self.consents.create_indexes([IndexModel([("customer", ASCENDING), ("at", DESCENDING)])])
         await self.customers.create_indexes(
-            [IndexModel([(f"settings.addresses.{c.value}.{f}", ASCENDING)]) for c, f in RECIPIENT_FIELD.items()]
+            [IndexModel([(f"settings.addresses.{name}.{cls.recipient_field}", ASCENDING)]) for name, cls in self.book.classes.items()]
         )
 
     # -- change notes ------------------------------------------------------------------
@@ -142,7 +146,7 @@ class PreferenceStore:
         via: str = "api",
     ) -> bool:
         """Create the customer if new (settings recorded as version 1); False if it existed."""
-        layer = validate_layer(settings or {})
+        layer = validate_layer(settings or {}, self.book)
         now = self.clock.now()
         doc: Document = {
             "_id": customer_id,
@@ -174,12 +178,30 @@ class PreferenceStore:
 
     async def find_by_address(self, channel: str, account: str, recipient: str) -> str | None:
         """The customer whose address on ``channel`` is ``recipient`` (and ``account``)."""
-        field = RECIPIENT_FIELD[Channel(channel)]
+        field = self.book.recipient_field(channel)
+        if field is None:
+            return None
         query: Document = {f"settings.addresses.{channel}.{field}": recipient}
         if account:
             query[f"settings.addresses.{channel}.account"] = account
         doc = await self.customers.find_one(query, projection={"_id": 1})
         return None if doc is None else str(doc["_id"])
+
+    async def customer_for(self, channel: str, account: str, sender: str, *, language: str, actor: str | None, via: str) -> str:
+        """The customer writing from ``sender`` on a channel account, created on first
+        contact with that address so that proactive messages can reach them.
+
+        ``actor`` is recorded in the history; ``None`` records the customer themself."""
+        cid = channel_identity(channel, account, sender)
+        field = self.book.recipient_field(channel)
+        if field is None:
+            return cid
+        found = await self.find_by_address(channel, account, sender)
+        if found is not None:
+            return found
+        settings = {"addresses": {channel: {"account": account, field: sender}}, "language": language}
+        await self.create(cid, settings=settings, actor=actor or cid, via=via)
+        return cid
 
     async def records(self, customer_ids: set[str]) -> dict[str, Document]:
         """Several customers' records, with what :meth:`effective_of` reads; unknown ids
@@ -197,14 +219,12 @@ class PreferenceStore:
         for seg in doc.get("segments") or ():
             layers.append(await self._layer(segment_layer(str(seg))))
         layers.append(doc.get("settings") or {})
-        return resolve(str(doc["_id"]), layers, frozenset(doc.get("consents_active") or ()))
+        return resolve(str(doc["_id"]), layers, frozenset(doc.get("consents_active") or ()), self.book)
 
     async def effective_layer(self, customer_id: str) -> JsonDict:
         """The merged settings as JSON (what a customer sees as 'my settings')."""
-        from preferences.model import BUILTIN_DEFAULTS
-
         doc = await self.get(customer_id)
-        merged: JsonDict = dict(BUILTIN_DEFAULTS)
+        merged: JsonDict = dict(self.book.defaults)
         merged = merge(merged, await self._layer(DEFAULT_LAYER))
         for seg in doc.get("segments") or ():
             merged = merge(merged, await self._layer(segment_layer(str(seg))))
@@ -222,7 +242,7 @@ class PreferenceStore:
         note: str = "",
     ) -> int:
         """Apply a patch (or replace the whole own layer) and record it; returns the version."""
-        patch = validate_layer(update)
+        patch = validate_layer(update, self.book)
         return await self._change(
             self.customers, customer_id, lambda old: patch if replace else merge(old, patch), actor, via, note
         )
@@ -256,7 +276,7 @@ class PreferenceStore:
             if doc is None:
                 raise UnknownCustomer(f"unknown customer {subject!r}")
             old: JsonDict = dict(doc.get("settings") or {})
-            new = validate_layer(compute(old))
+            new = validate_layer(compute(old), self.book)
             version = int(doc.get("version", 0))
             async with self._changing(subject if coll is self.customers else None):
                 res = await update_and_get(
@@ -291,7 +311,7 @@ class PreferenceStore:
     # -- marketers' layers -----------------------------------------------------------------
     async def put_layer(self, name: str, settings: Mapping[str, Any], *, actor: str, via: str = "api") -> int:
         """Replace the global default (``"default"``) or a segment's layer; versioned."""
-        layer = validate_layer(settings)
+        layer = validate_layer(settings, self.book)
         if "addresses" in layer:
             raise InvalidPreference("addresses: not allowed in defaults or segments", field="addresses")
         try:

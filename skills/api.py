@@ -1,53 +1,30 @@
-"""The business skills' JSON API for the console and integrations.
+"""The business skills' JSON API for the console and integrations, on ``/api``.
 
-Scopes (``bot.apikeys.SCOPES``): ``repair:read`` / ``repair:write``, ``renewal:read`` /
-``renewal:write``, ``reviews:read`` / ``reviews:write``. Marketplace webhooks are signed
-per marketplace (``connectors.<name>.webhook_secret``) instead of carrying an API key.
+Scopes (``bot.apikeys.SCOPES``, checked by :mod:`bot.api`'s middleware): ``repair:read``
+/ ``repair:write``, ``renewal:read`` / ``renewal:write``, ``reviews:read`` /
+``reviews:write``. Marketplace webhooks are signed per marketplace
+(``connectors.<name>.webhook_secret``) instead of carrying an API key.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
-from collections.abc import Awaitable, Callable
+import logging
 from typing import Any
 
 from aiohttp import web
 
-from bot.apikeys import check, json_error
+from bot.api import authorize, dumps, json_body, json_error, public, requires
+from skills.renewal.rules import RuleError
 from skills.services import SKILL_SERVICES, SkillServices
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-def requires(scope: str) -> Callable[[Handler], Handler]:
-    def wrap(handler: Handler) -> Handler:
-        async def checked(request: web.Request) -> web.StreamResponse:
-            refused = check(request, scope)
-            if refused is not None:
-                return refused
-            return await handler(request)
-
-        checked.__doc__ = handler.__doc__
-        return checked
-
-    return wrap
+log = logging.getLogger(__name__)
 
 
 def services(request: web.Request) -> SkillServices:
-    svc = request.app.get(SKILL_SERVICES)
-    if svc is None:
-        raise web.HTTPServiceUnavailable(text="business skills are not configured")
-    return svc
-
-
-async def body(request: web.Request) -> dict[str, Any]:
-    try:
-        data = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise web.HTTPBadRequest(text=json.dumps({"error": {"code": "bad_json", "message": "body: not valid JSON"}}), content_type="application/json") from None
-    if not isinstance(data, dict):
-        raise web.HTTPBadRequest(text=json.dumps({"error": {"code": "bad_json", "message": "body: expected a JSON object"}}), content_type="application/json")
-    return data
+    return request.config_dict[SKILL_SERVICES]
 
 
 def _public(ticket: dict[str, Any]) -> dict[str, Any]:
@@ -68,14 +45,14 @@ async def list_tickets(request: web.Request) -> web.StreamResponse:
         query["status"] = request.query["status"]
     limit = min(200, int(request.query.get("limit", "50")))
     docs = [_public(d) async for d in svc.tickets.collection.find(query).sort("created_at", -1).limit(limit)]
-    return web.json_response({"tickets": docs}, dumps=lambda o: json.dumps(o, ensure_ascii=False, default=str))
+    return web.json_response({"tickets": docs}, dumps=dumps)
 
 
 @requires("repair:write")
 async def set_ticket_status(request: web.Request) -> web.StreamResponse:
     """Record a status change (``{"status": "on_the_way" | "done", "by": "..."}``); the customer is notified."""
     svc = services(request)
-    data = await body(request)
+    data = await json_body(request)
     ref = request.match_info["ticket"]
     found = await svc.tickets.collection.find_one({"$or": [{"_id": ref}, {"number": ref}]}, projection={"_id": 1})
     if found is None:
@@ -100,32 +77,26 @@ async def verify_engineer(request: web.Request) -> web.StreamResponse:
         return json_error(404, "not_assigned", "this engineer is not assigned to this ticket")
     return web.json_response(
         {"ticket": ticket["number"], "status": ticket.get("status"), "engineer": {k: eng.get(k) for k in ("name", "qualification", "cert_no", "rating")}},
-        dumps=lambda o: json.dumps(o, ensure_ascii=False),
+        dumps=dumps,
     )
 
 
 # -- renewal ---------------------------------------------------------------------------
-def _dumps(o: Any) -> str:
-    return json.dumps(o, ensure_ascii=False, default=str)
-
-
 @requires("renewal:read")
 async def list_rules(request: web.Request) -> web.StreamResponse:
     """The renewal rules."""
     rules = await services(request).renewals.list_rules()
-    return web.json_response({"rules": [{"id": r.pop("_id"), **r} for r in rules]}, dumps=_dumps)
+    return web.json_response({"rules": [{"id": r.pop("_id"), **r} for r in rules]}, dumps=dumps)
 
 
 @requires("renewal:write")
 async def put_rule(request: web.Request) -> web.StreamResponse:
     """Create or replace a rule: ``{"name", "when", "then", "enabled"}`` (see skills.renewal.rules)."""
-    from skills.renewal.rules import RuleError
-
     try:
-        rule = await services(request).renewals.put_rule(request.match_info["rule"], await body(request))
+        rule = await services(request).renewals.put_rule(request.match_info["rule"], await json_body(request))
     except RuleError as exc:
         return json_error(400, "invalid_rule", str(exc), field=exc.field)
-    return web.json_response({"id": rule.pop("_id"), **rule}, dumps=_dumps)
+    return web.json_response({"id": rule.pop("_id"), **rule}, dumps=dumps)
 
 
 @requires("renewal:write")
@@ -144,6 +115,7 @@ async def run_scan(request: web.Request) -> web.StreamResponse:
 
 
 # -- reviews ---------------------------------------------------------------------------
+@public
 async def review_webhook(request: web.Request) -> web.StreamResponse:
     """A marketplace pushes reviews: ``{"reviews": [...]}`` in its own item shape.
 
@@ -151,10 +123,6 @@ async def review_webhook(request: web.Request) -> web.StreamResponse:
     connector's ``webhook_secret``, or, without a secret, an API key with ``reviews:write``.
     Stored and acknowledged; the reviews job answers them off the request.
     """
-    import hashlib
-    import hmac
-    import logging
-
     svc = services(request)
     name = request.match_info["marketplace"]
     market = svc.reviews.marketplace(name)
@@ -166,12 +134,10 @@ async def review_webhook(request: web.Request) -> web.StreamResponse:
         given = request.headers.get("X-Kefu-Signature", "").removeprefix("sha256=")
         want = hmac.new(secret.encode(), raw, hashlib.sha256).hexdigest()
         if not hmac.compare_digest(given, want):
-            logging.getLogger(__name__).warning("review webhook %s: bad signature from %s", name, request.remote)
+            log.warning("review webhook %s: bad signature from %s", name, request.remote)
             return json_error(401, "bad_signature", "signature does not match")
     else:
-        refused = check(request, "reviews:write")
-        if refused is not None:
-            return refused
+        await authorize(request, "reviews:write")
     try:
         data = json.loads(raw)
         items = data["reviews"] if isinstance(data, dict) and "reviews" in data else [data]
@@ -200,20 +166,24 @@ async def list_reviews(request: web.Request) -> web.StreamResponse:
         query["overdue"] = True
     limit = min(200, int(request.query.get("limit", "50")))
     docs = [{"id": d.pop("_id"), **d} async for d in services(request).reviews.reviews.find(query).sort("received_at", -1).limit(limit)]
-    return web.json_response({"reviews": docs}, dumps=_dumps)
+    return web.json_response({"reviews": docs}, dumps=dumps)
 
 
 def routes() -> list[web.RouteDef]:
-    out = [
-        web.get("/api/renewal/rules", list_rules),
-        web.put("/api/renewal/rules/{rule}", put_rule),
-        web.delete("/api/renewal/rules/{rule}", delete_rule),
-        web.post("/api/renewal/scan", run_scan),
-        web.post("/api/reviews/webhook/{marketplace}", review_webhook),
-        web.get("/api/reviews/carriers", carrier_performance),
-        web.get("/api/reviews", list_reviews),
-        web.get("/api/repair/tickets", list_tickets),
-        web.post("/api/repair/tickets/{ticket}/status", set_ticket_status),
-        web.get("/verify/engineer", verify_engineer),
+    """The skills' endpoints, relative to ``/api``."""
+    return [
+        web.get("/renewal/rules", list_rules),
+        web.put("/renewal/rules/{rule}", put_rule),
+        web.delete("/renewal/rules/{rule}", delete_rule),
+        web.post("/renewal/scan", run_scan),
+        web.post("/reviews/webhook/{marketplace}", review_webhook),
+        web.get("/reviews/carriers", carrier_performance),
+        web.get("/reviews", list_reviews),
+        web.get("/repair/tickets", list_tickets),
+        web.post("/repair/tickets/{ticket}/status", set_ticket_status),
     ]
-    return out
+
+
+def page_routes() -> list[web.RouteDef]:
+    """Routes outside ``/api``: what an engineer's QR code opens."""
+    return [web.get("/verify/engineer", verify_engineer)]

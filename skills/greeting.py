@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from bot.dispatch import Reply, Skill, Turn
+from bot.routing import Reply, Skill, Turn
 from bot.messages import MessageKind
 from bot.templates import Templates
 

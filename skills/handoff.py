@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from bot.conversation.handoff import Handoff
-from bot.dispatch import Reply, Skill, Turn
+from bot.routing import Reply, Skill, Turn
 from bot.templates import Templates
 
 COMPLAINTS = frozenset({"complain_product"})

@@ -1,49 +1,33 @@
-"""The skills' door to the notification engine, which is built after them.
+"""The skills' door to the notification engine: every proactive message goes through it.
 
-The engine lives in the preferences package's cleanup context, which runs after the
-skills were built; :class:`Notifier` is bound to it once it exists and every proactive
-message of the skills goes through it. Unbound (a gateway without preferences, some
-tests) it records nothing and says so, instead of sending around the engine.
+Built by the composition root with the engine. Without one (a command-line import that
+runs no gateway) it records nothing and says so, instead of sending around the engine.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from bot.store import customer_id as channel_identity
-
-if TYPE_CHECKING:
-    from preferences.engine import Decision, NotificationEngine
+from bot.store import channel_identity
+from preferences.engine import Decision, NotificationEngine
+from preferences.errors import UnknownCustomer
+from preferences.model import Topic
 
 log = logging.getLogger(__name__)
 
-_CHANNELS = {"wechat": "openid", "wecom": "userid", "dingtalk": "staff_id", "email": "address"}
-
 
 class Notifier:
-    def __init__(self) -> None:
-        self.engine: NotificationEngine | None = None
-
-    def bind(self, engine: NotificationEngine) -> None:
+    def __init__(self, engine: NotificationEngine | None) -> None:
         self.engine = engine
 
     async def customer(self, channel: str, account: str, sender: str, language: str = "zh") -> str:
-        """The preference store's id of a chat customer, created on first contact (as the
-        preference skills do) so that proactive messages can reach them."""
-        cid = channel_identity(channel, account, sender)
-        if self.engine is None or channel not in _CHANNELS:
-            return cid
-        prefs = self.engine.prefs
-        found = await prefs.find_by_address(channel, account, sender)
-        if found is not None:
-            return found
-        await prefs.create(
-            cid, settings={"addresses": {channel: {"account": account, _CHANNELS[channel]: sender}}, "language": language},
-            actor="system", via="system",
-        )
-        return cid
+        """The preference store's id of a chat customer, created on first contact so that
+        proactive messages can reach them."""
+        if self.engine is None:
+            return channel_identity(channel, account, sender)
+        return await self.engine.prefs.customer_for(channel, account, sender, language=language, actor="system", via="system")
 
     async def contact(self, email: str, language: str = "zh") -> str:
         """A preference customer for a company contact reached by email (a CTO, a buyer)."""
@@ -59,9 +43,6 @@ class Notifier:
         """The customer's detail level for ``topic`` (brief, standard, full)."""
         if self.engine is None:
             return "standard"
-        from preferences.errors import UnknownCustomer
-        from preferences.model import Topic
-
         try:
             prefs = await self.engine.prefs.effective(customer)
         except UnknownCustomer:
@@ -71,8 +52,6 @@ class Notifier:
     async def language(self, customer: str, default: str = "zh") -> str:
         if self.engine is None:
             return default
-        from preferences.errors import UnknownCustomer
-
         try:
             return (await self.engine.prefs.effective(customer)).language
         except UnknownCustomer:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from bot.conversation.handoff import Handoff
-from bot.dispatch import Reply, Skill, Turn
+from bot.routing import Reply, Skill, Turn
 from bot.templates import Templates
 
 SMALL_TALK = {"greet": "greet", "goodbye": "goodbye", "thank": "thank", "affirm": "affirm_idle", "deny": "deny_idle"}

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from bot.conversation.state import ConversationState, FormState
-from bot.dispatch import Reply, Skill, Turn
+from bot.routing import Reply, Skill, Turn
 from bot.templates import Templates
 
 _CANCEL = re.compile(r"^\s*(算了|取消|不用了|不要了|不弄了|退出|cancel|never ?mind|forget it|stop|quit)\W*\s*$", re.I)

@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 from bot.errors import ConfigError
 from bot.messages import MediaRef, OutboundMessage, ReplyKind
 from channels.base import Channel, ChannelContext, Received, WebhookRequest, resolve_base_url
+from channels.dingtalk.fake_api import FakeDingTalkAPI
 from channels.dingtalk.client import DingTalkClient
 from channels.dingtalk.parser import GROUP_CHAT, loads, to_message
 from channels.dingtalk.sign import WINDOW_MS, check_sign
@@ -45,6 +46,10 @@ WEBHOOK_MARGIN_MS = 5_000
 
 class DingTalkChannel(Channel):
     name = "dingtalk"
+    display_name = {"zh": "钉钉", "en": "DingTalk"}
+    recipient_field = "staff_id"
+    compact = True  # work notifications are read on a phone lock screen
+    fake_api = FakeDingTalkAPI
 
     def __init__(
         self,

@@ -1,4 +1,4 @@
-"""DingTalk to-do (待办) tasks: what the repair-dispatch skill gives an engineer.
+"""DingTalk to-do (待办) tasks, created through an app's client.
 
 Docs: https://open.dingtalk.com/document/orgapp/add-dingtalk-to-do-task
 """
@@ -80,3 +80,19 @@ async def create_todo(
         raise PlatformError(f"todo creation answered without an id: {data!r}")
     created = data.get("createdTime")
     return TodoTask(task_id=task_id, subject=str(data.get("subject", subject)), created_ms=int(created) if isinstance(created, int) else 0)
+
+
+class DingTalkTodos:
+    """To-dos through one DingTalk app; what the composition root hands a to-do connector."""
+
+    def __init__(self, client: DingTalkClient) -> None:
+        self.client = client
+
+    async def create_todo(
+        self, creator: str, subject: str, *, description: str, executor_ids: Sequence[str], source_id: str,
+        due: dt.datetime | None,
+    ) -> str:
+        task = await create_todo(
+            self.client, creator, subject, description=description, executor_ids=executor_ids, source_id=source_id, due=due
+        )
+        return task.task_id

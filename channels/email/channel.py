@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import re
 import ssl
 import time
 from collections.abc import Mapping, Sequence
@@ -44,6 +45,8 @@ log = logging.getLogger(__name__)
 CHANNEL = "email"
 RAW_LIMIT = 256 * 1024  # the full text kept with a message; attachments live in GridFS
 MAX_REFERENCES_HINT = 20
+
+_EMAIL_ADDRESS = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,13 +78,19 @@ class SmtpSettings:
 
 class EmailChannel(Channel):
     name = "email"
+    display_name = {"zh": "邮件", "en": "email"}
+    recipient_field = "address"
+
+    @classmethod
+    def recipient_problem(cls, recipient: str) -> str | None:
+        return None if _EMAIL_ADDRESS.match(recipient) else "not an email address"
 
     def __init__(
         self,
         account: str,
         *,
         address: str,
-        display_name: str,
+        from_name: str,
         imap: ImapSettings,
         smtp: SmtpSettings,
         ctx: ChannelContext,
@@ -94,12 +103,12 @@ class EmailChannel(Channel):
         if ctx.store is None or ctx.enqueue is None:
             raise ConfigError(f"channels.email[{account}]: needs the message store and the inbound queue")
         self.address = address
-        self.display_name = display_name
+        self.from_name = from_name
         self.smtp = smtp
         self._templates_dir = templates_dir
         self._templates: MailTemplates | None = None
         self._tls: ssl.SSLContext | None = None
-        self.signature = signature or display_name
+        self.signature = signature or from_name
         self.store: MessageStore = ctx.store
         self._enqueue = ctx.enqueue
         self.threads = ThreadIndex(ctx.redis, account)
@@ -136,7 +145,7 @@ class EmailChannel(Channel):
         return cls(
             account,
             address=address,
-            display_name=str(section.get("display_name", "Customer Service")),
+            from_name=str(section.get("display_name", "Customer Service")),
             imap=ImapSettings.from_mapping(section["imap"]),
             smtp=SmtpSettings.from_mapping(section["smtp"]),
             ctx=ctx,
@@ -239,13 +248,13 @@ class EmailChannel(Channel):
         if reply.hint("auto_submitted"):
             # The last line against mail loops, whatever a skill decided.
             raise PermanentSendError(f"never answering automatic mail ({reply.hint('auto_submitted')})")
-        subject = reply_subject(reply.hint("subject"), default=self.display_name)
+        subject = reply_subject(reply.hint("subject"), default=self.from_name)
         templates = await self.templates()
         plain, html = templates.render(reply.text, subject=subject, signature=self.signature)
         message_id = message_id_for(reply.idempotency_key, self.address.partition("@")[2])
         references = tuple(reply.hint("references").split()) if reply.hint("references") else ()
         msg = build_reply(
-            from_address=self.address, from_name=self.display_name, to=reply.recipient, subject=subject,
+            from_address=self.address, from_name=self.from_name, to=reply.recipient, subject=subject,
             text=plain, html=html, message_id=message_id, in_reply_to=reply.hint("message_id"),
             references=references, when=time.time(),
         )

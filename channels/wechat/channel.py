@@ -19,6 +19,7 @@ from typing import Any, Self
 from bot.errors import ConfigError
 from bot.messages import MediaRef, OutboundMessage, ReplyKind
 from channels.base import Channel, ChannelContext, Received, WebhookRequest, resolve_base_url
+from channels.wechat.fake_api import FakeWeChatAPI
 from channels.errors import BadSignature, MalformedPayload
 from channels.wechat.client import WeChatClient
 from channels.wechat.crypto import MessageCrypto, check_signature, check_timestamp
@@ -30,6 +31,9 @@ log = logging.getLogger(__name__)
 
 class WeChatChannel(Channel):
     name = "wechat"
+    display_name = {"zh": "微信", "en": "WeChat"}
+    recipient_field = "openid"
+    fake_api = FakeWeChatAPI
     reply_window_s = 48 * 3600.0  # customer-service messages: 48 h after the user's last message
 
     def __init__(

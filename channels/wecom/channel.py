@@ -19,6 +19,7 @@ from typing import Any, Self
 from bot.errors import ConfigError
 from bot.messages import MediaRef, OutboundMessage, ReplyKind
 from channels.base import Channel, ChannelContext, Received, WebhookRequest
+from channels.wecom.fake_api import FakeWeComAPI
 from channels.wecom.client import WeComClient
 from channels.wecom.crypto import CallbackCrypto
 from channels.wecom.parser import to_message
@@ -39,6 +40,9 @@ class WeComChannel(Channel):
     """One WeCom self-built app (自建应用) of one corp."""
 
     name = "wecom"
+    display_name = {"zh": "企业微信", "en": "WeCom"}
+    recipient_field = "userid"
+    fake_api = FakeWeComAPI
 
     def __init__(self, account: str, *, agent_id: int, client: WeComClient, crypto: CallbackCrypto) -> None:
         super().__init__(account)

@@ -25,6 +25,7 @@ from typing import Any, Self
 from bot.errors import ConfigError
 from bot.messages import InboundMessage, MediaRef, OutboundMessage, ReplyKind
 from channels.base import Channel, ChannelContext, Received, WebhookRequest
+from channels.wecom_kf.fake_api import FakeWeComKfAPI
 from channels.errors import MalformedPayload, PermanentSendError
 from channels.wecom.channel import REQUIRED, required_settings
 from channels.wecom.crypto import CallbackCrypto
@@ -52,6 +53,9 @@ class WeComKfChannel(Channel):
     """The KF accounts (open_kfid) of one corp, reached with the corp's KF secret."""
 
     name = "wecom_kf"
+    display_name = {"zh": "微信客服", "en": "WeChat customer service"}
+    recipient_field = "external_userid"
+    fake_api = FakeWeComKfAPI
     reply_window_s = 48 * 3600.0  # kf/send_msg: within 48 h of the customer's last message
 
     def __init__(

@@ -7,16 +7,41 @@ whole loop without outside accounts.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any, TypeVar
 
 import aiohttp
 
 from bot.errors import ConfigError
-from bot.tokens import TokenCache
-from skills.connectors import CONNECTOR_CLASSES, SIMULATED_CONNECTORS
 from skills.connectors.base import Connector, ConnectorSettings
+from skills.connectors.coupons import CouponConnector
+from skills.connectors.erp import ErpConnector
+from skills.connectors.fakes import FakeAmazon, FakeCoupons, FakeErp, FakeServiceNow, FakeShopee, FakeSystem, FakeTemu
+from skills.connectors.marketplace import AmazonConnector, ShopeeConnector, TemuConnector
+from skills.connectors.servicenow import ServiceNowConnector
+from skills.connectors.todo import DingTalkTodoConnector, TodoApiFactory
+
+CONNECTOR_CLASSES: Mapping[str, type[Connector]] = MappingProxyType({
+    "erp": ErpConnector,
+    "servicenow": ServiceNowConnector,
+    "dingtalk_todo": DingTalkTodoConnector,
+    "coupons": CouponConnector,
+    "amazon": AmazonConnector,
+    "shopee": ShopeeConnector,
+    "temu": TemuConnector,
+})
+
+# Fakes of those systems on loopback, for tests and the embedded demo. The DingTalk
+# to-do fake is the DingTalk channel's own (its class's ``fake_api``, at /_sim/dingtalk).
+SIMULATED_CONNECTORS: Mapping[str, type[FakeSystem]] = MappingProxyType({
+    "erp": FakeErp,
+    "servicenow": FakeServiceNow,
+    "coupons": FakeCoupons,
+    "amazon": FakeAmazon,
+    "shopee": FakeShopee,
+    "temu": FakeTemu,
+})
 
 C = TypeVar("C", bound=Connector)
 
@@ -35,8 +60,20 @@ class Connectors:
 
 
 def build_connectors(
-    section: Mapping[str, Any], http: aiohttp.ClientSession, *, gateway_url: str, simulator: bool, tokens: TokenCache | None = None
+    section: Mapping[str, Any],
+    http: aiohttp.ClientSession,
+    *,
+    gateway_url: str,
+    simulator: bool,
+    todo_api: TodoApiFactory | None = None,
 ) -> Connectors:
+    """The configured connectors.
+
+    Args:
+        todo_api: builds the to-do platform's client from the to-do connector's settings;
+            the composition root supplies it (the DingTalk client), so skills never
+            import a channel.
+    """
     sections: dict[str, Mapping[str, Any]] = {}
     if simulator:
         sections.update({name: {"base_url": path} for name, path in _SIM_PATHS.items()})
@@ -48,10 +85,12 @@ def build_connectors(
     for name, raw in sections.items():
         if raw.get("enabled", True) is False:
             continue
-        target = CONNECTOR_CLASSES.get(str(raw.get("type") or name))
-        if target is None:
+        cls = CONNECTOR_CLASSES.get(str(raw.get("type") or name))
+        if cls is None:
             raise ConfigError(f"connectors.{name}: unknown connector (known: {', '.join(sorted(CONNECTOR_CLASSES))})")
-        module_name, _, class_name = target.partition(":")
-        cls = getattr(importlib.import_module(module_name), class_name)
-        items[name] = cls(http, ConnectorSettings.from_section(name, raw, gateway_url), tokens=tokens)
+        settings = ConnectorSettings.from_section(name, raw, gateway_url)
+        if issubclass(cls, DingTalkTodoConnector):
+            items[name] = cls(http, settings, api=todo_api(settings) if todo_api is not None else None)
+        else:
+            items[name] = cls(http, settings)
     return Connectors(items)

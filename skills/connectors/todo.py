@@ -1,9 +1,8 @@
 """To-do tasks for people (engineers, sales owners): our own small interface.
 
-The DingTalk channel package is still being finished by its owner; the skills depend only
-on :class:`TodoConnector`, and :class:`DingTalkTodoConnector` adapts the channel's
-``channels.dingtalk.todo.create_todo`` to it (imported when first used, so the skills load
-without the DingTalk package).
+The skills depend only on :class:`TodoConnector`. :class:`DingTalkTodoConnector` calls a
+:class:`TodoApi` the composition root builds from the connector's settings (the DingTalk
+channel's to-do client), so skills never import a channel.
 
 ``connectors.dingtalk_todo``: ``base_url``, ``app_key``, ``app_secret``, ``union_id`` (the
 service account that creates the tasks).
@@ -12,13 +11,28 @@ service account that creates the tasks).
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
-from typing import Any
+import datetime as dt
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
 
 import aiohttp
 
-from bot.tokens import TokenCache
+from bot.errors import KefuError
 from skills.connectors.base import Connector, ConnectorRejected, ConnectorSettings, ConnectorUnavailable
+
+
+class TodoApi(Protocol):
+    """A platform's to-do call, as the root hands it to the connector."""
+
+    async def create_todo(
+        self, creator: str, subject: str, *, description: str, executor_ids: Sequence[str], source_id: str,
+        due: dt.datetime | None,
+    ) -> str:
+        """Create the task and return the platform's task id."""
+        ...
+
+
+TodoApiFactory = Callable[[ConnectorSettings], TodoApi]
 
 
 class TodoConnector(Connector, abc.ABC):
@@ -32,38 +46,18 @@ class TodoConnector(Connector, abc.ABC):
 class DingTalkTodoConnector(TodoConnector):
     name = "dingtalk_todo"
 
-    def __init__(self, http: aiohttp.ClientSession, settings: ConnectorSettings, *, tokens: TokenCache | None = None, **kw: Any) -> None:
+    def __init__(self, http: aiohttp.ClientSession, settings: ConnectorSettings, *, api: TodoApi | None = None, **kw: Any) -> None:
         super().__init__(http, settings)
-        self.tokens = tokens
-        self._client: Any = None
-
-    def client(self) -> Any:
-        if self._client is None:
-            from channels.dingtalk.client import DingTalkClient
-
-            if self.tokens is None:
-                raise ConnectorRejected(self.name, "config", "needs the gateway's token cache")
-            self._client = DingTalkClient(
-                self.http, self.tokens,
-                app_key=self.settings.option("app_key", "kefu-todo"), app_secret=self.settings.option("app_secret", "demo"),
-                robot_code=self.settings.option("robot_code", ""), base_url=self.settings.base_url, timeout_s=self.settings.timeout_s,
-            )
-        return self._client
+        self.api = api
 
     async def create_task(self, *, executors: Sequence[str], subject: str, description: str, source_id: str, due_ts: float | None = None) -> str:
-        import datetime as dt
-
-        from channels.dingtalk.todo import create_todo
-        from bot.errors import KefuError
-
+        if self.api is None:
+            raise ConnectorRejected(self.name, "config", "no DingTalk client was handed to this connector")
         due = dt.datetime.fromtimestamp(due_ts, dt.timezone.utc) if due_ts else None
         try:
-            task = await create_todo(
-                self.client(), self.settings.option("union_id", "kefu-service"), subject,
+            return await self.api.create_todo(
+                self.settings.option("union_id", "kefu-service"), subject,
                 description=description, executor_ids=list(executors), source_id=source_id, due=due,
             )
-        except KefuError as exc:
+        except (KefuError, aiohttp.ClientError, TimeoutError) as exc:
             raise ConnectorUnavailable(self.name, type(exc).__name__, str(exc)) from exc
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise ConnectorUnavailable(self.name, type(exc).__name__, str(exc)) from exc
-        return str(task.task_id)

@@ -8,54 +8,16 @@ customer's latest ticket.
 
 from __future__ import annotations
 
-import secrets
-import time
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
-
-from pymongo import DESCENDING, IndexModel
-from pymongo.asynchronous.database import AsyncDatabase
 
 from bot.conversation.forms import FormSkill, Slot
 from bot.conversation.state import ConversationState, FormState
-from bot.dispatch import Reply, Skill, Turn
+from bot.routing import Reply, Skill, Turn
 from bot.messages import ReplyKind
 from bot.templates import Templates
-
-if TYPE_CHECKING:
-    from skills.notifier import Notifier
-    from skills.repair_dispatch.dispatch import RepairDispatch
-
-
-class Tickets:
-    def __init__(self, db: AsyncDatabase[dict[str, Any]]) -> None:
-        self.collection = db["tickets"]
-
-    async def ensure_indexes(self) -> None:
-        await self.collection.create_indexes(
-            [IndexModel([("customer", 1), ("created_at", DESCENDING)]), IndexModel([("status", 1), ("created_at", DESCENDING)])]
-        )
-
-    async def open(self, *, customer: str, conversation: str, source_message: str, fields: Mapping[str, str]) -> dict[str, Any]:
-        now = time.time()
-        number = time.strftime("R%Y%m%d-", time.localtime(now)) + secrets.token_hex(3).upper()
-        doc: dict[str, Any] = {
-            "_id": source_message,  # one ticket per report, also when the message is handled again
-            "number": number,
-            "customer": customer,
-            "conversation": conversation,
-            "status": "new",
-            "created_at": now,
-            **dict(fields),
-            "timeline": [{"at": now, "step": "opened", "by": "bot", "detail": dict(fields)}],
-        }
-        await self.collection.update_one({"_id": source_message}, {"$setOnInsert": doc}, upsert=True)
-        stored = await self.collection.find_one({"_id": source_message})
-        assert stored is not None
-        return stored
-
-    async def latest(self, customer: str) -> dict[str, Any] | None:
-        return await self.collection.find_one({"customer": customer}, sort=[("created_at", DESCENDING)])
+from skills.notifier import Notifier
+from skills.repair_dispatch.assign import RepairDispatch
+from skills.repair_dispatch.tickets import Tickets
 
 
 class RepairReportForm(FormSkill):
@@ -73,8 +35,8 @@ class RepairReportForm(FormSkill):
     ) -> None:
         super().__init__(templates)
         self.tickets = tickets
-        # Without a dispatcher (no connectors wired) the form only opens the ticket and an
-        # agent dispatches by hand, as before.
+        # Without dispatch (no connectors wired) the form only opens the ticket and an
+        # agent assigns an engineer by hand.
         self.dispatch = dispatch
         self.notifier = notifier
 

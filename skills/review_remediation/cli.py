@@ -52,10 +52,11 @@ def cmd_import(args: argparse.Namespace) -> int:
 async def import_rows(settings: Any, rows: list[dict[str, str]], *, progress: bool = True) -> Counter[str]:
     import aiohttp
 
-    from bot.app import open_stores, public_url
+    from bot.stores import close_stores, open_stores
     from bot.templates import Templates
-    from bot.tokens import TokenCache
+    from skills import review_remediation
     from skills.review_remediation.service import review_from_row
+    from skills.notifier import Notifier
     from skills.services import build_services
 
     redis, mongo, embedded = await open_stores(settings)
@@ -63,8 +64,8 @@ async def import_rows(settings: Any, rows: list[dict[str, str]], *, progress: bo
     try:
         async with aiohttp.ClientSession() as http:
             db = mongo.get_default_database("kefu")
-            templates = await asyncio.to_thread(Templates, None)
-            svc = build_services(settings, db, redis, http, TokenCache(redis), public_url(settings), templates=templates)
+            templates = await asyncio.to_thread(Templates, [review_remediation.TEMPLATES])
+            svc = build_services(settings, db, redis, http, settings.http.public_url, templates=templates, notifier=Notifier(None))
             await svc.reviews.ensure_indexes()
             bar = tqdm(total=len(rows), unit="review", disable=not progress, file=sys.stderr)
             for i, row in enumerate(rows, start=2):  # line 1 is the header
@@ -80,8 +81,5 @@ async def import_rows(settings: Any, rows: list[dict[str, str]], *, progress: bo
                 bar.update(1)
             bar.close()
     finally:
-        await redis.aclose()
-        await mongo.close()
-        for server in reversed(embedded):
-            await server.stop()
+        await close_stores(redis, mongo, embedded)
     return counts

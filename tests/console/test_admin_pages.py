@@ -55,3 +55,31 @@ async def test_search_by_text_customer_and_date(rig: ConsoleRig) -> None:
     assert CID in page
     resp = await alice.get("/admin/search?since=yesterday", headers={"Accept": "text/html"})
     assert resp.status == 400 and "YYYY-MM-DD" in await resp.text()
+
+
+async def test_api_key_made_in_the_console_opens_its_scope_until_revoked(rig: ConsoleRig) -> None:
+    import re
+
+    import aiohttp
+
+    ada = await rig.person("ada", Role.ADMIN)
+    resp = await ada.http.post(
+        rig.base + "/admin/apikeys", data={"_csrf": ada.csrf, "label": "CRM", "scopes": "conversations:read"}, allow_redirects=False
+    )
+    page = await resp.text()
+    found = re.search(r'<code id="created-key">([^<]+)</code>', page)
+    assert resp.status == 200 and found is not None
+    key = found.group(1)
+    async with aiohttp.ClientSession() as api:
+        headers = {"Authorization": f"Bearer {key}"}
+        async with api.get(rig.base + "/api/conversations/waiting", headers=headers) as r:
+            assert r.status == 200
+        async with api.post(rig.base + "/api/conversations/x/claim", headers=headers, json={"agent": "ada"}) as r:
+            assert r.status == 403  # only the scope it was given
+        info = (await rig.console.deps.api_keys.all())[0]  # type: ignore[union-attr]
+        assert key not in page.replace(f'<code id="created-key">{key}</code>', "")  # shown exactly once
+        assert (await ada.post(f"/admin/apikeys/{info.id}/revoke")).status == 303
+        async with api.get(rig.base + "/api/conversations/waiting", headers=headers) as r:
+            assert r.status == 401
+    actions = [e.action for e in await rig.console.audit.recent()]
+    assert actions[:2] == ["apikey.revoke", "apikey.create"]

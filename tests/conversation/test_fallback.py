@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bot.conversation.state import ConversationState
-from bot.dispatch import Turn
+from bot.routing import Turn
 from bot.messages import InboundMessage, MessageKind
 from bot.nlu.client import ParseResult
 from skills.smalltalk import FallbackSkill, SmallTalkSkill

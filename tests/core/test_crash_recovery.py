@@ -17,7 +17,7 @@ from aiohttp.test_utils import TestServer
 
 from bot.app import build_app
 from bot.config import settings_from_mapping
-from bot.dispatch import Reply, Skill, Turn
+from bot.routing import Reply, Skill, Turn
 from bot.templates import Templates
 from channels.wechat.fake_api import FakeWeChatAPI
 from tests.harness import Harness, gateway_config

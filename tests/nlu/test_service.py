@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.nlu import cli, service
+from bot.nlu import cli, environment, service
 from bot.nlu.errors import RasaSetupError
 from bot.nlu.settings import NluSettings
 from tests.nlu.conftest import ROOT
@@ -63,7 +63,7 @@ def test_venv_marker_must_match_requirements(tmp_path: Path) -> None:
     (tmp_path / "venv" / "bin" / "rasa").touch()
     (tmp_path / "venv" / service.VENV_MARKER).write_text("stale\n")
     assert not service.venv_is_current(settings)
-    digest = service._sha256_file(service.requirements_path(settings))
+    digest = environment._sha256_file(service.requirements_path(settings))
     (tmp_path / "venv" / service.VENV_MARKER).write_text(digest + "\n")
     assert service.venv_is_current(settings)
 

@@ -144,7 +144,7 @@ async def test_history_and_rollback(prefs: PreferenceStore) -> None:
     assert history[1]["old"]["channels"] == ["wechat", "email"] and history[1]["new"]["channels"] == ["email"]
     assert await prefs.rollback("c6", 1, actor="agent7", via="console") == 4
     eff = await prefs.effective("c6")
-    assert [c.value for c in eff.channels] == ["wechat", "email"]
+    assert list(eff.channels) == ["wechat", "email"]
 
 
 async def test_customer_choice_overrides_segment_and_default(prefs: PreferenceStore) -> None:

@@ -13,10 +13,10 @@ import pyarrow.parquet as pq
 from redis.asyncio import Redis
 
 from bot.conversation.state import ConversationState
-from bot.dispatch import Turn
+from bot.routing import Turn
 from bot.messages import InboundMessage, MessageKind
 from bot.nlu.client import Entity, ParseResult
-from preferences.api import SERVICES
+from preferences.services import SERVICES
 from preferences.skills import build_skills
 from tests.harness import Harness
 from tests.preferences.conftest import RecordingChannel, auth
@@ -175,7 +175,7 @@ async def test_chat_confirmation_flow(gateway: tuple[Harness, RecordingChannel])
     assert "邮件" in prompt and "确认" in prompt
     assert "没有做任何修改" in await say(turn("算了", "deny"))
     eff = await svc.prefs.effective("wechat:demo:oChat")
-    assert [c.value for c in eff.channels][0] == "wechat"
+    assert list(eff.channels)[0] == "wechat"
     await say(turn("每周汇总一次就好，晚上别发消息", "set_preference", frequency="weekly"))
     saved = await say(turn("确认", "affirm"))
     assert "每周汇总" in saved and "22:00-08:00" in saved

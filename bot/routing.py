@@ -1,4 +1,4 @@
-"""Skill dispatch: ordered groups, first match wins, one error handler.
+"""Skill routing: ordered groups, first match wins, one error handler.
 
 Shaped after python-telegram-bot's ``Application.process_update``: a skill says whether
 it takes a turn, then handles it. Within a group the first skill that accepts wins;
@@ -68,24 +68,14 @@ class Skill(abc.ABC):
         """Act on the turn and return the replies (possibly none)."""
 
 
-class Dispatcher:
+class SkillRouter:
+    """Hands a turn to the first skill that accepts it, group by group."""
+
     def __init__(self, groups: Sequence[Sequence[Skill]], templates: Templates) -> None:
-        self.groups: list[Sequence[Skill]] = list(groups)
+        self.groups: tuple[tuple[Skill, ...], ...] = tuple(tuple(g) for g in groups)
         self.templates = templates
 
-    def add_group(self, group: Sequence[Skill], *, after: str | None = None) -> None:
-        """Add a group of skills after the group holding skill ``after`` (first if absent).
-
-        For parts that bring their own skills (preferences): they go after an open form,
-        so that a form's question is answered before anything else is considered.
-        """
-        for index, existing in enumerate(self.groups):
-            if any(skill.name == after for skill in existing):
-                self.groups.insert(index + 1, group)
-                return
-        self.groups.insert(0, group)
-
-    async def dispatch(self, turn: Turn) -> Sequence[Reply]:
+    async def route(self, turn: Turn) -> Sequence[Reply]:
         for group in self.groups:
             for skill in group:
                 if not skill.accepts(turn):

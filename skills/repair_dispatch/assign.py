@@ -42,6 +42,7 @@ from skills.connectors.servicenow import ServiceNowConnector
 from skills.connectors.todo import TodoConnector
 from skills.notifier import Notifier
 from skills.repair_dispatch.catalog import Catalog, fault_category
+from skills.repair_dispatch.tickets import Tickets
 from skills.repair_dispatch.matching import Match, MatchSettings, rank
 
 log = logging.getLogger(__name__)
@@ -107,7 +108,7 @@ def _engineer_view(m: Match) -> Document:
 class RepairDispatch:
     def __init__(
         self,
-        collection: AsyncCollection[Document],
+        tickets: Tickets,
         catalog: Catalog,
         connectors: Connectors,
         notifier: Notifier,
@@ -118,7 +119,7 @@ class RepairDispatch:
         settings: RepairSettings | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.tickets = collection
+        self.tickets = tickets.collection
         self.catalog = catalog
         self.connectors = connectors
         self.notifier = notifier

@@ -1,0 +1,120 @@
+"""The preferences package's parts, built once by the composition root.
+
+:func:`build_preferences` takes what the package needs in its arguments (the database,
+Redis, the outbox, the configured channels) and returns :class:`PreferenceServices`;
+:func:`jobs` lists the background work a worker process runs (due list, digest settle).
+The package never imports the composition root.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from pymongo.asynchronous.database import AsyncDatabase
+from redis.asyncio import Redis
+
+from bot.outbox import Outbox
+from bot.store import MessageStore
+from bot.tasks import Job
+from channels.base import Channel
+from preferences.clock import Clock
+from preferences.data_rights import DataRights
+from preferences.engine import NotificationEngine
+from preferences.model import ChannelBook
+from preferences.render import Renderer
+from preferences.store import PreferenceStore
+
+_MASKED = ("phone", "mobile", "tel", "telephone", "id_number", "id_card")
+
+
+@dataclass(frozen=True, slots=True)
+class PreferenceServices:
+    """What the API handlers, chat skills and jobs of the preferences package use."""
+
+    prefs: PreferenceStore
+    engine: NotificationEngine
+    rights: DataRights
+    renderer: Renderer
+
+
+SERVICES = web.AppKey("preferences", PreferenceServices)
+
+
+async def build_preferences(
+    section: Mapping[str, Any],
+    db: AsyncDatabase[dict[str, Any]],
+    redis: Redis,
+    outbox: Outbox,
+    message_store: MessageStore,
+    *,
+    clock: Clock,
+    channels: Mapping[str, type[Channel]],
+    configured: Callable[[str, str], bool],
+    default_accounts: Mapping[str, str],
+    public_url: str,
+    streams: tuple[str, ...],
+) -> PreferenceServices:
+    """Store, engine and data rights, indexes ensured.
+
+    Args:
+        section: the ``preferences`` section of ``kefu.yml``.
+        channels: the channel registry (name -> class): which channels a customer may
+            choose and how each names its recipient.
+        configured: whether a channel account is configured in this gateway.
+        default_accounts: per channel, the account used when an address names none.
+        public_url: where this gateway is reachable (links in exports).
+        streams: the Redis streams an erasure scrubs.
+    """
+    book = ChannelBook.of(channels)
+    prefs = PreferenceStore(db, clock, redis=redis, book=book)
+    await prefs.ensure_indexes()
+    override = section.get("templates_dir")
+    renderer = await asyncio.to_thread(functools.partial(Renderer, Path(override) if override else None, book=book))
+    accounts = dict(section.get("accounts") or {})
+    for name, account in default_accounts.items():
+        accounts.setdefault(name, account)
+    engine = NotificationEngine(
+        db, redis, outbox, prefs, renderer, clock=clock, message_store=message_store,
+        channel_ok=configured, default_accounts=accounts,
+    )
+    await engine.ensure_indexes()
+    secret = section.get("link_secret")
+    rights = DataRights(
+        db, redis, prefs, engine, secret=str(secret).encode() if secret else None,
+        public_url=str(section.get("public_url") or public_url), clock=clock,
+        mask_fields=section.get("mask_fields") or _MASKED, streams=streams,
+        link_ttl_s=float(section.get("link_ttl_s", 72 * 3600)),
+    )
+    return PreferenceServices(prefs, engine, rights, renderer)
+
+
+def jobs(section: Mapping[str, Any], engine: NotificationEngine) -> list[Job]:
+    """The due list and the digest settle, each its own task so neither waits on the other."""
+    interval = float(section.get("due_interval_s", 1.0))
+    return [Job("prefs-due", interval, _due_step(engine)), Job("prefs-settle", interval, lambda: _settle_step(engine))]
+
+
+def _due_step(engine: NotificationEngine) -> Callable[[], Any]:
+    synced = False
+
+    async def step() -> bool:
+        nonlocal synced
+        if not synced:  # in the loop, not at startup: Redis or MongoDB may be down
+            await engine.resync()
+            synced = True
+        await engine.run_all_due(settle=False)  # the settle task follows behind
+        return False
+
+    return step
+
+
+async def _settle_step(engine: NotificationEngine) -> bool:
+    # A batch at a time: settling one takes seconds on the embedded store, and held
+    # messages and the next digests must not wait behind it.
+    return bool(await engine.settle(limit=1))
