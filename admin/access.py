@@ -11,49 +11,20 @@ and one log line, never a traceback.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from aiohttp import web
 
 from admin.errors import ConsoleError
 from admin.forms import fields
-from admin.roles import Role
-from admin.sessions import COOKIE, Session, set_cookie
-from admin.users import User
+from admin.sessions import COOKIE, SESSION, Session, set_cookie
+from admin.state import Handler, console
+from admin.users import USER
 from bot.conversation.handoff import HandoffError
-
-if TYPE_CHECKING:
-    from admin.console import Console
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-
-SESSION = web.RequestKey("console_session", Session)
-USER = web.RequestKey("console_user", User)
-
-
-@dataclass(frozen=True, slots=True)
-class ConsoleRoute:
-    method: str
-    path: str  # relative to /admin
-    handler: Handler
-    roles: frozenset[Role] | None  # None: open to anyone, signed in or not
-    name: str
-
-
-def console(request: web.Request) -> Console:
-    from admin.console import CONSOLE
-
-    return request.app[CONSOLE]
-
-
-def current_user(request: web.Request) -> User:
-    return request[USER]
 
 
 def wants_page(request: web.Request) -> bool:

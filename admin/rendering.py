@@ -18,7 +18,10 @@ from typing import Any
 import jinja2
 from aiohttp import web
 
-from admin import i18n
+from admin.i18n import LANGUAGES
+from admin.i18n import text as i18n_text
+from admin.sessions import SESSION, SessionStore
+from admin.users import USER
 from admin.zones import zone
 
 CSP = (
@@ -39,18 +42,27 @@ def _read(folder: str, pattern: str) -> dict[str, bytes]:
     return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob(pattern)) if p.is_file()}
 
 
-def load_pages() -> Pages:
+def load_pages(sessions: SessionStore, *, language: str, time_zone: str) -> Pages:
     """Read templates and assets (blocking: call it in a thread)."""
     templates = {name: body.decode("utf-8") for name, body in _read("templates", "*.html").items()}
     assets = {}
     for name, body in _read("static", "*").items():
         content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
         assets[name] = Asset(body, content_type, hashlib.sha256(body).hexdigest()[:16])
-    return Pages(templates, assets)
+    return Pages(templates, assets, sessions, language=language, time_zone=time_zone)
 
 
 class Pages:
-    def __init__(self, templates: dict[str, str], assets: dict[str, Asset]) -> None:
+    """Renders the console's pages for the request's user (language, time zone, CSRF
+    token, the session's one-time message); ``language`` and ``time_zone`` serve those
+    who are not signed in."""
+
+    def __init__(
+        self, templates: dict[str, str], assets: dict[str, Asset], sessions: SessionStore, *, language: str, time_zone: str
+    ) -> None:
+        self.sessions = sessions
+        self.default_language = language
+        self.default_time_zone = time_zone
         self.env = jinja2.Environment(
             loader=jinja2.DictLoader(templates),
             autoescape=True,  # every template, whatever its name: customer text is never markup
@@ -64,34 +76,29 @@ class Pages:
     def asset_url(self, name: str) -> str:
         return f"/admin/static/{name}?v={self.assets[name].etag}"
 
-    @staticmethod
-    def language(request: web.Request) -> str:
-        from admin.access import USER, console
-
+    def language(self, request: web.Request) -> str:
         user = request.get(USER)
         if user is not None:
             return str(user.language)
         wanted = request.query.get("lang", "")
-        return wanted if wanted in i18n.LANGUAGES else str(console(request).settings.language)
+        return wanted if wanted in LANGUAGES else self.default_language
 
     def text(self, request: web.Request, key: str, **values: Any) -> str:
-        return i18n.text(key, self.language(request), **values)
+        return i18n_text(key, self.language(request), **values)
 
     async def render(self, request: web.Request, template: str, *, status: int = 200, **context: Any) -> web.Response:
-        from admin.access import SESSION, USER, console
-
         user = request.get(USER)
         session = request.get(SESSION)
         language = self.language(request)
-        tz = await zone(user.time_zone if user is not None else console(request).settings.time_zone)
+        tz = await zone(user.time_zone if user is not None else self.default_time_zone)
         flash = ""
         if session is not None and session.flash:
             flash = session.flash
             request[SESSION] = replace(session, flash="")
-            await console(request).sessions.save(request[SESSION])
+            await self.sessions.save(request[SESSION])
 
         def t(key: str, **values: Any) -> str:
-            return i18n.text(key, language, **values)
+            return i18n_text(key, language, **values)
 
         def when(ts: float | None, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:
             return datetime.fromtimestamp(float(ts), tz).strftime(fmt) if ts else ""
@@ -118,7 +125,7 @@ class Pages:
             return web.json_response({"error": {"message": message}}, status=status)
         language = self.language(request)
         html = self.env.get_template("error.html").render(
-            t=lambda key, **v: i18n.text(key, language, **v), lang=language, message=message, status=status,
+            t=lambda key, **v: i18n_text(key, language, **v), lang=language, message=message, status=status,
             user=None, csrf="", flash="", path=request.path,
         )
         return web.Response(text=html, status=status, content_type="text/html", headers={"Content-Security-Policy": CSP})

@@ -38,6 +38,9 @@ class Session:
         return bool(presented) and hmac.compare_digest(presented.encode(), self.csrf.encode())
 
 
+SESSION = web.RequestKey("console_session", Session)
+
+
 class SessionStore:
     def __init__(self, redis: Redis, *, ttl_s: int, anonymous_ttl_s: int = 3600) -> None:
         self.redis = redis

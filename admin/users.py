@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from aiohttp import web
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from pymongo.asynchronous.database import AsyncDatabase
@@ -67,6 +68,9 @@ def check_password(password: str) -> str:
     if len(password) > 1024:
         raise BadInput("a password may have at most 1024 characters")
     return password
+
+
+USER = web.RequestKey("console_user", User)  # the signed-in user of a console request
 
 
 class UserStore:

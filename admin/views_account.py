@@ -7,10 +7,11 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from admin.access import SESSION, ConsoleRoute, console, current_user, secure_cookies
+from admin.access import secure_cookies
 from admin.forms import fields, one
 from admin.roles import ALL_ROLES, STAFF
-from admin.sessions import clear_cookie, set_cookie
+from admin.sessions import SESSION, clear_cookie, set_cookie
+from admin.state import ConsoleRoute, console, current_user
 from admin.users import LANGUAGES
 
 log = logging.getLogger(__name__)

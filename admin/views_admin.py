@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from aiohttp import web
 
-from admin.access import SESSION, ConsoleRoute, console, current_user
 from admin.errors import BadInput
 from admin.forms import fields, one
 from admin.roles import ADMINS, Role
 from admin.users import LANGUAGES
+from admin.sessions import SESSION
+from admin.state import ConsoleRoute, console, current_user
 from bot.config import redact
-from channels import BUILTIN_CHANNELS
+from channels.base import Channel
+
+ChannelLookup = Callable[[str, str], Channel | None]
 
 
 async def users(request: web.Request) -> web.StreamResponse:
@@ -87,19 +90,21 @@ async def remove_canned(request: web.Request) -> web.StreamResponse:
     raise web.HTTPSeeOther("/admin/canned")
 
 
-def channel_rows(settings: Mapping[str, tuple[Mapping[str, Any], ...]], public_url: str) -> list[dict[str, Any]]:
+def channel_rows(
+    settings: Mapping[str, tuple[Mapping[str, Any], ...]], lookup: ChannelLookup, public_url: str, language: str
+) -> list[dict[str, Any]]:
     """Configured accounts with secrets hidden and the webhook URLs to paste into each
-    platform's admin page (from the channel class's own route paths)."""
+    platform's admin page (from the channel class's own route paths and name)."""
     rows = []
     for name, accounts in sorted(settings.items()):
-        cls = BUILTIN_CHANNELS.get(name)
         for section in accounts:
             account = str(section.get("account", ""))
-            paths = [p.replace("{account}", account) for p in cls.route_paths()] if cls is not None else []
+            channel = lookup(name, account)
+            cls = type(channel) if channel is not None else None
             rows.append({
-                "channel": name,
+                "channel": cls.display_name.get(language, name) if cls is not None else name,
                 "account": account,
-                "webhooks": [public_url + p for p in paths],
+                "webhooks": [public_url + p.replace("{account}", account) for p in cls.route_paths()] if cls is not None else [],
                 "settings": {k: v for k, v in redact(dict(section)).items() if k != "account"},
             })
     return rows
@@ -107,7 +112,7 @@ def channel_rows(settings: Mapping[str, tuple[Mapping[str, Any], ...]], public_u
 
 async def channels(request: web.Request) -> web.StreamResponse:
     c = console(request)
-    rows = channel_rows(c.deps.channel_settings, c.settings.public_url)
+    rows = channel_rows(c.deps.channel_settings, c.deps.channels, c.settings.public_url, c.pages.language(request))
     return await c.pages.render(request, "channels.html", rows=rows)
 
 

@@ -12,12 +12,12 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
-from admin.access import ConsoleRoute, console, current_user
 from admin.errors import BadInput, NotFound
 from admin.forms import fields, one
 from admin.live import message_view
 from admin.roles import STAFF
 from admin.zones import zone
+from admin.state import ConsoleRoute, console, current_user
 from bot.conversation.handoff import WAITING, HandoffError
 from bot.conversation.state import AGENT_PREFIX
 from bot.messages import MediaRef

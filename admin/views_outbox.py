@@ -7,9 +7,10 @@ from typing import Any
 
 from aiohttp import web
 
-from admin.access import SESSION, ConsoleRoute, console, current_user
 from admin.errors import BadInput, NotFound
 from admin.roles import STAFF
+from admin.sessions import SESSION
+from admin.state import ConsoleRoute, console, current_user
 
 
 def _summary(doc: dict[str, Any]) -> dict[str, Any]:

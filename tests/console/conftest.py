@@ -12,7 +12,7 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from admin.console import CONSOLE, Console
+from admin.state import CONSOLE, Console
 from admin.roles import Role
 from bot.app import build_app
 from bot.config import settings_from_mapping

@@ -176,23 +176,54 @@ async def test_admin_pages_screenshots(browser: Any, voice_rig: ConsoleRig) -> N
     rig = voice_rig
     await rig.console.users.create("ada", Role.ADMIN, PASSWORD)
     await rig.console.users.create("alice", Role.AGENT, PASSWORD)
-    await rig.console.users.create("mia", Role.MARKETER, PASSWORD)
     context = await browser.new_context(locale="zh-CN", viewport={"width": 1366, "height": 860})
     page = await context.new_page()
     await page.goto(rig.base + "/admin/signin")
     await shot(page, "signin")
     page = await sign_in(browser, rig, "ada")
-    for path in ("users", "channels", "apikeys", "outbox", "audit", "search?text=%E4%BD%A0%E5%A5%BD"):
-        await page.goto(rig.base + "/admin/" + path)
-        await shot(page, path.split("?")[0])
+
+    await page.goto(rig.base + "/admin/users")
+    await page.fill('form[action="/admin/users"] input[name="name"]', "mia")
+    await page.select_option('form[action="/admin/users"] select[name="role"]', "marketer")
+    await page.fill('form[action="/admin/users"] input[name="password"]', PASSWORD)
+    await page.click('form[action="/admin/users"] button')
+    await page.wait_for_url("**/admin/users")
+    assert "mia" in await page.locator("table.list").inner_text()
+
+    await page.goto(rig.base + "/admin/canned")
+    await page.fill('input[name="title"]', "稍等")
+    await page.fill('textarea[name="text"]', "请稍等，我马上为您查询。")
+    await page.click('form[action="/admin/canned"] button')
+    await page.wait_for_url("**/admin/canned")
+
     await page.goto(rig.base + "/admin/apikeys")
     await page.fill('input[name="label"]', "CRM")
     await page.check('input[value="conversations:read"]')
     await page.click("text=创建密钥")
     key = await page.locator("#created-key").inner_text()
     assert key.startswith("kefu_")
+    await shot(page, "apikeys")
     await page.goto(rig.base + "/admin/apikeys")
     assert await page.locator("#created-key").count() == 0  # shown once
     assert "CRM" in await page.locator("table.list").inner_text()
     stored = [d async for d in rig.console.deps.db["api_keys"].find({})]
     assert len(stored) == 1 and key not in str(stored)  # only the digest is kept
+
+    for path in ("users", "canned", "channels", "outbox", "audit"):
+        await page.goto(rig.base + "/admin/" + path)
+        await shot(page, path)
+    audit = await page.locator("table.audit").inner_text()
+    assert "user.create" in audit and "canned.add" in audit and "apikey.create" in audit
+
+    tablet = await browser.new_context(locale="zh-CN", viewport={"width": 820, "height": 1180}, is_mobile=True, has_touch=True)
+    agent = await tablet.new_page()
+    await agent.goto(rig.base + "/admin/signin")
+    await agent.fill('input[name="name"]', "alice")
+    await agent.fill('input[name="password"]', PASSWORD)
+    await agent.click('button[type="submit"]')
+    await agent.wait_for_url("**/admin/inbox")
+    assert (await rig.harness.say("oTablet", "人工")).status == 200
+    await agent.locator('tr[data-conversation="wechat:demo:oTablet"]').wait_for(timeout=5000)
+    await shot(agent, "inbox-tablet")
+    await tablet.close()
+    await context.close()
