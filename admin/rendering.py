@@ -8,6 +8,7 @@ the user's own language (:mod:`admin.i18n`).
 from __future__ import annotations
 
 import hashlib
+import json
 import mimetypes
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -72,6 +73,9 @@ class Pages:
         )
         self.assets = assets
         self.env.globals["asset"] = self.asset_url
+        # Readable JSON (Chinese as itself) as plain text, escaped by autoescape like any
+        # other value; jinja's tojson is meant for <script> and writes \uXXXX.
+        self.env.filters["readable"] = lambda value, indent=None: json.dumps(value, ensure_ascii=False, sort_keys=True, indent=indent, default=str)
 
     def asset_url(self, name: str) -> str:
         return f"/admin/static/{name}?v={self.assets[name].etag}"

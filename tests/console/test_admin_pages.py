@@ -32,6 +32,10 @@ async def test_canned_replies_per_language_reach_the_agent(rig: ConsoleRig) -> N
     await alice.post(f"/admin/conversations/{CID}/claim")
     page = await (await alice.get(f"/admin/conversations/{CID}")).text()
     assert "请稍等，我马上为您查询。" in page and "One moment please." not in page  # the customer speaks Chinese
+    await ada.post("/admin/canned", {"language": "zh", "title": "<b>粗体</b>", "text": "<script>x()</script>"})
+    audit = await (await ada.get("/admin/audit")).text()
+    assert "&lt;script&gt;x()&lt;/script&gt;" in audit and "<script>x()" not in audit
+    assert "请稍等，我马上为您查询。" in audit  # readable, not \uXXXX
 
 
 async def test_channels_page_hides_secrets_and_shows_webhook_urls(rig: ConsoleRig) -> None:
