@@ -257,6 +257,21 @@ async def publish_events(redis_url: str, waiting: list[str], per_second: int, qu
     return sent
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measured_wrk(pid: int, port: int, requests: Path, duration: int) -> dict[str, float]:
+    """wrk's numbers plus the gateway's CPU per request: far steadier than throughput
+    when other work shares the machine."""
+    before = cpu_seconds(pid)
+    result = run_wrk(port, 16, duration, requests)
+    result["cpu_us"] = (cpu_seconds(pid) - before) / result["total"] * 1e6
+    return result
+
+
 async def open_inbox_streams(base: str, count: int) -> tuple[Streams, Any]:
     import aiohttp
 
@@ -319,7 +334,8 @@ def main() -> int:
                     os.sched_setaffinity(0, {1})  # the stream readers stay off the gateway's core
                 web_port = free_port()
                 cfg = gateway_config(web_port, redis_url, mongo_url, fake_port)
-                running.append(await asyncio.to_thread(run_gateway, tmp, "ack-web", cfg, "web", 0))
+                ack_web = await asyncio.to_thread(run_gateway, tmp, "ack-web", cfg, "web", 0)
+                running.append(ack_web)
                 names = ["warm", *(f"{kind}{i}" for i in range(args.rounds) for kind in ("without", "with"))]
                 files = {name: tmp / f"ack-{name}.txt" for name in names}  # fresh MsgIds: no run hits dedup
                 for i, f in enumerate(files.values()):
@@ -333,11 +349,11 @@ def main() -> int:
                     # can exceed the difference being measured.
                     out["ack"] = []
                     for i in range(args.rounds):
-                        without = await asyncio.to_thread(run_wrk, web_port, 16, args.duration, files[f"without{i}"])
+                        without = await asyncio.to_thread(measured_wrk, ack_web.pid, web_port, files[f"without{i}"], args.duration)
                         streams, http = await open_inbox_streams(f"http://127.0.0.1:{web_port}", 200)
                         try:
                             events_before = streams.events
-                            with_ = await asyncio.to_thread(run_wrk, web_port, 16, args.duration, files[f"with{i}"])
+                            with_ = await asyncio.to_thread(measured_wrk, ack_web.pid, web_port, files[f"with{i}"], args.duration)
                             delivered = streams.events - events_before
                         finally:
                             await streams.close()
@@ -367,14 +383,15 @@ def main() -> int:
     print(f"2. Customer message -> visible on the agent's page, 2 web processes, 100 open streams, {len(live)} messages")
     print(f"   p50 {pct(live, 50):.0f} ms   p95 {pct(live, 95):.0f} ms   max {max(live):.0f} ms   mean {statistics.mean(live):.0f} ms")
     print(f"3. Webhook ack path, --role web pinned to core 0, wrk c=16 on core 1, {args.events} events/s ({args.queue_events} about the queue) in both runs")
-    print(f"   {'round':>5} {'':24} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
+    print(f"   {'round':>5} {'':28} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'CPU us/req':>11} {'errors':>7}")
     for i, (without, with_, delivered) in enumerate(out["ack"], start=1):
         for name, res in (("no live connections", without), (f"200 streams ({delivered} events)", with_)):
-            print(f"   {i:>5} {name:24} {res['rps']:>8.0f} {res['p50']:>8.2f} {res['p99']:>8.2f} {int(res['errors']):>7}")
+            print(f"   {i:>5} {name:28} {res['rps']:>8.0f} {res['p50']:>8.2f} {res['p99']:>8.2f} {res['cpu_us']:>11.0f} {int(res['errors']):>7}")
     rps = [w["rps"] / wo["rps"] - 1 for wo, w, _ in out["ack"]]
     p99 = [w["p99"] / wo["p99"] - 1 for wo, w, _ in out["ack"]]
+    cpu = [w["cpu_us"] / wo["cpu_us"] - 1 for wo, w, _ in out["ack"]]
     print(f"   with streams vs without, per round: throughput {', '.join(f'{100 * r:+.1f}%' for r in rps)}; "
-          f"p99 {', '.join(f'{100 * r:+.1f}%' for r in p99)}")
+          f"p99 {', '.join(f'{100 * r:+.1f}%' for r in p99)}; gateway CPU per request {', '.join(f'{100 * r:+.1f}%' for r in cpu)}")
     return 0
 
 

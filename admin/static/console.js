@@ -26,10 +26,17 @@
     el.textContent = on ? (document.body.dataset.lang === "zh" ? "实时" : "Live") : (document.body.dataset.lang === "zh" ? "重连中…" : "Reconnecting…");
   }
 
-  function connect(url, handlers) {
+  // Events published while a page was disconnected are not replayed: after a reconnect
+  // the page catches up from the server (onResume).
+  function connect(url, handlers, onResume) {
     const source = new EventSource(url);
-    source.onopen = () => liveStatus(true);
-    source.onerror = () => liveStatus(false);
+    let lost = false;
+    source.onopen = () => {
+      liveStatus(true);
+      if (lost && onResume) onResume();
+      lost = false;
+    };
+    source.onerror = () => { lost = true; liveStatus(false); };
     for (const [name, fn] of Object.entries(handlers)) {
       source.addEventListener(name, (e) => fn(JSON.parse(e.data)));
     }
@@ -94,7 +101,8 @@
       refresh();
       notify(root.dataset.newText, w.customer + " · " + w.reason);
     };
-    connect("/admin/events", { message: onEvent, queued: onEvent, claimed: onEvent, transferred: onEvent, handed_back: onEvent, closed: onEvent });
+    connect("/admin/events", { message: onEvent, queued: onEvent, claimed: onEvent, transferred: onEvent, handed_back: onEvent, closed: onEvent },
+      () => location.reload());
   }
 
   function messageItem(root, m) {
@@ -156,8 +164,16 @@
         document.querySelectorAll("#claim, #reply-form button").forEach((b) => { b.disabled = true; });
       }
     };
+    const catchUp = () => fetch(location.href, { credentials: "same-origin" })
+      .then((r) => r.text())
+      .then((html) => {
+        // The server's own rendering (escaped there) of the messages; the reply being
+        // typed stays as it is.
+        const fresh = new DOMParser().parseFromString(html, "text/html").getElementById("messages");
+        if (fresh) { list.replaceChildren(...fresh.children); list.scrollTop = list.scrollHeight; }
+      });
     connect("/admin/events?conversation=" + encodeURIComponent(root.dataset.conversation),
-      { message: onEvent, claimed: onEvent, transferred: onEvent, handed_back: onEvent, closed: onEvent, queued: onEvent });
+      { message: onEvent, claimed: onEvent, transferred: onEvent, handed_back: onEvent, closed: onEvent, queued: onEvent }, catchUp);
     const canned = document.getElementById("canned");
     if (canned) {
       canned.addEventListener("change", () => {

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import aiohttp
+import pytest
+
+from admin.deps import ConsoleSettings
 from admin.roles import Role
 from admin.sessions import COOKIE
-from tests.console.conftest import PASSWORD, ConsoleRig
+from bot.errors import ConfigError
+from tests.console.conftest import PASSWORD, ConsoleRig, make_rig
 
 
 async def test_sign_in_issues_a_new_session_and_sign_out_ends_it(rig: ConsoleRig) -> None:
@@ -81,3 +88,20 @@ async def test_language_and_time_zone_are_per_user(rig: ConsoleRig) -> None:
     assert resp.status == 303
     user = await rig.console.users.get("erin")
     assert user is not None and user.time_zone == "Europe/London"
+
+
+async def test_secure_cookies_when_configured(redis: Any, aiohttp_client: Any, fake_wechat: Any, redis_url: str, mongo_url: str) -> None:
+    rig = await make_rig(aiohttp_client, fake_wechat, redis_url, mongo_url, console={"secure_cookies": True})
+    async with aiohttp.ClientSession() as http:
+        async with http.get(rig.base + "/admin/signin") as resp:
+            raw = resp.headers["Set-Cookie"]
+    assert "Secure" in raw and "HttpOnly" in raw
+
+
+def test_console_settings_are_checked() -> None:
+    with pytest.raises(ConfigError, match="unknown keys"):
+        ConsoleSettings.from_section({"sesion_ttl_s": 5}, public_url="")
+    with pytest.raises(ConfigError, match="time zone"):
+        ConsoleSettings.from_section({"time_zone": "Mars/Base"}, public_url="")
+    settings = ConsoleSettings.from_section({"signin_per_user": 3}, public_url="https://kefu.example.com/")
+    assert settings.signin.per_user == 3 and settings.public_url == "https://kefu.example.com"

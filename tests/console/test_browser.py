@@ -227,3 +227,21 @@ async def test_admin_pages_screenshots(browser: Any, voice_rig: ConsoleRig) -> N
     await shot(agent, "inbox-tablet")
     await tablet.close()
     await context.close()
+
+
+async def test_a_page_that_lost_its_stream_catches_up(browser: Any, voice_rig: ConsoleRig) -> None:
+    rig = voice_rig
+    await rig.console.users.create("alice", Role.AGENT, PASSWORD)
+    page = await sign_in(browser, rig, "alice")
+    assert (await rig.harness.say("oGap", "转人工")).status == 200
+    row = page.locator('tr[data-conversation="wechat:demo:oGap"] button')
+    await row.wait_for(timeout=5000)
+    await row.click()
+    await page.wait_for_url("**/admin/conversations/wechat:demo:oGap")
+    await page.wait_for_selector("#live-status:not(.off)", state="attached")
+    await page.fill("#reply-form textarea", "正在输入的回复")
+    await rig.console.hub.close()  # every open stream ends, as when a web process restarts
+    assert (await rig.harness.say("oGap", "断线期间的消息")).status == 200
+    await page.locator("li.msg.in p.text", has_text="断线期间的消息").wait_for(timeout=10000)
+    assert await page.input_value("#reply-form textarea") == "正在输入的回复"  # the draft survives
+    await page.context.close()
