@@ -15,11 +15,13 @@ import json
 import secrets
 import time
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from aiohttp import web
 from redis.asyncio import Redis
 
 PREFIX = "kefu:console:session:"
+USER_SESSIONS = "kefu:console:user-sessions:"  # a set of each user's session keys
 COOKIE = "kefu_console"
 
 
@@ -63,14 +65,27 @@ class SessionStore:
     async def new(self, user: str = "") -> Session:
         session = Session(sid=secrets.token_urlsafe(32), csrf=secrets.token_urlsafe(32), user=user)
         await self.save(session)
+        if user:
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.sadd(USER_SESSIONS + user, self._key(session.sid))
+            pipe.expire(USER_SESSIONS + user, self.ttl_s)
+            await pipe.execute()
         return session
+
+    async def end_all(self, user: str, *, keep: Session | None = None) -> None:
+        """Sign ``user`` out everywhere (a new password, an admin's reset), except ``keep``."""
+        members: Any = await self.redis.smembers(USER_SESSIONS + user)
+        kept = self._key(keep.sid).encode() if keep is not None else b""
+        doomed = [m for m in members if m != kept]
+        if doomed:
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.delete(*doomed)
+            pipe.srem(USER_SESSIONS + user, *doomed)
+            await pipe.execute()
 
     async def save(self, session: Session) -> None:
         ttl = self.ttl_s if session.user else self.anonymous_ttl_s
         await self.redis.set(self._key(session.sid), session.to_json(), ex=ttl)
-
-    async def touch(self, session: Session) -> None:
-        await self.redis.expire(self._key(session.sid), self.ttl_s if session.user else self.anonymous_ttl_s)
 
     async def delete(self, session: Session) -> None:
         await self.redis.delete(self._key(session.sid))

@@ -85,8 +85,9 @@ async def change_password(request: web.Request) -> web.StreamResponse:
         raise web.HTTPSeeOther("/admin/account")
     await c.users.set_password(user.name, data.get("new", ""))
     await c.audit.record(user.name, "user.password", user.name, before="***", after="***")
-    # The session that changed the password gets a fresh id and CSRF token.
+    # This session gets a fresh id and CSRF token; every other one of the user's ends.
     session = await c.sessions.rotate(request.get(SESSION), user.name)
+    await c.sessions.end_all(user.name, keep=session)
     session = await c.sessions.set_flash(session, c.pages.text(request, "password_changed"))
     response = web.HTTPSeeOther("/admin/account")
     set_cookie(response, session, secure=secure_cookies(request), max_age=c.settings.session_ttl_s)

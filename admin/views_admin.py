@@ -52,6 +52,7 @@ async def reset_password(request: web.Request) -> web.StreamResponse:
     name = request.match_info["name"]
     await c.users.require(name)
     await c.users.set_password(name, data.get("password", ""))
+    await c.sessions.end_all(name)
     await c.audit.record(current_user(request).name, "user.reset_password", name, before="***", after="***")
     await c.sessions.set_flash(request[SESSION], c.pages.text(request, "password_reset_done", name=name))
     raise web.HTTPSeeOther("/admin/users")

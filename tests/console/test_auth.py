@@ -63,6 +63,7 @@ async def test_sign_in_without_csrf_token_is_refused(rig: ConsoleRig) -> None:
 
 async def test_password_change_needs_the_current_one(rig: ConsoleRig) -> None:
     dave = await rig.person("dave")
+    elsewhere = await rig.person("dave")  # signed in on a second device
     resp = await dave.post("/admin/account/password", {"current": "wrong one!!", "new": "a new secret 123", "repeat": "a new secret 123"})
     assert resp.status == 303
     assert await rig.console.users.authenticate("dave", PASSWORD) is not None
@@ -70,11 +71,15 @@ async def test_password_change_needs_the_current_one(rig: ConsoleRig) -> None:
     assert resp.status == 303
     await dave.get("/admin/account")
     assert await rig.console.users.authenticate("dave", "a new secret 123") is not None
+    assert (await elsewhere.get("/admin/account")).status == 303  # the other session ended
+    ada = await rig.person("ada", Role.ADMIN)
+    assert (await ada.post("/admin/users/dave/password", {"password": "the admin's choice"})).status == 303
+    assert (await dave.get("/admin/account")).status == 303  # an admin's reset signs dave out too
     assert await rig.console.users.authenticate("dave", PASSWORD) is None
     stored = await rig.console.users.users.find_one({"_id": "dave"})
     assert stored is not None and stored["password"].startswith("$argon2id$")
     entries = await rig.console.audit.recent(target="dave")
-    assert [e.action for e in entries] == ["user.password"] and entries[0].after == "***"
+    assert [e.action for e in entries] == ["user.reset_password", "user.password"] and entries[1].after == "***"
 
 
 async def test_language_and_time_zone_are_per_user(rig: ConsoleRig) -> None:
