@@ -4,19 +4,7 @@
 # Python packages. Idempotent and non-interactive; apt-get update only when a package
 # is missing.
 set -euo pipefail
-export DEBIAN_FRONTEND=noninteractive
-
-APT_PACKAGES=(dovecot-imapd redis-server wrk util-linux)
-missing=()
-for pkg in "${APT_PACKAGES[@]}"; do
-  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
-done
-if ((${#missing[@]})); then
-  SUDO=""
-  [[ $(id -u) -ne 0 ]] && SUDO="sudo"
-  $SUDO apt-get update -qq
-  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
-fi
+bash "$(dirname "$0")/apt-install.sh" dovecot-imapd redis-server wrk util-linux
 # The tests start their own dovecot from a generated config; the packaged service is
 # not needed (and would hold port 143 on a developer machine).
 if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet dovecot 2>/dev/null; then

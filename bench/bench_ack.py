@@ -84,6 +84,16 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         proc.kill()
 
 
+def start_stores(tmp: Path) -> tuple[list[subprocess.Popen[bytes]], str, str]:
+    """A private redis-server and MongoDB-protocol server on core 1; their URLs."""
+    redis_port, mongo_port = free_port(), free_port()
+    redis = start(pinned(1, ["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(tmp)]), tmp / "redis.log")
+    mongo = start(pinned(1, [str(Path(sys.executable).with_name("secantusd-py")), "--host", "127.0.0.1", "--port", str(mongo_port), "--storage-path", ":memory:", "--log-level", "WARNING"]), tmp / "mongo.log")
+    wait_port(redis_port, redis, 10)
+    wait_port(mongo_port, mongo, 60)
+    return [redis, mongo], f"redis://127.0.0.1:{redis_port}/0", f"mongodb://127.0.0.1:{mongo_port}/bench"
+
+
 def wait_log(path: Path, needle: str, proc: subprocess.Popen[bytes], timeout_s: float = 60) -> None:
     deadline = time.monotonic() + timeout_s
     while needle not in path.read_text(errors="replace"):
@@ -160,14 +170,8 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory(prefix="kefu-bench-") as tmp_name:
         tmp = Path(tmp_name)
-        redis_port, mongo_port = free_port(), free_port()
-        redis = start(pinned(1, ["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(tmp)]), tmp / "redis.log")
-        mongo = start(pinned(1, [str(Path(sys.executable).with_name("secantusd-py")), "--host", "127.0.0.1", "--port", str(mongo_port), "--storage-path", ":memory:", "--log-level", "WARNING"]), tmp / "mongo.log")
-        procs = [redis, mongo]
+        procs, redis_url, mongo_url = start_stores(tmp)
         try:
-            wait_port(redis_port, redis, 10)
-            wait_port(mongo_port, mongo, 60)
-            redis_url, mongo_url = f"redis://127.0.0.1:{redis_port}/0", f"mongodb://127.0.0.1:{mongo_port}/bench"
             print(f"generating {2 * args.requests} signed+encrypted requests ...", file=sys.stderr)
             files = {c: tmp / f"req{c}.txt" for c in (16, 64)}
             make_requests(files[16], args.requests, 1)

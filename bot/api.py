@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import web
 
@@ -105,14 +105,26 @@ class Forbidden(KefuError):
     status = 403
 
 
+class IssuedKeys(Protocol):
+    """Keys issued at run time (the console's API keys page), looked up on each request
+    so that a revoked key stops working at once in every process."""
+
+    async def scopes_of(self, presented: str) -> frozenset[str] | None: ...
+
+
 API_KEYS = web.AppKey("api_keys", ApiKeys)
+# Set by the composition root at startup, once the database is open.
+ISSUED_KEYS = web.AppKey("issued_api_keys", IssuedKeys)
 
 
-def authorize(request: web.Request, scope: str) -> None:
+async def authorize(request: web.Request, scope: str) -> None:
     """Raise :class:`Unauthorized` or :class:`Forbidden` unless the request's key carries
     ``scope``; for handlers whose need of a key depends on the request."""
     presented = presented_key(request)
     scopes = request.config_dict[API_KEYS].scopes_of(presented) if presented else None
+    issued = request.config_dict.get(ISSUED_KEYS)
+    if scopes is None and presented and issued is not None:
+        scopes = await issued.scopes_of(presented)
     if scopes is None:
         log.warning("api: rejected %s %s without a valid key from %s", request.method, request.path, request.remote)
         raise Unauthorized("missing or unknown API key")
@@ -145,7 +157,7 @@ async def key_middleware(request: web.Request, handler: Handler) -> web.StreamRe
         log.error("api: %s %s declares no scope; refused", request.method, request.path)
         raise Forbidden("this endpoint declares no scope")
     if scope:
-        authorize(request, scope)
+        await authorize(request, scope)
     return await handler(request)
 
 

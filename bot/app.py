@@ -45,10 +45,14 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 from redis.asyncio import Redis
 
-from bot.api import build_api
-from bot.apikeys import ApiKeys
+from admin import ConsoleDeps, ConsoleSettings, build_console
+from admin.keys import ApiKeyStore
+from bot.api import ISSUED_KEYS, build_api
+from bot.apikeys import SCOPES, ApiKeys
 from bot.config import Settings
 from bot.conversation.api import routes as conversation_routes
+from bot.conversation.events import ConversationEvents
+from bot.customer_card import CustomerCard, join_card
 from bot.conversation.handoff import Handoff
 from bot.conversation.ordering import ConversationGate
 from bot.conversation.state import StateStore
@@ -80,9 +84,11 @@ from knowledge.api import routes as knowledge_routes
 from knowledge.customer import CrmCustomerFacts, CustomerFacts
 from knowledge.service import KNOWLEDGE, Knowledge, build_knowledge, load_demo, tuning_from
 from preferences import services as preferences
+from preferences.customer_card import preference_card
 from preferences.api import routes as preference_routes
 from preferences.clock import SystemClock
 from skills import services as business
+from skills.customer_card import skill_card
 from skills.api import page_routes as skill_page_routes
 from skills.api import routes as skill_routes
 from skills.connectors.base import ConnectorSettings
@@ -94,6 +100,8 @@ log = logging.getLogger(__name__)
 
 Role = Literal["all", "web", "worker"]
 SkillFactory = Callable[[SkillContext], list[list[Skill]]]
+# API keys issued in the console: checked by /api, managed by the console's admins.
+KEY_STORE = web.AppKey("api_key_store", ApiKeyStore)
 
 
 def build_app(
@@ -135,10 +143,10 @@ def build_app(
         add_webhook_routes(app, settings, registry)
         app.add_routes(skill_page_routes())
         api_routes = [conversation_routes(), preference_routes(), skill_routes(), knowledge_routes()]
-        # The admin console plugs in here: its JSON routes join ``api_routes`` and its
-        # pages are mounted with app.add_subapp("/admin", admin.build_console(...)).
         keys = ApiKeys.from_section(settings.section("api"))
         app.add_subapp("/api", build_api(keys, api_routes, client_max_size=settings.http.max_body_bytes))
+        console = ConsoleSettings.from_section(settings.section("console"), public_url=settings.http.public_url)
+        app.add_subapp("/admin", build_console(console, lambda: console_deps(app[RUNTIME], app[KEY_STORE], customer_card(app))))
     probes.setup(app)  # every role: a worker serves them when started with --port
     if settings.simulator:
         for name, cls in registry.items():
@@ -176,7 +184,8 @@ async def _start(
         settings, registry,
         ChannelContext(http=http, redis=redis, tokens=tokens, public_url=settings.http.public_url, enqueue=queue.enqueue, store=store),
     )
-    handoff = Handoff(redis, db, states, gate, outbox, store, templates, lambda n, a: channels.get((n, a)))
+    events = ConversationEvents(redis)
+    handoff = Handoff(redis, db, states, gate, outbox, store, templates, lambda n, a: channels.get((n, a)), events)
     await handoff.ensure_indexes()
     prefs_section = settings.section("preferences")
     prefs = await preferences.build_preferences(
@@ -209,13 +218,16 @@ async def _start(
         settings=settings, redis=redis, store=store, queue=queue, outbox=outbox,
         templates=templates, router=SkillRouter(skills(skill_ctx), templates),
         health=HealthMonitor(mongo, interval_s=0.25, timeout_s=0.5), states=states, gate=gate, handoff=handoff,
-        channels=channels, metrics=metrics, nlu=nlu, nlu_readiness=readiness, voice=await build_voice(settings, store),
+        channels=channels, metrics=metrics, nlu=nlu, nlu_readiness=readiness, voice=await build_voice(settings, store), events=events,
     )
     app[RUNTIME] = rt
     app[probes.PROBES] = probes.Probes(
         checks=probes.standard_checks(redis, mongo, http, readiness, rt.voice), metrics=metrics, redis=redis,
         streams=(pipeline.inbound_stream, pipeline.outbox_stream),
     )
+    issued_keys = ApiKeyStore(db, SCOPES)
+    await issued_keys.ensure_indexes()
+    app[ISSUED_KEYS] = app[KEY_STORE] = issued_keys
     app[preferences.SERVICES] = prefs
     app[business.SKILL_SERVICES] = services
     if kb is not None:
@@ -254,6 +266,23 @@ async def _close(rt: Runtime) -> None:
         await channel.close()
     if rt.voice is not None and rt.voice.transcriber is not None:
         await rt.voice.transcriber.close()
+
+
+def customer_card(app: web.Application) -> CustomerCard:
+    return join_card([skill_card(app[business.SKILL_SERVICES]), preference_card(app[preferences.SERVICES].prefs)])
+
+
+def console_deps(rt: Runtime, api_keys: ApiKeyStore, card: CustomerCard) -> ConsoleDeps:
+    to_wav: Callable[[bytes, str], bytes] | None
+    try:
+        from speech.browser import to_wav
+    except ImportError:  # no speech extra: voice notes are offered as stored
+        to_wav = None
+    return ConsoleDeps(
+        redis=rt.redis, db=rt.store.db, store=rt.store, states=rt.states, handoff=rt.handoff, outbox=rt.outbox,
+        channels=rt.channel, channel_settings=rt.settings.channels, api_scopes=SCOPES,
+        api_keys=api_keys, customer_card=card, audio_to_browser=to_wav,
+    )
 
 
 def dingtalk_todos(http: aiohttp.ClientSession, tokens: TokenCache) -> TodoApiFactory:
@@ -299,7 +328,7 @@ def worker_tasks(rt: Runtime, tasks: BackgroundTasks, on_give_up: GiveUpHook) ->
     for i in range(pipeline.workers):
         worker = InboundWorker(
             rt.queue, rt.outbox, rt.store, rt.router, rt.channel,
-            states=rt.states, gate=rt.gate, templates=rt.templates, nlu=rt.nlu_readiness, voice=rt.voice,
+            states=rt.states, gate=rt.gate, templates=rt.templates, nlu=rt.nlu_readiness, voice=rt.voice, events=rt.events,
             consumer=f"{base}:w{i}", batch=pipeline.batch, max_attempts=pipeline.max_inbound_attempts,
             metrics=rt.metrics,
         )

@@ -23,7 +23,7 @@ from bot.logs import configure as configure_logging
 log = logging.getLogger("kefu")
 
 # Packages that add their own sub-commands; a missing optional one is skipped.
-COMMAND_MODULES = ("bot.nlu.cli", "speech.cli", "skills.review_remediation.cli", "knowledge.cli")
+COMMAND_MODULES = ("bot.nlu.cli", "speech.cli", "skills.review_remediation.cli", "knowledge.cli", "admin.cli")
 
 
 def _settings(args: argparse.Namespace) -> Settings:

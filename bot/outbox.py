@@ -124,6 +124,11 @@ class Outbox:
             args.append(payload)
         return int(await self._enqueue(keys=keys, args=args))
 
+    async def requeue(self, payload: str) -> None:
+        """Queue a dead-lettered reply again, past its idempotency key (a person decided
+        to retry it; it was never delivered, so it cannot arrive twice)."""
+        await self.redis.xadd(self.stream, {"m": payload, "a": "0"})
+
     async def is_handled(self, inbound_key: str) -> bool:
         return bool(await self.redis.exists(HANDLED_PREFIX + inbound_key))
 

@@ -8,6 +8,7 @@ from aiohttp import web
 from redis.asyncio import Redis
 
 from bot.config import Settings
+from bot.conversation.events import ConversationEvents
 from bot.conversation.handoff import Handoff
 from bot.conversation.ordering import ConversationGate
 from bot.conversation.state import StateStore
@@ -45,6 +46,7 @@ class Runtime:
     nlu: NluClient | None = None
     nlu_readiness: NluReadiness | None = None
     voice: VoiceStep | None = None
+    events: ConversationEvents | None = None
 
     def channel(self, name: str, account: str) -> Channel | None:
         return self.channels.get((name, account))

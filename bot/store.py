@@ -8,6 +8,7 @@ lists by status.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -41,6 +42,7 @@ class MessageStore:
             [
                 IndexModel([("customer", ASCENDING)]),
                 IndexModel([("status", ASCENDING), ("last_at", DESCENDING)]),
+                IndexModel([("owner", ASCENDING), ("last_at", DESCENDING)]),
             ]
         )
         await self.dead_letters.create_indexes([IndexModel([("at", DESCENDING)])])
@@ -108,6 +110,68 @@ class MessageStore:
         )
         if self.metrics is not None:
             self.metrics.dead_letters.labels(kind).inc()
+
+    async def dead_letters_recent(self, limit: int = 200) -> list[Document]:
+        return [doc async for doc in self.dead_letters.find({}).sort("at", DESCENDING).limit(limit)]
+
+    async def find_dead_letter(self, record_id: str) -> Document | None:
+        return await self.dead_letters.find_one({"_id": record_id})
+
+    async def take_dead_letter(self, record_id: str) -> Document | None:
+        """Remove a dead letter and return it; None if another request took it first."""
+        doc = await self.dead_letters.find_one({"_id": record_id})
+        if doc is None:
+            return None
+        res = await self.dead_letters.delete_one({"_id": record_id})
+        return doc if res.deleted_count == 1 else None
+
+    async def messages_by_id(self, ids: list[str]) -> list[Document]:
+        """Message records by id, oldest first (one round trip)."""
+        if not ids:
+            return []
+        return [doc async for doc in self.messages.find({"_id": {"$in": ids}}).sort("ts", ASCENDING)]
+
+    async def message(self, record_id: str) -> Document | None:
+        return await self.messages.find_one({"_id": record_id})
+
+    async def last_inbound(self, conversation: str) -> Document | None:
+        return await self.messages.find_one({"conversation": conversation, "direction": "in"}, sort=[("ts", DESCENDING)])
+
+    async def customer_conversations(self, customer: str, limit: int = 20) -> list[Document]:
+        """A customer's conversations, most recent first (the console's customer card)."""
+        cursor = self.conversations.find({"customer": customer}, {"state": 0}).sort("last_at", DESCENDING).limit(limit)
+        return [doc async for doc in cursor]
+
+    async def search_conversations(
+        self,
+        *,
+        customer: str = "",
+        channel: str = "",
+        text: str = "",
+        since: float | None = None,
+        until: float | None = None,
+        limit: int = 50,
+    ) -> list[Document]:
+        """Conversations with messages matching all given criteria, most recent first:
+        one row per conversation with its last matching message."""
+        query: Document = {}
+        if customer:
+            query["customer"] = {"$regex": re.escape(customer), "$options": "i"}
+        if channel:
+            query["channel"] = channel
+        if text:
+            query["text"] = {"$regex": re.escape(text), "$options": "i"}
+        if since is not None or until is not None:
+            query["ts"] = {**({"$gte": since} if since is not None else {}), **({"$lt": until} if until is not None else {})}
+        pipeline: list[Document] = [
+            {"$match": query},
+            {"$sort": {"ts": -1}},
+            {"$group": {"_id": "$conversation", "last_at": {"$first": "$ts"}, "text": {"$first": "$text"},
+                        "customer": {"$first": "$customer"}, "channel": {"$first": "$channel"}, "matches": {"$sum": 1}}},
+            {"$sort": {"last_at": -1}},
+            {"$limit": limit},
+        ]
+        return [doc async for doc in await self.messages.aggregate(pipeline)]
 
     async def conversation_messages(self, conversation: str, limit: int = 100) -> list[Document]:
         cursor = self.messages.find({"conversation": conversation}).sort("ts", ASCENDING).limit(limit)

@@ -29,6 +29,7 @@ from pymongo.errors import ConnectionFailure
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from bot.conversation.events import ConversationEvent, ConversationEvents
 from bot.conversation.keywords import keyword_intent
 from bot.conversation.ordering import ConversationGate
 from bot.conversation.state import ConversationState, StateStore
@@ -69,6 +70,7 @@ class InboundWorker:
         templates: Templates,
         nlu: NluReadiness | None = None,
         voice: VoiceStep | None = None,
+        events: ConversationEvents | None = None,
         consumer: str,
         batch: int = 32,
         max_attempts: int = 5,
@@ -85,6 +87,7 @@ class InboundWorker:
         self.templates = templates
         self.nlu = nlu
         self.voice = voice
+        self.events = events
         self.consumer = consumer
         self.batch = batch
         self.max_attempts = max_attempts
@@ -223,6 +226,9 @@ class InboundWorker:
                 await self.store.save_outbound(reply)
             await self.outbox.enqueue(outbound, handled=msg.key)
             await self.gate.finished(msg.conversation, msg.key)
+        if self.events is not None:
+            records = (msg.key, *("out:" + r.idempotency_key for r in outbound))
+            await self.events.publish(ConversationEvent("message", msg.conversation, owner=state.owner, messages=records))
 
     @contextlib.asynccontextmanager
     async def _text_first(self, msg: InboundMessage) -> AsyncIterator[None]:

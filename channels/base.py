@@ -96,6 +96,9 @@ class Channel(abc.ABC):
     def recipient_problem(cls, recipient: str) -> str | None:
         """Why ``recipient`` cannot be an address on this channel, or ``None`` if it can."""
         return None
+    # How long after the customer's last message the platform still accepts a free-form
+    # message to them (WeChat's customer-service window: 48 h); None: no such limit.
+    reply_window_s: ClassVar[float | None] = None
 
     @classmethod
     def address_of(cls, sender: str, conversation: str) -> dict[str, str]:
@@ -109,6 +112,14 @@ class Channel(abc.ABC):
 
     def __init__(self, account: str) -> None:
         self.account = account
+
+    def reply_deadline(self, last_inbound_at: float, hints: Mapping[str, str]) -> float | None:
+        """Until when (epoch seconds) a free-form reply can reach the customer; None: always.
+
+        ``hints`` are the reply hints of the customer's last message. The console warns an
+        agent before sending into a closed window.
+        """
+        return None if self.reply_window_s is None else last_inbound_at + self.reply_window_s
 
     @classmethod
     @abc.abstractmethod

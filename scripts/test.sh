@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh test
 . .venv/bin/activate
-for part in speech nlu email compose; do
+for part in speech nlu email compose browser; do
   if [ -f ".ci/install-$part.sh" ]; then
     echo "== preparing $part"
     bash ".ci/install-$part.sh"

@@ -130,7 +130,7 @@ async def review_webhook(request: web.Request) -> web.StreamResponse:
         # stranger cannot tell which connectors are set up.
         if "X-Kefu-Signature" in request.headers:
             return json_error(401, "bad_signature", "signature does not match")
-        authorize(request, "reviews:write")
+        await authorize(request, "reviews:write")
         return json_error(404, "unknown_marketplace", f"no connector for {name!r}")
     raw = await request.read()
     secret = market.settings.option("webhook_secret")
@@ -141,7 +141,7 @@ async def review_webhook(request: web.Request) -> web.StreamResponse:
             log.warning("review webhook %s: bad signature from %s", name, request.remote)
             return json_error(401, "bad_signature", "signature does not match")
     else:
-        authorize(request, "reviews:write")
+        await authorize(request, "reviews:write")
     try:
         data = json.loads(raw)
         items = data["reviews"] if isinstance(data, dict) and "reviews" in data else [data]

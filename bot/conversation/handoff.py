@@ -20,6 +20,7 @@ from pymongo import ASCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 from redis.asyncio import Redis
 
+from bot.conversation.events import ConversationEvent, ConversationEvents
 from bot.logs import ref
 from bot.conversation.ordering import ConversationGate
 from bot.conversation.state import AGENT_PREFIX, BOT, QUEUE, ConversationState, StateStore
@@ -58,6 +59,7 @@ class Handoff:
         store: MessageStore,
         templates: Templates,
         channels: Callable[[str, str], Channel | None],
+        events: ConversationEvents | None = None,
     ) -> None:
         self.redis = redis
         self.events = db["handoffs"]
@@ -67,6 +69,7 @@ class Handoff:
         self.store = store
         self.templates = templates
         self.channels = channels
+        self.bus = events
 
     async def ensure_indexes(self) -> None:
         await self.events.create_indexes([IndexModel([("conversation", ASCENDING), ("at", ASCENDING)])])
@@ -90,12 +93,13 @@ class Handoff:
         return int(rank) if rank is not None else 0
 
     async def waiting(self) -> list[dict[str, Any]]:
-        """Conversations waiting for an agent, longest-waiting first."""
+        """Conversations waiting for an agent, longest-waiting first (two round trips)."""
         items: Any = await self.redis.zrange(WAITING, 0, -1, withscores=True)
+        members = [(m.decode() if isinstance(m, bytes) else str(m), float(since)) for m, since in items]
+        states = await self.states.get_many([c for c, _ in members])
         out: list[dict[str, Any]] = []
-        for member, since in items:
-            conversation = member.decode() if isinstance(member, bytes) else str(member)
-            state = await self.states.get(conversation)
+        for conversation, since in members:
+            state = states.get(conversation)
             out.append(
                 {
                     "conversation": conversation,
@@ -121,7 +125,23 @@ class Handoff:
             await self.redis.zrem(WAITING, conversation)
             await self._record(conversation, "claimed", agent=agent)
         await self._tell_platform(state, agent)
-        await self._notify(state, "agent_joined", agent=agent)
+        sent = await self._notify(state, "agent_joined", agent=agent)
+        await self._publish("claimed", state, agent, sent)
+        return state
+
+    async def transfer(self, conversation: str, agent: str, to_agent: str) -> ConversationState:
+        """Give a conversation ``agent`` holds to ``to_agent``; the customer is not told."""
+        if to_agent == agent:
+            raise HandoffError("a conversation cannot be transferred to the agent who has it")
+        async with self.gate.locked(conversation):
+            state = await self._state(conversation)
+            if state.owner != AGENT_PREFIX + agent:
+                raise HandoffError(f"{conversation} is not with agent {agent}")
+            state.owner = AGENT_PREFIX + to_agent
+            await self.states.save(state)
+            await self._record(conversation, "transferred", agent=agent, to=to_agent)
+        await self._tell_platform(state, to_agent)
+        await self._publish("transferred", state, to_agent)
         return state
 
     async def agent_reply(self, conversation: str, agent: str, text: str) -> str:
@@ -131,10 +151,19 @@ class Handoff:
         if state.owner != AGENT_PREFIX + agent:
             raise HandoffError(f"{conversation} is not with agent {agent}; claim it first")
         key = f"agent:{conversation}:{uuid.uuid4().hex}"
-        await self._send(state, text, key)
+        record = await self._send(state, text, key)
+        await self._publish("message", state, agent, record)
         return key
 
     async def hand_back(self, conversation: str, agent: str) -> ConversationState:
+        """The bot answers again; the customer is told so."""
+        return await self._release(conversation, agent, "handed_back", "handed_back")
+
+    async def close(self, conversation: str, agent: str) -> ConversationState:
+        """The agent is done: the customer gets a goodbye and the bot takes the next message."""
+        return await self._release(conversation, agent, "closed", "goodbye")
+
+    async def _release(self, conversation: str, agent: str, event: str, template: str) -> ConversationState:
         async with self.gate.locked(conversation):
             state = await self._state(conversation)
             if state.owner != AGENT_PREFIX + agent:
@@ -144,9 +173,10 @@ class Handoff:
             state.small_talk_count = 0
             state.handoff_reason = ""
             await self.states.save(state)
-            await self._record(conversation, "handed_back", agent=agent)
+            await self._record(conversation, event, agent=agent)
         await self._tell_platform(state, "")
-        await self._notify(state, "handed_back")
+        sent = await self._notify(state, template)
+        await self._publish(event, state, agent, sent)
         return state
 
     async def _tell_platform(self, state: ConversationState, agent: str) -> None:
@@ -165,11 +195,18 @@ class Handoff:
             raise UnknownConversation(f"no conversation {conversation}")
         return state
 
-    async def _notify(self, state: ConversationState, template: str, **context: Any) -> None:
+    async def _notify(self, state: ConversationState, template: str, **context: Any) -> str:
         text = self.templates.render(template, state.language, **context)
-        await self._send(state, text, f"handoff:{state.conversation}:{uuid.uuid4().hex}")
+        return await self._send(state, text, f"handoff:{state.conversation}:{uuid.uuid4().hex}")
 
-    async def _send(self, state: ConversationState, text: str, key: str) -> None:
+    async def _publish(self, kind: str, state: ConversationState, agent: str, *records: str) -> None:
+        if self.bus is not None:
+            await self.bus.publish(
+                ConversationEvent(kind, state.conversation, owner=state.owner, messages=records, agent=agent)
+            )
+
+    async def _send(self, state: ConversationState, text: str, key: str) -> str:
+        """Store and queue a text to the customer; returns its message record id."""
         hints = state.reply_hints
         reply = OutboundMessage(
             channel=state.channel,
@@ -182,6 +219,7 @@ class Handoff:
         )
         await self.store.save_outbound(reply)
         await self.outbox.enqueue((reply,))
+        return "out:" + key
 
     async def _record(self, conversation: str, event: str, **fields: str) -> None:
         await self.events.insert_one({"conversation": conversation, "event": event, "at": time.time(), **fields})

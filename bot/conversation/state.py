@@ -105,6 +105,24 @@ class StateStore:
         doc = await self.conversations.find_one({"_id": conversation}, {"state": 1})
         return ConversationState.from_dict(dict(doc["state"])) if doc and doc.get("state") else None
 
+    async def get_many(self, conversations: list[str]) -> dict[str, ConversationState]:
+        """States by conversation in one Redis round trip (MongoDB only for those Redis lost)."""
+        if not conversations:
+            return {}
+        raws = await self.redis.mget([STATE_PREFIX + c for c in conversations])
+        out = {c: ConversationState.from_dict(json.loads(raw)) for c, raw in zip(conversations, raws) if raw is not None}
+        missing = [c for c in conversations if c not in out]
+        if missing:
+            async for doc in self.conversations.find({"_id": {"$in": missing}}, {"state": 1}):
+                if doc.get("state"):
+                    out[str(doc["_id"])] = ConversationState.from_dict(dict(doc["state"]))
+        return out
+
+    async def owned_by(self, owner: str, limit: int = 200) -> list[ConversationState]:
+        """Conversations with this owner (``agent:<name>``), latest customer message first."""
+        cursor = self.conversations.find({"owner": owner}, {"state": 1}).sort("last_at", -1).limit(limit)
+        return [ConversationState.from_dict(dict(doc["state"])) async for doc in cursor if doc.get("state")]
+
     async def save(self, state: ConversationState) -> None:
         state.updated_at = time.time()
         await self.redis.set(STATE_PREFIX + state.conversation, state.to_json(), ex=STATE_TTL_S)

@@ -131,6 +131,13 @@ class DingTalkChannel(Channel):
             await self.stream.run(stop)
 
     # -- outbound ---------------------------------------------------------------------
+    def reply_deadline(self, last_inbound_at: float, hints: Mapping[str, str]) -> float | None:
+        # The robot API reaches staff at any time; others only through the session webhook.
+        if hints.get("senderStaffId") or hints.get("conversationType") == GROUP_CHAT:
+            return None
+        expires = hints.get("sessionWebhookExpiredTime", "")
+        return (int(expires) - WEBHOOK_MARGIN_MS) / 1000 if expires.isdigit() else last_inbound_at
+
     def _usable_webhook(self, reply: OutboundMessage) -> str:
         webhook = reply.hint("sessionWebhook")
         expires = reply.hint("sessionWebhookExpiredTime")

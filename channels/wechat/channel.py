@@ -33,6 +33,7 @@ class WeChatChannel(TencentChannel):
     display_name = {"zh": "微信", "en": "WeChat"}
     recipient_field = "openid"
     fake_api = FakeWeChatAPI
+    reply_window_s = 48 * 3600.0  # customer-service messages: 48 h after the user's last message
     max_articles = 1  # WeChat allows one article per news message since 2018
     client: WeChatClient
 

@@ -77,6 +77,7 @@ class WeComKfChannel(TencentChannel):
     # A customer talks to one KF account (open_kfid); kf/send_msg must name it.
     address_extras = ("open_kfid",)
     fake_api = FakeWeComKfAPI
+    reply_window_s = 48 * 3600.0  # kf/send_msg: within 48 h of the customer's last message
     client: WeComKfClient
 
     @classmethod

@@ -1,0 +1,119 @@
+"""Who may open which console route, the session around each request, and CSRF.
+
+Every route is declared once as a :class:`ConsoleRoute` with the roles allowed on it;
+the access middleware refuses a route missing from that table (fail closed), sends an
+anonymous visitor to the sign-in page (or answers 401 to a non-page request), answers
+403 to a signed-in user without the role, and refuses any state-changing request whose
+CSRF token does not match the session's. Console errors become a page or a JSON body
+and one log line, never a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+from urllib.parse import quote
+
+from aiohttp import web
+
+from admin.errors import ConsoleError
+from admin.forms import fields
+from admin.sessions import COOKIE, SESSION, Session, set_cookie
+from admin.state import Handler, console
+from admin.users import USER
+from bot.conversation.handoff import HandoffError
+
+log = logging.getLogger(__name__)
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def wants_page(request: web.Request) -> bool:
+    accept = request.headers.get("Accept", "")
+    return request.method == "GET" and "application/json" not in accept and "text/event-stream" not in accept
+
+
+def secure_cookies(request: web.Request) -> bool:
+    configured = console(request).settings.secure_cookies
+    return request.secure if configured is None else configured
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except (ConsoleError, HandoffError) as exc:
+        status = int(getattr(exc, "status", 400))
+        log.info("console: %s %s refused: %s (%s)", request.method, request.path, exc.code, status)
+        if request.headers.get("Accept", "").startswith("application/json"):
+            return web.json_response({"error": {"code": exc.code, "message": exc.message}}, status=status)
+        if USER in request and request.method == "POST" and SESSION in request:
+            # A refused form post goes back where it came from, with the reason shown there.
+            sessions = console(request).sessions
+            await sessions.set_flash(request[SESSION], exc.message)
+            raise web.HTTPSeeOther(_back(request)) from None
+        return console(request).pages.error(request, status, exc.message)
+
+
+def _back(request: web.Request) -> str:
+    referer = request.headers.get("Referer", "")
+    marker = "/admin/"
+    at = referer.find(marker)
+    return referer[at:] if at >= 0 else "/admin/"
+
+
+@web.middleware
+async def session_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    c = console(request)
+    session = await c.sessions.load(request.cookies.get(COOKIE, ""))
+    if session is not None:
+        request[SESSION] = session
+        if session.user:
+            user = await c.users.get(session.user)
+            if user is not None and not user.disabled:
+                request[USER] = user
+    return await handler(request)
+
+
+@web.middleware
+async def access_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    c = console(request)
+    name = request.match_info.route.name
+    route = next((r for r in c.routes if r.name == name), None)
+    if route is None:
+        # A 404 or 405 from the router, or a route someone added without an entry.
+        if request.match_info.http_exception is not None:
+            raise request.match_info.http_exception
+        log.error("console: route %s %s has no access entry; refused", request.method, request.path)
+        raise web.HTTPForbidden(text="no access rule for this route")
+    if route.roles is not None:
+        user = request.get(USER)
+        if user is None:
+            if wants_page(request):
+                raise web.HTTPSeeOther("/admin/signin?next=" + quote(request.path_qs, safe=""))
+            raise web.HTTPUnauthorized(text="sign in first")
+        if user.role not in route.roles:
+            log.info("console: %s (%s) refused %s %s", user.name, user.role.value, request.method, request.path)
+            return c.pages.error(request, 403, c.pages.text(request, "forbidden"))
+    if request.method not in SAFE_METHODS and not await _csrf_ok(request):
+        log.warning("console: %s %s refused: CSRF token missing or wrong", request.method, request.path)
+        return c.pages.error(request, 403, c.pages.text(request, "csrf_refused"))
+    fresh: Session | None = None
+    if SESSION not in request and route.roles is None and request.method == "GET" and route.name != "static":
+        # Anonymous pages (sign-in) need a session of their own for the form's CSRF token.
+        fresh = await c.sessions.new()
+        request[SESSION] = fresh
+    response = await handler(request)
+    if fresh is not None:
+        set_cookie(response, fresh, secure=secure_cookies(request), max_age=c.sessions.anonymous_ttl_s)
+    return response
+
+
+async def _csrf_ok(request: web.Request) -> bool:
+    session = request.get(SESSION)
+    if session is None:
+        return False
+    presented = request.headers.get("X-CSRF-Token", "")
+    if not presented and request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        presented = (await fields(request)).get("_csrf", "")
+    return bool(session.csrf_ok(presented))
+

@@ -1,0 +1,89 @@
+"""The console application: an aiohttp sub-application mounted at ``/admin``.
+
+The composition root builds it with :func:`build_console` and mounts it; the console
+never imports the root. Its clients (Redis, MongoDB, the hand-off, the stores, the
+outbox, the channel lookup) exist only once the root's stores are open, so the root
+hands over a function that assembles :class:`~admin.deps.ConsoleDeps` and the console
+calls it in its own startup, which aiohttp runs after the parent application's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable
+
+from aiohttp import web
+
+from admin import views_account, views_admin, views_inbox, views_outbox
+from admin.access import access_middleware, error_middleware, session_middleware
+from admin.audit import AuditLog
+from admin.canned import CannedReplies
+from admin.deps import ConsoleDeps, ConsoleSettings
+from admin.live import LiveHub
+from admin.notes import Notes
+from admin.ratelimit import SignInLimiter
+from admin.rendering import load_pages
+from admin.sessions import SessionStore
+from admin.state import CONSOLE, Console, ConsoleRoute
+from admin.users import UserStore
+
+log = logging.getLogger(__name__)
+
+
+def console_routes() -> tuple[ConsoleRoute, ...]:
+    """Every console route with the roles allowed on it (the access middleware's table)."""
+    return (
+        *views_account.ROUTES,
+        *views_inbox.ROUTES,
+        *views_outbox.ROUTES,
+        *views_admin.ROUTES,
+    )
+
+
+def build_console(settings: ConsoleSettings, resolve: Callable[[], ConsoleDeps]) -> web.Application:
+    """The console sub-application; ``resolve`` is called once, at startup."""
+    routes = console_routes()
+    app = web.Application(middlewares=[error_middleware, session_middleware, access_middleware])
+    for route in routes:
+        app.router.add_route(route.method, route.path, route.handler, name=route.name)
+
+    async def console_ctx(app: web.Application) -> AsyncIterator[None]:
+        deps = resolve()
+        sessions = SessionStore(deps.redis, ttl_s=settings.session_ttl_s)
+        pages = await asyncio.to_thread(load_pages, sessions, language=settings.language, time_zone=settings.time_zone)
+        users = UserStore(deps.db)
+        audit = AuditLog(deps.db)
+        notes = Notes(deps.db)
+        canned = CannedReplies(deps.db)
+        await users.ensure_indexes()
+        await audit.ensure_indexes()
+        await notes.ensure_indexes()
+        await canned.ensure_indexes()
+        hub = LiveHub(deps.redis, deps.store, deps.states)
+        app[CONSOLE] = Console(
+            settings=settings,
+            deps=deps,
+            pages=pages,
+            users=users,
+            sessions=sessions,
+            limiter=SignInLimiter(deps.redis, settings.signin),
+            audit=audit,
+            notes=notes,
+            canned=canned,
+            hub=hub,
+            routes=routes,
+        )
+        task = asyncio.create_task(hub.run(), name="console-live")
+        yield
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    async def end_live_pages(app: web.Application) -> None:
+        # On shutdown, before the root closes Redis: open event streams end now instead
+        # of holding the server's graceful shutdown for their whole timeout.
+        await app[CONSOLE].hub.close()
+
+    app.cleanup_ctx.append(console_ctx)
+    app.on_shutdown.append(end_live_pages)
+    return app

@@ -1,0 +1,94 @@
+"""What the composition root hands the console: its settings section and the gateway's parts."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pymongo.asynchronous.database import AsyncDatabase
+from redis.asyncio import Redis
+
+from admin.keys import ApiKeyStore
+from admin.ratelimit import Limits
+from bot.conversation.handoff import Handoff
+from bot.customer_card import CustomerCard
+from bot.conversation.state import StateStore
+from bot.errors import ConfigError
+from bot.outbox import Outbox
+from bot.store import MessageStore
+from channels.base import Channel
+
+ChannelLookup = Callable[[str, str], Channel | None]
+AudioConverter = Callable[[bytes, str], bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class ConsoleSettings:
+    """The ``console`` section of kefu.yml."""
+
+    session_ttl_s: int = 12 * 3600
+    secure_cookies: bool | None = None  # None: Secure whenever the request came over https
+    signin: Limits = field(default_factory=Limits)
+    language: str = "zh"  # for the sign-in page; users choose their own afterwards
+    time_zone: str = "Asia/Shanghai"
+    public_url: str = ""  # base of the webhook URLs shown on the channels page
+
+    @classmethod
+    def from_section(cls, section: Mapping[str, Any], *, public_url: str) -> ConsoleSettings:
+        known = {"session_ttl_s", "secure_cookies", "signin_per_user", "signin_per_address", "signin_window_s",
+                 "language", "time_zone", "public_url"}
+        unknown = set(section) - known
+        if unknown:
+            raise ConfigError(f"console: unknown keys {sorted(unknown)} (known: {', '.join(sorted(known))})")
+        try:
+            d = cls()
+            limits = Limits(
+                per_user=int(section.get("signin_per_user", d.signin.per_user)),
+                per_address=int(section.get("signin_per_address", d.signin.per_address)),
+                window_s=int(section.get("signin_window_s", d.signin.window_s)),
+            )
+            secure = section.get("secure_cookies")
+            language = str(section.get("language", d.language))
+            if language not in ("zh", "en"):
+                raise ValueError("language must be zh or en")
+            return cls(
+                session_ttl_s=int(section.get("session_ttl_s", d.session_ttl_s)),
+                secure_cookies=None if secure is None else bool(secure),
+                signin=limits,
+                language=language,
+                time_zone=_known_zone(str(section.get("time_zone", d.time_zone))),
+                public_url=str(section.get("public_url") or public_url).rstrip("/"),
+            )
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"console: {exc}") from exc
+
+
+def _known_zone(name: str) -> str:
+    try:
+        ZoneInfo(name)  # read at configuration time, before the event loop serves anyone
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {name!r}") from None
+    return name
+
+
+@dataclass(frozen=True, slots=True)
+class ConsoleDeps:
+    """The gateway's parts the console works with, built by the composition root."""
+
+    redis: Redis
+    db: AsyncDatabase[dict[str, Any]]
+    store: MessageStore
+    states: StateStore
+    handoff: Handoff
+    outbox: Outbox
+    channels: ChannelLookup
+    # Configured accounts per channel name, as in kefu.yml (shown with secrets hidden).
+    channel_settings: Mapping[str, tuple[Mapping[str, Any], ...]]
+    api_scopes: tuple[str, ...] = ()
+    api_keys: ApiKeyStore | None = None
+    # What the other packages know about a customer (tickets, contracts, preferences).
+    customer_card: CustomerCard | None = None
+    # Voice-note bytes and their format -> WAV a browser plays; None: served as stored.
+    audio_to_browser: AudioConverter | None = None

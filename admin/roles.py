@@ -1,0 +1,16 @@
+"""Who may do what in the console: three roles, checked per route."""
+
+from __future__ import annotations
+
+import enum
+
+
+class Role(str, enum.Enum):
+    ADMIN = "admin"  # everything, including users, API keys, channels and the audit log
+    AGENT = "agent"  # the hand-off inbox and conversations
+    MARKETER = "marketer"  # campaigns and aggregates; never a conversation's contents
+
+
+ALL_ROLES = frozenset(Role)
+STAFF = frozenset({Role.ADMIN, Role.AGENT})  # who reads and answers conversations
+ADMINS = frozenset({Role.ADMIN})

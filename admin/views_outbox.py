@@ -1,0 +1,65 @@
+"""Outbox health: dead letters with their reason; retry or discard each."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+
+from admin.errors import BadInput, NotFound
+from admin.roles import STAFF
+from admin.sessions import SESSION
+from admin.state import ConsoleRoute, console, current_user
+
+
+def _summary(doc: dict[str, Any]) -> dict[str, Any]:
+    out = {"id": doc["_id"], "kind": doc.get("kind", ""), "reason": doc.get("reason", ""), "attempts": doc.get("attempts", 0), "at": doc.get("at")}
+    try:
+        payload = json.loads(doc.get("payload") or "{}")
+    except ValueError:
+        payload = {}
+    out["channel"] = f"{payload.get('channel', '')}/{payload.get('account', '')}".strip("/")
+    out["conversation"] = payload.get("conversation", "")
+    out["retryable"] = doc.get("kind") == "outbound"
+    return out
+
+
+async def dead_letters(request: web.Request) -> web.StreamResponse:
+    c = console(request)
+    rows = [_summary(d) for d in await c.deps.store.dead_letters_recent(200)]
+    return await c.pages.render(request, "outbox.html", rows=rows)
+
+
+async def retry(request: web.Request) -> web.StreamResponse:
+    c = console(request)
+    existing = await c.deps.store.find_dead_letter(request.match_info["rid"])
+    if existing is not None and existing.get("kind") != "outbound":
+        raise BadInput(c.pages.text(request, "retry_outbound_only"))
+    doc = await _take(request, "outbox.retry", after="queued")
+    await c.deps.outbox.requeue(str(doc["payload"]))
+    await c.sessions.set_flash(request[SESSION], c.pages.text(request, "retried"))
+    raise web.HTTPSeeOther("/admin/outbox")
+
+
+async def discard(request: web.Request) -> web.StreamResponse:
+    await _take(request, "outbox.discard", after=None)
+    raise web.HTTPSeeOther("/admin/outbox")
+
+
+async def _take(request: web.Request, action: str, *, after: Any) -> dict[str, Any]:
+    """Remove the dead letter (exactly one request wins it) and record who did what."""
+    c = console(request)
+    record = request.match_info["rid"]
+    doc = await c.deps.store.take_dead_letter(record)
+    if doc is None:
+        raise NotFound(c.pages.text(request, "dead_letter_gone"))
+    await c.audit.record(current_user(request).name, action, record, before=_summary(doc), after=after)
+    return doc
+
+
+ROUTES = (
+    ConsoleRoute("GET", "/outbox", dead_letters, STAFF, "outbox"),
+    ConsoleRoute("POST", "/outbox/{rid}/retry", retry, STAFF, "outbox_retry"),
+    ConsoleRoute("POST", "/outbox/{rid}/discard", discard, STAFF, "outbox_discard"),
+)
