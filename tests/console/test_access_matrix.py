@@ -95,12 +95,23 @@ API: dict[tuple[str, str], str] = {
     ("GET", "/api/preferences/notice"): "public",  # the privacy notice
     ("GET", "/api/openapi.json"): "public",
     ("POST", "/api/reviews/webhook/{marketplace}"): "signed",  # marketplace HMAC, or reviews:write
+    ("GET", "/api/kb/entries"): "knowledge:read",
+    ("POST", "/api/kb/entries"): "knowledge:write",
+    ("GET", "/api/kb/entries/{id}"): "knowledge:read",
+    ("PUT", "/api/kb/entries/{id}"): "knowledge:write",
+    ("DELETE", "/api/kb/entries/{id}"): "knowledge:write",
+    ("GET", "/api/kb/entries/{id}/versions"): "knowledge:read",
+    ("POST", "/api/kb/search"): "knowledge:read",
+    ("GET", "/api/kb/missed"): "knowledge:read",
+    ("GET", "/api/kb/missed/groups"): "knowledge:read",
 }
 # What a request without any credential gets on the routes that need no API key.
-NO_KEY_STATUS = {"public": 200, "token": 403, "signed": 404}  # signed: no such marketplace here
+# signed: refused before saying whether the marketplace is configured.
+NO_KEY_STATUS = {"public": 200, "token": 403, "signed": 401}
 
 OTHER = {  # platform webhooks (signed by the platform) and health
-    ("GET", "/wechat/{account}"), ("POST", "/wechat/{account}"), ("GET", "/healthz"), ("GET", "/verify/engineer"),
+    ("GET", "/wechat/{account}"), ("POST", "/wechat/{account}"), ("GET", "/verify/engineer"),
+    ("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics"),
 }
 
 
@@ -144,7 +155,7 @@ def concrete(path: str) -> str:
     return (path.replace("{name}", "nobody").replace("{cid}", "wechat:demo:oNobody").replace("{mid}", "nothing")
             .replace("{rid}", "nothing").replace("{kid}", "000000000000").replace("{ticket}", "T0")
             .replace("{rule}", "r0").replace("{layer}", "defaults").replace("{token}", "t0")
-            .replace("{marketplace}", "nowhere").replace("{account}", "demo"))
+            .replace("{marketplace}", "nowhere").replace("{id}", "nothing").replace("{account}", "demo"))
 
 
 async def test_console_role_matrix(matrix_rig: ConsoleRig) -> None:
