@@ -95,6 +95,7 @@ from skills.connectors.base import ConnectorSettings
 from skills.connectors.registry import SIMULATED_CONNECTORS
 from skills.connectors.todo import TodoApiFactory
 from skills.notifier import Notifier
+from skills.repair_dispatch.tickets import Tickets
 
 log = logging.getLogger(__name__)
 
@@ -188,9 +189,10 @@ async def _start(
     handoff = Handoff(redis, db, states, gate, outbox, store, templates, lambda n, a: channels.get((n, a)), events)
     await handoff.ensure_indexes()
     prefs_section = settings.section("preferences")
+    tickets = Tickets(db)
     prefs = await preferences.build_preferences(
         prefs_section, db, redis, outbox, store,
-        clock=SystemClock(), channels=registry,
+        clock=SystemClock(), tickets=tickets, channels=registry,
         configured=lambda n, a: (n, a) in channels,
         default_accounts={name: account for name, account in reversed(list(channels))},  # the first of each channel
         public_url=settings.http.public_url,
@@ -205,7 +207,7 @@ async def _start(
     )
     services = business.build_services(
         settings, db, redis, http, settings.http.public_url,
-        templates=templates, notifier=Notifier(prefs.engine), nlu=nlu, todo_api=dingtalk_todos(http, tokens),
+        templates=templates, notifier=Notifier(prefs.engine), tickets=tickets, nlu=nlu, todo_api=dingtalk_todos(http, tokens),
     )
     await business.start_services(services)
     kb = await _knowledge(settings, db, redis, CrmCustomerFacts(services.catalog, prefs.prefs), enabled=nlu is not None)

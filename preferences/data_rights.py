@@ -2,7 +2,7 @@
 
 ``export_my_data`` collects the customer's record from every collection that holds it
 (profile and preferences, their history, consents, conversations and messages with
-voice transcripts, tickets when a ``tickets`` collection exists, notifications and
+voice transcripts, tickets (read through ``TicketRecords``, the tickets' owner), notifications and
 digests), masks phone numbers and the configured fields, writes JSON, CSV and Parquet
 into one ZIP and sends the customer a signed, time-limited link to it through their
 preferred channel. The ZIP waits in ``pref_exports`` until the link expires.
@@ -28,7 +28,7 @@ import secrets
 import uuid
 import zipfile
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from bson.binary import Binary
 from pymongo.asynchronous.database import AsyncDatabase
@@ -124,6 +124,14 @@ def _flatten(row: Mapping[str, Any]) -> dict[str, str | None]:
     return out
 
 
+class TicketRecords(Protocol):
+    """What data rights need of the tickets collection's owner (the repair skill's ``Tickets``)."""
+
+    async def of_customers(self, customers: Sequence[str]) -> list[Document]: ...
+
+    async def anonymise(self, customers: Sequence[str], *, keep: Sequence[str], marker: str) -> int: ...
+
+
 class DataRights:
     """Export and erasure of one customer's data."""
 
@@ -133,6 +141,7 @@ class DataRights:
         redis: Redis,
         prefs: PreferenceStore,
         engine: NotificationEngine,
+        tickets: TicketRecords,
         *,
         secret: bytes | None,
         public_url: str,
@@ -147,6 +156,7 @@ class DataRights:
         self.redis = redis
         self.prefs = prefs
         self.engine = engine
+        self.tickets = tickets
         self._secret = secret
         self.public_url = public_url.rstrip("/")
         self.clock = clock or SystemClock()
@@ -206,7 +216,7 @@ class DataRights:
             "renewal_requests": await rows("renewal_opportunities", {"customer": {"$in": crm_ids}}),
             "renewal_reminders": await rows("renewal_reminders", {"contract": {"$in": [c["_id"] for c in contracts]}}),
             # Tickets whole: their timeline is what happened on the customer's behalf.
-            "tickets": await rows("tickets", {"customer": {"$in": idl}}),
+            "tickets": await self.tickets.of_customers(idl),
             "complaint_cases": await rows("complaint_cases", {"customer": {"$in": idl}}),
             "orders": orders,
             "reviews": reviews,
@@ -356,13 +366,7 @@ class DataRights:
         if recipients:
             pattern = "|".join(re.escape(r) for r in sorted(recipients | ids))
             await delete("dead_letters", {"payload": {"$regex": pattern}})
-        if "tickets" in names:
-            n = 0
-            async for ticket in self.db["tickets"].find({"customer": {"$in": idl}}):
-                kept = {k: ticket[k] for k in self.ticket_keep if k in ticket}
-                await self.db["tickets"].replace_one({"_id": ticket["_id"]}, {**kept, "customer": f"erased:{erasure_id}"})
-                n += 1
-            counts["tickets_anonymised"] = n
+        counts["tickets_anonymised"] = await self.tickets.anonymise(idl, keep=self.ticket_keep, marker=f"erased:{erasure_id}")
         counts["redis"] = await self._erase_redis(customer_id, ids | recipients)
         audit: Document = {"_id": erasure_id, "at": self.clock.now(), "actor": actor, "via": via, "removed": counts}
         # The actor is the customer themself when the request came from chat: keep no id.

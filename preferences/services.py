@@ -24,7 +24,7 @@ from bot.store import MessageStore
 from bot.tasks import Job
 from channels.base import Channel
 from preferences.clock import Clock
-from preferences.data_rights import DataRights
+from preferences.data_rights import DataRights, TicketRecords
 from preferences.engine import NotificationEngine
 from preferences.model import ChannelBook
 from preferences.render import Renderer
@@ -54,6 +54,7 @@ async def build_preferences(
     message_store: MessageStore,
     *,
     clock: Clock,
+    tickets: TicketRecords,
     channels: Mapping[str, type[Channel]],
     configured: Callable[[str, str], bool],
     default_accounts: Mapping[str, str],
@@ -69,6 +70,7 @@ async def build_preferences(
         configured: whether a channel account is configured in this gateway.
         default_accounts: per channel, the account used when an address names none.
         public_url: where this gateway is reachable (links in exports).
+        tickets: the tickets' owner, which an export reads and an erasure anonymises.
         streams: the Redis streams an erasure scrubs.
     """
     book = ChannelBook.of(channels)
@@ -86,7 +88,7 @@ async def build_preferences(
     await engine.ensure_indexes()
     secret = section.get("link_secret")
     rights = DataRights(
-        db, redis, prefs, engine, secret=str(secret).encode() if secret else None,
+        db, redis, prefs, engine, tickets, secret=str(secret).encode() if secret else None,
         public_url=str(section.get("public_url") or public_url), clock=clock,
         mask_fields=section.get("mask_fields") or _MASKED, streams=streams,
         link_ttl_s=float(section.get("link_ttl_s", 72 * 3600)),

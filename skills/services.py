@@ -65,13 +65,13 @@ def build_services(
     *,
     templates: Templates,
     notifier: Notifier,
+    tickets: Tickets,
     nlu: Any = None,
     todo_api: TodoApiFactory | None = None,
 ) -> SkillServices:
     connectors = build_connectors(
         settings.section("connectors"), http, gateway_url=gateway_url, simulator=settings.simulator, todo_api=todo_api
     )
-    tickets = Tickets(db)
     catalog = Catalog(db)
     repair = RepairDispatch(
         tickets, catalog, connectors, notifier, redis,

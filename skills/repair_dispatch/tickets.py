@@ -150,6 +150,20 @@ class Tickets:
             update["$set"] = dict(fields)
         await self._collection.update_one({"_id": ticket_id}, update)
 
+    async def of_customers(self, customers: Sequence[str]) -> list[dict[str, Any]]:
+        """Every ticket of these customer ids, whole and in ``_id`` order (a data export)."""
+        return [d async for d in self._collection.find({"customer": {"$in": list(customers)}}).sort("_id", ASCENDING)]
+
+    async def anonymise(self, customers: Sequence[str], *, keep: Sequence[str], marker: str) -> int:
+        """Strip these customers' tickets to the ``keep`` fields, ``customer`` set to ``marker``
+        (an erasure: the ticket's facts stay for warranty and statistics); returns how many."""
+        n = 0
+        async for ticket in self._collection.find({"customer": {"$in": list(customers)}}):
+            kept = {k: ticket[k] for k in keep if k in ticket}
+            await self._collection.replace_one({"_id": ticket["_id"]}, {**kept, "customer": marker})
+            n += 1
+        return n
+
     async def change_status(self, ticket_id: str, status: str, *, at: float, by: str) -> Ticket | None:
         """The ticket after moving it to ``status``; ``None`` if it had that status already."""
         entry = {"at": at, "step": "status", "by": by, "ok": True, "detail": {"status": status}}

@@ -57,6 +57,7 @@ async def import_rows(settings: Any, rows: list[dict[str, str]], *, progress: bo
     from skills import review_remediation
     from skills.review_remediation.service import review_from_row
     from skills.notifier import Notifier
+    from skills.repair_dispatch.tickets import Tickets
     from skills.services import build_services
 
     redis, mongo, embedded = await open_stores(settings)
@@ -65,7 +66,9 @@ async def import_rows(settings: Any, rows: list[dict[str, str]], *, progress: bo
         async with aiohttp.ClientSession() as http:
             db = mongo.get_default_database("kefu")
             templates = await asyncio.to_thread(Templates, [review_remediation.TEMPLATES])
-            svc = build_services(settings, db, redis, http, settings.http.public_url, templates=templates, notifier=Notifier(None))
+            svc = build_services(
+                settings, db, redis, http, settings.http.public_url, templates=templates, notifier=Notifier(None), tickets=Tickets(db)
+            )
             await svc.reviews.ensure_indexes()
             bar = tqdm(total=len(rows), unit="review", disable=not progress, file=sys.stderr)
             for i, row in enumerate(rows, start=2):  # line 1 is the header
