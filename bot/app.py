@@ -133,7 +133,9 @@ def build_app(
         keys = ApiKeys.from_section(settings.section("api"))
         app.add_subapp("/api", build_api(keys, api_routes, client_max_size=settings.http.max_body_bytes))
         console = ConsoleSettings.from_section(settings.section("console"), public_url=settings.http.public_url)
-        app.add_subapp("/admin", build_console(console, lambda: console_deps(app[RUNTIME], app[KEY_STORE])))
+        app.add_subapp("/admin", build_console(
+            console, lambda: console_deps(app[RUNTIME], app[KEY_STORE], app[preferences.SERVICES], app[business.SKILL_SERVICES])
+        ))
     if settings.simulator:
         for name, cls in registry.items():
             if cls.fake_api is not None:
@@ -205,6 +207,7 @@ async def _start(
     app[preferences.SERVICES] = prefs
     app[business.SKILL_SERVICES] = services
     tasks.start("health", rt.health.run(tasks.stop))
+    tasks.start_jobs(preferences.every_process_jobs(prefs))
     if role in ("all", "worker"):
         worker_tasks(rt, tasks, prefs.engine.on_give_up)
         tasks.start_jobs(preferences.jobs(prefs_section, prefs.engine))
@@ -224,7 +227,9 @@ async def _close(rt: Runtime) -> None:
         await rt.voice.transcriber.close()
 
 
-def console_deps(rt: Runtime, api_keys: ApiKeyStore) -> ConsoleDeps:
+def console_deps(
+    rt: Runtime, api_keys: ApiKeyStore, prefs: preferences.PreferenceServices, skills: business.SkillServices
+) -> ConsoleDeps:
     to_wav: Callable[[bytes, str], bytes] | None
     try:
         from speech.browser import to_wav
@@ -233,7 +238,7 @@ def console_deps(rt: Runtime, api_keys: ApiKeyStore) -> ConsoleDeps:
     return ConsoleDeps(
         redis=rt.redis, db=rt.store.db, store=rt.store, states=rt.states, handoff=rt.handoff, outbox=rt.outbox,
         channels=rt.channel, channel_settings=rt.settings.channels, api_scopes=SCOPES,
-        api_keys=api_keys, audio_to_browser=to_wav,
+        api_keys=api_keys, audio_to_browser=to_wav, preferences=prefs, skills=skills,
     )
 
 

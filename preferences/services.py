@@ -29,6 +29,7 @@ from preferences.engine import NotificationEngine
 from preferences.model import ChannelBook
 from preferences.render import Renderer
 from preferences.store import PreferenceStore
+from preferences.template_versions import TemplateVersions
 
 _MASKED = ("phone", "mobile", "tel", "telephone", "id_number", "id_card")
 
@@ -41,6 +42,7 @@ class PreferenceServices:
     engine: NotificationEngine
     rights: DataRights
     renderer: Renderer
+    templates: TemplateVersions
 
 
 SERVICES = web.AppKey("preferences", PreferenceServices)
@@ -91,13 +93,27 @@ async def build_preferences(
         mask_fields=section.get("mask_fields") or _MASKED, streams=streams,
         link_ttl_s=float(section.get("link_ttl_s", 72 * 3600)),
     )
-    return PreferenceServices(prefs, engine, rights, renderer)
+    templates = TemplateVersions(db, redis, renderer)
+    await templates.ensure_indexes()
+    await templates.sync(force=True)  # the templates marketers edited, from the first message on
+    return PreferenceServices(prefs, engine, rights, renderer, templates)
 
 
 def jobs(section: Mapping[str, Any], engine: NotificationEngine) -> list[Job]:
     """The due list and the digest settle, each its own task so neither waits on the other."""
     interval = float(section.get("due_interval_s", 1.0))
     return [Job("prefs-due", interval, _due_step(engine)), Job("prefs-settle", interval, lambda: _settle_step(engine))]
+
+
+def every_process_jobs(services: PreferenceServices) -> list[Job]:
+    """What web and worker processes alike run: the reload of templates edited in the
+    console (any process may render a notification)."""
+    return [Job("prefs-templates", 1.0, lambda: _sync_step(services.templates))]
+
+
+async def _sync_step(templates: TemplateVersions) -> bool:
+    await templates.sync()
+    return False
 
 
 def _due_step(engine: NotificationEngine) -> Callable[[], Any]:

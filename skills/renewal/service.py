@@ -141,6 +141,7 @@ class Renewals:
         self.rules = db["renewal_rules"]
         self.opportunities = db["renewal_opportunities"]
         self.runs = db["renewal_runs"]
+        self.rule_versions = db["renewal_rule_versions"]
         self.redis = redis
         self.notifier = notifier
         self.connectors = connectors
@@ -159,13 +160,43 @@ class Renewals:
     async def list_rules(self) -> list[Document]:
         return [r async for r in self.rules.find({}).sort("_id", ASCENDING)]
 
-    async def put_rule(self, rule_id: str, data: Mapping[str, Any]) -> Document:
+    async def put_rule(self, rule_id: str, data: Mapping[str, Any], *, actor: str = "api") -> Document:
         clean = validate_rule(data)
         clean["updated_at"] = self.clock.now()
         await self.rules.update_one({"_id": rule_id}, {"$set": clean, "$inc": {"version": 1}}, upsert=True)
         stored = await self.rules.find_one({"_id": rule_id})
         assert stored is not None
+        # Every version kept, so a rule's history can be read and any version restored.
+        await self.rule_versions.update_one(
+            {"_id": f"{rule_id}#{stored['version']}"},
+            {"$setOnInsert": {"rule": rule_id, "version": stored["version"], "at": clean["updated_at"], "actor": actor,
+                              "rule_body": {k: clean[k] for k in ("name", "when", "then", "enabled")}}},
+            upsert=True,
+        )
         return stored
+
+    async def rule_history(self, rule_id: str) -> list[Document]:
+        return [d async for d in self.rule_versions.find({"rule": rule_id}).sort("version", -1).limit(100)]
+
+    async def rule_hits(self, rule: Mapping[str, Any], limit: int = 500) -> list[Document]:
+        """The contracts a rule would act on if the scan ran now: each contract inside
+        the reminder window (its tightest offset), with the facts the rule reads."""
+        clean = validate_rule(rule)
+        now = self.clock.now()
+        offsets = self.settings.offsets
+        out: list[Document] = []
+        contracts = [c async for c in self.contracts.find({"end": {"$gt": now, "$lte": now + offsets[0] * DAY}}).sort("end", ASCENDING)]
+        customers = await find_by_ids(self.customers, {c.get("customer") for c in contracts if c.get("customer")})
+        for contract in contracts:
+            days = (float(contract["end"]) - now) / DAY
+            offset = min(o for o in offsets if days <= o)
+            facts = self.facts(contract, customers.get(contract.get("customer")), offset)
+            if matching_actions([{**clean, "enabled": True}], facts):
+                out.append({"contract": contract["_id"], "customer": contract.get("customer"), "offset": offset,
+                            "days_left": facts["days_left"], "amount": contract.get("amount"), "product": contract.get("product", "")})
+                if len(out) >= limit:
+                    break
+        return out
 
     async def delete_rule(self, rule_id: str) -> bool:
         return (await self.rules.delete_one({"_id": rule_id})).deleted_count == 1
