@@ -210,7 +210,7 @@ async def _start(
     tasks.start_jobs(preferences.every_process_jobs(prefs))
     if role in ("all", "worker"):
         worker_tasks(rt, tasks, prefs.engine.on_give_up)
-        tasks.start_jobs(preferences.jobs(prefs_section, prefs.engine))
+        tasks.start_jobs(preferences.jobs(prefs_section, prefs.engine, prefs.activity))
         tasks.start_jobs(business.jobs(services))
         if nlu_settings is not None:
             tasks.start("rasa-autostart", start_rasa(nlu_settings, http, tasks.stop))

@@ -23,6 +23,7 @@ from bot.outbox import Outbox
 from bot.store import MessageStore
 from bot.tasks import Job
 from channels.base import Channel
+from preferences.activity import NotificationActivity
 from preferences.clock import Clock
 from preferences.data_rights import DataRights
 from preferences.engine import NotificationEngine
@@ -43,6 +44,7 @@ class PreferenceServices:
     rights: DataRights
     renderer: Renderer
     templates: TemplateVersions
+    activity: NotificationActivity
 
 
 SERVICES = web.AppKey("preferences", PreferenceServices)
@@ -96,13 +98,24 @@ async def build_preferences(
     templates = TemplateVersions(db, redis, renderer)
     await templates.ensure_indexes()
     await templates.sync(force=True)  # the templates marketers edited, from the first message on
-    return PreferenceServices(prefs, engine, rights, renderer, templates)
+    activity = NotificationActivity(db)
+    await activity.ensure_indexes()
+    return PreferenceServices(prefs, engine, rights, renderer, templates, activity)
 
 
-def jobs(section: Mapping[str, Any], engine: NotificationEngine) -> list[Job]:
-    """The due list and the digest settle, each its own task so neither waits on the other."""
+def jobs(section: Mapping[str, Any], engine: NotificationEngine, activity: NotificationActivity | None = None) -> list[Job]:
+    """The due list and the digest settle, each its own task so neither waits on the
+    other, and the activity counts the console's dashboard reads."""
     interval = float(section.get("due_interval_s", 1.0))
-    return [Job("prefs-due", interval, _due_step(engine)), Job("prefs-settle", interval, lambda: _settle_step(engine))]
+    out = [Job("prefs-due", interval, _due_step(engine)), Job("prefs-settle", interval, lambda: _settle_step(engine))]
+    if activity is not None:
+        out.append(Job("prefs-activity", float(section.get("activity_interval_s", 60.0)), lambda: _rollup_step(activity)))
+    return out
+
+
+async def _rollup_step(activity: NotificationActivity) -> bool:
+    await activity.rollup()
+    return False
 
 
 def every_process_jobs(services: PreferenceServices) -> list[Job]:
