@@ -51,6 +51,7 @@ from bot.apikeys import SCOPES, ApiKeys
 from bot.config import Settings
 from bot.conversation.api import routes as conversation_routes
 from bot.conversation.events import ConversationEvents
+from bot.customer_card import CustomerCard, join_card
 from bot.conversation.handoff import Handoff
 from bot.conversation.ordering import ConversationGate
 from bot.conversation.state import StateStore
@@ -75,9 +76,11 @@ from channels.base import Channel, ChannelContext
 from channels.dingtalk.client import DingTalkClient
 from channels.dingtalk.todo import DingTalkTodos
 from preferences import services as preferences
+from preferences.customer_card import preference_card
 from preferences.api import routes as preference_routes
 from preferences.clock import SystemClock
 from skills import services as business
+from skills.customer_card import skill_card
 from skills.api import page_routes as skill_page_routes
 from skills.api import routes as skill_routes
 from skills.connectors.base import ConnectorSettings
@@ -133,9 +136,9 @@ def build_app(
         keys = ApiKeys.from_section(settings.section("api"))
         app.add_subapp("/api", build_api(keys, api_routes, client_max_size=settings.http.max_body_bytes))
         console = ConsoleSettings.from_section(settings.section("console"), public_url=settings.http.public_url)
-        app.add_subapp("/admin", build_console(
-            console, lambda: console_deps(app[RUNTIME], app[KEY_STORE], app[preferences.SERVICES], app[business.SKILL_SERVICES])
-        ))
+        app.add_subapp("/admin", build_console(console, lambda: console_deps(
+            app[RUNTIME], app[KEY_STORE], customer_card(app), app[preferences.SERVICES], app[business.SKILL_SERVICES]
+        )))
     if settings.simulator:
         for name, cls in registry.items():
             if cls.fake_api is not None:
@@ -195,10 +198,10 @@ async def _start(
         nlu_enabled=nlu is not None, fallback_limit=int(settings.section("conversation").get("fallback_limit", 2)),
     )
     rt = Runtime(
-        settings=settings, redis=redis, mongo=mongo, http=http, store=store, queue=queue, outbox=outbox,
-        tokens=tokens, templates=templates, router=SkillRouter(skills(skill_ctx), templates),
+        settings=settings, redis=redis, store=store, queue=queue, outbox=outbox,
+        templates=templates, router=SkillRouter(skills(skill_ctx), templates),
         health=HealthMonitor(mongo), states=states, gate=gate, handoff=handoff, channels=channels,
-        nlu_settings=nlu_settings, nlu=nlu, voice=await build_voice(settings, store), events=events,
+        nlu=nlu, voice=await build_voice(settings, store), events=events,
     )
     app[RUNTIME] = rt
     issued_keys = ApiKeyStore(db, SCOPES)
@@ -227,8 +230,12 @@ async def _close(rt: Runtime) -> None:
         await rt.voice.transcriber.close()
 
 
+def customer_card(app: web.Application) -> CustomerCard:
+    return join_card([skill_card(app[business.SKILL_SERVICES]), preference_card(app[preferences.SERVICES].prefs)])
+
+
 def console_deps(
-    rt: Runtime, api_keys: ApiKeyStore, prefs: preferences.PreferenceServices, skills: business.SkillServices
+    rt: Runtime, api_keys: ApiKeyStore, card: CustomerCard, prefs: preferences.PreferenceServices, skills: business.SkillServices
 ) -> ConsoleDeps:
     to_wav: Callable[[bytes, str], bytes] | None
     try:
@@ -238,7 +245,7 @@ def console_deps(
     return ConsoleDeps(
         redis=rt.redis, db=rt.store.db, store=rt.store, states=rt.states, handoff=rt.handoff, outbox=rt.outbox,
         channels=rt.channel, channel_settings=rt.settings.channels, api_scopes=SCOPES,
-        api_keys=api_keys, audio_to_browser=to_wav, preferences=prefs, skills=skills,
+        api_keys=api_keys, customer_card=card, audio_to_browser=to_wav, preferences=prefs, skills=skills,
     )
 
 
