@@ -34,6 +34,7 @@ from bson.binary import Binary
 from pymongo.asynchronous.database import AsyncDatabase
 from redis.asyncio import Redis
 
+from bot.mongo import Document
 from bot.store import channel_identity
 from preferences.clock import Clock, SystemClock
 from preferences.engine import NotificationEngine
@@ -41,7 +42,6 @@ from preferences.errors import ConfirmationInvalid, LinkInvalid
 from preferences.model import Importance, Topic
 from preferences.store import CHANGED_KEY, PreferenceStore
 
-Document = dict[str, Any]
 
 DEFAULT_MASK_FIELDS = ("phone", "mobile", "tel", "telephone", "id_number", "id_card")
 DEFAULT_TICKET_KEEP = ("status", "product", "model", "category", "created_at", "closed_at")
