@@ -178,6 +178,19 @@ class Renewals:
     async def rule_history(self, rule_id: str) -> list[Document]:
         return [d async for d in self.rule_versions.find({"rule": rule_id}).sort("version", -1).limit(100)]
 
+    async def reminders_due(self, start: float, end: float) -> list[tuple[float, int, int]]:
+        """(reminder day, offset, contracts) for reminders falling due in ``[start, end)``:
+        a contract's reminder at ``offset`` days falls due ``offset`` days before its end."""
+        out: list[tuple[float, int, int]] = []
+        for offset in self.settings.offsets:
+            counts: dict[float, int] = {}
+            query = {"end": {"$gte": start + offset * DAY, "$lt": end + offset * DAY}, "reminded": {"$ne": offset}}
+            async for c in self.contracts.find(query, projection={"end": 1}):
+                day = (float(c["end"]) - offset * DAY - start) // DAY * DAY + start
+                counts[day] = counts.get(day, 0) + 1
+            out += [(day, offset, n) for day, n in counts.items()]
+        return sorted(out)
+
     async def rule_hits(self, rule: Mapping[str, Any], limit: int = 500) -> list[Document]:
         """The contracts a rule would act on if the scan ran now: each contract inside
         the reminder window (its tightest offset), with the facts the rule reads."""

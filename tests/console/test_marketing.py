@@ -132,3 +132,48 @@ def test_every_word_in_both_languages() -> None:
     assert not missing, missing
     assert all(len(pair) == len(LANGUAGES) and all(pair) for pair in TEXT.values())
 
+
+
+async def test_activity_counts_outcomes_and_drills_down(rig: ConsoleRig) -> None:
+    prefs, _ = services(rig)
+    await seed_customers(prefs)
+    engine = prefs.engine
+    await prefs.prefs.change("c-li", {"topics": {"marketing": {"opted_out": True}, "renewal": {"frequency": "daily"}}, "quiet_hours": None},
+                             actor="c-li", via="chat")
+    await engine.notify("c-li", "marketing", "normal", {"title": "冬季保养"}, key="m1")  # opted out: suppressed
+    await engine.notify("c-li", "renewal", "normal", {"contract_id": "K-1"}, key="r1")  # daily: digest
+    await engine.notify("c-han", "renewal", "critical", {"contract_id": "K-2"}, key="r2")  # critical: sent now
+    assert await prefs.activity.rollup() == 3
+    mo = await rig.person("mo", Role.MARKETER)
+    page = await (await mo.get("/admin/marketing/activity?days=7")).text()
+    totals = dict(re.findall(r'data-outcome="(\w+)"[^>]*><strong>(\d+)</strong>', page))
+    assert (totals["sent"], totals["digest"], totals["suppressed"], totals["held"]) == ("1", "1", "1", "0")
+    assert "suppressed: no_consent" in page  # the suppression's reason: marketing needs consent first
+    assert "chart-4.5.0.umd.min.js" in page
+    drill = await (await mo.get("/admin/marketing/activity/notifications?days=7&outcome=digest")).text()
+    assert re.findall(r'<td class="mono"><a href="/admin/marketing/customers/([^"]+)"', drill) == ["c-li"]
+    only_renewal = await (await mo.get("/admin/marketing/activity?days=7&topic=renewal")).text()
+    assert dict(re.findall(r'data-outcome="(\w+)"[^>]*><strong>(\d+)</strong>', only_renewal))["suppressed"] == "0"
+    sched = await (await mo.get("/admin/marketing/schedule")).text()
+    assert "1 份汇总" in sched  # Li's daily digest is on the 7-day calendar
+
+
+async def test_boards_show_carriers_tickets_and_data_requests(rig: ConsoleRig) -> None:
+    prefs, sk = services(rig)
+    await seed_customers(prefs)
+    now = time.time()
+    await sk.db["reviews"].insert_many([
+        {"_id": f"amazon:{i}", "kind": "logistics", "carrier": "顺丰", "received_at": now - i * DAY, "breach": i % 2 == 0, "days_late": 2,
+         "rating": 1, "text": f"快递晚了 {i} 天", "status": "resolved", "resolved_at": now - i * DAY + 3600} for i in range(4)
+    ])
+    await sk.db["carrier_stats"].insert_one({"_id": "顺丰", "logistics_reviews": 4, "breaches": 2, "delay_known": 4, "delay_days": 8, "resolved_48h": 4})
+    await sk.tickets.open(customer="wechat:demo:oX", conversation="wechat:demo:oX", source_message="m-old", fields={"device_model": "XK-1"})
+    await sk.tickets.record("m-old", {"attention": {"reason": "servicenow failed", "at": now}}, [{"at": now, "step": "incident", "ok": False}])
+    await prefs.rights.export_my_data("c-li", via="api")
+    mo = await rig.person("mo", Role.MARKETER)
+    board = await (await mo.get("/admin/marketing/carriers?carrier=顺丰")).text()
+    assert "50.0%" in board and "快递晚了 3 天" in board
+    repair = await (await mo.get("/admin/marketing/repair")).text()
+    assert "servicenow failed" in repair and "incident ✗" in repair
+    requests = await (await mo.get("/admin/marketing/data-requests")).text()
+    assert 'data-kind="export"' in requests and "c-li" in requests
