@@ -42,13 +42,19 @@ async def activity(request: web.Request) -> web.StreamResponse:
     act = prefs(request).activity
     days = PERIODS.get(request.query.get("days", "7"), 7)
     f = _filter(request, days)
-    _, offset = await _local(request)
-    summary = await act.summary(f, bucket_s=3600.0 if days == 1 else DAY, tz_offset_s=offset)
+    tz, offset = await _local(request)
+    bucket = 3600.0 if days == 1 else DAY
+    summary = await act.summary(f, bucket_s=bucket, tz_offset_s=offset)
+    # Every bucket of the period, empty ones too, labelled in the user's time zone.
+    first = (f.since + offset) // bucket * bucket - offset
+    buckets = [first + i * bucket for i in range(int((f.until - first) // bucket) + 1)]
+    by_at = {s["at"]: s for s in summary["series"]}
+    fmt = "%H:00" if days == 1 else "%m-%d"
     return await c.pages.render(
         request, "marketing/activity.html", summary=summary, f=f, days=days, periods=list(PERIODS), outcomes=OUTCOMES,
         topics=[t.value for t in Topic], channels=list(prefs(request).prefs.book.classes), rolled_at=await act.last_rollup(),
-        chart={"labels": [s["at"] for s in summary["series"]], "hourly": days == 1,
-               "series": {o: [s[o] for s in summary["series"]] for o in OUTCOMES}},
+        chart={"labels": [dt.datetime.fromtimestamp(b, tz).strftime(fmt) for b in buckets],
+               "series": [[o, [by_at.get(b, {}).get(o, 0) for b in buckets]] for o in OUTCOMES]},
     )
 
 
@@ -68,9 +74,13 @@ async def carriers(request: web.Request) -> web.StreamResponse:
     weeks = await reviews.carrier_weeks(time.time() - 12 * 7 * DAY)
     selected = request.query.get("carrier", "")[:64]
     behind = await reviews.reviews_of(selected) if selected else []
-    return await c.pages.render(request, "marketing/carriers.html", board=board, weeks=weeks, selected=selected, behind=behind,
-                                chart={k: {"labels": [w["week"] for w in v], "breach": [w["breach_rate"] for w in v],
-                                           "in48h": [w["resolved_48h_rate"] for w in v]} for k, v in weeks.items()})
+    all_weeks = sorted({w["week"] for v in weeks.values() for w in v})
+    rate = {(k, w["week"]): w["breach_rate"] for k, v in weeks.items() for w in v}
+    chart = {
+        "labels": [dt.datetime.fromtimestamp(w, dt.timezone.utc).strftime("%m-%d") for w in all_weeks],
+        "series": [[k, [round(rate[(k, w)] * 100, 1) if (k, w) in rate else None for w in all_weeks]] for k in sorted(weeks)],
+    }
+    return await c.pages.render(request, "marketing/carriers.html", board=board, selected=selected, behind=behind, chart=chart)
 
 
 async def repair(request: web.Request) -> web.StreamResponse:

@@ -13,12 +13,6 @@
     return el ? JSON.parse(el.textContent) : null;
   }
 
-  function label(ts, hourly) {
-    const d = new Date(ts * 1000);
-    const pad = (n) => String(n).padStart(2, "0");
-    return hourly ? pad(d.getHours()) + ":00" : pad(d.getMonth() + 1) + "-" + pad(d.getDate());
-  }
-
   function activityChart() {
     const data = dataOf("activity-data");
     const canvas = document.getElementById("activity-chart");
@@ -28,8 +22,8 @@
     new window.Chart(canvas, {
       type: "bar",
       data: {
-        labels: data.labels.map((ts) => label(ts, data.hourly)),
-        datasets: Object.entries(data.series).map(([o, values]) => ({ label: names[o] || o, data: values, backgroundColor: COLORS[o] })),
+        labels: data.labels,
+        datasets: data.series.map(([o, values]) => ({ label: names[o] || o, data: values, backgroundColor: COLORS[o] })),
       },
       options: { animation: false, responsive: true, maintainAspectRatio: false, scales: { x: { stacked: true }, y: { stacked: true, beginAtZero: true } } },
     });
@@ -40,16 +34,11 @@
     const canvas = document.getElementById("carrier-chart");
     if (!data || !canvas || !window.Chart) return;
     const palette = ["#0b6bcb", "#b42318", "#2e7d32", "#f0a030", "#8e6ccf", "#00838f"];
-    const weeks = [...new Set(Object.values(data).flatMap((c) => c.labels))].sort((a, b) => a - b);
     new window.Chart(canvas, {
       type: "line",
       data: {
-        labels: weeks.map((ts) => label(ts, false)),
-        datasets: Object.entries(data).map(([carrier, c], i) => ({
-          label: carrier,
-          data: weeks.map((w) => { const k = c.labels.indexOf(w); return k < 0 ? null : Math.round(c.breach[k] * 1000) / 10; }),
-          borderColor: palette[i % palette.length], spanGaps: true,
-        })),
+        labels: data.labels,
+        datasets: data.series.map(([carrier, values], i) => ({ label: carrier, data: values, borderColor: palette[i % palette.length], spanGaps: true })),
       },
       options: { animation: false, responsive: true, maintainAspectRatio: false, scales: { y: { beginAtZero: true, suggestedMax: 100, ticks: { callback: (v) => v + "%" } } } },
     });

@@ -32,6 +32,19 @@ async def seed_customers(prefs: PreferenceServices) -> None:
     await store.change("c-li", {"topics": {"repair": {"detail": "full"}}}, actor="crm-import", via="api")
 
 
+async def seed_boards(prefs: PreferenceServices, sk: SkillServices) -> None:
+    """Reviews behind a carrier's figures, a ticket whose outside step failed, an export."""
+    now = time.time()
+    await sk.db["reviews"].insert_many([
+        {"_id": f"amazon:{i}", "kind": "logistics", "carrier": "顺丰", "received_at": now - i * 2 * DAY, "breach": i % 2 == 0, "days_late": 2,
+         "rating": 1, "text": f"快递晚了 {i} 天", "status": "resolved", "resolved_at": now - i * 2 * DAY + 3600} for i in range(8)
+    ])
+    await sk.db["carrier_stats"].insert_one({"_id": "顺丰", "logistics_reviews": 8, "breaches": 4, "delay_known": 8, "delay_days": 16, "resolved_48h": 8})
+    await sk.tickets.open(customer="wechat:demo:oX", conversation="wechat:demo:oX", source_message="m-old", fields={"device_model": "XK-1"})
+    await sk.tickets.record("m-old", {"attention": {"reason": "servicenow failed", "at": now}}, [{"at": now, "step": "incident", "ok": False}])
+    await prefs.rights.export_my_data("c-li", via="api")
+
+
 async def test_search_customer_page_sources_and_undo(rig: ConsoleRig) -> None:
     prefs, _ = services(rig)
     await seed_customers(prefs)
@@ -161,18 +174,10 @@ async def test_activity_counts_outcomes_and_drills_down(rig: ConsoleRig) -> None
 async def test_boards_show_carriers_tickets_and_data_requests(rig: ConsoleRig) -> None:
     prefs, sk = services(rig)
     await seed_customers(prefs)
-    now = time.time()
-    await sk.db["reviews"].insert_many([
-        {"_id": f"amazon:{i}", "kind": "logistics", "carrier": "顺丰", "received_at": now - i * DAY, "breach": i % 2 == 0, "days_late": 2,
-         "rating": 1, "text": f"快递晚了 {i} 天", "status": "resolved", "resolved_at": now - i * DAY + 3600} for i in range(4)
-    ])
-    await sk.db["carrier_stats"].insert_one({"_id": "顺丰", "logistics_reviews": 4, "breaches": 2, "delay_known": 4, "delay_days": 8, "resolved_48h": 4})
-    await sk.tickets.open(customer="wechat:demo:oX", conversation="wechat:demo:oX", source_message="m-old", fields={"device_model": "XK-1"})
-    await sk.tickets.record("m-old", {"attention": {"reason": "servicenow failed", "at": now}}, [{"at": now, "step": "incident", "ok": False}])
-    await prefs.rights.export_my_data("c-li", via="api")
+    await seed_boards(prefs, sk)
     mo = await rig.person("mo", Role.MARKETER)
     board = await (await mo.get("/admin/marketing/carriers?carrier=顺丰")).text()
-    assert "50.0%" in board and "快递晚了 3 天" in board
+    assert "50.0%" in board and "快递晚了 3 天" in board and '"顺丰"' in board  # the chart's series
     repair = await (await mo.get("/admin/marketing/repair")).text()
     assert "servicenow failed" in repair and "incident ✗" in repair
     requests = await (await mo.get("/admin/marketing/data-requests")).text()
