@@ -23,11 +23,9 @@ DAY = 86_400.0
 PERIODS = {"1": 1, "7": 7, "30": 30, "90": 90}
 
 
-async def _local(request: web.Request) -> tuple[dt.tzinfo, float]:
-    """The user's time zone and its offset from UTC now (days start at local midnight)."""
-    tz = await zone(current_user(request).time_zone)
-    offset = dt.datetime.now(tz).utcoffset()
-    return tz, offset.total_seconds() if offset is not None else 0.0
+async def _local(request: web.Request) -> dt.tzinfo:
+    """The user's time zone."""
+    return await zone(current_user(request).time_zone)
 
 
 def _filter(request: web.Request, days: int) -> ActivityFilter:
@@ -42,19 +40,20 @@ async def activity(request: web.Request) -> web.StreamResponse:
     act = prefs(request).activity
     days = PERIODS.get(request.query.get("days", "7"), 7)
     f = _filter(request, days)
-    tz, offset = await _local(request)
-    bucket = 3600.0 if days == 1 else DAY
-    summary = await act.summary(f, bucket_s=bucket, tz_offset_s=offset)
-    # Every bucket of the period, empty ones too, labelled in the user's time zone.
-    first = (f.since + offset) // bucket * bucket - offset
-    buckets = [first + i * bucket for i in range(int((f.until - first) // bucket) + 1)]
+    hourly = days == 1
+    summary = await act.summary(f, hourly=hourly)
+    # Every period of the range, empty ones too: hours in the user's time zone, days as
+    # the gateway counts them.
+    tz = await _local(request)
+    periods: list[float] = [summary["since"]]
+    while periods[-1] + (3600.0 if hourly else DAY) < f.until - 3600:
+        periods.append(periods[-1] + 3600.0 if hourly else act.day_start(periods[-1] + 30 * 3600.0))
     by_at = {s["at"]: s for s in summary["series"]}
-    fmt = "%H:00" if days == 1 else "%m-%d"
+    labels = [dt.datetime.fromtimestamp(p, tz if hourly else act.zone).strftime("%H:00" if hourly else "%m-%d") for p in periods]
     return await c.pages.render(
         request, "marketing/activity.html", summary=summary, f=f, days=days, periods=list(PERIODS), outcomes=OUTCOMES,
         topics=[t.value for t in Topic], channels=list(prefs(request).prefs.book.classes), rolled_at=await act.last_rollup(),
-        chart={"labels": [dt.datetime.fromtimestamp(b, tz).strftime(fmt) for b in buckets],
-               "series": [[o, [by_at.get(b, {}).get(o, 0) for b in buckets]] for o in OUTCOMES]},
+        chart={"labels": labels, "series": [[o, [by_at.get(p, {}).get(o, 0) for p in periods]] for o in OUTCOMES]},
     )
 
 
@@ -100,7 +99,7 @@ async def data_requests(request: web.Request) -> web.StreamResponse:
 async def schedule(request: web.Request) -> web.StreamResponse:
     c = console(request)
     svc = prefs(request)
-    tz, _ = await _local(request)
+    tz = await _local(request)
     today = dt.datetime.now(tz).replace(hour=0, minute=0, second=0, microsecond=0)
     start, end = today.timestamp(), (today + dt.timedelta(days=7)).timestamp()
     days = [{"at": (today + dt.timedelta(days=i)).timestamp(), "digests": [], "held": 0, "renewals": []} for i in range(7)]

@@ -98,7 +98,7 @@ async def build_preferences(
     templates = TemplateVersions(db, redis, renderer)
     await templates.ensure_indexes()
     await templates.sync(force=True)  # the templates marketers edited, from the first message on
-    activity = NotificationActivity(db)
+    activity = NotificationActivity(db, time_zone=str(section.get("time_zone", "Asia/Shanghai")))
     await activity.ensure_indexes()
     return PreferenceServices(prefs, engine, rights, renderer, templates, activity)
 
