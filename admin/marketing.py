@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 from typing import Any
 
 from aiohttp import web
@@ -19,6 +20,14 @@ from admin.state import Handler, console
 from bot.errors import KefuError
 from preferences.services import PreferenceServices
 from skills.services import SkillServices
+
+log = logging.getLogger(__name__)
+
+
+def log_refused(request: web.Request, code: str) -> None:
+    """One line for a change refused with the reason shown beside the form (the same line
+    the console's error middleware writes for the errors it answers)."""
+    log.info("console: %s %s refused: %s (400)", request.method, request.path, code)
 
 
 def prefs(request: web.Request) -> PreferenceServices:

@@ -9,7 +9,7 @@ from aiohttp import web
 
 from admin.errors import BadInput
 from admin.forms import fields
-from admin.marketing import done, prefs, refusing, version_field
+from admin.marketing import done, log_refused, prefs, refusing, version_field
 from admin.roles import MARKETING
 from admin.state import ConsoleRoute, console, current_user
 from bot.errors import KefuError
@@ -114,6 +114,7 @@ async def save(request: web.Request) -> web.StreamResponse:
     try:
         p = await _preview(request, name, draft)
     except KefuError as exc:  # shown beside the form; nothing saved
+        log_refused(request, exc.code)
         return await _page(request, name, draft=draft, error=exc.message, status=400)
     if data.get("action") != "save":
         return await _page(request, name, draft=p["layer"], preview=p)

@@ -10,7 +10,7 @@ from aiohttp import web
 
 from admin.errors import BadInput, NotFound
 from admin.forms import fields, one
-from admin.marketing import done, json_field, refusing, skills, version_field
+from admin.marketing import done, json_field, log_refused, refusing, skills, version_field
 from admin.roles import MARKETING
 from admin.state import ConsoleRoute, console, current_user
 from skills.renewal.rules import RuleError, validate_rule
@@ -92,8 +92,10 @@ async def save(request: web.Request) -> web.StreamResponse:
         actor = current_user(request).name
         stored = await renewals.put_rule(rule_id, rule, actor=actor)
     except RuleError as exc:
+        log_refused(request, f"invalid_rule:{exc.field}")
         return await _editor(request, rule_id, draft=data, error=str(exc), field=exc.field, status=400)
     except BadInput as exc:
+        log_refused(request, exc.code)
         return await _editor(request, rule_id, draft=data, error=exc.message, status=400)
     await c.audit.record(actor, "renewal.rule", rule_id, before=_body(before) if before else None, after={**_body(stored), "version": stored["version"]})
     return await done(request, f"/admin/marketing/rules/{rule_id}", "rule_saved", version=stored["version"])

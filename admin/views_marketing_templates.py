@@ -9,7 +9,7 @@ from aiohttp import web
 
 from admin.errors import BadInput
 from admin.forms import fields
-from admin.marketing import done, prefs, refusing, version_field
+from admin.marketing import done, log_refused, prefs, refusing, version_field
 from admin.roles import MARKETING
 from admin.state import ConsoleRoute, console, current_user
 from preferences.model import LANGUAGES
@@ -90,6 +90,7 @@ async def save(request: web.Request) -> web.StreamResponse:
     try:
         version = await svc.templates.save(name, source, actor=actor)
     except TemplateProblem as exc:  # shown inline with the text as typed; nothing stored
+        log_refused(request, exc.code)
         return await _editor(request, key, source=source, error=exc.message, line=exc.line, status=400)
     await c.audit.record(actor, "template.save", key, before=before, after={"source": source, "version": version})
     return await done(request, f"/admin/marketing/templates/edit?key={key}", "template_saved", version=version)

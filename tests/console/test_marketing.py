@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import time
+from typing import Any
 from admin.i18n import LANGUAGES, TEXT
 from admin.roles import Role
 from preferences.model import Frequency, Topic
@@ -182,3 +183,32 @@ async def test_boards_show_carriers_tickets_and_data_requests(rig: ConsoleRig) -
     assert "servicenow failed" in repair and "incident ✗" in repair
     requests = await (await mo.get("/admin/marketing/data-requests")).text()
     assert 'data-kind="export"' in requests and "c-li" in requests
+
+
+async def test_junk_in_the_workspace_is_refused_in_one_line_and_changes_nothing(rig: ConsoleRig, caplog: Any) -> None:
+    prefs, sk = services(rig)
+    await seed_customers(prefs)
+    mo = await rig.person("mo", Role.MARKETER)
+    junk = [
+        ("/admin/marketing/layers/default", {"channels": "fax", "action": "save"}),
+        ("/admin/marketing/layers/default", {"topics.renewal.weekday": "九", "action": "save"}),
+        ("/admin/marketing/layers/segment:..%2F", {"action": "save"}),
+        ("/admin/marketing/templates/save", {"key": "zh/../../etc/passwd.j2", "source": "x"}),
+        ("/admin/marketing/templates/save", {"key": "zh/renewal.j2", "source": "{% for %}"}),
+        ("/admin/marketing/rules/r1", {"name": "x", "when": "{not json", "then": "[]", "action": "save"}),
+        ("/admin/marketing/rules/r1", {"name": "x", "when": '{"field": "a", "op": "==", "value": {"$where": 1}}', "then": '[{"action": "handoff"}]', "action": "save"}),
+        ("/admin/marketing/customers/c-li/revert", {"version": "x"}),
+        ("/admin/marketing/customers/c-li/segments", {"segments": "<script>"}),
+    ]
+    for path, form in junk:
+        caplog.clear()
+        with caplog.at_level("INFO"):
+            resp = await mo.post(path, form)
+        assert resp.status in (303, 400, 404), (path, resp.status)
+        lines = [r for r in caplog.records if "refused" in r.getMessage()]
+        assert len(lines) == 1 and lines[0].exc_info is None, (path, [r.getMessage() for r in caplog.records])
+    assert await prefs.prefs.get_layer("default") == {}
+    assert await prefs.templates.edited() == {}
+    assert await sk.renewals.rules.find_one({"_id": "r1"}) is None
+    assert (await prefs.prefs.get("c-li"))["segments"] == ["vip"]
+    assert [a.action for a in await rig.console.audit.recent()] == []
