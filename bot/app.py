@@ -1,4 +1,4 @@
-"""The composition root: settings in, a running gateway out. Nothing imports this module.
+"""The composition root: settings in, a running gateway out. Only the command line imports it.
 
 Everything is built here, once, in dependency order, and handed down in constructors:
 stores -> queue and outbox -> channels -> hand-off -> preference store and notification
