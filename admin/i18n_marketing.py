@@ -105,6 +105,7 @@ MARKETING_TEXT: dict[str, tuple[str, str]] = {
     # rules
     "rule": ("规则", "Rule"),
     "rule_id": ("规则编号", "Rule id"),
+    "rule_name": ("规则名称", "Rule name"),
     "rule_when": ("条件（JSON）", "When (JSON)"),
     "rule_then": ("动作（JSON）", "Then (JSON)"),
     "rule_help": ("条件：all/any/not 与 {field, op, value}；动作：notify_contact、legal_review、sales_todo、handoff。", "Conditions: all/any/not and {field, op, value}; actions: notify_contact, legal_review, sales_todo, handoff."),

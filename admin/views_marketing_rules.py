@@ -46,7 +46,7 @@ async def _editor(request: web.Request, rule_id: str, *, draft: dict[str, str] |
                   hits: list[dict[str, Any]] | None = None, status: int = 200) -> web.StreamResponse:
     c = console(request)
     renewals = skills(request).renewals
-    stored = await renewals.rules.find_one({"_id": rule_id})
+    stored = await renewals.get_rule(rule_id)
     if draft is None:
         body = _body(stored) if stored is not None else {"name": "", "when": {"all": [{"field": "amount", "op": ">", "value": 100000}]},
                                                           "then": [{"action": "sales_todo"}], "enabled": True}
@@ -88,7 +88,7 @@ async def save(request: web.Request) -> web.StreamResponse:
         if data.get("action") == "dry_run":
             hits = await renewals.rule_hits(rule)
             return await _editor(request, rule_id, draft=data, hits=hits)
-        before = await renewals.rules.find_one({"_id": rule_id})
+        before = await renewals.get_rule(rule_id)
         actor = current_user(request).name
         stored = await renewals.put_rule(rule_id, rule, actor=actor)
     except RuleError as exc:
@@ -106,7 +106,7 @@ async def toggle(request: web.Request) -> web.StreamResponse:
     c = console(request)
     rule_id = _rule_id(request.match_info["rule"])
     renewals = skills(request).renewals
-    stored = await renewals.rules.find_one({"_id": rule_id})
+    stored = await renewals.get_rule(rule_id)
     if stored is None:
         raise NotFound(c.pages.text(request, "no_such_rule"))
     enabled = (await fields(request)).get("enabled") == "true"
@@ -122,12 +122,12 @@ async def restore(request: web.Request) -> web.StreamResponse:
     rule_id = _rule_id(request.match_info["rule"])
     renewals = skills(request).renewals
     version = await version_field(request)
-    old = await renewals.rule_versions.find_one({"rule": rule_id, "version": version})
+    old = await renewals.rule_version(rule_id, version)
     if old is None:
         raise NotFound(c.pages.text(request, "no_such_version"))
-    before = await renewals.rules.find_one({"_id": rule_id})
+    before = await renewals.get_rule(rule_id)
     actor = current_user(request).name
-    after = await renewals.put_rule(rule_id, old["rule_body"], actor=actor)
+    after = await renewals.put_rule(rule_id, old, actor=actor)
     await c.audit.record(actor, "renewal.rule_restore", rule_id, before=_body(before) if before else None, after={**_body(after), "version": after["version"], "from": version})
     raise web.HTTPSeeOther(f"/admin/marketing/rules/{rule_id}")
 

@@ -45,15 +45,14 @@ async def _editor(request: web.Request, key: str, *, source: str | None = None, 
     sample: dict[str, Any] | None = None
     nid = request.query.get("notification", "")[:64]
     if nid:
-        doc = await svc.engine.notifications.find_one({"_id": nid}, projection={"data": 1})
-        sample = dict(doc["data"]) if doc is not None else None
+        sample = await svc.activity.data_of(nid)
     previews: dict[str, str] = {}
     if not error:
         try:
             previews = check(svc.renderer, name, text, sample)
         except TemplateProblem as exc:
             error, line = exc.message, exc.line
-    recent = [d async for d in svc.engine.notifications.find({"template": name.message}, projection={"_id": 1, "created_at": 1}).sort("created_at", -1).limit(10)]
+    recent = await svc.activity.recent(name.message)
     return await c.pages.render(
         request, "marketing/template_edit.html", status=status, key=key, name=name, source=text, error=error, line=line,
         previews=previews, versions=await svc.templates.versions(key), recent=recent, notification=nid,

@@ -154,6 +154,16 @@ class NotificationActivity:
             "reasons": reasons.most_common(20),
         }
 
+    async def recent(self, template: str, limit: int = 10) -> list[Document]:
+        """The latest notifications rendered with ``template`` (ids and times), to preview
+        an edited template with real data."""
+        cursor = self.notifications.find({"template": template}, projection={"_id": 1, "created_at": 1}).sort("created_at", DESCENDING)
+        return [d async for d in cursor.limit(limit)]
+
+    async def data_of(self, notification_id: str) -> Document | None:
+        doc = await self.notifications.find_one({"_id": notification_id}, projection={"data": 1})
+        return None if doc is None else dict(doc.get("data") or {})
+
     async def notifications_of(self, f: ActivityFilter, outcome: str = "", limit: int = 100) -> list[Document]:
         """Single notifications for a drill-down, newest first."""
         query: Document = {"created_at": {"$gte": f.since, "$lt": f.until}}

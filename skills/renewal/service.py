@@ -175,6 +175,14 @@ class Renewals:
         )
         return stored
 
+    async def get_rule(self, rule_id: str) -> Document | None:
+        return await self.rules.find_one({"_id": rule_id})
+
+    async def rule_version(self, rule_id: str, version: int) -> Document | None:
+        """The rule as stored in ``version`` (name, when, then, enabled)."""
+        found = await self.rule_versions.find_one({"rule": rule_id, "version": version})
+        return None if found is None else dict(found["rule_body"])
+
     async def rule_history(self, rule_id: str) -> list[Document]:
         return [d async for d in self.rule_versions.find({"rule": rule_id}).sort("version", -1).limit(100)]
 

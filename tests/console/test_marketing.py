@@ -128,6 +128,10 @@ async def test_rule_dry_run_lists_todays_contracts(rig: ConsoleRig) -> None:
     assert (await mo.post("/admin/marketing/rules/big/enabled", {"enabled": "false"})).status == 303
     assert (await sk.renewals.rules.find_one({"_id": "big"}) or {})["enabled"] is False
     assert [v["version"] for v in await sk.renewals.rule_history("big")] == [2, 1]
+    assert (await mo.post("/admin/marketing/rules/big/restore", {"version": "1"})).status == 303
+    restored = await sk.renewals.get_rule("big") or {}
+    assert (restored["enabled"], restored["version"]) == (True, 3)
+    assert [a.action for a in await rig.console.audit.recent(target="big")] == ["renewal.rule_restore", "renewal.rule_enabled", "renewal.rule"]
 
 
 async def test_agents_cannot_open_the_workspace(rig: ConsoleRig) -> None:

@@ -184,6 +184,10 @@ async def test_marketer_workspace_in_the_browser(browser: Any, rig: ConsoleRig) 
     await page.goto(rig.base + "/admin/marketing/activity")
     assert await page.inner_text('#activity-totals [data-outcome="digest"] strong') == "1"
     assert await page.evaluate("document.getElementById('activity-chart').width") > 0
+    await page.click("button.link:has-text('English')")  # the same page in English
+    await page.wait_for_url("**/admin/marketing/activity")
+    assert "Folded into digests" in await page.inner_text("#activity-totals")
+    await shot(page, "marketing-activity-en")
     await page.context.close()
 
     # An agent cannot open any of these pages, and is offered none.
