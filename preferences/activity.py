@@ -36,6 +36,20 @@ OUTCOMES = ("sent", "digest", "held", "suppressed", "fell_back", "failed")
 _FIELDS = {"topic": 1, "channel": 1, "channels": 1, "action": 1, "status": 1, "reason": 1, "failed": 1, "created_at": 1}
 
 
+def outcome_query(outcome: str) -> Document:
+    """A MongoDB filter that holds for every record of ``outcome`` (a superset for sent:
+    :func:`outcome_of` decides), served by the (action, created_at) index."""
+    filters: dict[str, Document] = {
+        "sent": {"action": "send"},
+        "digest": {"action": "digest"},
+        "held": {"action": "hold"},
+        "suppressed": {"action": "suppress"},
+        "fell_back": {"action": "send", "failed.0": {"$exists": True}},
+        "failed": {"status": "undeliverable"},
+    }
+    return filters.get(outcome, {})
+
+
 def outcome_of(doc: Mapping[str, Any]) -> tuple[str, str, str]:
     """(outcome, channel, reason) of one notification record."""
     channels = doc.get("channels") or []
@@ -76,7 +90,8 @@ class NotificationActivity:
     async def ensure_indexes(self) -> None:
         await self.stats.create_indexes([IndexModel([("kind", ASCENDING), ("at", ASCENDING)])])
         await self.notifications.create_indexes(
-            [IndexModel([("created_at", DESCENDING)]), IndexModel([("topic", ASCENDING), ("created_at", DESCENDING)])]
+            [IndexModel([("created_at", DESCENDING)]), IndexModel([("topic", ASCENDING), ("created_at", DESCENDING)]),
+             IndexModel([("action", ASCENDING), ("created_at", DESCENDING)])]
         )
 
     def day_start(self, ts: float) -> float:
@@ -166,12 +181,12 @@ class NotificationActivity:
 
     async def notifications_of(self, f: ActivityFilter, outcome: str = "", limit: int = 100) -> list[Document]:
         """Single notifications for a drill-down, newest first."""
-        query: Document = {"created_at": {"$gte": f.since, "$lt": f.until}}
+        query: Document = {"created_at": {"$gte": f.since, "$lt": f.until}, **outcome_query(outcome)}
         if f.topic:
             query["topic"] = f.topic
         out: list[Document] = []
         fields = {**_FIELDS, "customer": 1, "importance": 1, "template": 1, "deliver_at": 1, "digest_id": 1}
-        async for doc in self.notifications.find(query, projection=fields).sort("created_at", DESCENDING).limit(limit * 20):
+        async for doc in self.notifications.find(query, projection=fields).sort("created_at", DESCENDING).limit(limit * 2):
             o, channel, reason = outcome_of(doc)
             if (outcome and o != outcome) or (f.channel and channel != f.channel):
                 continue
