@@ -408,7 +408,8 @@ def _write_qr(data: str, path: Path) -> None:
 
     path.parent.mkdir(parents=True, exist_ok=True)
     img = qrcode.make(data, image_factory=PyPNGImage, box_size=6, border=2)
-    tmp = path.with_suffix(".tmp")
+    # Its own temporary name: a message handled twice at once renders the same QR twice.
+    tmp = path.with_suffix(f".{secrets.token_hex(4)}.tmp")
     with tmp.open("wb") as fh:
         img.save(fh)
     tmp.replace(path)
