@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Callable
 from aiohttp import web
 
 from admin import views_account, views_admin, views_inbox, views_outbox
+from admin.views_marketing import MARKETING_ROUTES
 from admin.access import access_middleware, error_middleware, session_middleware
 from admin.audit import AuditLog
 from admin.canned import CannedReplies
@@ -38,6 +39,7 @@ def console_routes() -> tuple[ConsoleRoute, ...]:
         *views_inbox.ROUTES,
         *views_outbox.ROUTES,
         *views_admin.ROUTES,
+        *MARKETING_ROUTES,
     )
 
 

@@ -19,6 +19,8 @@ from bot.errors import ConfigError
 from bot.outbox import Outbox
 from bot.store import MessageStore
 from channels.base import Channel
+from preferences.services import PreferenceServices
+from skills.services import SkillServices
 
 ChannelLookup = Callable[[str, str], Channel | None]
 AudioConverter = Callable[[bytes, str], bytes]
@@ -92,3 +94,6 @@ class ConsoleDeps:
     customer_card: CustomerCard | None = None
     # Voice-note bytes and their format -> WAV a browser plays; None: served as stored.
     audio_to_browser: AudioConverter | None = None
+    # The marketers' workspace: preferences, templates, digests and the skills' boards.
+    preferences: PreferenceServices | None = None
+    skills: SkillServices | None = None

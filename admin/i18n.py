@@ -8,9 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from admin.i18n_marketing import MARKETING_TEXT
+
 LANGUAGES = ("zh", "en")
 
 TEXT: dict[str, tuple[str, str]] = {
+    **MARKETING_TEXT,
     # layout and navigation
     "console": ("客服控制台", "Kefu console"),
     "inbox": ("待接入", "Inbox"),

@@ -14,3 +14,4 @@ class Role(str, enum.Enum):
 ALL_ROLES = frozenset(Role)
 STAFF = frozenset({Role.ADMIN, Role.AGENT})  # who reads and answers conversations
 ADMINS = frozenset({Role.ADMIN})
+MARKETING = frozenset({Role.ADMIN, Role.MARKETER})  # the marketers' workspace; never conversations

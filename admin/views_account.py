@@ -66,7 +66,7 @@ async def signout(request: web.Request) -> web.StreamResponse:
 
 
 async def home(request: web.Request) -> web.StreamResponse:
-    raise web.HTTPSeeOther("/admin/inbox" if current_user(request).role in STAFF else "/admin/account")
+    raise web.HTTPSeeOther("/admin/inbox" if current_user(request).role in STAFF else "/admin/marketing/customers")
 
 
 async def account(request: web.Request) -> web.StreamResponse:

@@ -147,7 +147,9 @@ def build_app(
         keys = ApiKeys.from_section(settings.section("api"))
         app.add_subapp("/api", build_api(keys, api_routes, client_max_size=settings.http.max_body_bytes))
         console = ConsoleSettings.from_section(settings.section("console"), public_url=settings.http.public_url)
-        app.add_subapp("/admin", build_console(console, lambda: console_deps(app[RUNTIME], app[KEY_STORE], customer_card(app))))
+        app.add_subapp("/admin", build_console(console, lambda: console_deps(
+            app[RUNTIME], app[KEY_STORE], customer_card(app), app[preferences.SERVICES], app[business.SKILL_SERVICES]
+        )))
     probes.setup(app)  # every role: a worker serves them when started with --port
     if settings.simulator:
         for name, cls in registry.items():
@@ -235,11 +237,12 @@ async def _start(
     if kb is not None:
         app[KNOWLEDGE] = kb
     tasks.start("health", rt.health.run(tasks.stop))
+    tasks.start_jobs(preferences.every_process_jobs(prefs))
     if readiness is not None:  # also in web processes: /readyz reports it
         tasks.start("nlu-readiness", readiness.run(tasks.stop))
     if role in ("all", "worker"):
         worker_tasks(rt, tasks, prefs.engine.on_give_up)
-        tasks.start_jobs(preferences.jobs(prefs_section, prefs.engine, prefs.rights, rt.outbox.is_handled))
+        tasks.start_jobs(preferences.jobs(prefs_section, prefs.engine, prefs.rights, rt.outbox.is_handled, prefs.activity))
         tasks.start_jobs(business.jobs(services))
         if nlu_settings is not None:
             tasks.start("rasa-autostart", start_rasa(nlu_settings, http, tasks.stop, readiness))
@@ -274,7 +277,9 @@ def customer_card(app: web.Application) -> CustomerCard:
     return join_card([skill_card(app[business.SKILL_SERVICES]), preference_card(app[preferences.SERVICES].prefs)])
 
 
-def console_deps(rt: Runtime, api_keys: ApiKeyStore, card: CustomerCard) -> ConsoleDeps:
+def console_deps(
+    rt: Runtime, api_keys: ApiKeyStore, card: CustomerCard, prefs: preferences.PreferenceServices, skills: business.SkillServices
+) -> ConsoleDeps:
     to_wav: Callable[[bytes, str], bytes] | None
     try:
         from speech.browser import to_wav
@@ -283,7 +288,7 @@ def console_deps(rt: Runtime, api_keys: ApiKeyStore, card: CustomerCard) -> Cons
     return ConsoleDeps(
         redis=rt.redis, db=rt.store.db, store=rt.store, states=rt.states, handoff=rt.handoff, outbox=rt.outbox,
         channels=rt.channel, channel_settings=rt.settings.channels, api_scopes=SCOPES,
-        api_keys=api_keys, customer_card=card, audio_to_browser=to_wav,
+        api_keys=api_keys, customer_card=card, audio_to_browser=to_wav, preferences=prefs, skills=skills,
     )
 
 

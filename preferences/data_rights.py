@@ -319,6 +319,18 @@ class DataRights:
             raise LinkInvalid("export no longer exists")
         return str(doc["customer"]), bytes(doc["zip"])
 
+    async def requests(self, limit: int = 100) -> list[Document]:
+        """Export and erasure requests, newest first, without the exported data."""
+        out: list[Document] = []
+        now = self.clock.now()
+        async for e in self.exports.find({}, projection={"zip": 0}).sort("created_at", -1).limit(limit):
+            out.append({"kind": "export", "id": e["_id"], "customer": e.get("customer"), "at": e.get("created_at"), "via": e.get("via", ""),
+                        "status": "expired" if float(e.get("expires_at", 0)) < now else "ready", "expires_at": e.get("expires_at")})
+        async for e in self.erasures.find({}).sort("at", -1).limit(limit):
+            out.append({"kind": "erasure", "id": e["_id"], "customer": "", "at": e.get("at"), "via": e.get("via", ""), "status": "done",
+                        "actor": e.get("actor", ""), "removed": e.get("removed", {})})
+        return sorted(out, key=lambda r: -float(r["at"] or 0))[:limit]
+
     def notice(self, language: str) -> str:
         """The data-usage notice: what is stored, why, for how long."""
         return self.engine.renderer.render("data_notice", language, retention_days=self.retention_days, sections=EXPORT_SECTIONS)

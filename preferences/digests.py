@@ -277,6 +277,13 @@ class Digests:
     def message(self, did: str, prefs: Preferences, channel: str, text: str) -> OutboundMessage | None:
         return self.delivery.outbound(prefs, channel, f"{KEY_PREFIX}d:{did}:{channel}", text, "digest")
 
+    async def due_between(self, start: float, end: float) -> list[tuple[float, int]]:
+        """Scheduled digests per due time in ``[start, end)`` (the console's calendar)."""
+        pipeline: list[dict[str, Any]] = [
+            {"$match": {"due_at": {"$gte": start, "$lt": end}, "status": "scheduled"}},
+            {"$group": {"_id": "$due_at", "n": {"$sum": 1}}},
+        ]
+        return sorted([(float(d["_id"]), int(d["n"])) async for d in await self.records.aggregate(pipeline)])
 
 _ITEM_FIELDS = {f: 1 for f in ("digest_id", "topic", "template", "language", "detail", "data", "created_at", "period")}
 

@@ -325,6 +325,14 @@ class NotificationEngine:
             await self.delivery.enqueue([msg])
             await coll.update_one({"_id": ident}, {"$set": {"channel": nxt}})
 
+    async def held_between(self, start: float, end: float) -> list[tuple[float, int]]:
+        """Notifications held for quiet hours per release time in ``[start, end)``."""
+        pipeline: list[dict[str, Any]] = [
+            {"$match": {"status": "held", "deliver_at": {"$gte": start, "$lt": end}}},
+            {"$group": {"_id": "$deliver_at", "n": {"$sum": 1}}},
+        ]
+        return sorted([(float(d["_id"]), int(d["n"])) async for d in await self.notifications.aggregate(pipeline)])
+
     # -- recovery ---------------------------------------------------------------------------------
     async def resync(self, stale_s: float = 60.0) -> int:
         """Re-add to Redis what MongoDB says is waiting, and finish interrupted sends.

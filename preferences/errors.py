@@ -56,3 +56,10 @@ class LinkInvalid(PreferenceError):
 
     code = "link_invalid"
     status = 403
+
+
+class CustomersOwnChoice(PreferenceError):
+    """A change the customer made themself: staff may not undo or override it."""
+
+    code = "customers_own_choice"
+    status = 409

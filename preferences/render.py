@@ -49,23 +49,44 @@ class Renderer:
         sources = _read_tree(_BUILTIN)
         if override_dir is not None:
             sources.update(_read_tree(override_dir))
+        self.names = names
+        #: The templates as shipped and configured, before any edited in the console.
+        self.base: dict[str, str] = sources
+        self._use(sources)
+
+    def _use(self, sources: dict[str, str]) -> None:
+        self.sources = sources
         # Names the template set: text rendered ahead of time (a digest's, as it fills)
         # is reused only by a renderer with the very same templates.
         self.fingerprint = hashlib.sha256(repr(sorted(sources.items())).encode()).hexdigest()[:16]
-        self.env = jinja2.Environment(
+        env = jinja2.Environment(
             loader=jinja2.DictLoader(sources),
             autoescape=False,  # chat text; the email channel escapes for its HTML part
             undefined=jinja2.StrictUndefined,
             trim_blocks=True,
             lstrip_blocks=True,
         )
-        self.env.filters["bar"] = progress_bar
-        self.env.filters["localtime"] = local_time
-        self.env.globals["channel_name"] = lambda name, language="zh": names.get(name, {}).get(language, name)
-        # The sources never change after construction, so the choice among candidates is
-        # remembered: jinja2 caches templates it found, not the misses, and each miss is a
-        # TemplateNotFound raised and caught (most of a digest's rendering time).
+        env.filters["bar"] = progress_bar
+        env.filters["localtime"] = local_time
+        names = self.names
+        env.globals["channel_name"] = lambda name, language="zh": names.get(name, {}).get(language, name)
+        # The sources never change while an environment lives, so the choice among
+        # candidates is remembered: jinja2 caches templates it found, not the misses, and
+        # each miss is a TemplateNotFound raised and caught (most of a digest's rendering time).
         self._chosen: dict[tuple[str, str, str], jinja2.Template] = {}
+        self.env = env
+
+    def edited(self, overrides: dict[str, str]) -> None:
+        """Use the shipped templates with ``overrides`` (name -> source) on top: the
+        templates marketers edited in the console. Compiling happens here, once."""
+        self._use({**self.base, **overrides})
+
+    def variant(self, changes: dict[str, str]) -> Renderer:
+        """A renderer like this one with some templates changed (a preview)."""
+        other = object.__new__(Renderer)
+        other.compact, other.names, other.base = self.compact, self.names, self.base
+        other._use({**self.sources, **changes})
+        return other
 
     def template(self, name: str, language: str, channel: str = "") -> jinja2.Template:
         """The template that renders message ``name`` for ``language`` and ``channel``."""

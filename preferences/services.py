@@ -23,12 +23,14 @@ from bot.outbox import Outbox
 from bot.store import MessageStore
 from bot.tasks import Job
 from channels.base import Channel
+from preferences.activity import NotificationActivity
 from preferences.clock import Clock
 from preferences.data_rights import DataRights, TicketRecords
 from preferences.engine import NotificationEngine
 from preferences.model import ChannelBook
 from preferences.render import Renderer
 from preferences.store import PreferenceStore
+from preferences.template_versions import TemplateVersions
 
 _MASKED = ("phone", "mobile", "tel", "telephone", "id_number", "id_card")
 
@@ -41,6 +43,8 @@ class PreferenceServices:
     engine: NotificationEngine
     rights: DataRights
     renderer: Renderer
+    templates: TemplateVersions
+    activity: NotificationActivity
 
 
 SERVICES = web.AppKey("preferences", PreferenceServices)
@@ -93,21 +97,50 @@ async def build_preferences(
         mask_fields=section.get("mask_fields") or _MASKED, streams=streams,
         link_ttl_s=float(section.get("link_ttl_s", 72 * 3600)),
     )
-    return PreferenceServices(prefs, engine, rights, renderer)
+    templates = TemplateVersions(db, redis, renderer)
+    await templates.ensure_indexes()
+    await templates.sync(force=True)  # the templates marketers edited, from the first message on
+    activity = NotificationActivity(db, time_zone=str(section.get("time_zone", "Asia/Shanghai")))
+    await activity.ensure_indexes()
+    return PreferenceServices(prefs, engine, rights, renderer, templates, activity)
 
 
 def jobs(
-    section: Mapping[str, Any], engine: NotificationEngine, rights: DataRights, handled: Callable[[str], Awaitable[bool]]
+    section: Mapping[str, Any],
+    engine: NotificationEngine,
+    rights: DataRights,
+    handled: Callable[[str], Awaitable[bool]],
+    activity: NotificationActivity | None = None,
 ) -> list[Job]:
-    """The due list, the digest settle and chat data exports, each its own task so none
-    waits on another. ``handled`` tells whether an inbound message's replies are queued:
-    an export's link follows the acknowledgement of its request."""
+    """The due list, the digest settle, chat data exports and the activity counts the
+    console's dashboard reads, each its own task so none waits on another. ``handled``
+    tells whether an inbound message's replies are queued: an export's link follows the
+    acknowledgement of its request."""
     interval = float(section.get("due_interval_s", 1.0))
-    return [
+    out = [
         Job("prefs-due", interval, _due_step(engine)),
         Job("prefs-settle", interval, lambda: _settle_step(engine)),
         Job("prefs-exports", float(section.get("export_interval_s", 0.2)), lambda: rights.send_requested(handled)),
     ]
+    if activity is not None:
+        out.append(Job("prefs-activity", float(section.get("activity_interval_s", 60.0)), lambda: _rollup_step(activity)))
+    return out
+
+
+async def _rollup_step(activity: NotificationActivity) -> bool:
+    await activity.rollup()
+    return False
+
+
+def every_process_jobs(services: PreferenceServices) -> list[Job]:
+    """What web and worker processes alike run: the reload of templates edited in the
+    console (any process may render a notification)."""
+    return [Job("prefs-templates", 1.0, lambda: _sync_step(services.templates))]
+
+
+async def _sync_step(templates: TemplateVersions) -> bool:
+    await templates.sync()
+    return False
 
 
 def _due_step(engine: NotificationEngine) -> Callable[[], Any]:

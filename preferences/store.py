@@ -40,9 +40,10 @@ from redis.asyncio import Redis
 
 from bot.mongo import Document, find_by_ids, update_and_get
 from preferences.clock import Clock, SystemClock
-from preferences.errors import ConcurrentChange, InvalidPreference, UnknownCustomer, UnknownVersion
+from preferences.errors import ConcurrentChange, CustomersOwnChoice, InvalidPreference, UnknownCustomer, UnknownVersion
 from bot.store import channel_identity
 from preferences.model import BUILTIN_BOOK, ChannelBook, JsonDict, Preferences, merge, resolve, validate_layer
+from preferences.provenance import diff, flatten, is_customers_own, revert_patch
 
 
 DEFAULT_LAYER = "default"
@@ -84,6 +85,8 @@ class PreferenceStore:
         await self.consents.create_indexes([IndexModel([("customer", ASCENDING), ("at", DESCENDING)])])
         await self.customers.create_indexes(
             [IndexModel([(f"settings.addresses.{name}.{cls.recipient_field}", ASCENDING)]) for name, cls in self.book.classes.items()]
+            # The console's customer search: name prefix, phone, segment.
+            + [IndexModel([("profile.name", ASCENDING)]), IndexModel([("profile.phone", ASCENDING)]), IndexModel([("segments", ASCENDING)])]
         )
 
     # -- change notes ------------------------------------------------------------------
@@ -377,3 +380,73 @@ class PreferenceStore:
     async def list_consents(self, customer_id: str) -> list[Document]:
         cursor = self.consents.find({"customer": customer_id}).sort("at", DESCENDING)
         return [doc async for doc in cursor]
+
+    # -- the console's customer directory ------------------------------------------------------
+    async def search(self, *, name: str = "", identity: str = "", phone: str = "", segment: str = "", limit: int = 50) -> list[Document]:
+        """Customers by name prefix, channel identity (customer id or any channel address),
+        phone number (exact, with or without separators) and segment, all given ones
+        together; each criterion is served by an index."""
+        query: Document = {}
+        if name:
+            query["profile.name"] = {"$gte": name, "$lt": name + "\uffff"}
+        if phone:
+            digits = "".join(ch for ch in phone if ch.isdigit())
+            query["profile.phone"] = {"$in": sorted({phone, digits})}
+        if segment:
+            query["segments"] = segment
+        projection = {"profile": 1, "segments": 1, "settings.addresses": 1, "updated_at": 1}
+        if identity:
+            found: dict[str, Document] = {}
+            for q in [{"_id": identity}] + [
+                {f"settings.addresses.{ch}.{cls.recipient_field}": identity} for ch, cls in self.book.classes.items()
+            ]:
+                async for doc in self.customers.find({**q, **query}, projection=projection).limit(limit):
+                    found.setdefault(str(doc["_id"]), doc)
+            return list(found.values())[:limit]
+        if not query:
+            return []
+        return [doc async for doc in self.customers.find(query, projection=projection).limit(limit)]
+
+    async def count_decided_by(self, name: str, paths: list[str]) -> int:
+        """How many customers take at least one of ``paths`` from the layer ``name``
+        (``"default"`` or ``"segment:<s>"``): members whose own settings do not set the
+        path and who are in no other segment that sets it."""
+        setting: dict[str, set[str]] = {p: set() for p in paths}
+        for doc in await self.list_layers():
+            if str(doc["_id"]).startswith("segment:") and doc["_id"] != name:
+                for p in flatten(doc.get("settings") or {}):
+                    if p in setting:
+                        setting[p].add(str(doc["_id"])[len("segment:"):])
+        branches: list[Document] = []
+        for p in paths:
+            branch: Document = {f"settings.{p}": {"$exists": False}}
+            if setting[p]:
+                branch["segments"] = {"$nin": sorted(setting[p])}
+            branches.append(branch)
+        if not branches:
+            return 0
+        query: Document = {"$or": branches}
+        if name.startswith("segment:"):
+            query = {"segments": name[len("segment:"):], **query}
+        return int(await self.customers.count_documents(query))
+
+    async def revert(self, customer_id: str, version: int, *, actor: str, via: str) -> tuple[int, list[str]]:
+        """Undo one change of a customer's own layer (a new version); returns it and the
+        paths left alone because they changed again since. A change the customer made
+        themself is refused (:class:`CustomersOwnChoice`)."""
+        rec = await self.history.find_one({"subject": customer_id, "version": version})
+        if rec is None:
+            raise UnknownVersion(f"{customer_id!r} has no version {version}")
+        if is_customers_own(customer_id, str(rec.get("actor", "")), str(rec.get("via", ""))):
+            raise CustomersOwnChoice("this change is the customer's own choice; only the customer can change it")
+        if not diff(rec.get("old") or {}, rec.get("new") or {}):
+            raise UnknownVersion(f"version {version} changed nothing")
+        conflicts: list[str] = []
+
+        def undo(current: JsonDict) -> JsonDict:
+            layer, found = revert_patch(current, rec.get("old") or {}, rec.get("new") or {})
+            conflicts[:] = found
+            return layer
+
+        new_version = await self._change(self.customers, customer_id, undo, actor, via, f"revert of version {version}")
+        return new_version, conflicts

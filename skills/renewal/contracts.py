@@ -9,10 +9,10 @@ from typing import Any
 from pymongo import ASCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 
-from bot.mongo import Document
+from bot.mongo import Document, find_by_ids
 from preferences.clock import Clock
 from skills.renewal.rule_store import RuleStore
-from skills.renewal.rules import matching_actions
+from skills.renewal.rules import matching_actions, validate_rule
 from skills.renewal.settings import RenewalSettings
 
 DAY = 86_400.0
@@ -71,3 +71,37 @@ class ContractBook:
         stored = [{"action": "legal_review", "rule": contract["legal_review"].get("rule")}] if (contract.get("legal_review") or {}).get("required") else []
         now = [a for a in matching_actions(rules, self.facts(contract, customer)) if a["action"] in ("legal_review", "handoff")]
         return stored + [a for a in now if a not in stored]
+
+    async def reminders_due(self, start: float, end: float) -> list[tuple[float, int, int]]:
+        """(reminder day, offset, contracts) for reminders falling due in ``[start, end)``:
+        a contract's reminder at ``offset`` days falls due ``offset`` days before its end."""
+        out: list[tuple[float, int, int]] = []
+        for offset in self.settings.offsets:
+            counts: dict[float, int] = {}
+            query = {"end": {"$gte": start + offset * DAY, "$lt": end + offset * DAY}, "reminded": {"$ne": offset}}
+            async for c in self.contracts.find(query, projection={"end": 1}):
+                day = (float(c["end"]) - offset * DAY - start) // DAY * DAY + start
+                counts[day] = counts.get(day, 0) + 1
+            out += [(day, offset, n) for day, n in counts.items()]
+        return sorted(out)
+
+    async def rule_hits(self, rule: Mapping[str, Any], limit: int = 500) -> list[Document]:
+        """The contracts a rule would act on if the scan ran now: each contract inside
+        the reminder window (its tightest offset), with the facts the rule reads."""
+        clean = validate_rule(rule)
+        now = self.clock.now()
+        offsets = self.settings.offsets
+        out: list[Document] = []
+        window = {"end": {"$gt": now, "$lte": now + offsets[0] * DAY}}
+        contracts = [c async for c in self.contracts.find(window).sort("end", ASCENDING)]
+        customers = await find_by_ids(self.customers, {c.get("customer") for c in contracts if c.get("customer")})
+        for contract in contracts:
+            days = (float(contract["end"]) - now) / DAY
+            offset = min(o for o in offsets if days <= o)
+            facts = self.facts(contract, customers.get(contract.get("customer")), offset)
+            if matching_actions([{**clean, "enabled": True}], facts):
+                out.append({"contract": contract["_id"], "customer": contract.get("customer"), "offset": offset,
+                            "days_left": facts["days_left"], "amount": contract.get("amount"), "product": contract.get("product", "")})
+                if len(out) >= limit:
+                    break
+        return out

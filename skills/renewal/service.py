@@ -63,8 +63,23 @@ class Renewals:
     async def list_rules(self) -> list[Document]:
         return await self.rule_store.list_rules()
 
-    async def put_rule(self, rule_id: str, data: Mapping[str, Any]) -> Document:
-        return await self.rule_store.put_rule(rule_id, data)
+    async def put_rule(self, rule_id: str, data: Mapping[str, Any], *, actor: str = "api") -> Document:
+        return await self.rule_store.put_rule(rule_id, data, actor=actor)
+
+    async def get_rule(self, rule_id: str) -> Document | None:
+        return await self.rule_store.get_rule(rule_id)
+
+    async def rule_version(self, rule_id: str, version: int) -> Document | None:
+        return await self.rule_store.rule_version(rule_id, version)
+
+    async def rule_history(self, rule_id: str) -> list[Document]:
+        return await self.rule_store.rule_history(rule_id)
+
+    async def rule_hits(self, rule: Mapping[str, Any], limit: int = 500) -> list[Document]:
+        return await self.book.rule_hits(rule, limit)
+
+    async def reminders_due(self, start: float, end: float) -> list[tuple[float, int, int]]:
+        return await self.book.reminders_due(start, end)
 
     async def delete_rule(self, rule_id: str) -> bool:
         return await self.rule_store.delete_rule(rule_id)

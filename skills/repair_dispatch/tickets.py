@@ -18,6 +18,9 @@ from bot.mongo import update_and_get
 from skills.repair_dispatch.catalog import fault_category
 
 
+OPEN_STATUSES = ("new", "assigned", "on_the_way")
+
+
 class TimelineEntry(TypedDict, total=False):
     at: float
     step: str
@@ -172,3 +175,20 @@ class Tickets:
             {"$set": {"status": status, "status_at": at}, "$push": {"timeline": entry}},
         )
         return cast(Ticket | None, found)
+
+    async def needing_attention(self, *, overdue_before: float, limit: int = 100) -> list[Ticket]:
+        """Tickets an agent or a marketer should look at: a step outside failed (they carry
+        ``attention``), or still open after ``overdue_before``; newest first."""
+        query = {"$or": [{"attention.at": {"$gt": 0}}, {"status": {"$in": list(OPEN_STATUSES)}, "created_at": {"$lt": overdue_before}}]}
+        return [cast(Ticket, d) async for d in self._collection.find(query).sort("created_at", DESCENDING).limit(limit)]
+
+    async def engineer_load(self) -> list[dict[str, Any]]:
+        """Open tickets per engineer (most loaded first)."""
+        load: dict[str, dict[str, Any]] = {}
+        query = {"status": {"$in": list(OPEN_STATUSES)}, "engineer.id": {"$exists": True}}
+        async for t in self._collection.find(query, projection={"engineer": 1, "status": 1}):
+            eng = t.get("engineer") or {}
+            row = load.setdefault(str(eng.get("id")), {"id": eng.get("id"), "name": eng.get("name", ""), "open": 0, "on_the_way": 0})
+            row["open"] += 1
+            row["on_the_way"] += int(t.get("status") == "on_the_way")
+        return sorted(load.values(), key=lambda r: -int(r["open"]))

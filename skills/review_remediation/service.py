@@ -372,6 +372,38 @@ class Reviews:
             })
         return out
 
+    async def carrier_weeks(self, since: float) -> dict[str, list[Document]]:
+        """Per carrier, per week (Monday 00:00 UTC) since ``since``: logistics reviews,
+        breaches, average delay and share resolved within 48 h."""
+        weeks: dict[tuple[str, float], Document] = {}
+        query = {"kind": "logistics", "received_at": {"$gte": since}}
+        fields = {"carrier": 1, "received_at": 1, "breach": 1, "days_late": 1, "resolved_at": 1}
+        async for r in self.reviews.find(query, projection=fields):
+            # 1970-01-01 was a Thursday: shift by 3 days so weeks start on Monday.
+            week = (float(r["received_at"]) + 3 * 86_400) // (7 * 86_400) * (7 * 86_400) - 3 * 86_400
+            w = weeks.setdefault((str(r.get("carrier") or "unknown"), week), {"week": week, "n": 0, "breaches": 0, "late": 0, "known": 0, "in_48h": 0})
+            w["n"] += 1
+            w["breaches"] += int(bool(r.get("breach")))
+            if r.get("days_late") is not None:
+                w["late"] += int(r["days_late"])
+                w["known"] += 1
+            if r.get("resolved_at") and float(r["resolved_at"]) - float(r["received_at"]) <= RESOLVE_WITHIN_S:
+                w["in_48h"] += 1
+        out: dict[str, list[Document]] = {}
+        for (carrier, _), w in sorted(weeks.items(), key=lambda kv: kv[0]):
+            out.setdefault(carrier, []).append({
+                "week": w["week"], "reviews": w["n"], "breach_rate": round(w["breaches"] / w["n"], 3),
+                "avg_delay_days": round(w["late"] / w["known"], 2) if w["known"] else None, "resolved_48h_rate": round(w["in_48h"] / w["n"], 3),
+            })
+        return out
+
+    async def reviews_of(self, carrier: str, limit: int = 50) -> list[Document]:
+        """The logistics reviews behind a carrier's figures, newest first."""
+        fields = {"text": 1, "rating": 1, "marketplace": 1, "order_id": 1, "received_at": 1, "breach": 1, "days_late": 1, "status": 1,
+                  "resolved_at": 1, "overdue": 1}
+        cursor = self.reviews.find({"kind": "logistics", "carrier": carrier}, projection=fields).sort("received_at", -1).limit(limit)
+        return [d async for d in cursor]
+
     # -- pulls -------------------------------------------------------------------------------
     async def pull(self, name: str, limit: int = 100) -> int:
         """Pull new reviews from one marketplace after the persisted cursor."""

@@ -21,6 +21,7 @@ from tests.console.conftest import CSRF_FIELD, Browserless, ConsoleRig, make_rig
 ADMIN, AGENT, MARKETER = "admin", "agent", "marketer"
 EVERYONE = {ADMIN, AGENT, MARKETER}
 STAFF = {ADMIN, AGENT}
+MARKETING = {ADMIN, MARKETER}  # the marketers' workspace: never an agent's, never conversation contents
 OPEN = None  # anyone, signed in or not
 
 CONSOLE: dict[tuple[str, str], set[str] | None] = {
@@ -58,6 +59,32 @@ CONSOLE: dict[tuple[str, str], set[str] | None] = {
     ("GET", "/admin/apikeys"): {ADMIN},
     ("POST", "/admin/apikeys"): {ADMIN},
     ("POST", "/admin/apikeys/{kid}/revoke"): {ADMIN},
+    ("GET", "/admin/marketing/customers"): MARKETING,
+    ("GET", "/admin/marketing/customers/{cid}"): MARKETING,
+    ("POST", "/admin/marketing/customers/{cid}/revert"): MARKETING,
+    ("POST", "/admin/marketing/customers/{cid}/segments"): MARKETING,
+    ("GET", "/admin/marketing/layers"): MARKETING,
+    ("POST", "/admin/marketing/layers/{layer}"): MARKETING,
+    ("POST", "/admin/marketing/layers/{layer}/preview"): MARKETING,
+    ("POST", "/admin/marketing/layers/{layer}/rollback"): MARKETING,
+    ("GET", "/admin/marketing/templates"): MARKETING,
+    ("GET", "/admin/marketing/templates/edit"): MARKETING,
+    ("GET", "/admin/marketing/templates/diff"): MARKETING,
+    ("POST", "/admin/marketing/templates/preview"): MARKETING,
+    ("POST", "/admin/marketing/templates/save"): MARKETING,
+    ("POST", "/admin/marketing/templates/rollback"): MARKETING,
+    ("GET", "/admin/marketing/rules"): MARKETING,
+    ("POST", "/admin/marketing/rules/validate"): MARKETING,
+    ("GET", "/admin/marketing/rules/{rule}"): MARKETING,
+    ("POST", "/admin/marketing/rules/{rule}"): MARKETING,
+    ("POST", "/admin/marketing/rules/{rule}/enabled"): MARKETING,
+    ("POST", "/admin/marketing/rules/{rule}/restore"): MARKETING,
+    ("GET", "/admin/marketing/activity"): MARKETING,
+    ("GET", "/admin/marketing/activity/notifications"): MARKETING,
+    ("GET", "/admin/marketing/carriers"): MARKETING,
+    ("GET", "/admin/marketing/repair"): MARKETING,
+    ("GET", "/admin/marketing/data-requests"): MARKETING,
+    ("GET", "/admin/marketing/schedule"): MARKETING,
 }
 
 # The scope an API key needs; "public" routes authenticate otherwise (a signed

@@ -135,7 +135,7 @@ async def test_marketers_never_see_conversation_contents(rig: ConsoleRig) -> Non
         resp = await mia.get(path)
         assert resp.status == 403, path
         assert "转人工" not in await resp.text()
-    assert (await mia.get("/admin/")).headers["Location"] == "/admin/account"
+    assert (await mia.get("/admin/")).headers["Location"] == "/admin/marketing/customers"
 
 
 async def test_transfer_notes_and_close(rig: ConsoleRig) -> None:

@@ -1,0 +1,138 @@
+"""The marketers' dashboards: notification activity (with a drill-down), carrier
+performance, repair operations, data requests, and the digest schedule with a 7-day
+calendar. Read-only pages; the charts draw from JSON embedded in the page."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from typing import Any
+
+from aiohttp import web
+
+from admin.marketing import prefs, skills
+from admin.roles import MARKETING
+from admin.state import ConsoleRoute, console, current_user
+from admin.zones import zone
+from preferences.activity import OUTCOMES, ActivityFilter
+from preferences.model import Topic
+from preferences.provenance import BUILTIN, DEFAULT, effective
+from preferences.store import DEFAULT_LAYER
+
+DAY = 86_400.0
+PERIODS = {"1": 1, "7": 7, "30": 30, "90": 90}
+
+
+async def _local(request: web.Request) -> dt.tzinfo:
+    """The user's time zone."""
+    return await zone(current_user(request).time_zone)
+
+
+def _filter(request: web.Request, days: int) -> ActivityFilter:
+    now = time.time()
+    topic = request.query.get("topic", "")
+    return ActivityFilter(since=now - days * DAY, until=now + 3600, topic=topic if topic in {t.value for t in Topic} else "",
+                          channel=request.query.get("channel", "")[:32])
+
+
+async def activity(request: web.Request) -> web.StreamResponse:
+    c = console(request)
+    act = prefs(request).activity
+    days = PERIODS.get(request.query.get("days", "7"), 7)
+    f = _filter(request, days)
+    hourly = days == 1
+    summary = await act.summary(f, hourly=hourly)
+    # Every period of the range, empty ones too: hours in the user's time zone, days as
+    # the gateway counts them.
+    tz = await _local(request)
+    periods: list[float] = [summary["since"]]
+    while periods[-1] + (3600.0 if hourly else DAY) < f.until - 3600:
+        periods.append(periods[-1] + 3600.0 if hourly else act.day_start(periods[-1] + 30 * 3600.0))
+    by_at = {s["at"]: s for s in summary["series"]}
+    labels = [dt.datetime.fromtimestamp(p, tz if hourly else act.zone).strftime("%H:00" if hourly else "%m-%d") for p in periods]
+    return await c.pages.render(
+        request, "marketing/activity.html", summary=summary, f=f, days=days, periods=list(PERIODS), outcomes=OUTCOMES,
+        topics=[t.value for t in Topic], channels=list(prefs(request).prefs.book.classes), rolled_at=await act.last_rollup(),
+        chart={"labels": labels, "series": [[o, [by_at.get(p, {}).get(o, 0) for p in periods]] for o in OUTCOMES]},
+    )
+
+
+async def activity_list(request: web.Request) -> web.StreamResponse:
+    c = console(request)
+    days = PERIODS.get(request.query.get("days", "7"), 7)
+    f = _filter(request, days)
+    outcome = request.query.get("outcome", "")
+    rows = await prefs(request).activity.notifications_of(f, outcome if outcome in OUTCOMES else "", limit=200)
+    return await c.pages.render(request, "marketing/activity_list.html", rows=rows, f=f, days=days, outcome=outcome)
+
+
+async def carriers(request: web.Request) -> web.StreamResponse:
+    c = console(request)
+    reviews = skills(request).reviews
+    board = await reviews.carrier_performance()
+    weeks = await reviews.carrier_weeks(time.time() - 12 * 7 * DAY)
+    selected = request.query.get("carrier", "")[:64]
+    behind = await reviews.reviews_of(selected) if selected else []
+    all_weeks = sorted({w["week"] for v in weeks.values() for w in v})
+    rate = {(k, w["week"]): w["breach_rate"] for k, v in weeks.items() for w in v}
+    chart = {
+        "labels": [dt.datetime.fromtimestamp(w, dt.timezone.utc).strftime("%m-%d") for w in all_weeks],
+        "series": [[k, [round(rate[(k, w)] * 100, 1) if (k, w) in rate else None for w in all_weeks]] for k in sorted(weeks)],
+    }
+    return await c.pages.render(request, "marketing/carriers.html", board=board, selected=selected, behind=behind, chart=chart)
+
+
+async def repair(request: web.Request) -> web.StreamResponse:
+    c = console(request)
+    tickets = skills(request).tickets
+    attention = await tickets.needing_attention(overdue_before=time.time() - DAY)
+    return await c.pages.render(request, "marketing/repair.html", tickets=attention, load=await tickets.engineer_load(),
+                                now=time.time())
+
+
+async def data_requests(request: web.Request) -> web.StreamResponse:
+    c = console(request)
+    rows = await prefs(request).rights.requests()
+    return await c.pages.render(request, "marketing/data_requests.html", rows=rows)
+
+
+async def schedule(request: web.Request) -> web.StreamResponse:
+    c = console(request)
+    svc = prefs(request)
+    tz = await _local(request)
+    today = dt.datetime.now(tz).replace(hour=0, minute=0, second=0, microsecond=0)
+    start, end = today.timestamp(), (today + dt.timedelta(days=7)).timestamp()
+    days = [{"at": (today + dt.timedelta(days=i)).timestamp(), "digests": [], "held": 0, "renewals": []} for i in range(7)]
+
+    def day_of(ts: float) -> dict[str, Any] | None:
+        i = int((ts - start) // DAY)
+        return days[i] if 0 <= i < 7 else None
+
+    for due, n in await svc.engine.digests.due_between(start, end):
+        d = day_of(due)
+        if d is not None:
+            d["digests"].append({"at": due, "n": n})
+    for due, n in await svc.engine.held_between(start, end):
+        d = day_of(due)
+        if d is not None:
+            d["held"] += n
+    renewals = skills(request).renewals
+    for day, offset, n in await renewals.reminders_due(start, end):
+        d = day_of(day)
+        if d is not None:
+            d["renewals"].append({"offset": offset, "n": n})
+    values = effective([(BUILTIN, dict(svc.prefs.book.defaults)), (DEFAULT, await svc.prefs.get_layer(DEFAULT_LAYER))])
+    digest_times = [{"topic": t.value, "frequency": values[f"topics.{t.value}.frequency"], "at": values[f"topics.{t.value}.at"],
+                     "weekday": values[f"topics.{t.value}.weekday"]} for t in Topic]
+    return await c.pages.render(request, "marketing/schedule.html", days=days, digest_times=digest_times,
+                                quiet=values.get("quiet_hours"), scan_at=renewals.settings.run_at, offsets=renewals.settings.offsets)
+
+
+ROUTES = (
+    ConsoleRoute("GET", "/marketing/activity", activity, MARKETING, "mk_activity"),
+    ConsoleRoute("GET", "/marketing/activity/notifications", activity_list, MARKETING, "mk_activity_list"),
+    ConsoleRoute("GET", "/marketing/carriers", carriers, MARKETING, "mk_carriers"),
+    ConsoleRoute("GET", "/marketing/repair", repair, MARKETING, "mk_repair"),
+    ConsoleRoute("GET", "/marketing/data-requests", data_requests, MARKETING, "mk_data_requests"),
+    ConsoleRoute("GET", "/marketing/schedule", schedule, MARKETING, "mk_schedule"),
+)

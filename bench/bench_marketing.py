@@ -1,0 +1,251 @@
+"""Benchmark of the marketers' workspace: customer search and the notification-activity page.
+
+Run: ``python bench/bench_marketing.py [--customers 100000] [--notifications 1000000]``
+(needs redis-server and the test extra). It starts its own Redis and MongoDB-protocol
+server, serves the gateway's web role in this process (its startup creates every index),
+writes the customers and notification records straight into the collections in the
+shape the preference store and the engine write (one ``insert_many`` per 1,000; going
+through ``notify`` would take hours and measure the engine, not the pages), and asks for
+the pages over HTTP as a signed-in marketer:
+
+1. Customer search over ``--customers`` customers: by name prefix, phone, channel
+   identity and segment; p50/p95 per kind and MongoDB commands per search.
+2. The activity rollup over ``--notifications`` records (the first, full count; later
+   runs recount only the last hours) and the activity page (7, 30 and 90 days, all topics
+   and one topic, one channel) and its drill-down; p50/p95 and MongoDB commands per page.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import statistics
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from pymongo import monitoring  # noqa: E402
+
+from bench.bench_ack import pct, start_stores, stop  # noqa: E402
+from tests.services import free_port  # noqa: E402
+
+PASSWORD = "bench password 1"
+MARKETER = "mia"
+SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
+TOPICS = ("repair", "renewal", "review", "account", "marketing")
+CHANNELS = ("wechat", "wecom", "email", "dingtalk")
+SEGMENTS = ("vip", "smb", "gov", "bank", "retail")
+DAY = 86_400.0
+
+
+class Commands(monitoring.CommandListener):
+    """Counts the MongoDB commands this process sends, by name."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[str] = Counter()
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        self.counts[event.command_name] += 1
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+    def total(self) -> int:
+        return sum(n for name, n in self.counts.items() if name not in ("hello", "isMaster", "ping", "endSessions"))
+
+
+def customer(i: int, now: float) -> dict[str, Any]:
+    rnd = random.Random(i)
+    name = rnd.choice(SURNAMES) + rnd.choice(SURNAMES) + rnd.choice("明华强丽军敏静磊洋艳")
+    return {
+        "_id": f"cust-{i:06d}",
+        "profile": {"name": f"{name}{i % 1000:03d}", "phone": f"13{i:09d}"},
+        "settings": {"addresses": {"wechat": {"account": "demo", "openid": f"oBench{i:06d}"}}},
+        "segments": [SEGMENTS[i % len(SEGMENTS)]] if i % 3 == 0 else [],
+        "consents_active": [],
+        "version": 1,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def notification(i: int, now: float, customers: int, span_days: int) -> dict[str, Any]:
+    rnd = random.Random(i)
+    action = rnd.choices(("send", "digest", "hold", "suppress"), (60, 25, 10, 5))[0]
+    channel = rnd.choices(CHANNELS, (60, 20, 15, 5))[0]
+    doc: dict[str, Any] = {
+        "_id": f"n{i:08d}",
+        "customer": f"cust-{rnd.randrange(customers):06d}",
+        "topic": rnd.choice(TOPICS),
+        "importance": "normal",
+        "data": {"contract_id": f"K-{i}"},
+        "template": "renewal",
+        "created_at": now - rnd.random() * span_days * DAY,
+        "action": action,
+        "reason": {"send": "immediate", "digest": "weekly", "hold": "quiet_hours", "suppress": rnd.choice(("opted_out", "no_consent"))}[action],
+        "channels": [channel],
+        "detail": "standard",
+        "language": "zh",
+        "deliver_at": None,
+        "status": {"send": "sent", "digest": "digest", "hold": "held", "suppress": "suppressed"}[action],
+        "tried": [],
+    }
+    if action == "send" and rnd.random() < 0.03:
+        doc["failed"] = [channel]
+        if rnd.random() < 0.3:
+            doc["status"] = "undeliverable"
+    return doc
+
+
+async def seed(mongo_url: str, customers: int, notifications: int, span_days: int) -> dict[str, float]:
+    from pymongo import AsyncMongoClient
+
+    from preferences.activity import NotificationActivity
+    
+    client: AsyncMongoClient[Any] = AsyncMongoClient(mongo_url)
+    db = client.get_default_database()
+    now = time.time()
+    took: dict[str, float] = {}
+    t0 = time.perf_counter()
+    for start in range(0, customers, 1000):
+        await db["pref_customers"].insert_many([customer(i, now) for i in range(start, min(customers, start + 1000))], ordered=False)
+    took["customers"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    activity = NotificationActivity(db)
+    for start in range(0, notifications, 1000):
+        await db["notifications"].insert_many([notification(i, now, customers, span_days) for i in range(start, min(notifications, start + 1000))], ordered=False)
+        if start % 100_000 == 0 and start:
+            print(f"  {start:,} notifications ...", file=sys.stderr)
+    took["notifications"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    took["rollup_read"] = await activity.rollup()
+    took["rollup_full"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    took["rollup_again_read"] = await activity.rollup()
+    took["rollup_again"] = time.perf_counter() - t0
+    took["stats_rows"] = await db["notification_stats"].count_documents({})
+    await client.close()
+    return took
+
+
+async def timed(http: Any, urls: list[str], commands: Commands) -> tuple[list[float], float]:
+    times: list[float] = []
+    before = commands.total()
+    for url in urls:
+        t0 = time.perf_counter()
+        async with http.get(url) as resp:
+            body = await resp.text()
+            assert resp.status == 200, (url, resp.status, body[:300])
+        times.append((time.perf_counter() - t0) * 1000)
+    return times, (commands.total() - before) / len(urls)
+
+
+async def measure(redis_url: str, mongo_url: str, args: argparse.Namespace, commands: Commands) -> list[tuple[str, str]]:
+    """Start the web role (which creates every index, as in production), write the
+    records with those indexes in place, then time the pages."""
+    import aiohttp
+    from aiohttp import web
+
+    from admin.roles import Role
+    from admin.users import UserStore
+    from bot.app import build_app
+    from bot.config import settings_from_mapping
+    from tests.console.conftest import Browserless
+
+    cfg = {
+        "redis_url": redis_url, "mongo_url": mongo_url, "nlu": {"enabled": False}, "speech": {"enabled": False},
+        "console": {"signin_per_address": 10_000},
+        "channels": {"wechat": [{"account": "demo", "app_id": "wx0123456789abcdef", "app_secret": "s", "token": "t"}]},
+    }
+    app = build_app(settings_from_mapping(cfg, env={}), role="web")
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    base = f"http://127.0.0.1:{port}"
+    rows: list[tuple[str, str]] = []
+    try:
+        print(f"seeding {args.customers:,} customers and {args.notifications:,} notifications ...", file=sys.stderr)
+        took = await seed(mongo_url, args.customers, args.notifications, args.span_days)
+        rows += [
+            ("seed customers (insert_many of 1,000, indexes in place)", f"{took['customers']:.1f} s"),
+            ("seed notifications (insert_many of 1,000, indexes in place)", f"{took['notifications']:.1f} s"),
+            ("activity rollup, first run (every record)", f"{took['rollup_full']:.1f} s for {int(took['rollup_read']):,} records -> {int(took['stats_rows']):,} documents"),
+            ("activity rollup, next run (hours still changing)", f"{took['rollup_again']:.2f} s for {int(took['rollup_again_read']):,} records"),
+        ]
+        from pymongo import AsyncMongoClient
+
+        client: AsyncMongoClient[Any] = AsyncMongoClient(mongo_url)
+        await UserStore(client.get_default_database()).create(MARKETER, Role.MARKETER, PASSWORD)
+        await client.close()
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+            who = Browserless(base, http)
+            assert (await who.sign_in(MARKETER, PASSWORD)).status == 303
+            rnd = random.Random(7)
+            n, q = args.customers, args.queries
+            kinds = {
+                "name prefix (2 chars)": [f"name={rnd.choice(SURNAMES)}{rnd.choice(SURNAMES)}" for _ in range(q)],
+                "phone": [f"phone=13{rnd.randrange(n):09d}" for _ in range(q)],
+                "channel identity": [f"identity=oBench{rnd.randrange(n):06d}" for _ in range(q)],
+                "segment": [f"segment={rnd.choice(SEGMENTS)}" for _ in range(q)],
+            }
+            await timed(http, [base + "/admin/marketing/customers?name=王"], commands)  # warm-up
+            for kind, queries in kinds.items():
+                times, per = await timed(http, [f"{base}/admin/marketing/customers?{x}" for x in queries], commands)
+                rows.append((f"customer search, {kind} ({n:,} customers)",
+                             f"p50 {statistics.median(times):.0f} ms, p95 {pct(times, 95):.0f} ms, {per:.1f} MongoDB commands"))
+            pages = {
+                "7 days, all topics": "days=7",
+                "30 days, all topics": "days=30",
+                "90 days, all topics": "days=90",
+                "30 days, renewal": "days=30&topic=renewal",
+                "30 days, email": "days=30&channel=email",
+            }
+            for label, query in pages.items():
+                times, per = await timed(http, [f"{base}/admin/marketing/activity?{query}"] * args.renders, commands)
+                rows.append((f"activity page, {label} ({args.notifications:,} records)",
+                             f"p50 {statistics.median(times):.0f} ms, p95 {pct(times, 95):.0f} ms, {per:.1f} MongoDB commands"))
+            times, per = await timed(http, [f"{base}/admin/marketing/activity/notifications?days=7&topic=renewal&outcome=suppressed"] * args.renders, commands)
+            rows.append(("activity drill-down, 7 days, renewal, suppressed (200 rows)",
+                         f"p50 {statistics.median(times):.0f} ms, p95 {pct(times, 95):.0f} ms, {per:.1f} MongoDB commands"))
+    finally:
+        await runner.cleanup()
+    return rows
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--customers", type=int, default=100_000)
+    parser.add_argument("--notifications", type=int, default=1_000_000)
+    parser.add_argument("--span-days", type=int, default=90, help="notifications spread over this many days")
+    parser.add_argument("--queries", type=int, default=100, help="searches per kind")
+    parser.add_argument("--renders", type=int, default=30, help="renders per activity page")
+    args = parser.parse_args()
+    commands = Commands()
+    monitoring.register(commands)
+    with tempfile.TemporaryDirectory(prefix="kefu-bench-marketing-") as tmp_name:
+        procs, redis_url, mongo_url = start_stores(Path(tmp_name))
+        mongo_url += "?retryWrites=false"  # see NOTES: the embedded server slows down otherwise
+        try:
+            rows = asyncio.run(measure(redis_url, mongo_url, args, commands))
+        finally:
+            for proc in procs:
+                stop(proc)
+    width = max(len(k) for k, _ in rows)
+    for k, v in rows:
+        print(f"{k:<{width}}  {v}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
