@@ -193,10 +193,10 @@ async def _start(
         nlu_enabled=nlu is not None, fallback_limit=int(settings.section("conversation").get("fallback_limit", 2)),
     )
     rt = Runtime(
-        settings=settings, redis=redis, mongo=mongo, http=http, store=store, queue=queue, outbox=outbox,
-        tokens=tokens, templates=templates, router=SkillRouter(skills(skill_ctx), templates),
+        settings=settings, redis=redis, store=store, queue=queue, outbox=outbox,
+        templates=templates, router=SkillRouter(skills(skill_ctx), templates),
         health=HealthMonitor(mongo), states=states, gate=gate, handoff=handoff, channels=channels,
-        nlu_settings=nlu_settings, nlu=nlu, voice=await build_voice(settings, store), events=events,
+        nlu=nlu, voice=await build_voice(settings, store), events=events,
     )
     app[RUNTIME] = rt
     issued_keys = ApiKeyStore(db, SCOPES)

@@ -145,7 +145,7 @@ class OutboundMessage:
 
     def to_json(self) -> str:
         # Hand-built like InboundMessage.to_json: a digest build serialises 100,000 of
-        # these, and asdict's recursive deep copy was most of the outbox's share.
+        # these, and asdict's recursive deep copy would dominate the outbox's share.
         data = {
             "channel": self.channel,
             "account": self.account,

@@ -24,7 +24,6 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
 
 from redis.asyncio import Redis
 
@@ -126,7 +125,7 @@ class OutboxSender:
     ) -> None:
         self.outbox = outbox
         self.on_give_up = on_give_up
-        self.group = OutboxGroup(outbox.redis, outbox.stream, claim_idle_ms=claim_idle_ms)
+        self.group = StreamGroup(outbox.redis, outbox.stream, "senders", claim_idle_ms=claim_idle_ms)
         self.store = store
         self.channels = channels
         self.consumer = consumer
@@ -142,7 +141,7 @@ class OutboxSender:
         await self.group.ensure_group()
         while not stop.is_set():
             try:
-                entries = await self.group.read_with_attempts(self.consumer, count=self.batch, block_ms=500)
+                entries = await self.group.read(self.consumer, count=self.batch, block_ms=500)
                 # Conversations are sent side by side, each one's replies in stream order: a
                 # text and the image after it must not overtake each other.
                 await asyncio.gather(*(self._deliver_in_order(run) for run in _by_conversation(entries)))
@@ -212,42 +211,17 @@ class OutboxSender:
 _Pending = tuple[Entry, int, OutboundMessage | None]
 
 
-def _by_conversation(entries: list[tuple[Entry, int]]) -> list[list[_Pending]]:
+def _by_conversation(entries: list[Entry]) -> list[list[_Pending]]:
     """Entries parsed once and grouped by conversation, stream order kept within each
     group. An entry that does not parse is a group of its own, unparsed: deliver()
-    parses it again and fails as it always did."""
+    parses it again and gives it up with the parse error."""
     runs: dict[str, list[_Pending]] = {}
-    for entry, attempts in entries:
+    for entry in entries:
         try:
             reply: OutboundMessage | None = OutboundMessage.from_json(entry.payload)
         except (ValueError, KeyError, TypeError):
             reply = None
         key = "c:" + reply.conversation if reply is not None else "e:" + entry.entry_id
-        runs.setdefault(key, []).append((entry, attempts, reply))
+        runs.setdefault(key, []).append((entry, entry.attempts, reply))
     return list(runs.values())
-
-
-class OutboxGroup(StreamGroup):
-    """The outbox stream's consumer group; entries carry their attempt count."""
-
-    def __init__(self, redis: Redis, stream: str, *, claim_idle_ms: int) -> None:
-        super().__init__(redis, stream, "senders", claim_idle_ms=claim_idle_ms)
-
-    async def read_with_attempts(self, consumer: str, *, count: int, block_ms: int) -> list[tuple[Entry, int]]:
-        claim: Any = await self.redis.xautoclaim(
-            self.stream, self.group, consumer, self.claim_idle_ms, start_id=self._claim_cursor, count=count
-        )
-        cursor, claimed = claim[0], claim[1]
-        self._claim_cursor = cursor.decode() if isinstance(cursor, bytes) else str(cursor)
-        items = list(claimed)
-        if not items:
-            reply: Any = await self.redis.xreadgroup(self.group, consumer, {self.stream: ">"}, count=count, block=block_ms)
-            for _stream, new in reply or ():
-                items.extend(new)
-        out: list[tuple[Entry, int]] = []
-        for eid, fields in items:
-            if not fields:
-                continue
-            out.append((Entry(eid.decode() if isinstance(eid, bytes) else eid, fields[b"m"]), int(fields.get(b"a", b"0"))))
-        return out
 

@@ -5,7 +5,8 @@ The webhook's only I/O is one ``EVALSHA``: for each message it sets the dedup ke
 conversation's pending list (which keeps one conversation's messages in order, see
 :mod:`bot.conversation.ordering`). Doing both in one
 Lua script makes them atomic (two concurrent retries of one message cannot both get
-in) and halves the round trips compared to SET then XADD (see ../shared/NOTES.md).
+in) and halves the round trips compared to SET then XADD (``bench/bench_ack.py``
+measures the ack path).
 Workers read the stream through a consumer group; entries a dead worker left pending
 are taken over with XAUTOCLAIM.
 """
@@ -50,10 +51,12 @@ DEDUP_PREFIX = "kefu:dedup:"
 
 @dataclass(frozen=True, slots=True)
 class Entry:
-    """One stream entry: its id (for XACK) and the message it carries."""
+    """One stream entry: its id (for XACK), the message it carries and how many delivery
+    attempts it has had (the outbox's retries re-add an entry with its count)."""
 
     entry_id: str
     payload: bytes
+    attempts: int = 0
 
 
 class StreamGroup:
@@ -80,13 +83,13 @@ class StreamGroup:
         )
         cursor, claimed = claim[0], claim[1]
         self._claim_cursor = _id(cursor)
-        entries = [Entry(_id(eid), fields[b"m"]) for eid, fields in claimed if fields]
+        entries = [_entry(eid, fields) for eid, fields in claimed if fields]
         if entries:
             log.warning("%s: took over %d entries from a dead consumer", self.stream, len(entries))
             return entries
         reply: Any = await self.redis.xreadgroup(self.group, consumer, {self.stream: ">"}, count=count, block=block_ms)
         for _stream, items in reply or ():
-            entries.extend(Entry(_id(eid), fields[b"m"]) for eid, fields in items if fields)
+            entries.extend(_entry(eid, fields) for eid, fields in items if fields)
         return entries
 
     async def recover(self, what: str) -> None:
@@ -111,6 +114,10 @@ class StreamGroup:
 
 def _id(entry_id: bytes | str) -> str:
     return entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+
+
+def _entry(entry_id: bytes | str, fields: dict[bytes, bytes]) -> Entry:
+    return Entry(_id(entry_id), fields[b"m"], int(fields.get(b"a", b"0")))
 
 
 class InboundQueue(StreamGroup):

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
-import aiohttp
 from aiohttp import web
-from pymongo import AsyncMongoClient
 from redis.asyncio import Redis
 
 from bot.config import Settings
@@ -16,7 +13,6 @@ from bot.conversation.handoff import Handoff
 from bot.conversation.ordering import ConversationGate
 from bot.conversation.state import StateStore
 from bot.nlu.client import NluClient
-from bot.nlu.settings import NluSettings
 from bot.voice import VoiceStep
 from bot.routing import SkillRouter
 from bot.health import HealthMonitor
@@ -24,7 +20,6 @@ from bot.outbox import Outbox
 from bot.queue import InboundQueue
 from bot.store import MessageStore
 from bot.templates import Templates
-from bot.tokens import TokenCache
 from channels.base import Channel
 
 
@@ -35,12 +30,9 @@ class Runtime:
 
     settings: Settings
     redis: Redis
-    mongo: AsyncMongoClient[Any]
-    http: aiohttp.ClientSession
     store: MessageStore
     queue: InboundQueue
     outbox: Outbox
-    tokens: TokenCache
     templates: Templates
     router: SkillRouter
     health: HealthMonitor
@@ -48,7 +40,6 @@ class Runtime:
     gate: ConversationGate
     handoff: Handoff
     channels: dict[tuple[str, str], Channel]
-    nlu_settings: NluSettings | None = None
     nlu: NluClient | None = None
     voice: VoiceStep | None = None
     events: ConversationEvents | None = None

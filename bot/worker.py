@@ -32,6 +32,7 @@ from bot.nlu.client import NluClient, NluUnavailable, ParseResult
 from bot.outbox import Outbox
 from bot.queue import Entry, InboundQueue
 from bot.store import MessageStore, channel_identity
+from bot.tasks import cancel_and_wait
 from bot.templates import Templates
 from bot.voice import Deferred, VoiceStep
 from channels.base import Channel, ChannelLookup
@@ -107,10 +108,7 @@ class InboundWorker:
                     task.add_done_callback(in_flight.discard)
         finally:
             # Unfinished messages are not acknowledged: another worker takes them over.
-            for task in in_flight:
-                task.cancel()
-            if in_flight:
-                await asyncio.gather(*in_flight, return_exceptions=True)
+            await cancel_and_wait(in_flight)
 
     async def _in_order(self, items: list[Entry]) -> None:
         for item in items:
@@ -179,7 +177,7 @@ class InboundWorker:
                 sender=msg.sender,
             )
             if msg.extra:
-                state.memory["reply_hints"] = json.dumps(msg.extra)
+                state.reply_hints = msg.extra
             replies = await self._turn(msg, channel, state)
             await self.states.save(state)
             outbound = [self._outbound(msg, i, r) for i, r in enumerate(replies)]
@@ -211,7 +209,7 @@ class InboundWorker:
                 return [Reply(text=self.templates.render("voice_problem", state.language, problem=heard.problem))]
             text = heard.text
             if text and not heard.confident and state.bot_active:
-                state.memory["heard"] = text
+                state.heard = text
                 state.language = detect(text, state.language)
                 return [Reply(text=self.templates.render("voice_confirm", state.language, text=text))]
         if text:
@@ -219,7 +217,7 @@ class InboundWorker:
         if not state.bot_active:
             return []  # an agent has it (or it waits for one): stored, the bot is silent
         nlu = await self._understand(msg, text, state)
-        heard_before = state.memory.pop("heard", "")
+        heard_before, state.heard = state.heard, ""
         if heard_before and nlu is not None:
             if nlu.intent == "affirm":
                 text = heard_before  # the customer confirmed what the bot heard

@@ -89,6 +89,9 @@ class Channel(abc.ABC):
     #: The fake of the platform's API mounted under ``/_sim/<name>`` in simulator mode.
     fake_api: ClassVar[Callable[[], FakePlatform] | None] = None
 
+    #: Fields an address may carry besides the recipient, which sends need.
+    address_extras: ClassVar[tuple[str, ...]] = ()
+
     @classmethod
     def recipient_problem(cls, recipient: str) -> str | None:
         """Why ``recipient`` cannot be an address on this channel, or ``None`` if it can."""
@@ -96,6 +99,16 @@ class Channel(abc.ABC):
     # How long after the customer's last message the platform still accepts a free-form
     # message to them (WeChat's customer-service window: 48 h); None: no such limit.
     reply_window_s: ClassVar[float | None] = None
+
+    @classmethod
+    def address_of(cls, sender: str, conversation: str) -> dict[str, str]:
+        """The address (recipient and extras) that reaches whoever sent a message."""
+        return {cls.recipient_field: sender}
+
+    @classmethod
+    def conversation_for(cls, account: str, address: Mapping[str, str]) -> str:
+        """The conversation a proactive message to ``address`` on ``account`` belongs to."""
+        return f"{cls.name}:{account}:{address[cls.recipient_field]}"
 
     def __init__(self, account: str) -> None:
         self.account = account

@@ -158,7 +158,7 @@ class DataRights:
         recipients: set[str] = set()
         prefs = await self.prefs.effective_of(doc)
         for addr in prefs.addresses.values():
-            account = self.engine._account(addr.channel, addr.account)
+            account = self.engine.delivery.account(addr.channel, addr.account)
             ids.add(channel_identity(addr.channel, account, addr.recipient))
             recipients.add(addr.recipient)
         return ids, recipients

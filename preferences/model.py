@@ -139,6 +139,29 @@ class Address:
     channel: str
     account: str
     recipient: str
+    # What a send needs besides the recipient (a WeCom KF address's open_kfid).
+    extras: tuple[tuple[str, str], ...] = ()
+
+    def fields(self, recipient_field: str) -> dict[str, str]:
+        """The address as its channel names the parts."""
+        return {recipient_field: self.recipient, **dict(self.extras)}
+
+
+@dataclass(frozen=True, slots=True)
+class Notification:
+    """One proactive message a skill asks for; the engine decides how and when it goes out.
+
+    ``data`` are the template's variables (for repair, ``ticket_open: false`` marks an
+    update about a closed ticket); ``key`` is the caller's id of the event (by default the
+    data itself identifies it); ``template`` renders another template than the topic's.
+    """
+
+    customer: str
+    topic: Topic
+    importance: Importance
+    data: Mapping[str, Any]
+    key: str | None = None
+    template: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,7 +268,7 @@ def validate_layer(data: Any, book: ChannelBook = BUILTIN_BOOK) -> JsonDict:
             addr = _mapping(addr, field)
             cls = book.classes[channel]
             rfield = cls.recipient_field
-            _check_keys(addr, {"account", rfield}, field)
+            _check_keys(addr, {"account", rfield, *cls.address_extras}, field)
             recipient = addr.get(rfield)
             if not isinstance(recipient, str) or not recipient.strip():
                 raise InvalidPreference(f"{field}.{rfield}: required", field=f"{field}.{rfield}")
@@ -255,7 +278,15 @@ def validate_layer(data: Any, book: ChannelBook = BUILTIN_BOOK) -> JsonDict:
             account = addr.get("account", "")
             if not isinstance(account, str):
                 raise InvalidPreference(f"{field}.account: expected a string", field=f"{field}.account")
-            out["addresses"][channel] = {"account": account, rfield: recipient.strip()}
+            extras: JsonDict = {}
+            for name in cls.address_extras:
+                value = addr.get(name)
+                if value is None:
+                    continue
+                if not isinstance(value, str) or not value.strip():
+                    raise InvalidPreference(f"{field}.{name}: expected a non-empty string", field=f"{field}.{name}")
+                extras[name] = value.strip()
+            out["addresses"][channel] = {"account": account, rfield: recipient.strip(), **extras}
     if "language" in data:
         if data["language"] not in LANGUAGES:
             raise InvalidPreference(f"language: unknown {data['language']!r} (known: zh, en)", field="language")
@@ -314,7 +345,7 @@ def merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> JsonDict:
 def _overlay(base: Mapping[str, Any], over: Mapping[str, Any]) -> Mapping[str, Any]:
     """:func:`merge` without copies, for a read-only result: objects on the merged path
     are new, everything else is shared with the inputs. ``resolve`` runs once per
-    customer in a digest build, where deep copies of every layer were most of its cost."""
+    customer in a digest build, where deep copies of every layer would be most of its cost."""
     out = dict(base)
     for key, value in over.items():
         below = out.get(key)
@@ -341,10 +372,11 @@ def resolve(
         merged = _overlay(merged, layer)
     addresses: dict[str, Address] = {}
     for name, addr in (merged.get("addresses") or {}).items():
-        rfield = book.recipient_field(name)
-        if addr is None or rfield is None:
+        cls = book.classes.get(name)
+        if addr is None or cls is None:
             continue
-        addresses[name] = Address(name, str(addr.get("account", "")), str(addr[rfield]))
+        extras = tuple((k, str(addr[k])) for k in cls.address_extras if addr.get(k))
+        addresses[name] = Address(name, str(addr.get("account", "")), str(addr[cls.recipient_field]), extras)
     qh = merged.get("quiet_hours")
     topics = {
         Topic(name): _topic_prefs(name, tp["frequency"], tp["detail"], bool(tp["opted_out"]), tp["at"], int(tp["weekday"]))

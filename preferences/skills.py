@@ -47,7 +47,8 @@ class NluLike(Protocol):
     def entity(self, name: str) -> str | None: ...
 
 
-AWAITING = "awaiting_confirmation"
+# Our name in ConversationState.awaiting while a yes/no question of ours is open.
+AWAITING = "preferences"
 
 
 class PreferenceSkill(Skill):
@@ -67,7 +68,9 @@ class PreferenceSkill(Skill):
     async def customer(self, turn: Turn) -> str:
         """The customer writing, created on first contact with this channel's address."""
         msg = turn.message
-        return await self.prefs.customer_for(msg.channel, msg.account, msg.sender, language=turn.language, actor=None, via="chat")
+        return await self.prefs.customer_for(
+            msg.channel, msg.account, msg.sender, conversation=msg.conversation, language=turn.language, actor=None, via="chat"
+        )
 
     async def summary(self, customer_id: str, language: str) -> str:
         return self.renderer.render("chat_summary", language, s=summarise(await self.prefs.effective_layer(customer_id)))
@@ -79,7 +82,7 @@ class PreferenceSkill(Skill):
         await self.redis.set(PENDING_PREFIX + customer_id, json.dumps(record, ensure_ascii=False), ex=PENDING_TTL_S)
         if turn is not None and turn.state is not None:
             # Tells the conversation that the next yes/no answers us, not someone else.
-            turn.state.memory[AWAITING] = "preferences"
+            turn.state.awaiting = AWAITING
 
     async def pop_pending(self, customer_id: str) -> JsonDict | None:
         raw = await self.redis.getdel(PENDING_PREFIX + customer_id)
@@ -147,12 +150,12 @@ class ConfirmSkill(PreferenceSkill):
 
     def accepts(self, turn: Turn) -> bool:
         # Only a yes/no that answers our own question; other skills own other yes/nos.
-        return super().accepts(turn) and turn.state is not None and turn.state.memory.get(AWAITING) == "preferences"
+        return super().accepts(turn) and turn.state is not None and turn.state.awaiting == AWAITING
 
     async def handle(self, turn: Turn) -> Sequence[Reply]:
         assert turn.nlu is not None
         if turn.state is not None:
-            turn.state.memory.pop(AWAITING, None)
+            turn.state.awaiting = ""
         cid = await self.customer(turn)
         pending = await self.pop_pending(cid)
         if pending is None:

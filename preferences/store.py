@@ -187,19 +187,22 @@ class PreferenceStore:
         doc = await self.customers.find_one(query, projection={"_id": 1})
         return None if doc is None else str(doc["_id"])
 
-    async def customer_for(self, channel: str, account: str, sender: str, *, language: str, actor: str | None, via: str) -> str:
+    async def customer_for(
+        self, channel: str, account: str, sender: str, *, conversation: str = "", language: str, actor: str | None, via: str
+    ) -> str:
         """The customer writing from ``sender`` on a channel account, created on first
         contact with that address so that proactive messages can reach them.
 
         ``actor`` is recorded in the history; ``None`` records the customer themself."""
         cid = channel_identity(channel, account, sender)
-        field = self.book.recipient_field(channel)
-        if field is None:
+        cls = self.book.classes.get(channel)
+        if cls is None:
             return cid
         found = await self.find_by_address(channel, account, sender)
         if found is not None:
             return found
-        settings = {"addresses": {channel: {"account": account, field: sender}}, "language": language}
+        address = {"account": account, **cls.address_of(sender, conversation)}
+        settings = {"addresses": {channel: address}, "language": language}
         await self.create(cid, settings=settings, actor=actor or cid, via=via)
         return cid
 

@@ -18,6 +18,7 @@ from aiohttp import web
 
 from bot.api import authorize, dumps, json_body, json_error, public, requires
 from skills.renewal.rules import RuleError
+from skills.repair_dispatch.tickets import Ticket
 from skills.services import SKILL_SERVICES, SkillServices
 
 log = logging.getLogger(__name__)
@@ -27,7 +28,7 @@ def services(request: web.Request) -> SkillServices:
     return request.config_dict[SKILL_SERVICES]
 
 
-def _public(ticket: dict[str, Any]) -> dict[str, Any]:
+def _public(ticket: Ticket) -> dict[str, Any]:
     out = {k: v for k, v in ticket.items() if k not in ("qr_path",)}
     out["id"] = out.pop("_id")
     return out
@@ -38,13 +39,11 @@ def _public(ticket: dict[str, Any]) -> dict[str, Any]:
 async def list_tickets(request: web.Request) -> web.StreamResponse:
     """Tickets, newest first; ``?attention=1`` lists those an agent should look at."""
     svc = services(request)
-    query: dict[str, Any] = {}
-    if request.query.get("attention") in ("1", "true"):
-        query["attention.at"] = {"$gt": 0}
-    if request.query.get("status"):
-        query["status"] = request.query["status"]
     limit = min(200, int(request.query.get("limit", "50")))
-    docs = [_public(d) async for d in svc.tickets.collection.find(query).sort("created_at", -1).limit(limit)]
+    found = await svc.tickets.listing(
+        attention=request.query.get("attention") in ("1", "true"), status=request.query.get("status", ""), limit=limit
+    )
+    docs = [_public(d) for d in found]
     return web.json_response({"tickets": docs}, dumps=dumps)
 
 
@@ -54,7 +53,7 @@ async def set_ticket_status(request: web.Request) -> web.StreamResponse:
     svc = services(request)
     data = await json_body(request)
     ref = request.match_info["ticket"]
-    found = await svc.tickets.collection.find_one({"$or": [{"_id": ref}, {"number": ref}]}, projection={"_id": 1})
+    found = await svc.tickets.find(ref)
     if found is None:
         return json_error(404, "not_found", f"no ticket {ref!r}")
     try:
@@ -72,7 +71,7 @@ async def verify_engineer(request: web.Request) -> web.StreamResponse:
     if not (e and t and sig) or not await svc.repair.check_signature(t, e, sig):
         return json_error(403, "invalid_link", "this verification link is not genuine")
     eng = await svc.catalog.engineers.find_one({"_id": e})
-    ticket = await svc.tickets.collection.find_one({"_id": t}, projection={"number": 1, "engineer.id": 1, "status": 1})
+    ticket = await svc.tickets.get(t)
     if eng is None or ticket is None or (ticket.get("engineer") or {}).get("id") != e:
         return json_error(404, "not_assigned", "this engineer is not assigned to this ticket")
     return web.json_response(

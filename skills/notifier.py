@@ -7,13 +7,10 @@ runs no gateway) it records nothing and says so, instead of sending around the e
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
-from typing import Any
-
 from bot.store import channel_identity
 from preferences.engine import Decision, NotificationEngine
 from preferences.errors import UnknownCustomer
-from preferences.model import Topic
+from preferences.model import Notification, Topic
 
 log = logging.getLogger(__name__)
 
@@ -22,12 +19,14 @@ class Notifier:
     def __init__(self, engine: NotificationEngine | None) -> None:
         self.engine = engine
 
-    async def customer(self, channel: str, account: str, sender: str, language: str = "zh") -> str:
+    async def customer(self, channel: str, account: str, sender: str, language: str = "zh", *, conversation: str = "") -> str:
         """The preference store's id of a chat customer, created on first contact so that
         proactive messages can reach them."""
         if self.engine is None:
             return channel_identity(channel, account, sender)
-        return await self.engine.prefs.customer_for(channel, account, sender, language=language, actor="system", via="system")
+        return await self.engine.prefs.customer_for(
+            channel, account, sender, conversation=conversation, language=language, actor="system", via="system"
+        )
 
     async def contact(self, email: str, language: str = "zh") -> str:
         """A preference customer for a company contact reached by email (a CTO, a buyer)."""
@@ -57,10 +56,8 @@ class Notifier:
         except UnknownCustomer:
             return default
 
-    async def notify(
-        self, customer: str, topic: str, importance: str, data: Mapping[str, Any], *, key: str, template: str | None = None
-    ) -> Decision | None:
+    async def notify(self, notification: Notification) -> Decision | None:
         if self.engine is None:
-            log.warning("notification %s for %s not sent: no notification engine in this process", key, customer)
+            log.warning("notification %s not sent: no notification engine in this process", notification.key)
             return None
-        return await self.engine.notify(customer, topic, importance, data, key=key, template=template)
+        return await self.engine.submit(notification)

@@ -10,7 +10,6 @@ transition is recorded in the ``handoffs`` collection.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 import uuid
@@ -201,8 +200,7 @@ class Handoff:
 
     async def _send(self, state: ConversationState, text: str, key: str) -> str:
         """Store and queue a text to the customer; returns its message record id."""
-
-        hints = tuple((str(k), str(v)) for k, v in json.loads(state.memory.get("reply_hints", "[]")))
+        hints = state.reply_hints
         reply = OutboundMessage(
             channel=state.channel,
             account=state.account,

@@ -46,7 +46,13 @@ class ConversationState:
     small_talk_count: int = 0  # consecutive small-talk / out-of-scope turns
     last_intent: str = ""
     handoff_reason: str = ""
-    memory: dict[str, str] = field(default_factory=dict)  # skill scratch space
+    # The last inbound message's channel hints (DingTalk sessionWebhook, email
+    # Message-ID), so that an agent's or the bot's later messages thread like a reply.
+    reply_hints: tuple[tuple[str, str], ...] = ()
+    # A voice note's transcript the bot asked the customer to confirm.
+    heard: str = ""
+    # The skill whose yes/no question is open, so a bare "yes" goes to it.
+    awaiting: str = ""
     updated_at: float = 0.0
 
     @property
@@ -63,8 +69,11 @@ class ConversationState:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ConversationState:
         form = data.pop("form", None)
+        hints = data.pop("reply_hints", None) or ()
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
-        return cls(**known, form=FormState(**form) if form else None)
+        return cls(
+            **known, form=FormState(**form) if form else None, reply_hints=tuple((str(k), str(v)) for k, v in hints)
+        )
 
 
 class StateStore:

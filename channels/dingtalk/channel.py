@@ -25,8 +25,8 @@ from urllib.parse import urlsplit
 from bot.errors import ConfigError
 from bot.messages import MediaRef, OutboundMessage, ReplyKind
 from channels.base import Channel, ChannelContext, Received, WebhookRequest, resolve_base_url
-from channels.dingtalk.fake_api import FakeDingTalkAPI
 from channels.dingtalk.client import DingTalkClient
+from channels.dingtalk.fake_api import FakeDingTalkAPI
 from channels.dingtalk.parser import GROUP_CHAT, loads, to_message
 from channels.dingtalk.sign import WINDOW_MS, check_sign
 from channels.errors import PermanentSendError, UnknownAccount

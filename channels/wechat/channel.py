@@ -10,31 +10,32 @@ Docs: https://developers.weixin.qq.com/doc/offiaccount/Basic_Information/Access_
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any, Self
 
 from bot.errors import ConfigError
-from bot.messages import MediaRef, OutboundMessage, ReplyKind
-from channels.base import Channel, ChannelContext, Received, WebhookRequest, resolve_base_url
-from channels.wechat.fake_api import FakeWeChatAPI
+from bot.messages import OutboundMessage
+from channels.base import ChannelContext, Received, WebhookRequest, resolve_base_url
 from channels.errors import BadSignature, MalformedPayload
+from channels.tencent_channel import TencentChannel
 from channels.wechat.client import WeChatClient
 from channels.wechat.crypto import MessageCrypto, check_signature, check_timestamp
+from channels.wechat.fake_api import FakeWeChatAPI
 from channels.wechat.parser import to_message
 from channels.xml import parse_flat_xml
 
 log = logging.getLogger(__name__)
 
 
-class WeChatChannel(Channel):
+class WeChatChannel(TencentChannel):
     name = "wechat"
     display_name = {"zh": "微信", "en": "WeChat"}
     recipient_field = "openid"
     fake_api = FakeWeChatAPI
     reply_window_s = 48 * 3600.0  # customer-service messages: 48 h after the user's last message
+    max_articles = 1  # WeChat allows one article per news message since 2018
+    client: WeChatClient
 
     def __init__(
         self,
@@ -116,44 +117,5 @@ class WeChatChannel(Channel):
         return Received(messages=(to_message(fields, self.account, raw),))
 
     # -- outbound -------------------------------------------------------------------
-    async def send_text(self, reply: OutboundMessage) -> None:
-        await self.client.send_custom(
-            {"touser": reply.recipient, "msgtype": "text", "text": {"content": reply.text}}
-        )
-
-    async def send(self, reply: OutboundMessage) -> None:
-        if reply.kind is ReplyKind.IMAGE and (reply.media_id or reply.image_path):
-            media_id = reply.media_id
-            if not media_id:
-                path = Path(reply.image_path)
-                content = await asyncio.to_thread(path.read_bytes)
-                media_id = await self.client.upload_media("image", path.name, content)
-            await self.client.send_custom(
-                {"touser": reply.recipient, "msgtype": "image", "image": {"media_id": media_id}}
-            )
-            if reply.text:
-                await self.send_text(reply)
-            return
-        if reply.kind is ReplyKind.NEWS and reply.articles:
-            article = reply.articles[0]  # WeChat allows one article per news message since 2018
-            await self.client.send_custom(
-                {
-                    "touser": reply.recipient,
-                    "msgtype": "news",
-                    "news": {
-                        "articles": [
-                            {
-                                "title": article.title,
-                                "description": article.description,
-                                "url": article.url,
-                                "picurl": article.picurl,
-                            }
-                        ]
-                    },
-                }
-            )
-            return
-        await self.send_text(reply)
-
-    async def fetch_media(self, media: MediaRef) -> bytes:
-        return await self.client.download_media(media.media_id)
+    async def post(self, reply: OutboundMessage, msgtype: str, body: Mapping[str, Any]) -> None:
+        await self.client.send_custom({"touser": reply.recipient, "msgtype": msgtype, msgtype: dict(body)})

@@ -11,17 +11,16 @@ Docs: https://developer.work.weixin.qq.com/document/path/90238 (接收消息与�
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any, Self
 
 from bot.errors import ConfigError
-from bot.messages import MediaRef, OutboundMessage, ReplyKind
-from channels.base import Channel, ChannelContext, Received, WebhookRequest
-from channels.wecom.fake_api import FakeWeComAPI
+from bot.messages import OutboundMessage
+from channels.base import ChannelContext, Received, WebhookRequest
+from channels.tencent_channel import TencentChannel
 from channels.wecom.client import WeComClient
 from channels.wecom.crypto import CallbackCrypto
+from channels.wecom.fake_api import FakeWeComAPI
 from channels.wecom.parser import to_message
 
 REQUIRED = ("corp_id", "secret", "token", "encoding_aes_key")
@@ -36,13 +35,15 @@ def required_settings(channel: str, section: Mapping[str, Any], keys: tuple[str,
     return account
 
 
-class WeComChannel(Channel):
+class WeComChannel(TencentChannel):
     """One WeCom self-built app (自建应用) of one corp."""
 
     name = "wecom"
     display_name = {"zh": "企业微信", "en": "WeCom"}
     recipient_field = "userid"
     fake_api = FakeWeComAPI
+    max_articles = 8  # WeCom takes up to 8 articles per news message
+    client: WeComClient
 
     def __init__(self, account: str, *, agent_id: int, client: WeComClient, crypto: CallbackCrypto) -> None:
         super().__init__(account)
@@ -73,28 +74,5 @@ class WeComChannel(Channel):
     def _payload(self, reply: OutboundMessage, msgtype: str, body: Mapping[str, Any]) -> dict[str, Any]:
         return {"touser": reply.recipient, "msgtype": msgtype, "agentid": self.agent_id, msgtype: dict(body)}
 
-    async def send_text(self, reply: OutboundMessage) -> None:
-        await self.client.send_message(self._payload(reply, "text", {"content": reply.text}))
-
-    async def send(self, reply: OutboundMessage) -> None:
-        if reply.kind is ReplyKind.IMAGE and (reply.media_id or reply.image_path):
-            media_id = reply.media_id
-            if not media_id:
-                path = Path(reply.image_path)
-                content = await asyncio.to_thread(path.read_bytes)
-                media_id = await self.client.upload_media("image", path.name, content)
-            await self.client.send_message(self._payload(reply, "image", {"media_id": media_id}))
-            if reply.text:
-                await self.send_text(reply)
-            return
-        if reply.kind is ReplyKind.NEWS and reply.articles:
-            articles = [
-                {"title": a.title, "description": a.description, "url": a.url, "picurl": a.picurl}
-                for a in reply.articles[:8]  # WeCom takes up to 8 articles per news message
-            ]
-            await self.client.send_message(self._payload(reply, "news", {"articles": articles}))
-            return
-        await self.send_text(reply)
-
-    async def fetch_media(self, media: MediaRef) -> bytes:
-        return await self.client.download_media(media.media_id)
+    async def post(self, reply: OutboundMessage, msgtype: str, body: Mapping[str, Any]) -> None:
+        await self.client.send_message(self._payload(reply, msgtype, body))

@@ -16,21 +16,27 @@ Docs: https://kf.weixin.qq.com/api/doc/path/94670 (接收消息和事件)
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from pathlib import Path
 from typing import Any, Self
 
 from bot.errors import ConfigError
-from bot.messages import InboundMessage, MediaRef, OutboundMessage, ReplyKind
-from channels.base import Channel, ChannelContext, Received, WebhookRequest
-from channels.wecom_kf.fake_api import FakeWeComKfAPI
+from bot.messages import InboundMessage, OutboundMessage
+from channels.base import ChannelContext, Received, WebhookRequest
 from channels.errors import MalformedPayload, PermanentSendError
+from channels.tencent_channel import TencentChannel
 from channels.wecom.channel import REQUIRED, required_settings
 from channels.wecom.crypto import CallbackCrypto
 from channels.wecom_kf.client import ServiceState, SessionState, WeComKfClient
-from channels.wecom_kf.parser import SYNC_EVENT, VOICE_FORMATS, callback_to_message, item_to_message, split_conversation
+from channels.wecom_kf.fake_api import FakeWeComKfAPI
+from channels.wecom_kf.parser import (
+    SYNC_EVENT,
+    VOICE_FORMATS,
+    callback_to_message,
+    conversation_id,
+    item_to_message,
+    split_conversation,
+)
 from channels.wecom_kf.sync import SyncState
 
 log = logging.getLogger(__name__)
@@ -49,14 +55,31 @@ def _voice_format(value: Any) -> int:
     raise ConfigError(f"voice_format must be amr or silk, not {value!r}")
 
 
-class WeComKfChannel(Channel):
+class WeComKfChannel(TencentChannel):
     """The KF accounts (open_kfid) of one corp, reached with the corp's KF secret."""
 
     name = "wecom_kf"
     display_name = {"zh": "微信客服", "en": "WeChat customer service"}
     recipient_field = "external_userid"
+    # A customer talks to one KF account (open_kfid); kf/send_msg must name it.
+    address_extras = ("open_kfid",)
     fake_api = FakeWeComKfAPI
     reply_window_s = 48 * 3600.0  # kf/send_msg: within 48 h of the customer's last message
+    client: WeComKfClient
+
+    @classmethod
+    def address_of(cls, sender: str, conversation: str) -> dict[str, str]:
+        ids = split_conversation(conversation)
+        if ids is None:
+            return {cls.recipient_field: sender}
+        return {cls.recipient_field: sender, "open_kfid": ids[0]}
+
+    @classmethod
+    def conversation_for(cls, account: str, address: Mapping[str, str]) -> str:
+        open_kfid = address.get("open_kfid", "")
+        if not open_kfid:
+            return super().conversation_for(account, address)
+        return conversation_id(account, open_kfid, address[cls.recipient_field])
 
     def __init__(
         self,
@@ -174,30 +197,8 @@ class WeComKfChannel(Channel):
     def _payload(self, reply: OutboundMessage, msgtype: str, body: Mapping[str, Any]) -> dict[str, Any]:
         return {"touser": reply.recipient, "open_kfid": self._open_kfid(reply), "msgtype": msgtype, msgtype: dict(body)}
 
-    async def send_text(self, reply: OutboundMessage) -> None:
-        await self.client.send_msg(self._payload(reply, "text", {"content": reply.text}))
-
-    async def send(self, reply: OutboundMessage) -> None:
-        if reply.kind is ReplyKind.IMAGE and (reply.media_id or reply.image_path):
-            media_id = reply.media_id
-            if not media_id:
-                path = Path(reply.image_path)
-                content = await asyncio.to_thread(path.read_bytes)
-                media_id = await self.client.upload_media("image", path.name, content)
-            await self.client.send_msg(self._payload(reply, "image", {"media_id": media_id}))
-            if reply.text:
-                await self.send_text(reply)
-            return
-        if reply.kind is ReplyKind.NEWS and reply.articles and not reply.text:
-            # KF "link" messages need an uploaded thumbnail; a text with the URL needs none.
-            article = reply.articles[0]
-            text = "\n".join(p for p in (article.title, article.description, article.url) if p)
-            await self.client.send_msg(self._payload(reply, "text", {"content": text}))
-            return
-        await self.send_text(reply)
-
-    async def fetch_media(self, media: MediaRef) -> bytes:
-        return await self.client.download_media(media.media_id)
+    async def post(self, reply: OutboundMessage, msgtype: str, body: Mapping[str, Any]) -> None:
+        await self.client.send_msg(self._payload(reply, msgtype, body))
 
     # -- hand-off -------------------------------------------------------------------
     async def handoff_changed(self, conversation: str, recipient: str, *, agent: str) -> None:

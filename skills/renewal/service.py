@@ -40,6 +40,7 @@ from redis.asyncio import Redis
 
 from bot.mongo import IN_CHUNK, find_by_ids
 from preferences.clock import Clock, SystemClock
+from preferences.model import Importance, Notification, Topic
 from skills.connectors.base import ConnectorError
 from skills.connectors.registry import Connectors
 from skills.connectors.todo import TodoConnector
@@ -267,7 +268,7 @@ class Renewals:
         for start in range(0, len(pending), self.settings.batch):
             chunk = pending[start : start + self.settings.batch]
             contracts = await find_by_ids(self.contracts, {r["contract"] for r in chunk})
-            # A record whose contract is gone stays pending, as before: nothing to send.
+            # A record whose contract is gone stays pending: there is nothing to send.
             items = [(contracts[r["contract"]], int(r["offset"])) for r in chunk if r["contract"] in contracts]
             await self._record(await self._deliver(items, rules, report), [])
 
@@ -366,7 +367,7 @@ class Renewals:
         target = await self._pref_customer(plan.customer)
         decision = None
         if target is not None:
-            decision = await self.notifier.notify(target, "renewal", "normal", data, key=f"renewal:{rid}")
+            decision = await self.notifier.notify(Notification(target, Topic.RENEWAL, Importance.NORMAL, data, key=f"renewal:{rid}"))
         outcome = _Outcome(rid, contract["_id"], plan.offset, target, decision.action.value if decision else "no_customer")
         for action in plan.actions:
             report.actions[action["action"]] = report.actions.get(action["action"], 0) + 1
@@ -417,7 +418,9 @@ class Renewals:
             if email is None:
                 return {"action": kind, "rule": action.get("rule"), "result": "no_contact"}
             cid = await self._pref_contact(email, _language(plan.customer))
-            d = await self.notifier.notify(cid, "renewal", "normal", data, key=f"renewal:{outcome.rid}:{role}")
+            d = await self.notifier.notify(
+                Notification(cid, Topic.RENEWAL, Importance.NORMAL, data, key=f"renewal:{outcome.rid}:{role}")
+            )
             return {"action": kind, "rule": action.get("rule"), "result": d.action.value if d else "no_engine", "to": email}
         if kind == "legal_review":
             # Stored with the batch's contract marks (see _record), not a write of its own.

@@ -31,10 +31,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-from pymongo.asynchronous.collection import AsyncCollection
 from redis.asyncio import Redis
 
-from bot.mongo import update_and_get
+from preferences.model import Importance, Notification, Topic
 from skills.connectors.base import ConnectorError
 from skills.connectors.erp import ErpConnector
 from skills.connectors.registry import Connectors
@@ -42,7 +41,7 @@ from skills.connectors.servicenow import ServiceNowConnector
 from skills.connectors.todo import TodoConnector
 from skills.notifier import Notifier
 from skills.repair_dispatch.catalog import Catalog, fault_category
-from skills.repair_dispatch.tickets import Tickets
+from skills.repair_dispatch.tickets import Ticket, Tickets
 from skills.repair_dispatch.matching import Match, MatchSettings, rank
 
 log = logging.getLogger(__name__)
@@ -85,7 +84,7 @@ class RepairSettings:
 
 @dataclass(frozen=True, slots=True)
 class DispatchOutcome:
-    ticket: Document
+    ticket: Ticket
     match: Match | None
     pending: tuple[str, ...]
     qr_path: str = ""
@@ -119,7 +118,7 @@ class RepairDispatch:
         settings: RepairSettings | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.tickets = tickets.collection
+        self.tickets = tickets
         self.catalog = catalog
         self.connectors = connectors
         self.notifier = notifier
@@ -131,11 +130,6 @@ class RepairDispatch:
         self._secret: bytes | None = settings.verify_secret.encode() if settings and settings.verify_secret else None
 
     async def ensure_indexes(self) -> None:
-        from pymongo import ASCENDING, IndexModel
-
-        await self.tickets.create_indexes(
-            [IndexModel([("number", ASCENDING)]), IndexModel([("dispatch.state", ASCENDING), ("dispatch.next_at", ASCENDING)]), IndexModel([("attention.at", ASCENDING)], sparse=True)]
-        )
         await self.catalog.ensure_indexes()
 
     # -- what we know before dispatching -------------------------------------------------
@@ -159,7 +153,7 @@ class RepairDispatch:
         """Run every step for a freshly opened ticket; never raises for an outside failure."""
         tid = ticket["_id"]
         if ticket.get("dispatch"):  # handled before (a reclaimed message): report what is there
-            stored = await self.tickets.find_one({"_id": tid})
+            stored = await self.tickets.get(tid)
             assert stored is not None
             return DispatchOutcome(stored, None, tuple(stored["dispatch"].get("pending", ())), stored.get("qr_path", ""))
         known = await self.known(str(ticket["customer"]), str(ticket.get("device_model") or ""))
@@ -213,8 +207,8 @@ class RepairDispatch:
         if match is not None:
             fields["qr_path"] = await self._qr(ticket, fields["engineer"])
             timeline.append(_entry("qr", {"path": fields["qr_path"]}))
-        await self.tickets.update_one({"_id": tid}, {"$set": fields, "$push": {"timeline": {"$each": timeline}}})
-        stored = await self.tickets.find_one({"_id": tid})
+        await self.tickets.record(tid, fields, timeline)
+        stored = await self.tickets.get(tid)
         assert stored is not None
         return DispatchOutcome(stored, match, tuple(pending_all), fields.get("qr_path", ""))
 
@@ -283,7 +277,7 @@ class RepairDispatch:
     async def retry_due(self, limit: int = 50) -> int:
         """Run the pending steps of tickets whose retry is due; returns how many ran."""
         now = self.clock()
-        due = [d async for d in self.tickets.find({"dispatch.state": "retrying", "dispatch.next_at": {"$lte": now}}).limit(limit)]
+        due = await self.tickets.due_retries(now, limit)
         ran = 0
         for ticket in due:
             # One worker per ticket: the lease outlives one retry round by far.
@@ -296,8 +290,8 @@ class RepairDispatch:
                 await self.redis.delete(_LEASE_PREFIX + str(ticket["_id"]))
         return ran
 
-    async def _retry(self, ticket: Document) -> None:
-        fresh = await self.tickets.find_one({"_id": ticket["_id"]})
+    async def _retry(self, ticket: Ticket) -> None:
+        fresh = await self.tickets.get(ticket["_id"])
         if fresh is None or (fresh.get("dispatch") or {}).get("state") != "retrying":
             return  # another worker finished it between our query and our lease
         pending = list(fresh["dispatch"]["pending"])
@@ -330,21 +324,18 @@ class RepairDispatch:
         elif fields["dispatch"]["state"] == "failed":
             timeline.append(_entry("gave_up", {"pending": still}, ok=False))
             fields["attention"] = {"reason": "retries_exhausted", "steps": still, "at": self.clock()}
-        await self.tickets.update_one({"_id": fresh["_id"]}, {"$set": fields, "$push": {"timeline": {"$each": timeline}}})
+        await self.tickets.record(fresh["_id"], fields, timeline)
         if newly_assigned:
             await self._notify_status({**fresh, **fields}, "assigned")
 
     # -- status changes ------------------------------------------------------------------
-    async def set_status(self, ticket_id: str, status: str, *, by: str = "engineer") -> Document | None:
+    async def set_status(self, ticket_id: str, status: str, *, by: str = "engineer") -> Ticket | None:
         """Record a status change (on the way, done, ...) and tell the customer."""
         if status not in STATUSES:
             raise ValueError(f"unknown status {status!r} (known: {', '.join(STATUSES)})")
-        ticket = await update_and_get(
-            self.tickets, {"_id": ticket_id, "status": {"$ne": status}},
-            {"$set": {"status": status, "status_at": self.clock()}, "$push": {"timeline": {"at": self.clock(), "step": "status", "by": by, "ok": True, "detail": {"status": status}}}},
-        )
+        ticket = await self.tickets.change_status(ticket_id, status, at=self.clock(), by=by)
         if ticket is None:
-            return await self.tickets.find_one({"_id": ticket_id})
+            return await self.tickets.get(ticket_id)
         await self._notify_status(ticket, status)
         return ticket
 
@@ -360,11 +351,12 @@ class RepairDispatch:
             "progress": {"new": 10, "assigned": 40, "on_the_way": 70, "done": 100}.get(status),
             "timeline": [{"at": self._clock_time(e["at"]), "text": e["step"]} for e in (ticket.get("timeline") or [])[-5:]],
         }
-        importance = "high" if status in ("on_the_way", "done") else "normal"
-        decision = await self.notifier.notify(customer, "repair", importance, data, key=f"{ticket['_id']}:status:{status}")
-        await self.tickets.update_one(
-            {"_id": ticket["_id"]},
-            {"$push": {"timeline": _entry("notified", {"status": status, "action": decision.action.value if decision else "no_engine"})}},
+        importance = Importance.HIGH if status in ("on_the_way", "done") else Importance.NORMAL
+        decision = await self.notifier.notify(
+            Notification(customer, Topic.REPAIR, importance, data, key=f"{ticket['_id']}:status:{status}")
+        )
+        await self.tickets.record(
+            ticket["_id"], {}, [_entry("notified", {"status": status, "action": decision.action.value if decision else "no_engine"})]
         )
 
     # -- engineer verification -----------------------------------------------------------

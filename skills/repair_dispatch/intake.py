@@ -66,7 +66,7 @@ class RepairReportForm(FormSkill):
         pref = msg.sender
         detail = "standard"
         if self.notifier is not None:
-            pref = await self.notifier.customer(msg.channel, msg.account, msg.sender, turn.language)
+            pref = await self.notifier.customer(msg.channel, msg.account, msg.sender, turn.language, conversation=msg.conversation)
             detail = await self.notifier.detail(pref, "repair")
         outcome = await self.dispatch.dispatch(ticket, pref_customer=pref)
         t = outcome.ticket

@@ -35,6 +35,7 @@ from bot.language import detect
 from bot.mongo import update_and_get
 from bot.templates import Templates
 from preferences.clock import Clock, SystemClock
+from preferences.model import Importance, Notification, Topic
 from skills.connectors.base import ConnectorError
 from skills.connectors.coupons import CouponConnector
 from skills.connectors.marketplace import MarketplaceConnector, Review
@@ -286,9 +287,9 @@ class Reviews:
             channel, _, rest = str(identity).partition(":")
             account, _, sender = rest.partition(":")
             cid = await self.notifier.customer(channel, account, sender, str(doc.get("language") or "zh"))
+            title = self.templates.render("review_title", str(doc.get("language") or "en"))
             decision = await self.notifier.notify(
-                cid, "review", "high", {"title": self.templates.render("review_title", str(doc.get("language") or "en")), "text": text},
-                key=f"review:{doc['_id']}",
+                Notification(cid, Topic.REVIEW, Importance.HIGH, {"title": title, "text": text}, key=f"review:{doc['_id']}")
             )
             if decision is not None:
                 await self.reviews.update_one({"_id": doc["_id"]}, {"$set": {"replied_at": self.clock.now()}})

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from preferences.clock import ManualClock
+from preferences.model import Importance, Notification, Topic
 from skills.renewal.rules import RuleError, evaluate, matching_actions, validate_rule
 from tests.harness import Harness
 from tests.skills.conftest import SkillChat, auth, services
@@ -127,11 +128,11 @@ async def test_unfinished_reminders_are_finished_by_the_next_scan(plain_gateway:
     notify = svc.notifier.notify
     failing = {"renewal:K-b:30"}
 
-    async def flaky(customer: str, topic: str, importance: str, data: Any, *, key: str, template: str | None = None) -> Any:
-        if key in failing:
-            failing.discard(key)  # once: the engine is back for the next scan
+    async def flaky(notification: Notification) -> Any:
+        if notification.key in failing:
+            failing.discard(notification.key)  # once: the engine is back for the next scan
             raise RuntimeError("engine down")
-        return await notify(customer, topic, importance, data, key=key, template=template)
+        return await notify(notification)
 
     monkeypatch.setattr(svc.notifier, "notify", flaky)
 
@@ -152,7 +153,7 @@ async def test_unfinished_reminders_are_finished_by_the_next_scan(plain_gateway:
     await db["renewal_reminders"].insert_one({"_id": "K-d:30", "contract": "K-d", "offset": 30, "status": "pending", "at": now})
     target = await svc.renewals._pref_customer(await db["crm_customers"].find_one({"_id": "C-1002"}))
     assert target is not None
-    await notify(target, "renewal", "normal", {"contract_id": "K-d"}, key="renewal:K-d:30")
+    await notify(Notification(target, Topic.RENEWAL, Importance.NORMAL, {"contract_id": "K-d"}, key="renewal:K-d:30"))
 
     early = await svc.renewals.scan()
     assert (early.sent, early.skipped) == (0, 1)  # K-d's claim is taken; pending but not stale: maybe still being sent

@@ -1,0 +1,300 @@
+"""Digests: the records notifications are filed into (``pref_digests``) and the batches
+that build and send them when they fall due (``pref_digest_batches``).
+
+Each filing renders the whole digest as it will then stand and stores it with the item
+when no other filing came in between; the build sends that text when it still matches
+(revision, item count, language, channel, templates), so the weekly burst reads and
+queues instead of rendering every digest. A build's outcomes are committed as one batch
+record and applied to the digest records later by :meth:`Digests.settle`.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from pymongo import ASCENDING, IndexModel
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from bot.messages import OutboundMessage
+from preferences.clock import Clock
+from preferences.delivery import KEY_PREFIX, Delivery
+from preferences.model import Preferences
+from preferences.store import PREF_FIELDS, PreferenceStore
+
+Document = dict[str, Any]
+
+
+class Digests:
+    def __init__(self, db: AsyncDatabase[Document], prefs: PreferenceStore, delivery: Delivery, clock: Clock) -> None:
+        self.records = db["pref_digests"]
+        self.batches = db["pref_digest_batches"]
+        # Items filed before they travelled inside the digest record are read from here.
+        self.notifications = db["notifications"]
+        self.prefs = prefs
+        self.delivery = delivery
+        self.clock = clock
+
+    async def ensure_indexes(self) -> None:
+        await self.records.create_indexes(
+            [
+                IndexModel([("customer", ASCENDING)]),
+                IndexModel([("status", ASCENDING)]),
+                IndexModel([("due_at", ASCENDING), ("_id", ASCENDING)]),
+            ]
+        )
+        await self.batches.create_indexes([IndexModel([("due_at", ASCENDING)]), IndexModel([("created_at", ASCENDING)])])
+
+    async def file(self, doc: Document, customer: Mapping[str, Any], taken: float, channel: str | None) -> None:
+        item = {f: doc[f] for f in _ITEM_FIELDS if f != "digest_id"}
+        item["text"] = {channel: self.delivery.render_notification(doc, channel)} if channel else {}
+        did = doc["digest_id"]
+        on_insert = {"customer": doc["customer"], "due_at": doc["deliver_at"], "status": "scheduled", "created_at": time.time()}
+        # A copy of the customer's own record as of ``taken``: the build uses it when the
+        # store's change notes show no write since (one read fewer per digest), and reads
+        # the record otherwise. Any filing's copy is valid with its time.
+        fields = {f"items.{doc['_id']}": item, "who": {f: customer.get(f) for f in PREF_FIELDS}, "who_at": taken}
+        if channel and await self._file_rendered(did, doc["_id"], item, on_insert, fields, doc["language"], channel):
+            return
+        # Every filing is a new revision of the digest's content: a text rendered before it
+        # no longer counts (the build renders from the items).
+        await self.records.update_one({"_id": did}, {"$setOnInsert": on_insert, "$set": fields, "$inc": {"rev": 1}}, upsert=True)
+
+    async def _file_rendered(
+        self, did: str, nid: str, item: Document, on_insert: Document, fields: Document, language: str, channel: str
+    ) -> bool:
+        """File the item together with the whole digest rendered as it will then stand, for
+        the channel and language it will most likely go out in, so the build sends that
+        text instead of rendering it (the build is one burst for every customer; filings
+        are spread over the period). False when another filing came in between the read
+        and the write (the revision moved on, or it created the record first): the caller
+        files the item alone."""
+        current = await self.records.find_one({"_id": did}, projection={"items": 1, "rev": 1, "status": 1})
+        if current is not None and (current.get("status") != "scheduled" or "items" not in current or "rev" not in current):
+            return False
+        rev = int(current["rev"]) if current is not None else 0
+        rendered = self.prerendered(rev + 1, language, channel, {**(current["items"] if current is not None else {}), nid: item})
+        try:
+            # A new record starts at revision 0 from the filter, then takes the $inc.
+            done = await self.records.update_one(
+                {"_id": did, "rev": rev},
+                {"$setOnInsert": on_insert, "$set": {**fields, "rendered": rendered}, "$inc": {"rev": 1}},
+                upsert=current is None,
+            )
+        except DuplicateKeyError:  # a concurrent filing created the record first
+            return False
+        return done.matched_count == 1 or done.upserted_id is not None
+
+    def prerendered(self, rev: int, language: str, channel: str, items: Mapping[str, Document]) -> Document:
+        """The ``rendered`` field of a digest record of revision ``rev`` holding ``items``
+        (by notification id, as in the record)."""
+        return {
+            "rev": rev,
+            "n": len(items),
+            "language": language,
+            "channel": channel,
+            "templates": self.delivery.renderer.fingerprint,
+            "text": self.delivery.render_digest(language, channel, _item_list(items)),
+        }
+
+    def _rendered_text(self, digest: Mapping[str, Any], language: str, channel: str) -> str | None:
+        """The digest's text rendered at filing, if it still says what a render now would."""
+        r = digest.get("rendered")
+        if not isinstance(r, dict) or r.get("rev") != digest.get("rev"):
+            return None
+        # The item count guards against items removed without a filing (withdrawn).
+        if (r.get("n"), r.get("language"), r.get("channel"), r.get("templates")) != (
+            len(digest.get("items") or {}), language, channel, self.delivery.renderer.fingerprint
+        ):
+            return None
+        text = r.get("text")
+        return text if isinstance(text, str) else None
+
+    async def send(self, ids: list[str], due_of: Mapping[str, float]) -> None:
+        # No $in lists over the batch: a claimed batch of one due time is a contiguous run of
+        # digest ids (Redis orders equal scores by member), so its digests are read with one
+        # range scan on (due_at, _id) and filtered here. Items travel inside the digest
+        # records; customers are read in small $in chunks (cheap, unlike one long list).
+        # Outcomes are committed as one batch record (see :meth:`settle`), not one write
+        # per digest.
+        mine = set(ids)
+        groups: dict[float, list[str]] = defaultdict(list)
+        for did in ids:
+            if did in due_of:
+                groups[due_of[did]].append(did)
+        found: set[str] = set()
+        for due, gids in groups.items():
+            lo, hi = min(gids), max(gids)
+            # Digests created after this read (notify() filing into a digest that is due
+            # already) fall inside the id range too; the batch's runs must not cover them.
+            read_at = time.time()
+            in_range = [d async for d in self.records.find({"due_at": due, "_id": {"$gte": lo, "$lte": hi}}).sort("_id", ASCENDING)]
+            built = await self._built(due)
+            found.update(str(d["_id"]) for d in in_range if d["_id"] in mine)
+            todo = {
+                str(d["_id"]): d
+                for d in in_range
+                if d["_id"] in mine and d.get("status") == "scheduled" and built(d) is None
+            }
+            outcomes = await self._build_digests(todo)
+            # Runs of consecutive digests with one outcome; a digest in the range that is
+            # not ours and still scheduled (another worker's, or another batch's) ends a run.
+            runs: list[Document] = []
+            run: list[str] = []
+            key: tuple[Any, ...] | None = None
+            for d in in_range:
+                did = str(d["_id"])
+                k = outcomes.get(did)
+                if k is None:
+                    if d.get("status") == "scheduled":
+                        _close_run(runs, run, key)
+                        run, key = [], None
+                    continue
+                if k != key:
+                    _close_run(runs, run, key)
+                    run, key = [], k
+                run.append(did)
+            _close_run(runs, run, key)
+            await self._commit(due, read_at, runs, len(outcomes))
+        # Members whose due time is unknown or differs from the record (a reclaimed lease):
+        # one by one, by equality, committed like the rest.
+        for did in (i for i in ids if i not in found):
+            read_at = time.time()
+            digest = await self.records.find_one({"_id": did, "status": "scheduled"})
+            if digest is None:
+                continue
+            due = float(digest["due_at"])
+            if (await self._built(due))(digest) is not None:
+                continue
+            runs = []
+            for k in (await self._build_digests({did: digest})).values():
+                _close_run(runs, [did], k)
+            await self._commit(due, read_at, runs, 1)
+
+    async def _built(self, due: float) -> Callable[[Mapping[str, Any]], Document | None]:
+        """The run of a batch already built but not yet settled that covers a digest."""
+        runs = [
+            (r, float(b["read_at"]))
+            async for b in self.batches.find({"due_at": due}, projection={"runs": 1, "read_at": 1})
+            for r in b["runs"]
+        ]
+
+        def covering(digest: Mapping[str, Any]) -> Document | None:
+            did, created = str(digest["_id"]), float(digest.get("created_at", 0))
+            return next((r for r, read_at in runs if r["lo"] <= did <= r["hi"] and created <= read_at), None)
+
+        return covering
+
+    async def _commit(self, due: float, read_at: float, runs: list[Document], count: int) -> None:
+        if runs:
+            await self.batches.insert_one(
+                {"_id": uuid.uuid4().hex, "due_at": due, "read_at": read_at, "runs": runs, "count": count, "created_at": time.time()}
+            )
+
+    async def settle(self, limit: int = 1000) -> int:
+        """Apply built batches' outcomes to the digest records, oldest first; returns how
+        many batches were applied. Idempotent (only still-scheduled records change), so any
+        worker may run it, and a crash half-way is finished by the next call. It runs after
+        the sends because on the embedded store one status write per record costs more than
+        building the digest; until then :meth:`_built` keeps the batch's digests from
+        being built again."""
+        done = 0
+        async for batch in self.batches.find({}).sort("created_at", ASCENDING).limit(limit):
+            for r in batch["runs"]:
+                await self.records.update_many(
+                    {"due_at": batch["due_at"], "_id": {"$gte": r["lo"], "$lte": r["hi"]}, "status": "scheduled",
+                     "created_at": {"$lte": batch["read_at"]}},
+                    {"$set": _outcome_fields(r, float(batch["created_at"]))},
+                )
+            await self.batches.delete_one({"_id": batch["_id"]})
+            done += 1
+        return done
+
+    async def settle_one(self, digest: Document) -> Document:
+        """A built digest's outcome applied to its record ahead of its batch (settle() then
+        leaves it alone): what the fallback needs, without settling every batch first."""
+        run = (await self._built(float(digest["due_at"])))(digest)
+        if run is None:
+            return digest
+        fields = _outcome_fields(run, self.clock.now())
+        await self.records.update_one({"_id": digest["_id"], "status": "scheduled"}, {"$set": fields})
+        return {**digest, **fields}
+
+    async def _digest_customers(self, todo: Mapping[str, Document]) -> dict[str, Document]:
+        """The customer records for a batch: the digests' own copies where the preference
+        store noted no change since they were taken, MongoDB for the rest."""
+        copies = [(str(d["customer"]), float(d["who_at"])) for d in todo.values() if d.get("who") is not None and "who_at" in d]
+        current = await self.prefs.unchanged_since(copies)
+        out: dict[str, Document] = {}
+        fresh = {c for (c, _), ok in zip(copies, current) if ok}
+        for d in todo.values():
+            cid = str(d["customer"])
+            if cid in fresh and cid not in out:
+                out[cid] = {"_id": cid, **d["who"]}
+        out.update(await self.prefs.records({str(d["customer"]) for d in todo.values()} - set(out)))
+        return out
+
+    async def items_of(self, digest: Mapping[str, Any]) -> list[Document]:
+        """A digest's content: every item filed under it, whatever its status, so a digest
+        rebuilt after a crash renders exactly what the first build rendered. Records filed
+        before items travelled inside the digest are read from the notifications."""
+        if "items" in digest:
+            return _item_list(digest.get("items") or {})
+        return [d async for d in self.notifications.find({"digest_id": digest["_id"]}, projection=_ITEM_FIELDS)]
+
+    async def _build_digests(self, todo: Mapping[str, Document]) -> dict[str, tuple[Any, ...]]:
+        """Render and queue the digests; returns each one's outcome (status, channels)."""
+        outcomes: dict[str, tuple[Any, ...]] = {}
+        messages: list[OutboundMessage] = []
+        customers = await self._digest_customers(todo)
+        for did, digest in todo.items():
+            # Items travel in the record; older records' items are read from the notifications.
+            its = None if "items" in digest else await self.items_of(digest)
+            if not (its or digest.get("items")):
+                outcomes[did] = ("empty", ())
+                continue
+            cust = customers.get(str(digest["customer"]))
+            p = self.delivery.available(await self.prefs.effective_of(cust)) if cust else None
+            channels = p.reachable() if p else ()
+            if p is None or not channels:
+                outcomes[did] = ("undeliverable", ())
+                continue
+            text = self._rendered_text(digest, p.language, channels[0])
+            if text is None:
+                text = self.delivery.render_digest(p.language, channels[0], its or await self.items_of(digest))
+            msg = self.message(did, p, channels[0], text)
+            if msg is not None:
+                messages.append(msg)
+            outcomes[did] = ("sent", channels)
+        # The outbox's sender writes each digest's message record when it sends it: one
+        # write per message here would cost more than the whole build.
+        await self.delivery.enqueue(messages, record=False)
+        return outcomes
+
+    def message(self, did: str, prefs: Preferences, channel: str, text: str) -> OutboundMessage | None:
+        return self.delivery.outbound(prefs, channel, f"{KEY_PREFIX}d:{did}:{channel}", text, "digest")
+
+
+_ITEM_FIELDS = {f: 1 for f in ("digest_id", "topic", "template", "language", "detail", "data", "created_at", "period")}
+
+
+def _item_list(items: Mapping[str, Any]) -> list[Document]:
+    """A digest record's items (by notification id) as the documents render_digest takes."""
+    return [dict(v, _id=k) for k, v in items.items()]
+
+
+def _close_run(runs: list[Document], run: list[str], key: tuple[Any, ...] | None) -> None:
+    if run and key is not None:
+        runs.append({"lo": run[0], "hi": run[-1], "status": key[0], "channels": list(key[1])})
+
+
+def _outcome_fields(run: Mapping[str, Any], now: float) -> Document:
+    """What a batch run says of its digests, as fields of their records."""
+    fields: Document = {"status": run["status"], "done_at": now}
+    if run["status"] == "sent":
+        fields.update(channels=list(run["channels"]), channel=run["channels"][0])
+    return fields
