@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-LANGUAGES = ("zh", "en")
+from webui.words import LANGUAGES, lookup
+
+__all__ = ["LANGUAGES", "TEXT", "text"]
+
 
 TEXT: dict[str, tuple[str, str]] = {
     # layout and navigation
@@ -142,8 +145,4 @@ TEXT: dict[str, tuple[str, str]] = {
 
 
 def text(key: str, language: str, **values: Any) -> str:
-    pair = TEXT.get(key)
-    if pair is None:
-        return key
-    template = pair[0] if language == "zh" else pair[1]
-    return template.format(**values) if values else template
+    return lookup(TEXT, key, language, **values)

@@ -115,7 +115,7 @@ async def _reply_window(request: web.Request, state: Any) -> dict[str, Any]:
         return {"open": False, "reason": "no_channel", "until": None}
     if last is None:
         return {"open": True, "reason": "", "until": None}
-    hints = dict(json.loads(state.memory.get("reply_hints", "[]")))
+    hints = dict(state.reply_hints)
     deadline = channel.reply_deadline(float(last.get("ts") or 0.0), hints)
     if deadline is None:
         return {"open": True, "reason": "", "until": None}

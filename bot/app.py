@@ -22,9 +22,10 @@ How a package plugs in:
   it in :func:`_start` in dependency order and stores the result under that key, where
   handlers read it with ``request.config_dict[KEY]``. Periodic work is returned as
   :class:`~bot.tasks.Job` values from a ``jobs(...)`` function.
-* A web UI (the admin console): ``admin.build_console(...) -> web.Application`` mounted
-  with ``app.add_subapp("/admin", ...)`` where :func:`build_app` marks it; its JSON
-  endpoints go on ``/api`` like any other package's.
+* A web UI (the admin console, the customer portal): ``admin.build_console(...)`` and
+  ``portal.build_portal(...)`` return a ``web.Application`` mounted with
+  ``app.add_subapp("/admin" | "/portal", ...)`` in :func:`build_app`; its JSON endpoints
+  go on ``/api`` like any other package's.
 
 A package never imports this module.
 """
@@ -46,6 +47,9 @@ from redis.asyncio import Redis
 
 from admin import ConsoleDeps, ConsoleSettings, build_console
 from admin.keys import ApiKeyStore
+from portal import PortalDeps, PortalSettings, build_portal
+from portal.links import Grant, SignInLinks
+from portal.wechat_oauth import WeChatOAuth
 from bot.api import ISSUED_KEYS, build_api
 from bot.apikeys import SCOPES, ApiKeys
 from bot.config import Settings
@@ -77,6 +81,7 @@ from channels.dingtalk.todo import DingTalkTodos
 from preferences import services as preferences
 from preferences.api import routes as preference_routes
 from preferences.clock import SystemClock
+from preferences.rules import CustomerRules
 from skills import services as business
 from skills.api import page_routes as skill_page_routes
 from skills.api import routes as skill_routes
@@ -91,6 +96,7 @@ Role = Literal["all", "web", "worker"]
 SkillFactory = Callable[[SkillContext], list[list[Skill]]]
 # API keys issued in the console: checked by /api, managed by the console's admins.
 KEY_STORE = web.AppKey("api_key_store", ApiKeyStore)
+PORTAL_DEPS = web.AppKey("portal_deps", PortalDeps)
 
 
 def build_app(
@@ -134,6 +140,7 @@ def build_app(
         app.add_subapp("/api", build_api(keys, api_routes, client_max_size=settings.http.max_body_bytes))
         console = ConsoleSettings.from_section(settings.section("console"), public_url=settings.http.public_url)
         app.add_subapp("/admin", build_console(console, lambda: console_deps(app[RUNTIME], app[KEY_STORE])))
+        app.add_subapp("/portal", build_portal(portal_settings(settings), lambda: app[PORTAL_DEPS]))
     if settings.simulator:
         for name, cls in registry.items():
             if cls.fake_api is not None:
@@ -183,14 +190,31 @@ async def _start(
     )
     nlu_settings = await asyncio.to_thread(understanding_settings, settings)
     nlu = NluClient.from_settings(http, nlu_settings) if nlu_settings is not None else None
+    customer_rules = CustomerRules(db)
     services = business.build_services(
         settings, db, redis, http, settings.http.public_url,
-        templates=templates, notifier=Notifier(prefs.engine), nlu=nlu, todo_api=dingtalk_todos(http, tokens),
+        templates=templates, notifier=Notifier(prefs.engine, customer_rules), nlu=nlu, todo_api=dingtalk_todos(http, tokens),
     )
     await business.start_services(services)
+    portal_cfg = portal_settings(settings)
+    links = SignInLinks(
+        redis, public_url=settings.http.public_url, ttl_s=portal_cfg.link_ttl_s,
+        secret=portal_cfg.link_secret.encode() if portal_cfg.link_secret else None,
+    )
+    app[PORTAL_DEPS] = PortalDeps(
+        redis=redis, db=db, prefs=prefs.prefs, engine=prefs.engine, rights=prefs.rights, rules=customer_rules,
+        tickets=services.tickets, renewals=services.renewals, repair=services.repair, links=links,
+        wechat_oauth=wechat_web_auth(settings, portal_cfg, http),
+    )
+
+    async def account_link(customer: str) -> str:
+        return await links.issue(Grant(customer))
+
     skill_ctx = SkillContext(
         templates=templates, handoff=handoff, redis=redis, services=services, preferences=prefs,
         nlu_enabled=nlu is not None, fallback_limit=int(settings.section("conversation").get("fallback_limit", 2)),
+        account_link=account_link,
+        account_link_minutes=max(1, portal_cfg.link_ttl_s // 60),
     )
     rt = Runtime(
         settings=settings, redis=redis, store=store, queue=queue, outbox=outbox,
@@ -235,6 +259,26 @@ def console_deps(rt: Runtime, api_keys: ApiKeyStore) -> ConsoleDeps:
         channels=rt.channel, channel_settings=rt.settings.channels, api_scopes=SCOPES,
         api_keys=api_keys, audio_to_browser=to_wav,
     )
+
+
+def portal_settings(settings: Settings) -> PortalSettings:
+    return PortalSettings.from_section(settings.section("portal"))
+
+
+def wechat_web_auth(settings: Settings, portal: PortalSettings, http: aiohttp.ClientSession) -> dict[str, WeChatOAuth]:
+    """Web authorisation for the WeChat accounts the portal section names, from their channel settings."""
+    accounts = {str(a.get("account", "")): a for a in settings.channels.get("wechat", ())}
+    out: dict[str, WeChatOAuth] = {}
+    for name in portal.wechat_web_auth:
+        section = accounts.get(name)
+        if section is None:
+            raise ConfigError(f"portal.wechat_web_auth: no WeChat account {name!r} under channels.wechat")
+        out[name] = WeChatOAuth(
+            http, name, str(section["app_id"]), str(section["app_secret"]),
+            api_base_url=str(section.get("api_base_url") or "https://api.weixin.qq.com"),
+            authorize_base_url=portal.wechat_authorize_url,
+        )
+    return out
 
 
 def dingtalk_todos(http: aiohttp.ClientSession, tokens: TokenCache) -> TodoApiFactory:

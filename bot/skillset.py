@@ -21,6 +21,7 @@ from preferences.services import PreferenceServices
 from preferences.skills import build_skills as preference_skills
 import skills
 from skills import renewal, repair_dispatch, review_remediation
+from skills.account import AccountLinkSkill, LinkMaker
 from skills.greeting import EchoSkill, ReceivedMediaSkill, WelcomeSkill
 from skills.handoff import ComplaintSkill, HumanRequestSkill
 from skills.renewal.skill import RenewalSkill
@@ -44,14 +45,21 @@ class SkillContext:
     preferences: PreferenceServices
     nlu_enabled: bool
     fallback_limit: int = 2
+    # The customer portal's one-time sign-in links ("我的账户"); None: no portal mounted.
+    account_link: LinkMaker | None = None
+    account_link_minutes: int = 15
 
 
 def default_skills(ctx: SkillContext) -> list[list[Skill]]:
     t = ctx.templates
+    # Keyword shortcuts work with NLU down: a person, and the account link.
+    account: list[Skill] = []
+    if ctx.account_link is not None:
+        account.append(AccountLinkSkill(t, ctx.preferences.prefs, ctx.account_link, ttl_minutes=ctx.account_link_minutes))
     if not ctx.nlu_enabled:
         return [
             [WelcomeSkill(t)],
-            [HumanRequestSkill(t, ctx.handoff)],  # the keyword shortcut still works
+            [HumanRequestSkill(t, ctx.handoff), *account],
             [ReceivedMediaSkill(t), EchoSkill(t)],
         ]
     svc, prefs = ctx.services, ctx.preferences
@@ -59,7 +67,7 @@ def default_skills(ctx: SkillContext) -> list[list[Skill]]:
     return [
         [RepairReportForm(t, svc.tickets, repair, svc.notifier)],  # an open form takes the answer to its own question first
         preference_skills(prefs.prefs, prefs.rights, ctx.redis, prefs.renderer),
-        [WelcomeSkill(t), HumanRequestSkill(t, ctx.handoff), ComplaintSkill(t, ctx.handoff)],
+        [WelcomeSkill(t), HumanRequestSkill(t, ctx.handoff), ComplaintSkill(t, ctx.handoff), *account],
         [RepairStatusSkill(t, svc.tickets), RenewalSkill(t, svc.renewals, ctx.handoff)],
         [SmallTalkSkill(t), OutOfScopeSkill(t)],
         [ReceivedMediaSkill(t), FallbackSkill(t, ctx.handoff, limit=ctx.fallback_limit)],

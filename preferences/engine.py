@@ -236,6 +236,19 @@ class NotificationEngine:
         )
         return channel
 
+    # -- the customer's own view ------------------------------------------------------------
+    async def recent(self, customer_id: str, *, limit: int = 50, skip: int = 0, topic: str = "") -> list[Document]:
+        """The customer's notifications, newest first (rendered text and routing, no secrets)."""
+        query: Document = {"customer": customer_id}
+        if topic:
+            query["topic"] = topic
+        fields = {"topic": 1, "importance": 1, "data": 1, "created_at": 1, "action": 1, "status": 1, "channel": 1, "period": 1, "reason": 1}
+        cursor = self.notifications.find(query, fields).sort("created_at", DESCENDING).skip(skip).limit(limit)
+        return [d async for d in cursor]
+
+    async def count_for(self, customer_id: str) -> int:
+        return await self.notifications.count_documents({"customer": customer_id})
+
     # -- due work: held messages and digests -------------------------------------------------
     async def run_due(self, limit: int = 500) -> int:
         """Send what has fallen due (held messages, digests); returns how many were handled."""

@@ -47,7 +47,7 @@ from preferences.model import BUILTIN_BOOK, ChannelBook, JsonDict, Preferences, 
 Document = dict[str, Any]
 
 DEFAULT_LAYER = "default"
-VIA = ("chat", "console", "api", "system")
+VIA = ("chat", "console", "api", "system", "portal")
 _LAYER_CACHE_S = 5.0  # marketers' layers change rarely; notify() reads them a lot
 # What effective_of() reads of a customer record (the profile can be large).
 PREF_FIELDS = ("settings", "segments", "consents_active")

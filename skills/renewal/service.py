@@ -445,6 +445,18 @@ class Renewals:
         cursor = self.contracts.find({"customer": customer["_id"], "end": {"$gt": self.clock.now()}}).sort("end", ASCENDING).limit(10)
         return customer, [c async for c in cursor]
 
+    async def portfolio(self, pref_customer: str, identities: Sequence[str]) -> tuple[list[Document], list[Document]]:
+        """The contracts of the CRM customers behind a preference customer (by its id or any
+        of its chat identities), soonest end first, and their renewal requests."""
+        owners = [c["_id"] async for c in self.customers.find(
+            {"$or": [{"pref_customer": pref_customer}, {"identities": {"$in": list(identities)}}]}, {"_id": 1}
+        ).limit(20)]
+        if not owners:
+            return [], []
+        contracts = [c async for c in self.contracts.find({"customer": {"$in": owners}}).sort("end", ASCENDING).limit(200)]
+        requests = [o async for o in self.opportunities.find({"customer": {"$in": owners}}).sort("created_at", -1).limit(200)]
+        return contracts, requests
+
     async def needs_review(self, contract: Mapping[str, Any], customer: Mapping[str, Any] | None) -> list[dict[str, Any]]:
         """Rule actions that stop the bot quoting (legal review, hand-off), evaluated now."""
         rules = [r for r in await self.list_rules() if r.get("enabled", True)]

@@ -58,6 +58,7 @@ class Ticket(TypedDict, total=False):
     dispatch: dict[str, Any]  # state (done, retrying, failed), pending steps, attempts, next_at
     attention: dict[str, Any]  # why an agent should look at it
     qr_path: str
+    rating: dict[str, Any]  # the customer's stars and comment after the visit
 
 
 class Tickets:
@@ -103,6 +104,24 @@ class Tickets:
 
     async def latest(self, customer: str) -> Ticket | None:
         return cast(Ticket | None, await self._collection.find_one({"customer": customer}, sort=[("created_at", DESCENDING)]))
+
+    async def of_customer(self, identities: Sequence[str], *, skip: int = 0, limit: int = 20) -> list[Ticket]:
+        """A customer's tickets (any of their chat identities), newest first, timelines left out."""
+        cursor = self._collection.find({"customer": {"$in": list(identities)}}, {"timeline": 0, "alternates": 0})
+        return [cast(Ticket, d) async for d in cursor.sort("created_at", DESCENDING).skip(skip).limit(limit)]
+
+    async def count_of(self, identities: Sequence[str]) -> int:
+        return await self._collection.count_documents({"customer": {"$in": list(identities)}})
+
+    async def of_customer_one(self, identities: Sequence[str], ticket_id: str) -> Ticket | None:
+        """One of the customer's tickets; None for an id that is not theirs."""
+        return cast(Ticket | None, await self._collection.find_one({"_id": ticket_id, "customer": {"$in": list(identities)}}))
+
+    async def rate(self, ticket_id: str, stars: int, comment: str, *, by: str, at: float) -> None:
+        """The customer's rating of the visit, on the ticket and its timeline."""
+        rating = {"stars": stars, "comment": comment, "at": at, "by": by}
+        entry = {"at": at, "step": "rated", "by": "customer", "ok": True, "detail": {"stars": stars}}
+        await self._collection.update_one({"_id": ticket_id}, {"$set": {"rating": rating}, "$push": {"timeline": entry}})
 
     async def listing(self, *, attention: bool = False, status: str = "", limit: int = 50) -> list[Ticket]:
         """Newest first; ``attention`` keeps those an agent should look at."""
