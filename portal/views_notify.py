@@ -13,7 +13,7 @@ from aiohttp import web
 
 from admin.forms import fields, one
 from portal.access import render, take_flash
-from portal.errors import BadInput, NotFound
+from portal.errors import NotFound
 from portal.members import Module
 from portal.state import PortalRoute, portal, viewer
 from preferences.model import Detail, Frequency, Topic
@@ -39,6 +39,7 @@ async def notify_page(request: web.Request) -> web.StreamResponse:
         request, "notify.html", settings=current, topics=[t.value for t in Topic], frequencies=[f.value for f in Frequency],
         details=[d.value for d in Detail], channels=channels, reachable=reachable, history=history,
         customer_via=CUSTOMER_VIA, flash=await take_flash(request),
+        channel_names={name: dict(cls.display_name) for name, cls in prefs.book.classes.items()},
     )
 
 
@@ -50,8 +51,9 @@ def changed_parts(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
         before, after = old.get(key), new.get(key)
         if before == after:
             continue
-        if key == "topics" and isinstance(before, dict) and isinstance(after, dict):
-            parts += [f"topics.{t}" for t in sorted(set(before) | set(after)) if before.get(t) != after.get(t)]
+        if key == "topics" and isinstance(before or {}, dict) and isinstance(after or {}, dict):
+            b, a = before or {}, after or {}
+            parts += [f"topics.{t}" for t in sorted(set(b) | set(a)) if b.get(t) != a.get(t)]
         else:
             parts.append(key)
     return parts
@@ -89,12 +91,31 @@ async def save(request: web.Request) -> web.StreamResponse:
     for key in data:
         one(data, key, max_len=200, required=False)
     before = await p.deps.prefs.effective_layer(who.customer)
-    patch = patch_of(data, list(before.get("channels") or []))
+    patch = only_changes(before, patch_of(data, list(before.get("channels") or [])))
     if not patch:
-        raise BadInput("nothing to change")
+        raise web.HTTPSeeOther("/portal/notify")  # saved as it was: no new version
     version = await p.deps.prefs.change(who.customer, patch, actor=who.actor, via="portal")
     await p.audit.record(who, "preferences.change", f"v{version}", before=_only(before, patch), after=patch)
     raise web.HTTPSeeOther("/portal/notify")
+
+
+def only_changes(current: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    """The parts of a submitted form that differ from the settings in effect: the form
+    posts every field, the history should show what the customer changed."""
+    out: dict[str, Any] = {}
+    for key, value in patch.items():
+        if key == "topics":
+            topics = {}
+            for topic, fields_ in value.items():
+                now = (current.get("topics") or {}).get(topic, {})
+                changed = {f: v for f, v in fields_.items() if now.get(f) != v}
+                if changed:
+                    topics[topic] = changed
+            if topics:
+                out["topics"] = topics
+        elif current.get(key) != value:
+            out[key] = value
+    return out
 
 
 def _only(settings: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:

@@ -20,7 +20,7 @@ async def test_my_tickets_timeline_qr_and_rating(rig: PortalRig) -> None:
     listing = await who.page("/portal/tickets")
     assert t["number"] in listing and "已派单" in listing
     page = await who.page(f"/portal/tickets/{t['_id']}")
-    assert "王师傅" in page and "matched" in page and "14:30" in page
+    assert "王师傅" in page and "匹配工程师" in page and "14:30" in page
     qr = await who.get(f"/portal/tickets/{t['_id']}/qr.png")
     assert qr.status == 200 and (await qr.read()).startswith(b"\x89PNG")
     # Not rateable before the visit is done.
