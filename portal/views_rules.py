@@ -3,6 +3,7 @@ CNY 1,000,000 also goes to our CTO"), each with a preview over recent notificati
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from aiohttp import web
@@ -16,7 +17,7 @@ from preferences.errors import InvalidPreference
 from preferences.model import Topic
 from preferences.rules import CONDITIONS, Rule, matches, validate
 
-PREVIEW_OVER = 200  # recent notifications a preview looks at
+PREVIEW_OVER = 100  # recent notifications a preview looks at
 DRAFT = ("topic", "condition", "value", "email")
 
 
@@ -33,8 +34,7 @@ async def preview(request: web.Request) -> web.StreamResponse:
 async def _page(request: web.Request, draft: dict[str, str], *, preview: bool) -> web.StreamResponse:
     p = portal(request)
     who = viewer(request)
-    rules = await p.deps.rules.of_customer(who.customer)
-    recent = await p.deps.engine.recent(who.customer, limit=PREVIEW_OVER)
+    rules, recent = await asyncio.gather(p.deps.rules.of_customer(who.customer), p.deps.engine.recent(who.customer, limit=PREVIEW_OVER))
     matched: list[dict[str, Any]] | None = None
     problem = ""
     if preview:

@@ -33,14 +33,14 @@ async def _ticket(request: web.Request) -> Ticket:
 async def tickets(request: web.Request) -> web.StreamResponse:
     p = portal(request)
     try:
-        page = max(1, min(int(request.query.get("page", "1")), 10_000))
+        before = float(request.query["before"]) if "before" in request.query else None
     except ValueError:
-        page = 1
-    ids = await _identities(request)
-    rows, total = await asyncio.gather(
-        p.deps.tickets.of_customer(ids, skip=(page - 1) * PAGE, limit=PAGE), p.deps.tickets.count_of(ids)
-    )
-    return render(request, "tickets.html", tickets=rows, page=page, pages=max(1, -(-total // PAGE)), total=total)
+        before = None
+    # One more than a page tells whether older tickets exist, without counting them all.
+    rows = await p.deps.tickets.of_customer(await _identities(request), before=before, limit=PAGE + 1)
+    shown = rows[:PAGE]
+    older = repr(float(shown[-1]["created_at"])) if len(rows) > PAGE else ""
+    return render(request, "tickets.html", tickets=shown, paged=before is not None, older=older)
 
 
 async def ticket(request: web.Request) -> web.StreamResponse:

@@ -34,6 +34,7 @@ from bson.binary import Binary
 from pymongo.asynchronous.database import AsyncDatabase
 from redis.asyncio import Redis
 
+from bot.mongo import newest_first
 from bot.signing import shared_key
 from bot.store import channel_identity
 from preferences.clock import Clock, SystemClock
@@ -232,9 +233,12 @@ class DataRights:
     async def voice_notes(self, customer_id: str, limit: int = 50) -> list[Document]:
         """The customer's voice notes, newest first: where the audio is, what transcribed it."""
         ids, _ = await self.identities(customer_id)
-        query = {"customer": {"$in": list(ids)}, "kind": "voice"}
         fields = {"channel": 1, "ts": 1, "media": 1, "transcript": 1}
-        return [d async for d in self.db["messages"].find(query, fields).sort("ts", -1).limit(limit)]
+        each = await asyncio.gather(*(
+            newest_first(self.db["messages"], {"customer": i, "kind": "voice"}, field="ts", now=self.clock.now(), limit=limit, projection=fields)
+            for i in sorted(ids)
+        ))
+        return sorted((d for found in each for d in found), key=lambda d: float(d.get("ts") or 0), reverse=True)[:limit]
 
     async def delete_audio(self, customer_id: str, message_id: str) -> bool:
         """Forget a voice note's audio (its platform reference and any cached copy); the

@@ -38,7 +38,7 @@ from pymongo.errors import DuplicateKeyError
 from redis.asyncio import Redis
 
 from bot.messages import OutboundMessage
-from bot.mongo import find_by_ids
+from bot.mongo import find_by_ids, newest_first
 from bot.outbox import Outbox
 from bot.store import MessageStore
 from preferences.clock import Clock, SystemClock, utc
@@ -243,11 +243,7 @@ class NotificationEngine:
         if topic:
             query["topic"] = topic
         fields = {"topic": 1, "importance": 1, "data": 1, "created_at": 1, "action": 1, "status": 1, "channel": 1, "period": 1, "reason": 1}
-        cursor = self.notifications.find(query, fields).sort("created_at", DESCENDING).skip(skip).limit(limit)
-        return [d async for d in cursor]
-
-    async def count_for(self, customer_id: str) -> int:
-        return await self.notifications.count_documents({"customer": customer_id})
+        return await newest_first(self.notifications, query, field="created_at", now=self.clock.now(), skip=skip, limit=limit, projection=fields)
 
     # -- due work: held messages and digests -------------------------------------------------
     async def run_due(self, limit: int = 500) -> int:

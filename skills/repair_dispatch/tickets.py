@@ -6,6 +6,7 @@ changes their status: all through the methods here, none through the collection.
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import time
 from collections.abc import Mapping, Sequence
@@ -14,7 +15,7 @@ from typing import Any, TypedDict, cast
 from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 
-from bot.mongo import update_and_get
+from bot.mongo import newest_first, update_and_get
 
 
 class TimelineEntry(TypedDict, total=False):
@@ -105,13 +106,20 @@ class Tickets:
     async def latest(self, customer: str) -> Ticket | None:
         return cast(Ticket | None, await self._collection.find_one({"customer": customer}, sort=[("created_at", DESCENDING)]))
 
-    async def of_customer(self, identities: Sequence[str], *, skip: int = 0, limit: int = 20) -> list[Ticket]:
-        """A customer's tickets (any of their chat identities), newest first, timelines left out."""
-        cursor = self._collection.find({"customer": {"$in": list(identities)}}, {"timeline": 0, "alternates": 0})
-        return [cast(Ticket, d) async for d in cursor.sort("created_at", DESCENDING).skip(skip).limit(limit)]
+    async def of_customer(self, identities: Sequence[str], *, before: float | None = None, limit: int = 20) -> list[Ticket]:
+        """A customer's tickets (any of their chat identities), newest first, opened before
+        ``before`` when given, timelines left out.
 
-    async def count_of(self, identities: Sequence[str]) -> int:
-        return await self._collection.count_documents({"customer": {"$in": list(identities)}})
+        One equality query per identity, merged: the embedded server's planner scans the
+        whole collection for ``$in`` combined with a range, but uses the index for each."""
+        now = time.time()
+        each = await asyncio.gather(*(
+            newest_first(self._collection, {"customer": identity}, field="created_at", now=now, limit=limit,
+                         projection={"timeline": 0, "alternates": 0}, before=before)
+            for identity in identities
+        ))
+        merged = sorted((d for found in each for d in found), key=lambda d: float(d.get("created_at", 0)), reverse=True)
+        return [cast(Ticket, d) for d in merged[:limit]]
 
     async def of_customer_one(self, identities: Sequence[str], ticket_id: str) -> Ticket | None:
         """One of the customer's tickets; None for an id that is not theirs."""
