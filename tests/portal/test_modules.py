@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import io
+import logging
 import json
 import re
+from typing import Any
 
 import pyzipper
 
@@ -160,3 +162,20 @@ async def test_erasure_request_confirmed_in_the_portal_leaves_an_audit_record(ri
     record = await rig.deps.db["pref_erasures"].find_one({"via": "portal"})
     assert record is not None and record["actor"] == "customer" and record["removed"]["tickets_anonymised"] == 1
     assert (await who.get("/portal/data")).status == 401  # the session ended with the data
+
+
+async def test_junk_in_a_form_gets_a_clear_refusal_in_one_log_line_and_changes_nothing(rig: PortalRig, caplog: Any) -> None:
+    who, customer = await rig.customer("o-junk")
+    before = await rig.deps.prefs.effective_layer(customer)
+    caplog.set_level(logging.INFO, logger="portal.access")
+    caplog.clear()
+    resp = await who.http.post(
+        rig.base + "/portal/notify", data=b"_csrf=" + who.csrf.encode() + b"&language=%ff%fe",
+        headers={"Content-Type": "application/x-www-form-urlencoded", "Referer": rig.base + "/portal/notify"}, allow_redirects=False,
+    )
+    assert resp.status == 303
+    assert "could not be read" in await who.page("/portal/notify")
+    assert await rig.deps.prefs.effective_layer(customer) == before
+    refusals = [r for r in caplog.records if r.name == "portal.access"]
+    assert len(refusals) == 1 and refusals[0].exc_info is None and "\n" not in refusals[0].getMessage()
+    assert "o-junk" not in refusals[0].getMessage()
