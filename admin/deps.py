@@ -13,6 +13,7 @@ from redis.asyncio import Redis
 from admin.keys import ApiKeyStore
 from admin.ratelimit import Limits
 from bot.conversation.handoff import Handoff
+from bot.customer_card import CustomerCard
 from bot.conversation.state import StateStore
 from bot.errors import ConfigError
 from bot.outbox import Outbox
@@ -87,5 +88,7 @@ class ConsoleDeps:
     channel_settings: Mapping[str, tuple[Mapping[str, Any], ...]]
     api_scopes: tuple[str, ...] = ()
     api_keys: ApiKeyStore | None = None
+    # What the other packages know about a customer (tickets, contracts, preferences).
+    customer_card: CustomerCard | None = None
     # Voice-note bytes and their format -> WAV a browser plays; None: served as stored.
     audio_to_browser: AudioConverter | None = None

@@ -105,11 +105,19 @@ class LiveHub:
 
     async def run(self) -> None:
         """Subscribe and relay until cancelled; resubscribes after a Redis outage."""
+        lost = False
         while True:
             pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(self.channel)
                 self.ready.set()
+                if lost:
+                    # Events published while this process was not subscribed are gone:
+                    # every open page re-reads what it shows.
+                    resync = Frame({"type": "resync", "sent_at": time.time()})
+                    for sub in list(self.subscriptions):
+                        self._put(sub, resync)
+                    lost = False
                 async for message in pubsub.listen():
                     if message.get("type") != "message":
                         continue
@@ -123,6 +131,7 @@ class LiveHub:
                 raise
             except Exception as exc:
                 self.ready.clear()
+                lost = True
                 log.warning("console live: subscription lost (%s); resubscribing in 1 s", exc)
                 await asyncio.sleep(1.0)
             finally:

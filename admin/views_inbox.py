@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from datetime import datetime
@@ -20,6 +19,7 @@ from admin.zones import zone
 from admin.state import ConsoleRoute, console, current_user
 from bot.conversation.handoff import WAITING, HandoffError
 from bot.conversation.state import AGENT_PREFIX
+from bot.customer_card import CardSubject
 from bot.messages import MediaRef
 
 log = logging.getLogger(__name__)
@@ -98,11 +98,12 @@ async def conversation(request: web.Request) -> web.StreamResponse:
     agents = [u for u in await c.users.with_roles(STAFF) if u.name != user.name]
     history = await c.deps.store.customer_conversations(state.customer, limit=20)
     window = await _reply_window(request, state)
+    card = await c.deps.customer_card(CardSubject(state.customer, state.channel, state.account, state.sender)) if c.deps.customer_card else ()
     waiting_since = await c.deps.redis.zscore(WAITING, state.conversation)
     return await c.pages.render(
         request, "conversation.html", state=state, messages=messages, notes=notes, canned=canned, agents=agents,
         history=[h for h in history if h["_id"] != state.conversation], window=window, now=time.time(),
-        waiting_since=waiting_since,
+        waiting_since=waiting_since, card=card,
     )
 
 

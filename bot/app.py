@@ -1,4 +1,4 @@
-"""The composition root: settings in, a running gateway out. Nothing imports this module.
+"""The composition root: settings in, a running gateway out. Only the command line imports it.
 
 Everything is built here, once, in dependency order, and handed down in constructors:
 stores -> queue and outbox -> channels -> hand-off -> preference store and notification
@@ -55,6 +55,7 @@ from bot.apikeys import SCOPES, ApiKeys
 from bot.config import Settings
 from bot.conversation.api import routes as conversation_routes
 from bot.conversation.events import ConversationEvents
+from bot.customer_card import CustomerCard, join_card
 from bot.conversation.handoff import Handoff
 from bot.conversation.ordering import ConversationGate
 from bot.conversation.state import StateStore
@@ -79,10 +80,12 @@ from channels.base import Channel, ChannelContext
 from channels.dingtalk.client import DingTalkClient
 from channels.dingtalk.todo import DingTalkTodos
 from preferences import services as preferences
+from preferences.customer_card import preference_card
 from preferences.api import routes as preference_routes
 from preferences.clock import SystemClock
 from preferences.rules import CustomerRules
 from skills import services as business
+from skills.customer_card import skill_card
 from skills.api import page_routes as skill_page_routes
 from skills.api import routes as skill_routes
 from skills.connectors.base import ConnectorSettings
@@ -139,7 +142,7 @@ def build_app(
         keys = ApiKeys.from_section(settings.section("api"))
         app.add_subapp("/api", build_api(keys, api_routes, client_max_size=settings.http.max_body_bytes))
         console = ConsoleSettings.from_section(settings.section("console"), public_url=settings.http.public_url)
-        app.add_subapp("/admin", build_console(console, lambda: console_deps(app[RUNTIME], app[KEY_STORE])))
+        app.add_subapp("/admin", build_console(console, lambda: console_deps(app[RUNTIME], app[KEY_STORE], customer_card(app))))
         app.add_subapp("/portal", build_portal(portal_settings(settings), lambda: app[PORTAL_DEPS]))
     if settings.simulator:
         for name, cls in registry.items():
@@ -248,7 +251,11 @@ async def _close(rt: Runtime) -> None:
         await rt.voice.transcriber.close()
 
 
-def console_deps(rt: Runtime, api_keys: ApiKeyStore) -> ConsoleDeps:
+def customer_card(app: web.Application) -> CustomerCard:
+    return join_card([skill_card(app[business.SKILL_SERVICES]), preference_card(app[preferences.SERVICES].prefs)])
+
+
+def console_deps(rt: Runtime, api_keys: ApiKeyStore, card: CustomerCard) -> ConsoleDeps:
     to_wav: Callable[[bytes, str], bytes] | None
     try:
         from speech.browser import to_wav
@@ -257,7 +264,7 @@ def console_deps(rt: Runtime, api_keys: ApiKeyStore) -> ConsoleDeps:
     return ConsoleDeps(
         redis=rt.redis, db=rt.store.db, store=rt.store, states=rt.states, handoff=rt.handoff, outbox=rt.outbox,
         channels=rt.channel, channel_settings=rt.settings.channels, api_scopes=SCOPES,
-        api_keys=api_keys, audio_to_browser=to_wav,
+        api_keys=api_keys, customer_card=card, audio_to_browser=to_wav,
     )
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from pymongo.asynchronous.collection import AsyncCollection
 
+#: A MongoDB document as the driver gives it; one name for every store.
 Document = dict[str, Any]
 
 IN_CHUNK = 20  # values per $in list (see find_by_ids)

@@ -17,8 +17,7 @@ from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 
 from bot.messages import InboundMessage, OutboundMessage
-
-Document = dict[str, Any]
+from bot.mongo import Document
 
 
 class MessageStore:

@@ -34,7 +34,7 @@ from bson.binary import Binary
 from pymongo.asynchronous.database import AsyncDatabase
 from redis.asyncio import Redis
 
-from bot.mongo import newest_first
+from bot.mongo import Document, newest_first
 from bot.signing import shared_key
 from bot.store import channel_identity
 from preferences.clock import Clock, SystemClock
@@ -43,7 +43,6 @@ from preferences.errors import ConfirmationInvalid, LinkInvalid
 from preferences.model import Importance, Topic
 from preferences.store import CHANGED_KEY, PreferenceStore
 
-Document = dict[str, Any]
 
 DEFAULT_MASK_FIELDS = ("phone", "mobile", "tel", "telephone", "id_number", "id_card")
 DEFAULT_TICKET_KEEP = ("status", "product", "model", "category", "created_at", "closed_at")

@@ -8,13 +8,13 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from bot.messages import OutboundMessage
+from bot.mongo import Document
 from bot.outbox import Outbox
 from bot.store import MessageStore
 from preferences.model import Preferences
 from preferences.render import Renderer
 from preferences.store import PreferenceStore
 
-Document = dict[str, Any]
 #: Outbox keys of notifications (``pref:n:<id>:<channel>``) and digests (``pref:d:...``).
 KEY_PREFIX = "pref:"
 _ENQUEUE_CHUNK = 500

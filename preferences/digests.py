@@ -21,12 +21,11 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from bot.messages import OutboundMessage
+from bot.mongo import Document
 from preferences.clock import Clock
 from preferences.delivery import KEY_PREFIX, Delivery
 from preferences.model import Preferences
 from preferences.store import PREF_FIELDS, PreferenceStore
-
-Document = dict[str, Any]
 
 
 class Digests:

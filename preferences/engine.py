@@ -38,7 +38,7 @@ from pymongo.errors import DuplicateKeyError
 from redis.asyncio import Redis
 
 from bot.messages import OutboundMessage
-from bot.mongo import find_by_ids, newest_first
+from bot.mongo import Document, find_by_ids, newest_first
 from bot.outbox import Outbox
 from bot.store import MessageStore
 from preferences.clock import Clock, SystemClock, utc
@@ -53,7 +53,6 @@ from preferences.store import PreferenceStore
 
 log = logging.getLogger(__name__)
 
-Document = dict[str, Any]
 _ENQUEUE_CHUNK = 500
 
 

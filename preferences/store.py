@@ -38,13 +38,12 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 from redis.asyncio import Redis
 
-from bot.mongo import find_by_ids, update_and_get
+from bot.mongo import Document, find_by_ids, update_and_get
 from preferences.clock import Clock, SystemClock
 from preferences.errors import ConcurrentChange, InvalidPreference, UnknownCustomer, UnknownVersion
 from bot.store import channel_identity
 from preferences.model import BUILTIN_BOOK, ChannelBook, JsonDict, Preferences, merge, resolve, validate_layer
 
-Document = dict[str, Any]
 
 DEFAULT_LAYER = "default"
 VIA = ("chat", "console", "api", "system", "portal")

@@ -9,12 +9,12 @@ Every document has a fixed ``_id`` and is upserted: restarting changes nothing.
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from pymongo import UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 
-Document = dict[str, Any]
+from bot.mongo import Document
+
 DAY = 86_400.0
 
 DEMO_IDENTITY = "wechat:demo:oSimulatedCustomer"

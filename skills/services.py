@@ -19,6 +19,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from redis.asyncio import Redis
 
 from bot.config import Settings
+from bot.mongo import Document
 from bot.tasks import Job
 from bot.templates import Templates
 from skills.connectors.registry import Connectors, build_connectors
@@ -29,8 +30,6 @@ from skills.repair_dispatch.assign import RepairDispatch, RepairSettings
 from skills.repair_dispatch.tickets import Tickets
 from skills.renewal.service import Renewals, RenewalSettings
 from skills.review_remediation.service import Reviews, ReviewSettings
-
-Document = dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,7 @@ import asyncio
 import concurrent.futures
 import concurrent.futures.process
 import contextlib
+import functools
 import logging
 import multiprocessing
 import os
@@ -125,21 +126,18 @@ class _SharedEngine:
         return run_job(self.get(), audio, fmt, _limits(self._settings))
 
 
-# One engine per child process, loaded by the first job the process runs.
-_process_engine: Engine | None = None
+@functools.cache
+def _process_engine(settings: SpeechSettings) -> Engine:
+    """The child process's engine, loaded by the first job (or warm-up) it runs."""
+    return load_engine(settings)
 
 
 def _process_job(settings: SpeechSettings, audio: bytes, fmt: str) -> Transcript:
-    global _process_engine
-    if _process_engine is None:
-        _process_engine = load_engine(settings)
-    return run_job(_process_engine, audio, fmt, _limits(settings))
+    return run_job(_process_engine(settings), audio, fmt, _limits(settings))
 
 
 def _process_warm_up(settings: SpeechSettings) -> None:
-    global _process_engine
-    if _process_engine is None:
-        _process_engine = load_engine(settings)
+    _process_engine(settings)
 
 
 def _child_init(nice: int, idle_class: bool = False) -> None:

@@ -37,6 +37,8 @@
       lost = false;
     };
     source.onerror = () => { lost = true; liveStatus(false); };
+    // The server lost its own subscription for a while: catch up the same way.
+    if (onResume) source.addEventListener("resync", () => onResume());
     for (const [name, fn] of Object.entries(handlers)) {
       source.addEventListener(name, (e) => fn(JSON.parse(e.data)));
     }

@@ -38,7 +38,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 from redis.asyncio import Redis
 
-from bot.mongo import IN_CHUNK, find_by_ids
+from bot.mongo import IN_CHUNK, Document, find_by_ids
 from preferences.clock import Clock, SystemClock
 from preferences.model import Importance, Notification, Topic
 from skills.connectors.base import ConnectorError
@@ -49,7 +49,6 @@ from skills.renewal.rules import matching_actions, validate_rule
 
 log = logging.getLogger(__name__)
 
-Document = dict[str, Any]
 DAY = 86_400.0
 _LOCK = "kefu:renewal:scan-lock"
 

@@ -33,6 +33,7 @@ from urllib.parse import urlencode
 
 from redis.asyncio import Redis
 
+from bot.mongo import Document
 from preferences.model import Importance, Notification, Topic
 from skills.connectors.base import ConnectorError
 from skills.connectors.erp import ErpConnector
@@ -46,7 +47,6 @@ from skills.repair_dispatch.matching import Match, MatchSettings, rank
 
 log = logging.getLogger(__name__)
 
-Document = dict[str, Any]
 STEPS = ("stock", "incident", "todo")  # the outside steps, in the order they are retried
 STATUSES = ("new", "assigned", "on_the_way", "done")
 _LEASE_PREFIX = "kefu:repair:lease:"
@@ -80,6 +80,25 @@ class RepairSettings:
             timezone=str(section.get("timezone", "Asia/Shanghai")),
             verify_secret=str(section.get("verify_secret", "")),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class Known:
+    """What the CRM knows of a chat customer before a dispatch: nothing, or the customer
+    with the device they reported (if registered) and its contract."""
+
+    customer: Document
+    device: Document | None = None
+    contract: Document | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One outside step of a dispatch: fields for the ticket, its timeline entry, success."""
+
+    fields: Document
+    entry: Document
+    ok: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,14 +152,14 @@ class RepairDispatch:
         await self.catalog.ensure_indexes()
 
     # -- what we know before dispatching -------------------------------------------------
-    async def known(self, identity: str, model: str | None) -> Document:
-        """CRM customer, device, contract of a chat identity (empty when unknown)."""
+    async def known(self, identity: str, model: str | None) -> Known | None:
+        """CRM customer, device, contract of a chat identity (``None`` when unknown)."""
         customer = await self.catalog.customer_of(identity)
         if customer is None:
-            return {}
+            return None
         device = await self.catalog.device(str(customer["_id"]), model)
         contract = await self.catalog.contract(str(device.get("contract_id", ""))) if device else None
-        return {"customer": customer, "device": device, "contract": contract}
+        return Known(customer, device, contract)
 
     def _warranty(self, contract: Mapping[str, Any] | None) -> Document:
         if not contract:
@@ -157,7 +176,7 @@ class RepairDispatch:
             assert stored is not None
             return DispatchOutcome(stored, None, tuple(stored["dispatch"].get("pending", ())), stored.get("qr_path", ""))
         known = await self.known(str(ticket["customer"]), str(ticket.get("device_model") or ""))
-        customer, device, contract = known.get("customer"), known.get("device"), known.get("contract")
+        customer, device, contract = (known.customer, known.device, known.contract) if known else (None, None, None)
         category = fault_category(str(ticket.get("fault", "")))
         warranty = self._warranty(contract)
         fields: Document = {
@@ -172,10 +191,10 @@ class RepairDispatch:
         stock_task = asyncio.create_task(self._stock(category, str(ticket.get("device_model") or ""), fields["region"]))
         candidates = await self.catalog.engineers_for(category, self.settings.match.min_nps)
         ranked = rank(candidates, category, location, self.settings.match)
-        parts, stock_entry, stock_ok = await stock_task
-        timeline.append(stock_entry)
-        fields["parts"] = parts
-        pending = [] if stock_ok else ["stock"]
+        stock = await stock_task
+        timeline.append(stock.entry)
+        fields.update(stock.fields)
+        pending = [] if stock.ok else ["stock"]
         match = ranked[0] if ranked else None
         if match is None:
             timeline.append(_entry("match", {"category": category, "candidates": len(candidates)}, ok=False))
@@ -190,14 +209,12 @@ class RepairDispatch:
             fields["eta_min"] = match.eta_min
             timeline.append(_entry("match", {"engineer": best["id"], "alternates": [a["id"] for a in fields["alternates"]], "eta_min": match.eta_min}))
             merged = {**dict(ticket), **fields}
-            (inc_fields, inc_entry, inc_ok), (todo_fields, todo_entry, todo_ok) = await asyncio.gather(
-                self._incident(merged), self._todo(merged)
-            )
-            fields.update(inc_fields)
-            fields.update(todo_fields)
-            timeline += [inc_entry, todo_entry]
-            pending_all = pending + [s for s, ok in (("incident", inc_ok), ("todo", todo_ok)) if not ok]
-            if todo_ok:
+            incident, todo = await asyncio.gather(self._incident(merged), self._todo(merged))
+            fields.update(incident.fields)
+            fields.update(todo.fields)
+            timeline += [incident.entry, todo.entry]
+            pending_all = pending + [s for s, step in (("incident", incident), ("todo", todo)) if not step.ok]
+            if todo.ok:
                 fields["status"] = "assigned"
                 timeline.append(_entry("status", {"status": "assigned", "told": "chat"}))
         if pending_all:
@@ -220,25 +237,25 @@ class RepairDispatch:
         delay = min(self.settings.retry_max_s, self.settings.retry_base_s * 2**attempts)
         return {"state": "retrying", "pending": list(pending), "attempts": attempts, "next_at": self.clock() + delay}
 
-    async def _stock(self, category: str, model: str, region: str) -> tuple[list[Document], Document, bool]:
+    async def _stock(self, category: str, model: str, region: str) -> Step:
         likely = await self.catalog.likely_parts(category, model)
         erp = self.connectors.get("erp", ErpConnector)
         parts = [{"part_no": p["_id"], "name": p.get("name", ""), "qty": None} for p in likely]
         if erp is None:
-            return parts, _entry("stock", {"skipped": "no erp connector"}), True
+            return Step({"parts": parts}, _entry("stock", {"skipped": "no erp connector"}), True)
         try:
             stock = await erp.stock([p["part_no"] for p in parts], region)
         except ConnectorError as exc:
-            return parts, _entry("stock", {"error": str(exc)}, ok=False), False
+            return Step({"parts": parts}, _entry("stock", {"error": str(exc)}, ok=False), False)
         for p in parts:
             s = stock.get(p["part_no"])
             p["qty"], p["warehouse"] = (s.qty, s.warehouse) if s else (0, "")
-        return parts, _entry("stock", {p["part_no"]: p["qty"] for p in parts}), True
+        return Step({"parts": parts}, _entry("stock", {p["part_no"]: p["qty"] for p in parts}), True)
 
-    async def _incident(self, t: Mapping[str, Any]) -> tuple[Document, Document, bool]:
+    async def _incident(self, t: Mapping[str, Any]) -> Step:
         sn = self.connectors.get("servicenow", ServiceNowConnector)
         if sn is None:
-            return {}, _entry("incident", {"skipped": "no servicenow connector"}), True
+            return Step({}, _entry("incident", {"skipped": "no servicenow connector"}), True)
         eng = t.get("engineer") or {}
         try:
             inc = await sn.create_incident(
@@ -252,15 +269,15 @@ class RepairDispatch:
                 }
             )
         except ConnectorError as exc:
-            return {}, _entry("incident", {"error": str(exc)}, ok=False), False
-        return {"incident": {"sys_id": inc.sys_id, "number": inc.number}}, _entry("incident", {"number": inc.number}), True
+            return Step({}, _entry("incident", {"error": str(exc)}, ok=False), False)
+        return Step({"incident": {"sys_id": inc.sys_id, "number": inc.number}}, _entry("incident", {"number": inc.number}), True)
 
-    async def _todo(self, t: Mapping[str, Any]) -> tuple[Document, Document, bool]:
+    async def _todo(self, t: Mapping[str, Any]) -> Step:
         found = self.connectors.items.get("dingtalk_todo")
         todo = found if isinstance(found, TodoConnector) else None
         eng = t.get("engineer") or {}
         if todo is None:
-            return {}, _entry("todo", {"skipped": "no to-do connector"}), True
+            return Step({}, _entry("todo", {"skipped": "no to-do connector"}), True)
         try:
             task_id = await todo.create_task(
                 executors=[str(eng.get("union_id", ""))],
@@ -270,8 +287,8 @@ class RepairDispatch:
                 due_ts=self.clock() + int(t.get("eta_min") or 60) * 60,
             )
         except ConnectorError as exc:
-            return {}, _entry("todo", {"error": str(exc)}, ok=False), False
-        return {"todo_id": task_id}, _entry("todo", {"task_id": task_id, "engineer": eng.get("id")}), True
+            return Step({}, _entry("todo", {"error": str(exc)}, ok=False), False)
+        return Step({"todo_id": task_id}, _entry("todo", {"task_id": task_id, "engineer": eng.get("id")}), True)
 
     # -- retries -------------------------------------------------------------------------
     async def retry_due(self, limit: int = 50) -> int:
@@ -301,18 +318,15 @@ class RepairDispatch:
         for step in pending:
             merged = {**fresh, **fields}
             if step == "stock":
-                parts, entry, ok = await self._stock(str(fresh.get("category", "general")), str(fresh.get("device_model", "")), str(fresh.get("region", "")))
-                if ok:
-                    fields["parts"] = parts
-            elif step == "incident":
-                f, entry, ok = await self._incident(merged)
-                fields.update(f)
+                done = await self._stock(str(fresh.get("category", "general")), str(fresh.get("device_model", "")), str(fresh.get("region", "")))
+                if done.ok:
+                    fields.update(done.fields)
             else:
-                f, entry, ok = await self._todo(merged)
-                fields.update(f)
-            entry["detail"] = {**entry["detail"], "retry": int(fresh["dispatch"]["attempts"]) + 1}
-            timeline.append(entry)
-            if not ok:
+                done = await (self._incident(merged) if step == "incident" else self._todo(merged))
+                fields.update(done.fields)
+            done.entry["detail"] = {**done.entry["detail"], "retry": int(fresh["dispatch"]["attempts"]) + 1}
+            timeline.append(done.entry)
+            if not done.ok:
                 still.append(step)
         newly_assigned = "todo" in pending and "todo" not in still and fresh.get("status") == "new"
         if newly_assigned:
@@ -402,7 +416,8 @@ def qr_png(data: str) -> bytes:
 
 def _write_qr(data: str, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
+    # Its own temporary name: a message handled twice at once renders the same QR twice.
+    tmp = path.with_suffix(f".{secrets.token_hex(4)}.tmp")
     tmp.write_bytes(qr_png(data))
     tmp.replace(path)
 

@@ -21,12 +21,11 @@ slow on unindexed queries and ``$in``):
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 
-Document = dict[str, Any]
+from bot.mongo import Document
 
 # Fault text -> category; first match wins. Categories name the engineers' experience.
 _CATEGORIES: tuple[tuple[str, re.Pattern[str]], ...] = (

@@ -46,9 +46,9 @@ class RepairReportForm(FormSkill):
         if self.dispatch is None or turn.state is None:
             return
         known = await self.dispatch.known(turn.state.customer, form.slots.get("device_model"))
-        if not known:
+        if known is None:
             return
-        customer, device, contract = known["customer"], known.get("device"), known.get("contract")
+        customer, device, contract = known.customer, known.device, known.contract
         if device is not None and not form.slots.get("device_model"):
             form.slots["device_model"] = str(device.get("model", ""))
         if customer.get("address") and not form.slots.get("address"):

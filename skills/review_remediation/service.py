@@ -32,7 +32,7 @@ from pymongo.errors import DuplicateKeyError
 from redis.asyncio import Redis
 
 from bot.language import detect
-from bot.mongo import update_and_get
+from bot.mongo import Document, update_and_get
 from bot.templates import Templates
 from preferences.clock import Clock, SystemClock
 from preferences.model import Importance, Notification, Topic
@@ -45,7 +45,6 @@ from skills.review_remediation.detect import Complaint, extract, is_logistics
 
 log = logging.getLogger(__name__)
 
-Document = dict[str, Any]
 DAY = 86_400.0
 RESOLVE_WITHIN_S = 48 * 3600.0
 MARKETPLACES = ("amazon", "shopee", "temu")

@@ -87,3 +87,22 @@ async def test_api_key_made_in_the_console_opens_its_scope_until_revoked(rig: Co
             assert r.status == 401
     actions = [e.action for e in await rig.console.audit.recent()]
     assert actions[:2] == ["apikey.revoke", "apikey.create"]
+
+
+async def test_customer_card_shows_ticket_and_preferences(rig: ConsoleRig) -> None:
+    from preferences import services as preferences
+    from skills import services as business
+
+    app = rig.harness.client.app
+    await app[preferences.SERVICES].prefs.create(
+        "cust-li", settings={"channels": ["wechat", "email"], "language": "zh",
+                             "addresses": {"wechat": {"account": "demo", "openid": "oInbox"}, "email": {"address": "li@example.cn"}}},
+    )
+    await app[business.SKILL_SERVICES].tickets.open(
+        customer=CID, conversation=CID, source_message="m1", fields={"device_model": "XK-8800", "fault": "不制冷", "address": "南京"},
+    )
+    alice = await rig.person("alice")
+    await ask_for_a_person(rig)
+    page = await (await alice.get(f"/admin/conversations/{CID}")).text()
+    assert "维修工单" in page and "XK-8800" in page and " · new" in page
+    assert "联系偏好" in page and "wechat→ email" in page

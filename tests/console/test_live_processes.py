@@ -42,3 +42,16 @@ async def test_a_second_web_process_sees_what_the_first_one_did(
         assert claimed["owner"] == "agent:bob"  # A's page hears about B's claim
         inbox_a.close()
         inbox_b.close()
+
+
+async def test_pages_are_told_to_resync_after_the_subscription_was_lost(rig: ConsoleRig, redis: Any) -> None:
+    alice = await rig.person("alice")
+    await rig.console.hub.ready.wait()
+    inbox = await EventReader.open(alice.http, rig.base + "/admin/events")
+    await redis.client_kill_filter(_type="pubsub")  # Redis drops every subscriber connection
+    event = await inbox.next(timeout_s=10)
+    assert event["type"] == "resync"
+    await rig.console.hub.ready.wait()
+    await ask_for_a_person(rig)  # and live events flow again
+    assert (await inbox.next(where=lambda e: e["owner"] == "queue"))["conversation"] == CID
+    inbox.close()
