@@ -21,10 +21,10 @@ from admin.sessions import COOKIE, SESSION, Session, set_cookie
 from admin.state import Handler, console
 from admin.users import USER
 from bot.conversation.handoff import HandoffError
+from webui.access import SAFE_METHODS, csrf_matches, declared_route
 
 log = logging.getLogger(__name__)
 
-SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def wants_page(request: web.Request) -> bool:
@@ -77,14 +77,7 @@ async def session_middleware(request: web.Request, handler: Handler) -> web.Stre
 @web.middleware
 async def access_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     c = console(request)
-    name = request.match_info.route.name
-    route = next((r for r in c.routes if r.name == name), None)
-    if route is None:
-        # A 404 or 405 from the router, or a route someone added without an entry.
-        if request.match_info.http_exception is not None:
-            raise request.match_info.http_exception
-        log.error("console: route %s %s has no access entry; refused", request.method, request.path)
-        raise web.HTTPForbidden(text="no access rule for this route")
+    route = declared_route(request, c.routes, "console")
     if route.roles is not None:
         user = request.get(USER)
         if user is None:
@@ -110,10 +103,4 @@ async def access_middleware(request: web.Request, handler: Handler) -> web.Strea
 
 async def _csrf_ok(request: web.Request) -> bool:
     session = request.get(SESSION)
-    if session is None:
-        return False
-    presented = request.headers.get("X-CSRF-Token", "")
-    if not presented and request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
-        presented = (await fields(request)).get("_csrf", "")
-    return bool(session.csrf_ok(presented))
-
+    return session is not None and await csrf_matches(request, session.csrf, fields)

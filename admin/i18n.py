@@ -9,8 +9,10 @@ from __future__ import annotations
 from typing import Any
 
 from admin.i18n_marketing import MARKETING_TEXT
+from webui.words import LANGUAGES, lookup
 
-LANGUAGES = ("zh", "en")
+__all__ = ["LANGUAGES", "TEXT", "text"]
+
 
 TEXT: dict[str, tuple[str, str]] = {
     **MARKETING_TEXT,
@@ -148,8 +150,4 @@ TEXT: dict[str, tuple[str, str]] = {
 
 
 def text(key: str, language: str, **values: Any) -> str:
-    pair = TEXT.get(key)
-    if pair is None:
-        return key
-    template = pair[0] if language == "zh" else pair[1]
-    return template.format(**values) if values else template
+    return lookup(TEXT, key, language, **values)

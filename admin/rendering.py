@@ -7,13 +7,9 @@ the user's own language (:mod:`admin.i18n`).
 
 from __future__ import annotations
 
-import hashlib
 import json
-import mimetypes
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime
-from importlib import resources
-from pathlib import Path
 from typing import Any
 
 import jinja2
@@ -24,6 +20,7 @@ from admin.i18n import text as i18n_text
 from admin.sessions import SESSION, SessionStore
 from admin.users import USER
 from admin.zones import zone
+from webui.assets import Asset, read_assets, read_tree, serve
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -31,26 +28,10 @@ CSP = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Asset:
-    body: bytes
-    content_type: str
-    etag: str
-
-
-def _read(folder: str, pattern: str) -> dict[str, bytes]:
-    root = Path(str(resources.files("admin") / folder))
-    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob(pattern)) if p.is_file()}
-
-
 def load_pages(sessions: SessionStore, *, language: str, time_zone: str) -> Pages:
     """Read templates and assets (blocking: call it in a thread)."""
-    templates = {name: body.decode("utf-8") for name, body in _read("templates", "*.html").items()}
-    assets = {}
-    for name, body in _read("static", "*").items():
-        content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
-        assets[name] = Asset(body, content_type, hashlib.sha256(body).hexdigest()[:16])
-    return Pages(templates, assets, sessions, language=language, time_zone=time_zone)
+    templates = {name: body.decode("utf-8") for name, body in read_tree("admin", "templates", "*.html").items()}
+    return Pages(templates, read_assets("admin"), sessions, language=language, time_zone=time_zone)
 
 
 class Pages:
@@ -135,12 +116,4 @@ class Pages:
         return web.Response(text=html, status=status, content_type="text/html", headers={"Content-Security-Policy": CSP})
 
     def static(self, request: web.Request) -> web.Response:
-        asset = self.assets.get(request.match_info["name"])
-        if asset is None:
-            raise web.HTTPNotFound()
-        if request.headers.get("If-None-Match") == asset.etag:
-            return web.Response(status=304)
-        return web.Response(
-            body=asset.body, content_type=asset.content_type,
-            headers={"ETag": asset.etag, "Cache-Control": "public, max-age=86400", "X-Content-Type-Options": "nosniff"},
-        )
+        return serve(request, self.assets)

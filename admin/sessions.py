@@ -44,14 +44,16 @@ SESSION = web.RequestKey("console_session", Session)
 
 
 class SessionStore:
-    def __init__(self, redis: Redis, *, ttl_s: int, anonymous_ttl_s: int = 3600) -> None:
+    def __init__(self, redis: Redis, *, ttl_s: int, anonymous_ttl_s: int = 3600, prefix: str = PREFIX, user_prefix: str = USER_SESSIONS) -> None:
+        """``prefix`` and ``user_prefix`` keep another web app's sessions (the portal's) apart."""
         self.redis = redis
         self.ttl_s = ttl_s
         self.anonymous_ttl_s = anonymous_ttl_s
+        self.prefix = prefix
+        self.user_prefix = user_prefix
 
-    @staticmethod
-    def _key(sid: str) -> str:
-        return PREFIX + hashlib.sha256(sid.encode()).hexdigest()
+    def _key(self, sid: str) -> str:
+        return self.prefix + hashlib.sha256(sid.encode()).hexdigest()
 
     async def load(self, sid: str) -> Session | None:
         if not sid or len(sid) > 128:
@@ -67,20 +69,20 @@ class SessionStore:
         await self.save(session)
         if user:
             pipe = self.redis.pipeline(transaction=False)
-            pipe.sadd(USER_SESSIONS + user, self._key(session.sid))
-            pipe.expire(USER_SESSIONS + user, self.ttl_s)
+            pipe.sadd(self.user_prefix + user, self._key(session.sid))
+            pipe.expire(self.user_prefix + user, self.ttl_s)
             await pipe.execute()
         return session
 
     async def end_all(self, user: str, *, keep: Session | None = None) -> None:
         """Sign ``user`` out everywhere (a new password, an admin's reset), except ``keep``."""
-        members: Any = await self.redis.smembers(USER_SESSIONS + user)
+        members: Any = await self.redis.smembers(self.user_prefix + user)
         kept = self._key(keep.sid).encode() if keep is not None else b""
         doomed = [m for m in members if m != kept]
         if doomed:
             pipe = self.redis.pipeline(transaction=False)
             pipe.delete(*doomed)
-            pipe.srem(USER_SESSIONS + user, *doomed)
+            pipe.srem(self.user_prefix + user, *doomed)
             await pipe.execute()
 
     async def save(self, session: Session) -> None:

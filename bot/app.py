@@ -22,9 +22,10 @@ How a package plugs in:
   it in :func:`_start` in dependency order and stores the result under that key, where
   handlers read it with ``request.config_dict[KEY]``. Periodic work is returned as
   :class:`~bot.tasks.Job` values from a ``jobs(...)`` function.
-* A web UI (the admin console): ``admin.build_console(...) -> web.Application`` mounted
-  with ``app.add_subapp("/admin", ...)`` where :func:`build_app` marks it; its JSON
-  endpoints go on ``/api`` like any other package's.
+* A web UI (the admin console, the customer portal): ``admin.build_console(...)`` and
+  ``portal.build_portal(...)`` return a ``web.Application`` mounted with
+  ``app.add_subapp("/admin" | "/portal", ...)`` in :func:`build_app`; its JSON endpoints
+  go on ``/api`` like any other package's.
 
 A package never imports this module.
 """
@@ -47,6 +48,9 @@ from redis.asyncio import Redis
 
 from admin import ConsoleDeps, ConsoleSettings, build_console
 from admin.keys import ApiKeyStore
+from portal import PortalDeps, PortalSettings, build_portal
+from portal.links import Grant, SignInLinks
+from portal.wechat_oauth import WeChatOAuth
 from bot.api import ISSUED_KEYS, build_api
 from bot.apikeys import SCOPES, ApiKeys
 from bot.config import Settings
@@ -87,6 +91,7 @@ from preferences import services as preferences
 from preferences.customer_card import preference_card
 from preferences.api import routes as preference_routes
 from preferences.clock import SystemClock
+from preferences.rules import CustomerRules
 from skills import services as business
 from skills.customer_card import skill_card
 from skills.api import page_routes as skill_page_routes
@@ -103,6 +108,7 @@ Role = Literal["all", "web", "worker"]
 SkillFactory = Callable[[SkillContext], list[list[Skill]]]
 # API keys issued in the console: checked by /api, managed by the console's admins.
 KEY_STORE = web.AppKey("api_key_store", ApiKeyStore)
+PORTAL_DEPS = web.AppKey("portal_deps", PortalDeps)
 
 
 def build_app(
@@ -150,6 +156,7 @@ def build_app(
         app.add_subapp("/admin", build_console(console, lambda: console_deps(
             app[RUNTIME], app[KEY_STORE], customer_card(app), app[preferences.SERVICES], app[business.SKILL_SERVICES]
         )))
+        app.add_subapp("/portal", build_portal(portal_settings(settings), lambda: app[PORTAL_DEPS]))
     probes.setup(app)  # every role: a worker serves them when started with --port
     if settings.simulator:
         for name, cls in registry.items():
@@ -207,16 +214,32 @@ async def _start(
         if nlu is not None and nlu_settings is not None
         else None
     )
+    customer_rules = CustomerRules(db)
     services = business.build_services(
         settings, db, redis, http, settings.http.public_url,
-        templates=templates, notifier=Notifier(prefs.engine), tickets=tickets, nlu=nlu, todo_api=dingtalk_todos(http, tokens),
+        templates=templates, notifier=Notifier(prefs.engine, customer_rules), tickets=tickets, nlu=nlu,
+        todo_api=dingtalk_todos(http, tokens),
     )
     await business.start_services(services)
     kb = await _knowledge(settings, db, redis, CrmCustomerFacts(services.catalog, prefs.prefs), enabled=nlu is not None)
+    portal_cfg = portal_settings(settings)
+    links = SignInLinks(
+        redis, public_url=settings.http.public_url, ttl_s=portal_cfg.link_ttl_s,
+        secret=portal_cfg.link_secret.encode() if portal_cfg.link_secret else None,
+    )
+    app[PORTAL_DEPS] = PortalDeps(
+        redis=redis, db=db, prefs=prefs.prefs, engine=prefs.engine, rights=prefs.rights, rules=customer_rules,
+        tickets=services.tickets, renewals=services.renewals, repair=services.repair, links=links,
+        wechat_oauth=wechat_web_auth(settings, portal_cfg, http),
+    )
+
+    async def account_link(customer: str) -> str:
+        return await links.issue(Grant(customer))
+
     skill_ctx = SkillContext(
         templates=templates, handoff=handoff, redis=redis, services=services, preferences=prefs,
         nlu_enabled=nlu is not None, fallback_limit=int(settings.section("conversation").get("fallback_limit", 2)),
-        knowledge=kb,
+        knowledge=kb, account_link=account_link, account_link_minutes=max(1, portal_cfg.link_ttl_s // 60),
     )
     rt = Runtime(
         settings=settings, redis=redis, store=store, queue=queue, outbox=outbox,
@@ -290,6 +313,26 @@ def console_deps(
         channels=rt.channel, channel_settings=rt.settings.channels, api_scopes=SCOPES,
         api_keys=api_keys, customer_card=card, audio_to_browser=to_wav, preferences=prefs, skills=skills,
     )
+
+
+def portal_settings(settings: Settings) -> PortalSettings:
+    return PortalSettings.from_section(settings.section("portal"))
+
+
+def wechat_web_auth(settings: Settings, portal: PortalSettings, http: aiohttp.ClientSession) -> dict[str, WeChatOAuth]:
+    """Web authorisation for the WeChat accounts the portal section names, from their channel settings."""
+    accounts = {str(a.get("account", "")): a for a in settings.channels.get("wechat", ())}
+    out: dict[str, WeChatOAuth] = {}
+    for name in portal.wechat_web_auth:
+        section = accounts.get(name)
+        if section is None:
+            raise ConfigError(f"portal.wechat_web_auth: no WeChat account {name!r} under channels.wechat")
+        out[name] = WeChatOAuth(
+            http, name, str(section["app_id"]), str(section["app_secret"]),
+            api_base_url=str(section.get("api_base_url") or "https://api.weixin.qq.com"),
+            authorize_base_url=portal.wechat_authorize_url,
+        )
+    return out
 
 
 def dingtalk_todos(http: aiohttp.ClientSession, tokens: TokenCache) -> TodoApiFactory:

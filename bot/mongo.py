@@ -61,3 +61,38 @@ async def find_by_ids(
 
     found = await asyncio.gather(*(read(keys[i : i + IN_CHUNK]) for i in range(0, len(keys), IN_CHUNK)))
     return {d["_id"]: d for docs in found for d in docs}
+
+
+#: Look-back windows (seconds) for :func:`newest_first`; None: everything.
+WINDOWS: tuple[float | None, ...] = (3_600.0, 86_400.0, 7 * 86_400.0, 30 * 86_400.0, 365 * 86_400.0, None)
+
+
+async def newest_first(
+    coll: AsyncCollection[Document], query: Mapping[str, Any], *, field: str, now: float, skip: int = 0, limit: int,
+    projection: Mapping[str, Any] | None = None, before: float | None = None,
+) -> list[Document]:
+    """``find(query).sort(field, -1).skip(skip).limit(limit)``, read through growing time
+    windows on ``field`` (an hour, a day, a week, ...), stopping at the first window that
+    holds enough documents. ``before`` continues a listing below the last value seen
+    (keyset paging: a deep page costs what the first does, where ``skip`` reads every
+    document it skips).
+
+    The embedded server fetches every index match before it sorts and limits (measured:
+    the newest 20 of one customer's 10,000 notifications took 780 ms with the
+    ``(customer, created_at)`` index, 9 ms bounded to the last hour); a range on the
+    indexed time field bounds that work by recency. On MongoDB the windows only add a
+    round trip when the recent ones are short.
+    """
+    wanted = skip + limit
+    top = now if before is None else before
+    found: list[Document] = []
+    for window in WINDOWS:
+        bound: dict[str, float] = {} if before is None else {"$lt": before}
+        if window is not None:
+            bound["$gte"] = top - window
+        bounded = {**query, field: bound} if bound else dict(query)
+        cursor = coll.find(bounded, projection).sort(field, -1).limit(wanted)
+        found = [d async for d in cursor]
+        if len(found) >= wanted:
+            break
+    return found[skip:skip + limit]

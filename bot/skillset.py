@@ -24,6 +24,7 @@ import knowledge
 import skills
 from knowledge.service import Knowledge
 from skills import renewal, repair_dispatch, review_remediation
+from skills.account import AccountLinkSkill, LinkMaker
 from skills.greeting import EchoSkill, ReceivedMediaSkill, WelcomeSkill
 from skills.handoff import HumanRequestSkill, WhileWaitingSkill
 from skills.renewal.skill import RenewalSkill
@@ -52,16 +53,23 @@ class SkillContext:
     fallback_limit: int = 2
     # The knowledge base, asked before the out-of-scope redirect and the fallback.
     knowledge: Knowledge | None = None
+    # The customer portal's one-time sign-in links ("我的账户"); None: no portal mounted.
+    account_link: LinkMaker | None = None
+    account_link_minutes: int = 15
 
 
 def default_skills(ctx: SkillContext) -> list[list[Skill]]:
     t = ctx.templates
     waiting = WhileWaitingSkill(t, ctx.handoff)  # first: in the queue only some skills answer
+    # Keyword shortcuts work with NLU down: a person, and the account link.
+    account: list[Skill] = []
+    if ctx.account_link is not None:
+        account.append(AccountLinkSkill(t, ctx.preferences.prefs, ctx.account_link, ttl_minutes=ctx.account_link_minutes))
     if not ctx.nlu_enabled:
         return [
             [waiting],
             [WelcomeSkill(t)],
-            [HumanRequestSkill(t, ctx.handoff)],  # the keyword shortcut still works
+            [HumanRequestSkill(t, ctx.handoff), *account],
             [ReceivedMediaSkill(t), EchoSkill(t)],
         ]
     svc, prefs, kb = ctx.services, ctx.preferences, ctx.knowledge
@@ -81,6 +89,7 @@ def default_skills(ctx: SkillContext) -> list[list[Skill]]:
             WelcomeSkill(t),
             HumanRequestSkill(t, ctx.handoff),
             ProductComplaintSkill(t, svc.cases, ctx.handoff, svc.catalog),
+            *account,
         ],
         [  # an awaited order or contract number goes to the skill that asked for it
             RenewalSkill(t, svc.renewals, ctx.handoff),

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -102,7 +103,19 @@ async def build_voice(settings: Any, store: MessageStore) -> VoiceStep:
     if warm is not None:
         task = asyncio.create_task(warm(), name="speech-warm-up")
         task.add_done_callback(_log_warm_up)
-    return VoiceStep(transcriber, speech_settings, store)
+    return VoiceStep(transcriber, speech_settings, store, model=await asyncio.to_thread(_model_label, speech_settings))
+
+
+def _model_label(settings: Any) -> str:
+    """The model folder and the engine library's version (package metadata: read from disk)."""
+    from importlib import metadata
+
+    package = {"faster": "faster-whisper", "openai": "openai-whisper"}.get(str(settings.engine), str(settings.engine))
+    try:
+        version = metadata.version(package)
+    except metadata.PackageNotFoundError:
+        version = "?"
+    return f"{Path(str(settings.model_path)).name} ({package} {version})"
 
 
 def _log_warm_up(task: asyncio.Task[Any]) -> None:

@@ -38,10 +38,15 @@ class Deferred(Exception):
 
 
 class VoiceStep:
-    def __init__(self, transcriber: Transcriber | None, settings: SpeechSettings | None, store: MessageStore) -> None:
+    def __init__(
+        self, transcriber: Transcriber | None, settings: SpeechSettings | None, store: MessageStore, *, model: str = ""
+    ) -> None:
+        """``model`` names what transcribes, stored with each transcript (the customer's
+        data page shows it), e.g. ``whisper-base (faster-whisper 1.2.1)``."""
         self.transcriber = transcriber
         self.settings = settings
         self.store = store
+        self.model = model
 
     def text_turn(self) -> contextlib.AbstractContextManager[None]:
         """Wrap a text turn: local transcription yields the CPU to it (speech.text_first)."""
@@ -88,6 +93,7 @@ class VoiceStep:
                     "duration_s": result.duration_s,
                     "elapsed_s": result.elapsed_s,
                     "engine": result.engine,
+                    "model": self.model,
                     "source": "whisper",
                     "platform_recognition": recognition,
                 }

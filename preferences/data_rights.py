@@ -27,14 +27,15 @@ import re
 import secrets
 import uuid
 import zipfile
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 from bson.binary import Binary
 from pymongo.asynchronous.database import AsyncDatabase
 from redis.asyncio import Redis
 
-from bot.mongo import Document, update_and_get
+from bot.mongo import Document, newest_first, update_and_get
+from bot.signing import shared_key
 from bot.store import channel_identity
 from preferences.clock import Clock, SystemClock
 from preferences.engine import NotificationEngine
@@ -49,7 +50,7 @@ DEFAULT_TICKET_KEEP = ("status", "product", "model", "category", "created_at", "
 EXPORT_SECTIONS = (
     "profile", "crm_profile", "preferences", "preference_history", "consents", "conversations", "messages", "devices",
     "contracts", "renewal_requests", "renewal_reminders", "tickets", "complaint_cases", "orders", "reviews", "coupons",
-    "notifications",
+    "notifications", "portal_audit", "portal_members", "notification_rules",
 )
 #: A chat request's link waits for its acknowledgement this long at most.
 ACK_WAIT_S = 60.0
@@ -83,32 +84,46 @@ def mask(obj: Any, fields: frozenset[str]) -> Any:
     return obj
 
 
-def build_zip(sections: Mapping[str, list[Document]]) -> bytes:
-    """JSON (``data.json``), one CSV and one Parquet file per section, in one ZIP.
+EXPORT_FORMATS = ("json", "csv", "parquet")
+
+
+def build_zip(sections: Mapping[str, list[Document]], formats: Collection[str] = EXPORT_FORMATS) -> bytes:
+    """JSON (``data.json``), one CSV and one Parquet file per section, in one ZIP;
+    ``formats`` leaves out the others.
 
     CPU and pyarrow work: call it in a thread.
     """
+    return export_files(zipfile.ZipFile, sections, formats)
+
+
+def export_files(open_zip: Callable[..., zipfile.ZipFile], sections: Mapping[str, list[Document]], formats: Collection[str]) -> bytes:
+    """The export written through ``open_zip`` (``zipfile.ZipFile`` or an encrypting one)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-        zf.writestr("data.json", json.dumps(sections, ensure_ascii=False, indent=2, default=str))
+    with open_zip(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        if "json" in formats:
+            zf.writestr("data.json", json.dumps(sections, ensure_ascii=False, indent=2, default=str))
         for name, rows in sections.items():
+            if "csv" not in formats and "parquet" not in formats:
+                break
             flat = [_flatten(r) for r in rows]
             columns = sorted({k for r in flat for k in r})
             text = io.StringIO()
             writer = csv.DictWriter(text, fieldnames=columns)
             writer.writeheader()
             writer.writerows(flat)
-            # UTF-8 with BOM: Excel on Chinese Windows opens it without mojibake.
-            zf.writestr(f"csv/{name}.csv", "\ufeff" + text.getvalue())
-            # Every column as string: sections are heterogeneous documents, and a
-            # customer's copy needs to be readable, not typed for analytics.
-            table = pa.table({c: pa.array([r.get(c) for r in flat], type=pa.string()) for c in columns})
-            out = io.BytesIO()
-            pq.write_table(table, out)
-            zf.writestr(f"parquet/{name}.parquet", out.getvalue())
+            if "csv" in formats:
+                # UTF-8 with BOM: Excel on Chinese Windows opens it without mojibake.
+                zf.writestr(f"csv/{name}.csv", "\ufeff" + text.getvalue())
+            if "parquet" in formats:
+                # Every column as string: sections are heterogeneous documents, and a
+                # customer's copy needs to be readable, not typed for analytics.
+                table = pa.table({c: pa.array([r.get(c) for r in flat], type=pa.string()) for c in columns})
+                out = io.BytesIO()
+                pq.write_table(table, out)
+                zf.writestr(f"parquet/{name}.parquet", out.getvalue())
     return buf.getvalue()
 
 
@@ -222,8 +237,55 @@ class DataRights:
             "reviews": reviews,
             "coupons": [{"for": r["_id"], **r["coupon"]} for r in reviews if r.get("coupon")],
             "notifications": await rows("notifications", {"customer": customer_id}),
+            # What the customer and their colleagues did in the portal, and their own rules.
+            "portal_audit": await rows("portal_audit", {"customer": customer_id}),
+            "portal_members": await rows("portal_members", {"customer": customer_id}),
+            "notification_rules": await rows("pref_rules", {"customer": customer_id}),
         }
         return {k: [mask(_jsonable(r), self.mask_fields) for r in sections[k]] for k in EXPORT_SECTIONS}
+
+    async def counts(self, customer_id: str) -> dict[str, int]:
+        """How many records each section of :meth:`collect` holds, without reading them."""
+        ids, _ = await self.identities(customer_id)
+        idl = list(ids)
+        queries: dict[str, tuple[str, Document]] = {
+            "preference_history": ("pref_history", {"subject": customer_id}),
+            "consents": ("pref_consents", {"customer": customer_id}),
+            "conversations": ("conversations", {"customer": {"$in": idl}}),
+            "messages": ("messages", {"customer": {"$in": idl}}),
+            "voice_notes": ("messages", {"customer": {"$in": idl}, "kind": "voice"}),
+            "tickets": ("tickets", {"customer": {"$in": idl}}),
+            "notifications": ("notifications", {"customer": customer_id}),
+            "portal_audit": ("portal_audit", {"customer": customer_id}),
+            "portal_members": ("portal_members", {"customer": customer_id}),
+            "notification_rules": ("pref_rules", {"customer": customer_id}),
+        }
+        found = await asyncio.gather(*(self.db[coll].count_documents(q) for coll, q in queries.values()))
+        return {"profile": 1, **dict(zip(queries, found))}
+
+    async def voice_notes(self, customer_id: str, limit: int = 50) -> list[Document]:
+        """The customer's voice notes, newest first: where the audio is, what transcribed it."""
+        ids, _ = await self.identities(customer_id)
+        fields = {"channel": 1, "ts": 1, "media": 1, "transcript": 1}
+        each = await asyncio.gather(*(
+            newest_first(self.db["messages"], {"customer": i, "kind": "voice"}, field="ts", now=self.clock.now(), limit=limit, projection=fields)
+            for i in sorted(ids)
+        ))
+        return sorted((d for found in each for d in found), key=lambda d: float(d.get("ts") or 0), reverse=True)[:limit]
+
+    async def delete_audio(self, customer_id: str, message_id: str) -> bool:
+        """Forget a voice note's audio (its platform reference and any cached copy); the
+        transcript stays with the conversation. False when it is not the customer's."""
+        ids, _ = await self.identities(customer_id)
+        res = await self.db["messages"].update_one(
+            {"_id": message_id, "customer": {"$in": list(ids)}, "kind": "voice"},
+            {"$set": {"media.media_id": None, "media.url": None, "media.audio_deleted_at": self.clock.now()}},
+        )
+        if res.matched_count == 0:
+            return False
+        async for key in self.redis.scan_iter(match=f"kefu:*media*{_glob_escape(message_id)}*", count=1000):
+            await self.redis.delete(key)
+        return True
 
     async def export_zip(self, customer_id: str) -> bytes:
         sections = await self.collect(customer_id)
@@ -286,11 +348,9 @@ class DataRights:
         answers 503 on its webhooks) while Redis is down.
         """
         if self._secret is None:
-            await self.redis.set(SECRET_KEY, secrets.token_hex(32), nx=True)
-            raw = await self.redis.get(SECRET_KEY)
-            if raw is None:
+            self._secret = await shared_key(self.redis, SECRET_KEY)
+            if self._secret is None:
                 raise LinkInvalid("no link-signing key available")
-            self._secret = raw if isinstance(raw, bytes) else str(raw).encode()
         return self._secret
 
     async def sign(self, export_id: str, expires: float) -> str:
@@ -372,6 +432,10 @@ class DataRights:
         await delete("notifications", {"customer": customer_id})
         await delete("pref_digests", {"customer": customer_id})
         await delete("pref_exports", {"customer": customer_id})
+        await delete("pref_rules", {"customer": customer_id})
+        await delete("portal_members", {"customer": customer_id})
+        await delete("portal_exports", {"customer": customer_id})
+        await delete("portal_audit", {"customer": customer_id})
         await delete("messages", {"customer": {"$in": idl}})
         await delete("conversations", {"customer": {"$in": idl}})
         await delete("conversations", {"_id": {"$in": idl}})

@@ -39,7 +39,7 @@ from redis.asyncio import Redis
 
 from bot.logs import ref
 from bot.messages import OutboundMessage
-from bot.mongo import Document, find_by_ids
+from bot.mongo import Document, find_by_ids, newest_first
 from bot.outbox import Outbox
 from bot.store import MessageStore
 from preferences.clock import Clock, SystemClock, utc
@@ -235,6 +235,15 @@ class NotificationEngine:
             {"$set": {"status": "enqueued", "channel": channel, "sent_at": self.clock.now()}, "$addToSet": {"tried": channel}},
         )
         return channel
+
+    # -- the customer's own view ------------------------------------------------------------
+    async def recent(self, customer_id: str, *, limit: int = 50, skip: int = 0, topic: str = "") -> list[Document]:
+        """The customer's notifications, newest first (rendered text and routing, no secrets)."""
+        query: Document = {"customer": customer_id}
+        if topic:
+            query["topic"] = topic
+        fields = {"topic": 1, "importance": 1, "data": 1, "created_at": 1, "action": 1, "status": 1, "channel": 1, "period": 1, "reason": 1}
+        return await newest_first(self.notifications, query, field="created_at", now=self.clock.now(), skip=skip, limit=limit, projection=fields)
 
     # -- due work: held messages and digests -------------------------------------------------
     async def run_due(self, limit: int = 500) -> int:

@@ -47,7 +47,7 @@ from preferences.provenance import diff, flatten, is_customers_own, revert_patch
 
 
 DEFAULT_LAYER = "default"
-VIA = ("chat", "console", "api", "system")
+VIA = ("chat", "console", "api", "system", "portal")
 _LAYER_CACHE_S = 5.0  # marketers' layers change rarely; notify() reads them a lot
 # What effective_of() reads of a customer record (the profile can be large).
 PREF_FIELDS = ("settings", "segments", "consents_active")

@@ -2,6 +2,8 @@
 
 Built by the composition root with the engine. Without one (a command-line import that
 runs no gateway) it records nothing and says so, instead of sending around the engine.
+With the customers' own rules (:mod:`preferences.rules`), a notification that matches a
+rule of its customer also goes, as a copy, to the address the rule names.
 """
 
 from __future__ import annotations
@@ -12,13 +14,15 @@ from bot.store import channel_identity
 from preferences.engine import Decision, NotificationEngine
 from preferences.errors import UnknownCustomer
 from preferences.model import Notification, Topic
+from preferences.rules import CustomerRules
 
 log = logging.getLogger(__name__)
 
 
 class Notifier:
-    def __init__(self, engine: NotificationEngine | None) -> None:
+    def __init__(self, engine: NotificationEngine | None, rules: CustomerRules | None = None) -> None:
         self.engine = engine
+        self.rules = rules
 
     async def customer(self, channel: str, account: str, sender: str, language: str = "zh", *, conversation: str = "") -> str:
         """The preference store's id of a chat customer, created on first contact so that
@@ -61,4 +65,12 @@ class Notifier:
         if self.engine is None:
             log.warning("notification %s not sent: no notification engine in this process", ref(notification.key or ""))
             return None
-        return await self.engine.submit(notification)
+        decision = await self.engine.submit(notification)
+        if self.rules is not None and not notification.customer.startswith("contact:"):
+            for rule in await self.rules.matching(notification.customer, notification.topic.value, notification.data):
+                copy_to = await self.contact(rule.email, await self.language(notification.customer))
+                await self.engine.submit(Notification(
+                    copy_to, notification.topic, notification.importance, notification.data,
+                    key=f"rule:{rule.id}:{decision.notification_id}", template=notification.template,
+                ))
+        return decision

@@ -20,7 +20,7 @@ from channels.wechat.fake_api import FakeWeChatAPI
 from tests.harness import Harness, gateway_config
 from tests.services import mongo_server, redis_server
 
-OUR_PACKAGES = ["bot", "channels", "skills", "speech", "preferences", "admin", "knowledge"]
+OUR_PACKAGES = ["bot", "channels", "skills", "speech", "preferences", "admin", "knowledge", "portal", "webui"]
 
 
 @pytest.fixture(autouse=True)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("bot", "channels", "skills", "preferences", "speech", "admin")
+PACKAGES = ("bot", "channels", "skills", "preferences", "speech", "admin", "portal", "webui")
 # The composition root and the command line above it: nothing else may import them.
 ROOT_MODULES = frozenset({"bot.app"})
 ENTRY_POINTS = frozenset({"bot.cli"})
@@ -150,6 +150,12 @@ def broken_rules(found: list[Edge]) -> list[str]:
             out.append(f"{where}: channels know nothing of skills, preferences or the console")
         if src == "speech" and dst != "speech" and e.target not in SPEECH_ALLOWED:
             out.append(f"{where}: speech uses only {', '.join(sorted(SPEECH_ALLOWED))} of ours")
+        if src in ("channels", "skills", "preferences", "admin") and dst == "portal":
+            out.append(f"{where}: the portal is a web app on top; the root hands others what they need of it")
+        if src == "webui" and dst != "webui":
+            out.append(f"{where}: webui is shared by the web apps and depends on none of ours")
+        if src == "portal" and dst == "channels":
+            out.append(f"{where}: the portal knows no channel's internals")
         if src == "admin" and dst == "channels" and e.target not in CHANNEL_PUBLIC:
             out.append(f"{where}: the console uses a channel's public face only ({', '.join(sorted(CHANNEL_PUBLIC))})")
     return out

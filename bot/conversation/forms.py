@@ -21,7 +21,7 @@ from bot.templates import Templates
 _CANCEL = re.compile(r"^\s*(算了|取消|不用了|不要了|不弄了|退出|cancel|never ?mind|forget it|stop|quit)\W*\s*$", re.I)
 
 
-ESCAPES = frozenset({"request_human", "complain_product"})
+ESCAPES = frozenset({"request_human", "complain_product", "my_account"})
 
 
 def is_cancel(text: str) -> bool:

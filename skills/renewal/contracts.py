@@ -3,7 +3,7 @@ term, lookups by chat identity or reference, and whether a contract needs review
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pymongo import ASCENDING, IndexModel
@@ -105,3 +105,12 @@ class ContractBook:
                 if len(out) >= limit:
                     break
         return out
+
+    async def owners_of(self, pref_customer: str, identities: Sequence[str]) -> list[str]:
+        """The CRM customers behind a preference customer (its id or any chat identity)."""
+        query = {"$or": [{"pref_customer": pref_customer}, {"identities": {"$in": list(identities)}}]}
+        return [c["_id"] async for c in self.customers.find(query, {"_id": 1}).limit(20)]
+
+    async def of_owners(self, owners: Sequence[str], limit: int = 200) -> list[Document]:
+        """Their contracts, soonest end first."""
+        return [c async for c in self.contracts.find({"customer": {"$in": list(owners)}}).sort("end", ASCENDING).limit(limit)]

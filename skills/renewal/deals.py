@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pymongo import ASCENDING, IndexModel
@@ -65,3 +65,7 @@ class Deals:
         except ConnectorError as exc:
             log.warning("renewal to-do for %s failed: %s", contract["_id"], exc)
             return None
+
+    async def requests_of(self, owners: Sequence[str], limit: int = 200) -> list[Document]:
+        """The renewal requests of these CRM customers, newest first."""
+        return [o async for o in self.opportunities.find({"customer": {"$in": list(owners)}}).sort("created_at", -1).limit(limit)]

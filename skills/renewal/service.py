@@ -5,7 +5,7 @@ offers their operations in one place."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
@@ -106,6 +106,14 @@ class Renewals:
 
     async def find_by_reference(self, *, contract_no: str = "", phone: str = "") -> str | None:
         return await self.book.find_by_reference(contract_no=contract_no, phone=phone)
+
+    async def portfolio(self, pref_customer: str, identities: Sequence[str]) -> tuple[list[Document], list[Document]]:
+        """The contracts of the CRM customers behind a preference customer (by its id or any
+        of its chat identities), soonest end first, and their renewal requests."""
+        owners = await self.book.owners_of(pref_customer, identities)
+        if not owners:
+            return [], []
+        return await self.book.of_owners(owners), await self.deals.requests_of(owners)
 
     async def needs_review(self, contract: Mapping[str, Any], customer: Mapping[str, Any] | None) -> list[dict[str, Any]]:
         return await self.book.needs_review(contract, customer)

@@ -417,16 +417,23 @@ class RepairDispatch:
         return local_time(ts, self.settings.timezone, "%m-%d %H:%M")
 
 
-def _write_qr(data: str, path: Path) -> None:
+def qr_png(data: str) -> bytes:
+    """A QR code of ``data`` as PNG bytes (CPU work: call it in a thread)."""
+    import io
+
     import qrcode  # type: ignore[import-untyped]
     from qrcode.image.pure import PyPNGImage  # type: ignore[import-untyped]
 
+    out = io.BytesIO()
+    qrcode.make(data, image_factory=PyPNGImage, box_size=6, border=2).save(out)
+    return out.getvalue()
+
+
+def _write_qr(data: str, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    img = qrcode.make(data, image_factory=PyPNGImage, box_size=6, border=2)
     # Its own temporary name: a message handled twice at once renders the same QR twice.
     tmp = path.with_suffix(f".{secrets.token_hex(4)}.tmp")
-    with tmp.open("wb") as fh:
-        img.save(fh)
+    tmp.write_bytes(qr_png(data))
     tmp.replace(path)
 
 

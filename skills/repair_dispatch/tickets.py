@@ -6,6 +6,7 @@ changes their status: all through the methods here, none through the collection.
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import time
 from collections.abc import Mapping, Sequence
@@ -14,7 +15,7 @@ from typing import Any, TypedDict, cast
 from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 
-from bot.mongo import update_and_get
+from bot.mongo import newest_first, update_and_get
 from skills.repair_dispatch.catalog import fault_category
 
 
@@ -63,6 +64,7 @@ class Ticket(TypedDict, total=False):
     attention: dict[str, Any]  # why an agent should look at it
     qr_path: str
     visit: dict[str, Any]  # a booked window: slot (day:part), start, end, day, part, hours
+    rating: dict[str, Any]  # the customer's stars and comment after the visit
 
 
 class Tickets:
@@ -132,6 +134,31 @@ class Tickets:
             engineer = str((t.get("engineer") or {}).get("id", ""))
             counts[engineer] = counts.get(engineer, 0) + 1
         return counts
+
+    async def of_customer(self, identities: Sequence[str], *, before: float | None = None, limit: int = 20) -> list[Ticket]:
+        """A customer's tickets (any of their chat identities), newest first, opened before
+        ``before`` when given, timelines left out.
+
+        One equality query per identity, merged: the embedded server's planner scans the
+        whole collection for ``$in`` combined with a range, but uses the index for each."""
+        now = time.time()
+        each = await asyncio.gather(*(
+            newest_first(self._collection, {"customer": identity}, field="created_at", now=now, limit=limit,
+                         projection={"timeline": 0, "alternates": 0}, before=before)
+            for identity in identities
+        ))
+        merged = sorted((d for found in each for d in found), key=lambda d: float(d.get("created_at", 0)), reverse=True)
+        return [cast(Ticket, d) for d in merged[:limit]]
+
+    async def of_customer_one(self, identities: Sequence[str], ticket_id: str) -> Ticket | None:
+        """One of the customer's tickets; None for an id that is not theirs."""
+        return cast(Ticket | None, await self._collection.find_one({"_id": ticket_id, "customer": {"$in": list(identities)}}))
+
+    async def rate(self, ticket_id: str, stars: int, comment: str, *, by: str, at: float) -> None:
+        """The customer's rating of the visit, on the ticket and its timeline."""
+        rating = {"stars": stars, "comment": comment, "at": at, "by": by}
+        entry = {"at": at, "step": "rated", "by": "customer", "ok": True, "detail": {"stars": stars}}
+        await self._collection.update_one({"_id": ticket_id}, {"$set": {"rating": rating}, "$push": {"timeline": entry}})
 
     async def listing(self, *, attention: bool = False, status: str = "", limit: int = 50) -> list[Ticket]:
         """Newest first; ``attention`` keeps those an agent should look at."""

@@ -1,0 +1,154 @@
+"""Who is behind a portal request, which modules they may open, and CSRF.
+
+Every route is declared once as a :class:`~portal.state.PortalRoute` naming its module;
+the access middleware refuses a route missing from that table (fail closed), shows a
+visitor without a session the "ask for a link in chat" page, answers 403 to a colleague
+outside their modules and refuses a state change whose CSRF token does not match the
+session's. Errors become a page (or the previous page with the reason shown) and one
+log line, never a traceback; customer ids stay out of the log.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+
+from aiohttp import web
+
+from admin.errors import ConsoleError
+from admin.forms import fields
+from admin.sessions import SESSION, Session
+from portal.errors import PortalError
+from portal.i18n import text
+from portal.members import Module, Viewer, owner_viewer
+from portal.rendering import Locale
+from portal.state import VIEWER, Handler, portal
+from preferences.errors import PreferenceError
+from preferences.model import zone
+from webui.access import SAFE_METHODS, csrf_matches, declared_route
+
+log = logging.getLogger(__name__)
+
+COOKIE = "kefu_portal"
+LOCALE = web.RequestKey("portal_locale", Locale)
+
+
+def secure_cookies(request: web.Request) -> bool:
+    configured = portal(request).settings.secure_cookies
+    return request.secure if configured is None else configured
+
+
+def set_cookie(request: web.Request, response: web.StreamResponse, session: Session) -> None:
+    response.set_cookie(
+        COOKIE, session.sid, max_age=portal(request).sessions.ttl_s, path="/portal", httponly=True,
+        samesite="Lax", secure=secure_cookies(request),
+    )
+
+
+def clear_cookie(request: web.Request, response: web.StreamResponse) -> None:
+    response.del_cookie(COOKIE, path="/portal", secure=secure_cookies(request), httponly=True, samesite="Lax")
+
+
+def session_user(v: Viewer) -> str:
+    return f"c:{v.customer}" if v.owner else f"m:{v.customer}:{v.member}"
+
+
+def locale(request: web.Request) -> Locale:
+    if LOCALE in request:
+        return request[LOCALE]
+    return Locale(portal(request).pages.guest_language(request), zone(portal(request).settings.time_zone))
+
+
+def render(request: web.Request, template: str, *, status: int = 200, **context: object) -> web.Response:
+    """A page for the request's viewer, with their CSRF token and one-time message."""
+    session = request.get(SESSION)
+    context.setdefault("csrf", session.csrf if session is not None else "")
+    context.setdefault("viewer", request.get(VIEWER))
+    return portal(request).pages.render(request, template, locale(request), status=status, **context)
+
+
+async def flash(request: web.Request, message: str) -> None:
+    session = request.get(SESSION)
+    if session is not None:
+        await portal(request).sessions.set_flash(session, message)
+
+
+async def take_flash(request: web.Request) -> str:
+    if SESSION not in request or not request[SESSION].flash:
+        return ""
+    session = request[SESSION]
+    request[SESSION] = replace(session, flash="")
+    await portal(request).sessions.save(request[SESSION])
+    return session.flash
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except (PortalError, ConsoleError, PreferenceError) as exc:
+        status = int(getattr(exc, "status", 400))
+        log.info("portal: %s %s refused: %s (%s)", request.method, request.match_info.route.name or "?", exc.code, status)
+        if request.method == "POST" and VIEWER in request:
+            await flash(request, exc.message)
+            raise web.HTTPSeeOther(_back(request)) from None
+        return render(request, "error.html", status=status, message=exc.message)
+
+
+def _back(request: web.Request) -> str:
+    referer = request.headers.get("Referer", "")
+    at = referer.find("/portal/")
+    return referer[at:] if at >= 0 else "/portal/"
+
+
+@web.middleware
+async def session_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    p = portal(request)
+    session = await p.sessions.load(request.cookies.get(COOKIE, ""))
+    if session is not None:
+        request[SESSION] = session
+        who = await _viewer(request, session.user)
+        if who is not None:
+            request[VIEWER] = who
+            prefs = await p.deps.prefs.effective(who.customer)
+            request[LOCALE] = Locale(prefs.language, prefs.tz)
+    return await handler(request)
+
+
+async def _viewer(request: web.Request, user: str) -> Viewer | None:
+    p = portal(request)
+    kind, _, rest = user.partition(":")
+    if kind == "c" and rest and await p.deps.prefs.exists(rest):
+        return owner_viewer(rest)
+    if kind == "m":
+        customer, _, member_id = rest.rpartition(":")
+        member = await p.members.active(customer, member_id)
+        if member is not None:
+            await p.members.seen(member)
+            return member.viewer()
+    return None  # revoked, erased, or signed out elsewhere
+
+
+@web.middleware
+async def access_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    route = declared_route(request, portal(request).routes, "portal")
+    if route.module is not None:
+        who = request.get(VIEWER)
+        if who is None:
+            return render(request, "signin.html", status=401)
+        if isinstance(route.module, Module) and not who.may(route.module):
+            log.info("portal: a colleague was refused %s", route.name)
+            return render(request, "error.html", status=403, message=_forbidden(request))
+        session = request.get(SESSION)
+        if request.method not in SAFE_METHODS and not (session is not None and await csrf_matches(request, session.csrf, fields)):
+            log.warning("portal: %s %s refused: CSRF token missing or wrong", request.method, route.name)
+            return render(request, "error.html", status=403, message=_csrf_refused(request))
+    return await handler(request)
+
+
+def _forbidden(request: web.Request) -> str:
+    return text("forbidden", locale(request).language)
+
+
+def _csrf_refused(request: web.Request) -> str:
+    return text("csrf_refused", locale(request).language)

@@ -1,0 +1,83 @@
+"""What the composition root hands the portal: its settings section and the parts it uses."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pymongo.asynchronous.database import AsyncDatabase
+from redis.asyncio import Redis
+
+from bot.errors import ConfigError
+from portal.links import SignInLinks
+from portal.wechat_oauth import WeChatOAuth
+from preferences.data_rights import DataRights
+from preferences.engine import NotificationEngine
+from preferences.rules import CustomerRules
+from preferences.store import PreferenceStore
+from skills.renewal.service import Renewals
+from skills.repair_dispatch.assign import RepairDispatch
+from skills.repair_dispatch.tickets import Tickets
+
+
+@dataclass(frozen=True, slots=True)
+class PortalSettings:
+    """The ``portal`` section of kefu.yml."""
+
+    session_ttl_s: int = 8 * 3600
+    link_ttl_s: int = 15 * 60  # a sign-in link from chat
+    invite_ttl_s: int = 7 * 86_400  # a colleague's first link
+    export_ttl_s: int = 24 * 3600  # an encrypted export waits this long for its download
+    secure_cookies: bool | None = None  # None: Secure whenever the request came over https
+    language: str = "zh"
+    time_zone: str = "Asia/Shanghai"
+    link_secret: str = ""  # empty: a random key shared through Redis
+    # WeChat service accounts whose in-app browser signs in by web authorisation (snsapi_base).
+    wechat_web_auth: tuple[str, ...] = ()
+    wechat_authorize_url: str = "https://open.weixin.qq.com"
+
+    @classmethod
+    def from_section(cls, section: Mapping[str, Any]) -> PortalSettings:
+        known = set(cls.__dataclass_fields__)
+        unknown = set(section) - known
+        if unknown:
+            raise ConfigError(f"portal: unknown keys {sorted(unknown)} (known: {', '.join(sorted(known))})")
+        try:
+            d = cls()
+            secure = section.get("secure_cookies")
+            language = str(section.get("language", d.language))
+            if language not in ("zh", "en"):
+                raise ValueError("language must be zh or en")
+            return cls(
+                session_ttl_s=int(section.get("session_ttl_s", d.session_ttl_s)),
+                link_ttl_s=int(section.get("link_ttl_s", d.link_ttl_s)),
+                invite_ttl_s=int(section.get("invite_ttl_s", d.invite_ttl_s)),
+                export_ttl_s=int(section.get("export_ttl_s", d.export_ttl_s)),
+                secure_cookies=None if secure is None else bool(secure),
+                language=language,
+                time_zone=str(section.get("time_zone", d.time_zone)),
+                link_secret=str(section.get("link_secret", "")),
+                wechat_web_auth=tuple(str(a) for a in section.get("wechat_web_auth") or ()),
+                wechat_authorize_url=str(section.get("wechat_authorize_url", d.wechat_authorize_url)),
+            )
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"portal: {exc}") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class PortalDeps:
+    """The gateway's parts the portal reads and changes, each through its owner."""
+
+    redis: Redis
+    db: AsyncDatabase[dict[str, Any]]
+    prefs: PreferenceStore
+    engine: NotificationEngine
+    rights: DataRights
+    rules: CustomerRules
+    tickets: Tickets
+    renewals: Renewals
+    repair: RepairDispatch
+    links: SignInLinks
+    # WeChat web authorisation per service account (account name -> client); empty: links only.
+    wechat_oauth: Mapping[str, WeChatOAuth]

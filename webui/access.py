@@ -1,0 +1,45 @@
+"""Fail-closed route declarations and the CSRF token check, for any of our web apps."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Protocol, TypeVar
+
+from aiohttp import web
+
+log = logging.getLogger(__name__)
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+FormReader = Callable[[web.Request], Awaitable[dict[str, str]]]
+
+
+class Declared(Protocol):
+    @property
+    def name(self) -> str: ...
+
+
+R = TypeVar("R", bound=Declared)
+
+
+def declared_route(request: web.Request, routes: Sequence[R], app: str) -> R:
+    """The matched route's declaration; the router's 404/405, or 403 for a route someone
+    added without a declaration (refused rather than served unchecked)."""
+    name = request.match_info.route.name
+    route = next((r for r in routes if r.name == name), None)
+    if route is None:
+        if request.match_info.http_exception is not None:
+            raise request.match_info.http_exception
+        log.error("%s: route %s %s has no access entry; refused", app, request.method, request.path)
+        raise web.HTTPForbidden(text="no access rule for this route")
+    return route
+
+
+async def csrf_matches(request: web.Request, expected: str, read_form: FormReader) -> bool:
+    """Whether the request echoes ``expected`` in the ``X-CSRF-Token`` header or the
+    form's ``_csrf`` field (compared in constant time)."""
+    presented = request.headers.get("X-CSRF-Token", "")
+    if not presented and request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        presented = (await read_form(request)).get("_csrf", "")
+    return bool(presented) and bool(expected) and hmac.compare_digest(presented.encode(), expected.encode())
