@@ -67,7 +67,7 @@ def default_skills(ctx: SkillContext) -> list[list[Skill]]:
     if kb is not None:  # the knowledge base answers first what these two would redirect
         out_of_scope = kb.answering_first(out_of_scope, t, reason="out_of_scope")
         fallback = kb.answering_first(fallback, t, reason="fallback")
-    return [
+    groups: list[list[Skill]] = [
         [RepairReportForm(t, svc.tickets, repair, svc.notifier)],  # an open form takes the answer to its own question first
         preference_skills(prefs.prefs, prefs.rights, ctx.redis, prefs.renderer),
         [*([kb.rejection(t)] if kb else []), WelcomeSkill(t), HumanRequestSkill(t, ctx.handoff), ComplaintSkill(t, ctx.handoff)],
@@ -75,3 +75,6 @@ def default_skills(ctx: SkillContext) -> list[list[Skill]]:
         [SmallTalkSkill(t), out_of_scope],
         [ReceivedMediaSkill(t), fallback],
     ]
+    if kb is None:
+        return groups
+    return [[kb.watched(skill) for skill in group] for group in groups]

@@ -68,7 +68,9 @@ class Handoff:
         self.channels = channels
 
     async def ensure_indexes(self) -> None:
-        await self.events.create_indexes([IndexModel([("conversation", ASCENDING), ("at", ASCENDING)])])
+        await self.events.create_indexes(
+            [IndexModel([("conversation", ASCENDING), ("at", ASCENDING)]), IndexModel([("event", ASCENDING), ("at", ASCENDING)])]
+        )
 
     async def to_queue(self, state: ConversationState, reason: str) -> None:
         """Put a conversation in the human queue (called by skills, inside the turn)."""
@@ -81,6 +83,11 @@ class Handoff:
         await self.redis.zadd(WAITING, {state.conversation: time.time()}, nx=True)
         await self._record(state.conversation, "queued", reason=reason)
         log.info("%s queued for a human (%s)", state.conversation, reason)
+
+    async def queued_between(self, start: float, end: float) -> list[tuple[str, str]]:
+        """(conversation, reason) of every hand-off to the queue in ``[start, end)``."""
+        cursor = self.events.find({"event": "queued", "at": {"$gte": start, "$lt": end}}, {"conversation": 1, "reason": 1})
+        return [(str(d["conversation"]), str(d.get("reason", ""))) async for d in cursor]
 
     async def waiting(self) -> list[dict[str, Any]]:
         """Conversations waiting for an agent, longest-waiting first."""
