@@ -169,7 +169,7 @@ async def _export(settings: Any, known: dict[str, str], out: Path | None) -> Any
         export = render(await labels.intents(), known, written_at=dt.datetime.now(dt.timezone.utc))
         check(export.text)
         if out is not None:
-            out.write_text(export.text, encoding="utf-8")
+            await asyncio.to_thread(out.write_text, export.text, encoding="utf-8")
             await labels.mark_exported(export.labels)
         return export
     finally:
