@@ -274,10 +274,16 @@ def cmd_gate(args: argparse.Namespace) -> int:
     if not new.is_file():
         raise NluError(f"no new examples at {new}: run `kefu kb export-labels` first", code="no_examples")
     work = settings.state_path / "gate" / f"split-{args.seed}"
+    shutil.rmtree(work, ignore_errors=True)
     base = base_data(data, [new], work / "base")
     train_file, test_file = _split(settings, base, work / "split", args.seed, args.training_fraction)
     before = _test_model(settings, service.train(settings, nlu=[train_file]), test_file, work / "before")
-    after = _test_model(settings, service.train(settings, nlu=[train_file, new]), test_file, work / "after")
+    # One folder with both files: `rasa train nlu` takes one --nlu (the last one given).
+    with_new = work / "with-new"
+    with_new.mkdir()
+    shutil.copyfile(train_file, with_new / train_file.name)
+    shutil.copyfile(new, with_new / new.name)
+    after = _test_model(settings, service.train(settings, nlu=[with_new]), test_file, work / "after")
     comparison = compare(before, after, tolerance=args.tolerance)
     print(f"held-out comparison without and with {new} ({before['intent']['support']} sentences, seed {args.seed}):")
     print(comparison.table())
