@@ -26,7 +26,7 @@ from skills import renewal, repair_dispatch, review_remediation
 from skills.greeting import EchoSkill, ReceivedMediaSkill, WelcomeSkill
 from skills.handoff import ComplaintSkill, HumanRequestSkill
 from skills.renewal.skill import RenewalSkill
-from skills.repair_dispatch.intake import RepairReportForm, RepairStatusSkill
+from skills.repair_dispatch.intake import RepairReportForm, RepairStatusSkill, SelfCheckAnswer
 from skills.services import SkillServices
 from skills.smalltalk import FallbackSkill, OutOfScopeSkill, SmallTalkSkill
 
@@ -68,7 +68,10 @@ def default_skills(ctx: SkillContext) -> list[list[Skill]]:
         out_of_scope = kb.answering_first(out_of_scope, t, reason="out_of_scope")
         fallback = kb.answering_first(fallback, t, reason="fallback")
     groups: list[list[Skill]] = [
-        [RepairReportForm(t, svc.tickets, repair, svc.notifier)],  # an open form takes the answer to its own question first
+        [  # an open form (or the self-check it offered) takes the answer to its own question first
+            *([SelfCheckAnswer(t, svc.tickets, repair, svc.notifier)] if repair else []),
+            RepairReportForm(t, svc.tickets, repair, svc.notifier),
+        ],
         preference_skills(prefs.prefs, prefs.rights, ctx.redis, prefs.renderer),
         [*([kb.rejection(t)] if kb else []), WelcomeSkill(t), HumanRequestSkill(t, ctx.handoff), ComplaintSkill(t, ctx.handoff)],
         [RepairStatusSkill(t, svc.tickets), RenewalSkill(t, svc.renewals, ctx.handoff)],

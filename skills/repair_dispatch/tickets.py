@@ -58,6 +58,8 @@ class Ticket(TypedDict, total=False):
     dispatch: dict[str, Any]  # state (done, retrying, failed), pending steps, attempts, next_at
     attention: dict[str, Any]  # why an agent should look at it
     qr_path: str
+    diagnosis: dict[str, Any]  # likely causes and parts from past cases
+    self_check: dict[str, Any]  # {cause, offered}: the customer was asked to check first
 
 
 class Tickets:
