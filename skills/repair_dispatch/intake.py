@@ -73,7 +73,8 @@ class RepairReportForm(FormSkill):
             steps = diagnosis.self_check.get(turn.language) or next(iter(diagnosis.self_check.values()))
             cause = diagnosis.causes[0][0] if diagnosis.causes else ""
             await self.tickets.record(ticket["_id"], {"self_check": {"cause": cause, "offered": True}},
-                                      [{"step": "self_check", "ok": True, "detail": {"cause": cause}}])
+                                      [{"at": turn.message.timestamp, "step": "self_check", "by": "bot", "ok": True,
+                                        "detail": {"cause": cause}}])
             state.active_skill = SELF_CHECK
             return (Reply(text=self.templates.render("repair_self_check", turn.language, ticket=ticket, steps=steps)),)
         return await dispatched(turn, self.templates, self.dispatch, self.notifier, ticket)
