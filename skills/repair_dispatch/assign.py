@@ -368,10 +368,12 @@ class RepairDispatch:
 
     # -- status changes ------------------------------------------------------------------
     async def set_status(
-        self, ticket_id: str, status: str, *, by: str = "engineer", resolution: Resolution | None = None
+        self, ticket_id: str, status: str, *, by: str = "engineer", resolution: Resolution | None = None,
+        tell: bool = True,
     ) -> Ticket | None:
-        """Record a status change (on the way, done, ...) and tell the customer; a ticket
-        closed with a resolution becomes a case of the library."""
+        """Record a status change (on the way, done, ...) and tell the customer (unless
+        ``tell`` is false: the chat turn answers them); a ticket closed with a resolution
+        becomes a case of the library."""
         if status not in STATUSES:
             raise ValueError(f"unknown status {status!r} (known: {', '.join(STATUSES)})")
         ticket = await self.tickets.change_status(ticket_id, status, at=self.clock(), by=by)
@@ -379,7 +381,8 @@ class RepairDispatch:
             await self.cases.learn(ticket, resolution, at=self.clock())
         if ticket is None:
             return await self.tickets.get(ticket_id)
-        await self._notify_status(ticket, status)
+        if tell:
+            await self._notify_status(ticket, status)
         return ticket
 
     async def _notify_status(self, ticket: Mapping[str, Any], status: str) -> None:

@@ -108,7 +108,7 @@ class SelfCheckAnswer(Skill):
         if _FIXED.search(turn.text) and not re.search(r"没|不|not|n't", turn.text, re.I):
             cause = str((ticket.get("self_check") or {}).get("cause") or "self-check")
             await self.dispatch.set_status(
-                str(ticket["_id"]), "done", by="customer", resolution=Resolution(cause, self_fixed=True)
+                str(ticket["_id"]), "done", by="customer", resolution=Resolution(cause, self_fixed=True), tell=False
             )
             return (Reply(text=self.templates.render("repair_self_fixed", turn.language, ticket=ticket)),)
         return await dispatched(turn, self.templates, self.dispatch, self.notifier, ticket)
