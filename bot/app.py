@@ -86,7 +86,8 @@ from channels.dingtalk.client import DingTalkClient
 from channels.dingtalk.todo import DingTalkTodos
 from knowledge.api import routes as knowledge_routes
 from knowledge.customer import CrmCustomerFacts, CustomerFacts
-from knowledge.service import KNOWLEDGE, Knowledge, build_knowledge, load_demo, tuning_from
+from knowledge.containment import CONTAINMENT
+from knowledge.service import KNOWLEDGE, Knowledge, build_knowledge, containment_sources, load_demo, tuning_from
 from preferences import services as preferences
 from preferences.customer_card import preference_card
 from preferences.api import routes as preference_routes
@@ -259,6 +260,7 @@ async def _start(
     app[business.SKILL_SERVICES] = services
     if kb is not None:
         app[KNOWLEDGE] = kb
+        app[CONTAINMENT] = containment_sources(kb, store, handoff)
     tasks.start("health", rt.health.run(tasks.stop))
     tasks.start_jobs(preferences.every_process_jobs(prefs))
     if readiness is not None:  # also in web processes: /readyz reports it
@@ -283,7 +285,9 @@ async def _knowledge(
     section = settings.section("knowledge")
     if not section.get("enabled", enabled):
         return None
-    kb = await build_knowledge(db, redis, customers, tuning=tuning_from(dict(section)))
+    kb = await build_knowledge(
+        db, redis, customers, tuning=tuning_from(dict(section)), low_confidence=float(section.get("low_confidence", 0.6))
+    )
     if settings.simulator:
         await load_demo(kb.store)
     return kb

@@ -28,7 +28,7 @@ from skills.account import AccountLinkSkill, LinkMaker
 from skills.greeting import EchoSkill, ReceivedMediaSkill, WelcomeSkill
 from skills.handoff import HumanRequestSkill, WhileWaitingSkill
 from skills.renewal.skill import RenewalSkill
-from skills.repair_dispatch.intake import RepairReportForm, RepairStatusSkill
+from skills.repair_dispatch.intake import RepairReportForm, RepairStatusSkill, SelfCheckAnswer
 from skills.review_remediation.chat import LogisticsComplaintSkill, ProductComplaintSkill
 from skills.services import SkillServices
 from skills.smalltalk import FallbackSkill, OutOfScopeSkill, SmallTalkSkill
@@ -79,10 +79,12 @@ def default_skills(ctx: SkillContext) -> list[list[Skill]]:
     if kb is not None:  # the knowledge base answers first what these two would redirect
         out_of_scope = kb.answering_first(out_of_scope, t, reason="out_of_scope")
         fallback = kb.answering_first(fallback, t, reason="fallback")
-    return [
+    groups: list[list[Skill]] = [
         [waiting],
-        # An open form takes the answer to its own question first.
-        [RepairReportForm(t, svc.tickets, repair, svc.notifier, catalog=svc.catalog)],
+        [  # an open form (or the self-check it offered) takes the answer to its own question first
+            *([SelfCheckAnswer(t, svc.tickets, repair, svc.notifier)] if repair else []),
+            RepairReportForm(t, svc.tickets, repair, svc.notifier, catalog=svc.catalog),
+        ],
         preference_skills(prefs.prefs, prefs.rights, ctx.redis, prefs.renderer),
         [
             *([kb.rejection(t)] if kb else []),
@@ -99,3 +101,6 @@ def default_skills(ctx: SkillContext) -> list[list[Skill]]:
         [SmallTalkSkill(t), out_of_scope],
         [ReceivedMediaSkill(t), fallback],
     ]
+    if kb is None:
+        return groups
+    return [[kb.watched(skill) for skill in group] for group in groups]

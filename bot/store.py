@@ -85,6 +85,11 @@ class MessageStore:
             upsert=True,
         )
 
+    async def active_conversations(self, start: float, end: float) -> set[str]:
+        """Conversations in which the customer wrote between ``start`` and ``end``."""
+        found = await self.messages.distinct("conversation", {"direction": "in", "ts": {"$gte": start, "$lt": end}})
+        return {str(c) for c in found}
+
     async def update_inbound(self, key: str, fields: Mapping[str, Any]) -> None:
         await self.messages.update_one({"_id": key}, {"$set": dict(fields)})
 

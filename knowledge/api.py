@@ -10,6 +10,15 @@
     POST   /api/kb/search             {q, products?}  knowledge:read  what the bot would answer
     GET    /api/kb/missed?reason=&limit=           knowledge:read   turns kept for the trainer
     GET    /api/kb/missed/groups?reason=&limit=    knowledge:read   the same, similar sentences together
+                                                   (labelled turns left out)
+    POST   /api/kb/labels             {label}      knowledge:write  a trainer labels a group
+    GET    /api/kb/labels?kind=&limit=             knowledge:read
+    GET    /api/kb/containment?days=&tz=           knowledge:read   figures per day
+
+A label is ``{"kind": "intent", "texts": [...], "intent": "report_repair",
+"entities": {"device_model": "XK-8800"}}``, ``{"kind": "entry", "texts": [...],
+"entry": "<id>"}`` (the texts become question forms of that entry; with ``"new_entry":
+{entry}`` the entry is created first) or ``{"kind": "ignore", "texts": [...]}``.
 
 Keys, scopes and the error shape come from the ``/api`` sub-app's middleware
 (:mod:`bot.api`): 400 invalid entry or body, 404 unknown entry, 409 version conflict.
@@ -17,13 +26,16 @@ Keys, scopes and the error shape come from the ``/api`` sub-app's middleware
 
 from __future__ import annotations
 
-from dataclasses import asdict
+import datetime as dt
+from dataclasses import asdict, replace
 from typing import Any
 
 from aiohttp import web
 
 from bot.api import json_body, requires
-from knowledge.entry import entry_from_json
+from knowledge.containment import CONTAINMENT, per_day
+from knowledge.entry import MAX_QUESTIONS, entry_from_json
+from knowledge.labels import KINDS, label_from_json
 from knowledge.errors import InvalidEntry
 from knowledge.service import KNOWLEDGE
 from knowledge.trainer import group_similar
@@ -132,12 +144,63 @@ async def missed(request: web.Request) -> web.StreamResponse:
 async def missed_groups(request: web.Request) -> web.StreamResponse:
     kb = request.config_dict[KNOWLEDGE]
     q = request.query
-    turns = await kb.missed.recent(reason=q.get("reason", ""), limit=_int(q.get("limit"), "limit", 500, low=1, high=5000))
+    turns = await kb.missed.recent(
+        reason=q.get("reason", ""), limit=_int(q.get("limit"), "limit", 500, low=1, high=5000), unlabelled=True
+    )
     vectors = await kb.encoder.encode([t.text for t in turns])
     groups = await kb.encoder.run(lambda: group_similar(turns, vectors))
     return web.json_response({"groups": [
         {"example": g.example, "size": g.size, "texts": list(g.texts), "reasons": dict(g.reasons)} for g in groups
     ]})
+
+
+@requires("knowledge:write")
+async def add_label(request: web.Request) -> web.StreamResponse:
+    kb = request.config_dict[KNOWLEDGE]
+    data = await json_body(request)
+    label = label_from_json(data, by="api")
+    entry_out: dict[str, Any] | None = None
+    if label.kind == "entry":
+        new = data.get("new_entry")
+        if new is not None:
+            created, _ = await kb.store.save(entry_from_json(new, entry_id=label.entry), actor="trainer", expected_version=0)
+            current = created
+        else:
+            current = await kb.store.get(label.entry)
+        questions = tuple(dict.fromkeys((*current.questions, *label.texts)))
+        if len(questions) > MAX_QUESTIONS:
+            raise InvalidEntry(f"texts: entry {label.entry!r} would have more than {MAX_QUESTIONS} question forms")
+        saved, _ = await kb.store.save(replace(current, questions=questions), actor="trainer", expected_version=current.version)
+        entry_out = {"id": saved.id, "version": saved.version, "questions": len(saved.questions)}
+    stored = await kb.labels.add(label)
+    marked = await kb.missed.mark_labelled(list(label.texts), stored.id)
+    return web.json_response({**stored.to_json(), "turns_marked": marked, "entry_saved": entry_out}, status=201)
+
+
+@requires("knowledge:read")
+async def list_labels(request: web.Request) -> web.StreamResponse:
+    kb = request.config_dict[KNOWLEDGE]
+    kind = request.query.get("kind", "")
+    if kind and kind not in KINDS:
+        raise InvalidEntry(f"kind: one of {', '.join(KINDS)}")
+    found = await kb.labels.listing(kind=kind, limit=_int(request.query.get("limit"), "limit", 100, low=1, high=1000))
+    return web.json_response({"labels": [label.to_json() for label in found]})
+
+
+@requires("knowledge:read")
+async def containment(request: web.Request) -> web.StreamResponse:
+    q = request.query
+    days = _int(q.get("days"), "days", 7, low=1, high=92)
+    offset = _int(q.get("tz"), "tz", 8, low=-12, high=14)  # hours from UTC; China by default
+    tz = dt.timezone(dt.timedelta(hours=offset))
+    last = dt.datetime.now(tz).date()
+    if q.get("until"):
+        try:
+            last = dt.date.fromisoformat(q["until"])
+        except ValueError:
+            raise InvalidEntry("until: a date, YYYY-MM-DD") from None
+    figures = await per_day(request.config_dict[CONTAINMENT], last=last, days=days, tz=tz)
+    return web.json_response({"tz": offset, "days": [f.to_json() for f in figures]})
 
 
 def routes() -> list[web.RouteDef]:
@@ -152,4 +215,7 @@ def routes() -> list[web.RouteDef]:
         web.post("/kb/search", search),
         web.get("/kb/missed", missed),
         web.get("/kb/missed/groups", missed_groups),
+        web.post("/kb/labels", add_label),
+        web.get("/kb/labels", list_labels),
+        web.get("/kb/containment", containment),
     ]

@@ -8,6 +8,10 @@ the rest still load (exit 1 then).
 ``kefu kb test`` answers a labelled set of questions from a knowledge base, in memory,
 and prints answer accuracy, the confident-wrong rate and no-answer recall
 (:mod:`knowledge.evaluation`); ``--sweep`` prints them over a range of thresholds.
+
+``kefu kb export-labels`` writes the trainer's intent labels as Rasa YAML into the NLU
+data folder (``nlu_data/data/trainer_labels.yml``; ``--out -`` prints it instead), for a
+person to review (``git diff``) before ``kefu nlu gate`` trains and compares.
 """
 
 from __future__ import annotations
@@ -41,6 +45,10 @@ def register(subparsers: Any) -> None:
     test.add_argument("--sweep", action="store_true", help="also print the figures over a range of thresholds")
     test.add_argument("--errors", action="store_true", help="list the questions answered wrongly or not at all")
     test.set_defaults(func=cmd_test)
+    exp = sub.add_parser("export-labels", help="write the trainer's intent labels as Rasa NLU data, for review")
+    exp.add_argument("--data", type=Path, default=Path("nlu_data/data"), help="the NLU training data folder")
+    exp.add_argument("--out", default="", help=f"file to write (default: DATA/trainer_labels.yml; - for stdout)")
+    exp.set_defaults(func=cmd_export_labels)
 
 
 def cmd_import(args: argparse.Namespace) -> int:
@@ -126,3 +134,43 @@ def cmd_test(args: argparse.Namespace) -> int:
                 print(f"{o.labelled.question!r}: expected {o.labelled.entry}, answered {o.answered} "
                       f"(best {o.best} {o.score:.3f})")
     return 0
+
+
+def cmd_export_labels(args: argparse.Namespace) -> int:
+    from bot.config import load_settings
+    from knowledge.export import FILE_NAME, known_examples
+
+    settings = load_settings(args.config)
+    out = None if args.out == "-" else Path(args.out) if args.out else args.data / FILE_NAME
+    if not args.data.is_dir():
+        print(f"kefu kb export-labels: no NLU data folder {args.data}", file=sys.stderr)
+        return 2
+    known = known_examples(args.data, leave_out=out)
+    export = asyncio.run(_export(settings, known, out))
+    for what, why in export.skipped:
+        print(f"skipped {what!r}: {why}", file=sys.stderr)
+    if out is None:
+        sys.stdout.write(export.text)
+    else:
+        print(f"{out}: {export.examples} examples from {len(export.labels)} labels; "
+              "review it, then `kefu nlu gate` to train and compare")
+    return 0
+
+
+async def _export(settings: Any, known: dict[str, str], out: Path | None) -> Any:
+    """Render the intent labels; with ``out``, write the file and mark them exported."""
+    from bot.stores import close_stores, open_stores
+    from knowledge.export import check, render
+    from knowledge.labels import TrainerLabels
+
+    redis, mongo, embedded = await open_stores(settings)
+    try:
+        labels = TrainerLabels(mongo.get_default_database("kefu"))
+        export = render(await labels.intents(), known, written_at=dt.datetime.now(dt.timezone.utc))
+        check(export.text)
+        if out is not None:
+            await asyncio.to_thread(out.write_text, export.text, encoding="utf-8")
+            await labels.mark_exported(export.labels)
+        return export
+    finally:
+        await close_stores(redis, mongo, embedded)

@@ -4,7 +4,10 @@
 score}``: ``reason`` is why it counts as missed: ``out_of_scope`` or ``fallback`` with no
 knowledge answer, ``knowledge_rejected`` when the customer said the answer was not it
 (``entry`` names the entry, ``text`` the question it answered, ``rejection`` what the
-customer said). The trainer's loop groups and labels these.
+customer said), ``low_confidence`` when a skill acted on an intent NLU was unsure of,
+``handoff:<reason>`` when the turn put the conversation in the human queue. The
+trainer's loop groups and labels these; a labelled turn carries its label's id in
+``label`` and leaves the groups.
 """
 
 from __future__ import annotations
@@ -39,16 +42,27 @@ class MissedTurns:
 
     async def ensure_indexes(self) -> None:
         await self.turns.create_indexes(
-            [IndexModel([("reason", ASCENDING), ("at", DESCENDING)]), IndexModel([("at", DESCENDING)])]
+            [IndexModel([("reason", ASCENDING), ("at", DESCENDING)]), IndexModel([("at", DESCENDING)]),
+             IndexModel([("text", ASCENDING)])]
         )
 
     async def add(self, turn: MissedTurn) -> None:
         await self.turns.insert_one({"at": time.time(), **_fields(turn)})
 
-    async def recent(self, *, reason: str = "", limit: int = 100) -> list[MissedTurn]:
+    async def recent(self, *, reason: str = "", limit: int = 100, unlabelled: bool = False) -> list[MissedTurn]:
         query: Document = {"reason": reason} if reason else {}
+        if unlabelled:
+            query["label"] = {"$exists": False}
         cursor = self.turns.find(query, {"_id": 0, "at": 0}).sort("at", DESCENDING).limit(limit)
         return [MissedTurn(**{k: v for k, v in d.items() if k in MissedTurn.__dataclass_fields__}) async for d in cursor]
+
+    async def count_between(self, start: float, end: float, reasons: tuple[str, ...]) -> int:
+        return int(await self.turns.count_documents({"reason": {"$in": list(reasons)}, "at": {"$gte": start, "$lt": end}}))
+
+    async def mark_labelled(self, texts: list[str], label: str) -> int:
+        """Mark the unlabelled turns with these texts; how many were marked."""
+        result = await self.turns.update_many({"text": {"$in": texts}, "label": {"$exists": False}}, {"$set": {"label": label}})
+        return int(result.modified_count)
 
 
 def _fields(turn: MissedTurn) -> Document:

@@ -19,14 +19,18 @@ from redis.asyncio import Redis
 
 from bot.routing import Skill
 from bot.templates import Templates
+from bot.conversation.handoff import Handoff
+from bot.store import MessageStore
+from knowledge.containment import UNANSWERED, KnowledgeAnswers, Sources
 from knowledge.customer import CustomerFacts
 from knowledge.encoder import UniversalSentenceEncoder
 from knowledge.evaluation import DEMO_BASE
 from knowledge.importer import parse_file
+from knowledge.labels import TrainerLabels
 from knowledge.lexical import Words
 from knowledge.missed import MissedTurns
 from knowledge.retrieval import Retriever, Tuning
-from knowledge.skill import KnowledgeFirst, RejectedAnswer
+from knowledge.skill import KnowledgeFirst, RejectedAnswer, Watched
 from knowledge.store import ImportReport, KnowledgeStore
 
 log = logging.getLogger(__name__)
@@ -39,10 +43,18 @@ class Knowledge:
     missed: MissedTurns
     customers: CustomerFacts
     encoder: UniversalSentenceEncoder
+    labels: TrainerLabels
+    answers: KnowledgeAnswers
+    # NLU confidence below which a turn a skill acted on is kept for the trainer.
+    low_confidence: float = 0.6
 
     def answering_first(self, otherwise: Skill, templates: Templates, *, reason: str) -> Skill:
         """``otherwise`` (a last-resort skill), with the knowledge base asked first."""
-        return KnowledgeFirst(otherwise, self.retriever, self.customers, self.missed, templates, reason=reason)
+        return KnowledgeFirst(otherwise, self.retriever, self.customers, self.missed, templates, self.answers, reason=reason)
+
+    def watched(self, skill: Skill) -> Skill:
+        """``skill``, with its unsure and handed-off turns kept for the trainer."""
+        return Watched(skill, self.missed, low_confidence=self.low_confidence)
 
     def rejection(self, templates: Templates) -> Skill:
         return RejectedAnswer(self.missed, templates)
@@ -67,7 +79,7 @@ def tuning_from(section: dict[str, Any]) -> Tuning:
 
 async def build_knowledge(
     db: AsyncDatabase[dict[str, Any]], redis: Redis, customers: CustomerFacts, *, tuning: Tuning = Tuning(),
-    user_dict: Path | None = None,
+    user_dict: Path | None = None, low_confidence: float = 0.6,
 ) -> Knowledge:
     """Stores with their indexes, the encoder and jieba loaded (off the loop)."""
     encoder = UniversalSentenceEncoder()
@@ -75,10 +87,23 @@ async def build_knowledge(
     store = KnowledgeStore(db, redis, encoder)
     missed = MissedTurns(db)
     await store.ensure_indexes()
+    labels = TrainerLabels(db)
+    answers = KnowledgeAnswers(db)
     await missed.ensure_indexes()
+    await labels.ensure_indexes()
+    await answers.ensure_indexes()
     await encoder.warm()
     await encoder.run(words.load)
-    return Knowledge(store, Retriever(store, encoder, words, tuning), missed, customers, encoder)
+    return Knowledge(
+        store, Retriever(store, encoder, words, tuning), missed, customers, encoder, labels, answers, low_confidence
+    )
+
+
+def containment_sources(kb: Knowledge, messages: MessageStore, handoff: Handoff) -> Sources:
+    async def unanswered(start: float, end: float) -> int:
+        return await kb.missed.count_between(start, end, UNANSWERED)
+
+    return Sources(messages.active_conversations, handoff.queued_between, kb.answers.count_between, unanswered)
 
 
 async def load_demo(store: KnowledgeStore, path: Path = DEMO_BASE) -> ImportReport:

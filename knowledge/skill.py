@@ -19,6 +19,7 @@ from collections.abc import Sequence
 
 from bot.routing import Reply, Skill, Turn
 from bot.templates import Templates
+from knowledge.containment import KnowledgeAnswers
 from knowledge.customer import CustomerFacts
 from knowledge.missed import MissedTurn, MissedTurns
 from knowledge.retrieval import Retriever
@@ -49,9 +50,10 @@ class KnowledgeFirst(Skill):
 
     def __init__(
         self, otherwise: Skill, retriever: Retriever, customers: CustomerFacts, missed: MissedTurns, templates: Templates,
-        *, reason: str,
+        answers: KnowledgeAnswers, *, reason: str,
     ) -> None:
         self.otherwise = otherwise
+        self.answers = answers
         self.retriever = retriever
         self.customers = customers
         self.missed = missed
@@ -79,6 +81,7 @@ class KnowledgeFirst(Skill):
         state.fallback_count = 0
         state.small_talk_count = 0
         state.answered_entry, state.answered_question, state.answered_at = entry.id, turn.text, turn.message.timestamp
+        await self.answers.add(entry=entry.id, conversation=state.conversation)
         log.info("knowledge answer %s v%d (score %.3f) on %s", entry.id, entry.version, found.matches[0].score, turn.message.key)
         answer = entry.answer(turn.language)
         # The customer's detail preference is read only when it makes a difference.
@@ -111,3 +114,37 @@ class RejectedAnswer(Skill):
             intent=turn.intent, entry=entry, rejection=turn.text,
         ))
         return (Reply(text=self.templates.render("knowledge_rejected", turn.language)),)
+
+
+class Watched(Skill):
+    """``skill`` as it is, with the turns it handles poorly kept for the trainer: an
+    intent NLU was unsure of (below ``low_confidence``), and a turn that ends in the
+    human queue (with the hand-off's reason)."""
+
+    def __init__(self, skill: Skill, missed: MissedTurns, *, low_confidence: float) -> None:
+        self.skill = skill
+        self.name = skill.name  # type: ignore[misc]  # the wrapped skill's name in logs
+        self.missed = missed
+        self.low_confidence = low_confidence
+
+    def accepts(self, turn: Turn) -> bool:
+        return self.skill.accepts(turn)
+
+    async def handle(self, turn: Turn) -> Sequence[Reply]:
+        state = turn.state
+        was_bot = state is not None and state.bot_active
+        replies = await self.skill.handle(turn)
+        if state is None or not turn.text.strip():
+            return replies
+        confidence = turn.nlu.confidence if turn.nlu else 0.0
+        reason = ""
+        if was_bot and not state.bot_active:
+            reason = f"handoff:{state.handoff_reason or 'unspecified'}"
+        elif turn.nlu is not None and turn.intent not in UNOWNED and confidence < self.low_confidence:
+            reason = "low_confidence"
+        if reason:
+            await self.missed.add(MissedTurn(
+                reason=reason, text=turn.text, language=turn.language, conversation=state.conversation,
+                intent=turn.intent, confidence=confidence,
+            ))
+        return replies

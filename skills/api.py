@@ -18,6 +18,7 @@ from aiohttp import web
 
 from bot.api import authorize, dumps, json_body, json_error, public, requires
 from skills.renewal.rules import RuleError
+from skills.repair_dispatch.cases import resolution_from_json
 from skills.repair_dispatch.tickets import Ticket
 from skills.services import SKILL_SERVICES, SkillServices
 
@@ -49,7 +50,10 @@ async def list_tickets(request: web.Request) -> web.StreamResponse:
 
 @requires("repair:write")
 async def set_ticket_status(request: web.Request) -> web.StreamResponse:
-    """Record a status change (``{"status": "on_the_way" | "done", "by": "..."}``); the customer is notified."""
+    """Record a status change (``{"status": "on_the_way" | "done", "by": "..."}``); the customer is notified.
+
+    ``done`` may carry the engineer's ``resolution`` (``{cause, parts, self_fixed,
+    self_check: {zh, en}}``): the ticket then becomes a case of the repair case library."""
     svc = services(request)
     data = await json_body(request)
     ref = request.match_info["ticket"]
@@ -57,7 +61,13 @@ async def set_ticket_status(request: web.Request) -> web.StreamResponse:
     if found is None:
         return json_error(404, "not_found", f"no ticket {ref!r}")
     try:
-        ticket = await svc.repair.set_status(str(found["_id"]), str(data.get("status", "")), by=str(data.get("by") or "api"))
+        resolution = resolution_from_json(data["resolution"]) if data.get("resolution") is not None else None
+    except ValueError as exc:
+        return json_error(400, "bad_resolution", str(exc), field="resolution")
+    try:
+        ticket = await svc.repair.set_status(
+            str(found["_id"]), str(data.get("status", "")), by=str(data.get("by") or "api"), resolution=resolution
+        )
     except ValueError as exc:
         return json_error(400, "bad_status", str(exc), field="status")
     assert ticket is not None

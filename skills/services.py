@@ -25,6 +25,7 @@ from bot.templates import Templates
 from skills.connectors.registry import Connectors, build_connectors
 from skills.connectors.todo import TodoApiFactory
 from skills.notifier import Notifier
+from skills.repair_dispatch.cases import CaseLibrary
 from skills.repair_dispatch.catalog import Catalog
 from skills.repair_dispatch.assign import RepairDispatch, RepairSettings
 from skills.repair_dispatch.tickets import Tickets
@@ -76,7 +77,7 @@ def build_services(
     repair = RepairDispatch(
         tickets, catalog, connectors, notifier, redis,
         qr_dir=Path(settings.data_dir) / "qr", public_url=gateway_url,
-        settings=RepairSettings.from_section(settings.section("repair")),
+        settings=RepairSettings.from_section(settings.section("repair")), cases=CaseLibrary(db),
     )
     renewals = Renewals(db, redis, notifier, connectors, settings=RenewalSettings.from_section(settings.section("renewal")))
     reviews = Reviews(

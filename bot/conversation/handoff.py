@@ -72,7 +72,9 @@ class Handoff:
         self.bus = events
 
     async def ensure_indexes(self) -> None:
-        await self.events.create_indexes([IndexModel([("conversation", ASCENDING), ("at", ASCENDING)])])
+        await self.events.create_indexes(
+            [IndexModel([("conversation", ASCENDING), ("at", ASCENDING)]), IndexModel([("event", ASCENDING), ("at", ASCENDING)])]
+        )
 
     async def to_queue(self, state: ConversationState, reason: str) -> None:
         """Put a conversation in the human queue (called by skills, inside the turn)."""
@@ -91,6 +93,11 @@ class Handoff:
         """How many conversations wait ahead of this one (0: next)."""
         rank: Any = await self.redis.zrank(WAITING, conversation)
         return int(rank) if rank is not None else 0
+
+    async def queued_between(self, start: float, end: float) -> list[tuple[str, str]]:
+        """(conversation, reason) of every hand-off to the queue in ``[start, end)``."""
+        cursor = self.events.find({"event": "queued", "at": {"$gte": start, "$lt": end}}, {"conversation": 1, "reason": 1})
+        return [(str(d["conversation"]), str(d.get("reason", ""))) async for d in cursor]
 
     async def waiting(self) -> list[dict[str, Any]]:
         """Conversations waiting for an agent, longest-waiting first (two round trips)."""

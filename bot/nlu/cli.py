@@ -77,6 +77,15 @@ def _add_commands(parser: argparse.ArgumentParser) -> None:
                    help="required F1 for device_model")
     p.set_defaults(func=_guarded(cmd_test))
 
+    p = sub.add_parser("gate", help="held-out comparison without/with new examples; --switch serves the new model")
+    p.add_argument("--new", type=Path, default=None, help="the new examples (default: DATA/trainer_labels.yml)")
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--training-fraction", type=float, default=0.8)
+    p.add_argument("--tolerance", type=float, default=0.0, help="largest drop of a gated metric that still passes")
+    p.add_argument("--switch", action="store_true",
+                   help="on a pass, train on all data and have the running servers load it (PUT /model)")
+    p.set_defaults(func=_guarded(cmd_gate))
+
 
 def _guarded(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
     """Turn our errors into a message and exit code 2 instead of a traceback."""
@@ -220,32 +229,79 @@ def cmd_test(args: argparse.Namespace) -> int:
 
 def _evaluate_split(settings: NluSettings, seed: int, training_fraction: float) -> dict[str, Any]:
     """Split the examples with ``seed``, train on one part, test on the other."""
-    env = service.rasa_env(settings)
-    rasa = str(service.rasa_executable(settings))
     work = settings.state_path / "eval" / f"split-{seed}-{training_fraction}"
+    train_file, test_file = _split(settings, settings.data_path / "data", work, seed, training_fraction)
+    model = service.train(settings, nlu=[train_file])
+    return _test_model(settings, model, test_file, work / "results")
+
+
+def _split(settings: NluSettings, data: Path, work: Path, seed: int, training_fraction: float) -> tuple[Path, Path]:
+    """Rasa's stratified split of ``data`` into ``work``: (training file, held-out file)."""
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     # The synonyms, regexes and lookups live in their own file: they always belong to
     # the training side, never to the held-out examples.
     subprocess.run(
-        [rasa, "data", "split", "nlu", "--nlu", str(settings.data_path / "data"),
+        [str(service.rasa_executable(settings)), "data", "split", "nlu", "--nlu", str(data),
          "--training-fraction", str(training_fraction), "--random-seed", str(seed),
          "--out", str(work)],
-        check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        check=True, env=service.rasa_env(settings), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
-    train_file, test_file = work / "training_data.yml", work / "test_data.yml"
-    model = service.train(settings, nlu=[train_file])
-    results = work / "results"
+    return work / "training_data.yml", work / "test_data.yml"
+
+
+def _test_model(settings: NluSettings, model: Path, test_file: Path, results: Path) -> dict[str, Any]:
     print(f"nlu: evaluating {model.name} on {test_file}", file=sys.stderr)
     proc = subprocess.run(
-        [rasa, "test", "nlu", "--nlu", str(test_file), "--model", str(model), "--out", str(results),
-         "--no-plot", "--successes"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        [str(service.rasa_executable(settings)), "test", "nlu", "--nlu", str(test_file), "--model", str(model),
+         "--out", str(results), "--no-plot", "--successes"],
+        env=service.rasa_env(settings), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )
     if proc.returncode != 0:
         sys.stderr.write(proc.stdout.decode(errors="replace")[-4000:])
         raise NluError(f"rasa test nlu failed (exit {proc.returncode})", code="test_failed")
     return summarize(results)
+
+
+def cmd_gate(args: argparse.Namespace) -> int:
+    """``nlu gate``: the new examples' held-out comparison; on a pass, train and switch."""
+    from bot.nlu.gate import base_data, compare, loaded_model, switch_model
+
+    settings = load_settings(args)
+    service.install(settings)
+    data = settings.data_path / "data"
+    new = args.new or data / "trainer_labels.yml"
+    if not new.is_file():
+        raise NluError(f"no new examples at {new}: run `kefu kb export-labels` first", code="no_examples")
+    work = settings.state_path / "gate" / f"split-{args.seed}"
+    shutil.rmtree(work, ignore_errors=True)
+    base = base_data(data, [new], work / "base")
+    train_file, test_file = _split(settings, base, work / "split", args.seed, args.training_fraction)
+    before = _test_model(settings, service.train(settings, nlu=[train_file]), test_file, work / "before")
+    # One folder with both files: `rasa train nlu` takes one --nlu (the last one given).
+    with_new = work / "with-new"
+    with_new.mkdir()
+    shutil.copyfile(train_file, with_new / train_file.name)
+    shutil.copyfile(new, with_new / new.name)
+    after = _test_model(settings, service.train(settings, nlu=[with_new]), test_file, work / "after")
+    comparison = compare(before, after, tolerance=args.tolerance)
+    print(f"held-out comparison without and with {new} ({before['intent']['support']} sentences, seed {args.seed}):")
+    print(comparison.table())
+    if not comparison.passed:
+        print("not switching: the new examples make the model worse on held-out sentences", file=sys.stderr)
+        return 1
+    if not args.switch:
+        print("passed; run again with --switch to train on all data and switch the servers to it")
+        return 0
+    model = service.train(settings)
+    for url in settings.urls:
+        try:
+            switch_model(url, model)
+            print(f"{url}: now serving {loaded_model(url)}")
+        except OSError as exc:
+            print(f"{url}: not switched ({exc}); it keeps its model", file=sys.stderr)
+            return 1
+    return 0
 
 
 def summarize(results: Path) -> dict[str, Any]:

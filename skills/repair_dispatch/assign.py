@@ -3,7 +3,9 @@
 Steps, each written to the ticket's timeline:
 
 1. look up the customer's device and its contract (warranty, SLA) in MongoDB;
-2. spare-part stock of the fault's likely parts through the ERP connector, while
+2. the likely causes and parts from past cases (:mod:`skills.repair_dispatch.cases`),
+   carried on the ticket and the engineer's to-do; spare-part stock of those parts
+   first, then the catalogue's likely parts, through the ERP connector, while
 3. engineers are matched (:mod:`skills.repair_dispatch.matching`): best plus alternates;
 4. an incident in ServiceNow and a DingTalk to-do for the engineer, concurrently;
 5. a QR code (PNG in the data dir) that opens a signed verification link for the
@@ -41,6 +43,7 @@ from skills.connectors.registry import Connectors
 from skills.connectors.servicenow import ServiceNowConnector
 from skills.connectors.todo import TodoConnector
 from skills.notifier import Notifier
+from skills.repair_dispatch.cases import NO_DIAGNOSIS, CaseLibrary, Diagnosis, Resolution
 from skills.repair_dispatch.catalog import Catalog, fault_category
 from skills.repair_dispatch.tickets import Ticket, Tickets
 from skills.repair_dispatch.matching import Match, MatchSettings, rank
@@ -137,8 +140,10 @@ class RepairDispatch:
         public_url: str,
         settings: RepairSettings | None = None,
         clock: Callable[[], float] = time.time,
+        cases: CaseLibrary | None = None,
     ) -> None:
         self.tickets = tickets
+        self.cases = cases
         self.catalog = catalog
         self.connectors = connectors
         self.notifier = notifier
@@ -151,6 +156,8 @@ class RepairDispatch:
 
     async def ensure_indexes(self) -> None:
         await self.catalog.ensure_indexes()
+        if self.cases is not None:
+            await self.cases.ensure_indexes()
 
     # -- what we know before dispatching -------------------------------------------------
     async def known(self, identity: str, model: str | None) -> Known | None:
@@ -186,10 +193,15 @@ class RepairDispatch:
             "warranty": warranty, "pref_customer": pref_customer,
             "location": customer.get("location") if customer else None, "region": customer.get("region", "") if customer else "",
         }
-        timeline = [_entry("lookup", {"customer": fields["crm_customer"], "device": fields["device"], "warranty": warranty, "category": category})]
+        diagnosis = await self.diagnose(category, str(ticket.get("device_model") or ""))
+        fields["diagnosis"] = diagnosis.to_json()
+        timeline = [_entry("lookup", {"customer": fields["crm_customer"], "device": fields["device"], "warranty": warranty,
+                                      "category": category, "diagnosis": fields["diagnosis"]})]
         location = customer.get("location") if customer else None
 
-        stock_task = asyncio.create_task(self._stock(category, str(ticket.get("device_model") or ""), fields["region"]))
+        stock_task = asyncio.create_task(
+            self._stock(category, str(ticket.get("device_model") or ""), fields["region"], first=diagnosis.parts)
+        )
         candidates = await self.catalog.engineers_for(category, self.settings.match.min_nps)
         ranked = rank(candidates, category, location, self.settings.match)
         stock = await stock_task
@@ -252,10 +264,19 @@ class RepairDispatch:
         delay = min(self.settings.retry_max_s, self.settings.retry_base_s * 2**attempts)
         return {"state": "retrying", "pending": list(pending), "attempts": attempts, "next_at": self.clock() + delay}
 
-    async def _stock(self, category: str, model: str, region: str) -> Step:
+    async def diagnose(self, category: str, model: str) -> Diagnosis:
+        """Likely causes and parts from past cases (none without a case library)."""
+        return NO_DIAGNOSIS if self.cases is None else await self.cases.diagnose(category, model)
+
+    async def _stock(self, category: str, model: str, region: str, *, first: Sequence[str] = ()) -> Step:
         likely = await self.catalog.likely_parts(category, model)
         erp = self.connectors.get("erp", ErpConnector)
-        parts = [{"part_no": p["_id"], "name": p.get("name", ""), "qty": None} for p in likely]
+        # Parts past cases of this fault used come first, then the catalogue's guesses.
+        names = {str(p["_id"]): str(p.get("name", "")) for p in likely}
+        order = list(dict.fromkeys([*first, *names]))
+        parts: list[dict[str, Any]] = [
+            {"part_no": n, "name": names.get(n, ""), "qty": None} for n in order[: max(3, len(first))]
+        ]
         if erp is None:
             return Step({"parts": parts}, _entry("stock", {"skipped": "no erp connector"}), True)
         try:
@@ -297,7 +318,7 @@ class RepairDispatch:
             task_id = await todo.create_task(
                 executors=[str(eng.get("union_id", ""))],
                 subject=f"维修 {t.get('number', '')} {t.get('device_model', '')} {t.get('fault', '')}",
-                description=f"地址：{t.get('address', '')}\n时间：{t.get('preferred_time', '')}",
+                description=f"地址：{t.get('address', '')}\n时间：{t.get('preferred_time', '')}" + _likely(t),
                 source_id=str(t["_id"]),
                 due_ts=self.clock() + int(t.get("eta_min") or 60) * 60,
             )
@@ -333,7 +354,10 @@ class RepairDispatch:
         for step in pending:
             merged = {**fresh, **fields}
             if step == "stock":
-                done = await self._stock(str(fresh.get("category", "general")), str(fresh.get("device_model", "")), str(fresh.get("region", "")))
+                done = await self._stock(
+                    str(fresh.get("category", "general")), str(fresh.get("device_model", "")), str(fresh.get("region", "")),
+                    first=_diagnosed_parts(fresh),
+                )
                 if done.ok:
                     fields.update(done.fields)
             else:
@@ -358,14 +382,22 @@ class RepairDispatch:
             await self._notify_status({**fresh, **fields}, "assigned")
 
     # -- status changes ------------------------------------------------------------------
-    async def set_status(self, ticket_id: str, status: str, *, by: str = "engineer") -> Ticket | None:
-        """Record a status change (on the way, done, ...) and tell the customer."""
+    async def set_status(
+        self, ticket_id: str, status: str, *, by: str = "engineer", resolution: Resolution | None = None,
+        tell: bool = True,
+    ) -> Ticket | None:
+        """Record a status change (on the way, done, ...) and tell the customer (unless
+        ``tell`` is false: the chat turn answers them); a ticket closed with a resolution
+        becomes a case of the library."""
         if status not in STATUSES:
             raise ValueError(f"unknown status {status!r} (known: {', '.join(STATUSES)})")
         ticket = await self.tickets.change_status(ticket_id, status, at=self.clock(), by=by)
+        if ticket is not None and status == "done" and resolution is not None and self.cases is not None:
+            await self.cases.learn(ticket, resolution, at=self.clock())
         if ticket is None:
             return await self.tickets.get(ticket_id)
-        await self._notify_status(ticket, status)
+        if tell:
+            await self._notify_status(ticket, status)
         return ticket
 
     async def _notify_status(self, ticket: Mapping[str, Any], status: str) -> None:
@@ -441,3 +473,16 @@ _STATUS_LABELS = {
     "zh": {"new": "已登记", "assigned": "已派单", "on_the_way": "工程师已出发", "done": "维修完成"},
     "en": {"new": "registered", "assigned": "engineer assigned", "on_the_way": "engineer on the way", "done": "repair done"},
 }
+
+
+def _diagnosed_parts(t: Mapping[str, Any]) -> tuple[str, ...]:
+    diagnosis: Mapping[str, Any] = t.get("diagnosis") or {}
+    return tuple(str(p) for p in diagnosis.get("parts", ()))
+
+
+def _likely(t: Mapping[str, Any]) -> str:
+    """The to-do's lines on what past cases suggest."""
+    diagnosis = t.get("diagnosis") or {}
+    causes = "、".join(str(c["cause"]) for c in diagnosis.get("causes", []))
+    parts = "、".join(str(p) for p in diagnosis.get("parts", []))
+    return (f"\n可能原因：{causes}" if causes else "") + (f"\n可能用到的备件：{parts}" if parts else "")

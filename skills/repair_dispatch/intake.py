@@ -2,12 +2,16 @@
 
 ``report_repair`` opens a form for device model, fault, address and preferred time; when
 it is complete a ticket is opened in the ``tickets`` collection, with every step on its
-timeline so an agent sees what the bot did. ``ask_repair_status`` answers from the
-customer's latest ticket.
+timeline so an agent sees what the bot did. When past cases say customers usually fix
+this fault themselves, the ticket waits while the bot offers the self-check steps
+(:class:`SelfCheckAnswer` takes the reply: fixed closes the ticket as a case, anything
+else dispatches). ``ask_repair_status`` answers from the customer's latest ticket.
 """
 
 from __future__ import annotations
 
+import re
+from typing import Any
 from collections.abc import Mapping, Sequence
 
 from bot.conversation.forms import FormSkill, Slot
@@ -17,6 +21,7 @@ from bot.messages import ReplyKind
 from bot.templates import Templates
 from skills.notifier import Notifier
 from skills.repair_dispatch.assign import RepairDispatch
+from skills.repair_dispatch.cases import Resolution
 from skills.repair_dispatch.catalog import Catalog, fault_category
 from skills.repair_dispatch.models import model_in, resolve_model
 from skills.repair_dispatch.tickets import Tickets
@@ -93,23 +98,73 @@ class RepairReportForm(FormSkill):
         )
         if self.dispatch is None:
             return (Reply(text=self.templates.render("repair_ticket_opened", turn.language, ticket=ticket)),)
-        msg = turn.message
-        pref = msg.sender
-        detail = "standard"
-        if self.notifier is not None:
-            pref = await self.notifier.customer(msg.channel, msg.account, msg.sender, turn.language, conversation=msg.conversation)
-            detail = await self.notifier.detail(pref, "repair")
-        outcome = await self.dispatch.dispatch(ticket, pref_customer=pref)
-        t = outcome.ticket
-        text = self.templates.render(
-            "repair_dispatched", turn.language, ticket=t, detail=detail, pending=list(outcome.pending),
-            engineer=t.get("engineer"), alternates=t.get("alternates") or [], parts=t.get("parts") or [],
-            warranty=t.get("warranty") or {},
-        )
-        replies = [Reply(text=text)]
-        if outcome.qr_path:
-            replies.append(Reply(kind=ReplyKind.IMAGE, image_path=outcome.qr_path))
-        return tuple(replies)
+        diagnosis = await self.dispatch.diagnose(fault_category(slots.get("fault", "")), slots.get("device_model", ""))
+        if diagnosis.self_check:
+            steps = diagnosis.self_check.get(turn.language) or next(iter(diagnosis.self_check.values()))
+            cause = diagnosis.causes[0][0] if diagnosis.causes else ""
+            await self.tickets.record(ticket["_id"], {"self_check": {"cause": cause, "offered": True}},
+                                      [{"at": turn.message.timestamp, "step": "self_check", "by": "bot", "ok": True,
+                                        "detail": {"cause": cause}}])
+            state.active_skill = SELF_CHECK
+            return (Reply(text=self.templates.render("repair_self_check", turn.language, ticket=ticket, steps=steps)),)
+        return await dispatched(turn, self.templates, self.dispatch, self.notifier, ticket)
+
+
+SELF_CHECK = "repair_self_check"
+_FIXED = re.compile(r"好了|修好|解决了|可以了|能用了|正常了|没问题了|fixed|works now|working now|solved|that helped", re.I)
+
+
+class SelfCheckAnswer(Skill):
+    """The customer's answer after the self-check steps: fixed, or send the engineer."""
+
+    name = "repair_self_check"
+
+    def __init__(self, templates: Templates, tickets: Tickets, dispatch: RepairDispatch, notifier: Notifier | None = None) -> None:
+        self.templates = templates
+        self.tickets = tickets
+        self.dispatch = dispatch
+        self.notifier = notifier
+
+    def accepts(self, turn: Turn) -> bool:
+        return turn.state is not None and turn.state.active_skill == SELF_CHECK
+
+    async def handle(self, turn: Turn) -> Sequence[Reply]:
+        state = turn.state
+        assert state is not None
+        state.active_skill = ""
+        ticket = await self.tickets.latest(state.customer)
+        if ticket is None or ticket.get("status") != "new":
+            return (Reply(text=self.templates.render("repair_status_none", turn.language)),)
+        if _FIXED.search(turn.text) and not re.search(r"没|不|not|n't", turn.text, re.I):
+            cause = str((ticket.get("self_check") or {}).get("cause") or "self-check")
+            await self.dispatch.set_status(
+                str(ticket["_id"]), "done", by="customer", resolution=Resolution(cause, self_fixed=True), tell=False
+            )
+            return (Reply(text=self.templates.render("repair_self_fixed", turn.language, ticket=ticket)),)
+        return await dispatched(turn, self.templates, self.dispatch, self.notifier, ticket)
+
+
+async def dispatched(
+    turn: Turn, templates: Templates, dispatch: RepairDispatch, notifier: Notifier | None, ticket: Mapping[str, Any]
+) -> Sequence[Reply]:
+    """Dispatch ``ticket`` and tell the customer who comes, when, and what is late."""
+    msg = turn.message
+    pref = msg.sender
+    detail = "standard"
+    if notifier is not None:
+        pref = await notifier.customer(msg.channel, msg.account, msg.sender, turn.language, conversation=msg.conversation)
+        detail = await notifier.detail(pref, "repair")
+    outcome = await dispatch.dispatch(ticket, pref_customer=pref)
+    t = outcome.ticket
+    text = templates.render(
+        "repair_dispatched", turn.language, ticket=t, detail=detail, pending=list(outcome.pending),
+        engineer=t.get("engineer"), alternates=t.get("alternates") or [], parts=t.get("parts") or [],
+        warranty=t.get("warranty") or {},
+    )
+    replies = [Reply(text=text)]
+    if outcome.qr_path:
+        replies.append(Reply(kind=ReplyKind.IMAGE, image_path=outcome.qr_path))
+    return tuple(replies)
 
 
 class RepairStatusSkill(Skill):

@@ -65,6 +65,8 @@ class Ticket(TypedDict, total=False):
     qr_path: str
     visit: dict[str, Any]  # a booked window: slot (day:part), start, end, day, part, hours
     rating: dict[str, Any]  # the customer's stars and comment after the visit
+    diagnosis: dict[str, Any]  # likely causes and parts from past cases
+    self_check: dict[str, Any]  # {cause, offered}: the customer was asked to check first
 
 
 class Tickets:
