@@ -131,6 +131,9 @@ API: dict[tuple[str, str], str] = {
     ("POST", "/api/kb/search"): "knowledge:read",
     ("GET", "/api/kb/missed"): "knowledge:read",
     ("GET", "/api/kb/missed/groups"): "knowledge:read",
+    ("POST", "/api/kb/labels"): "knowledge:write",
+    ("GET", "/api/kb/labels"): "knowledge:read",
+    ("GET", "/api/kb/containment"): "knowledge:read",
 }
 # What a request without any credential gets on the routes that need no API key.
 # signed: refused before saying whether the marketplace is configured.
