@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import Any
 from aiohttp import web
 from pymongo.asynchronous.database import AsyncDatabase
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from bot.outbox import Outbox
 from bot.store import MessageStore
@@ -33,6 +35,8 @@ from preferences.store import PreferenceStore
 from preferences.template_versions import TemplateVersions
 
 _MASKED = ("phone", "mobile", "tel", "telephone", "id_number", "id_card")
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +103,12 @@ async def build_preferences(
     )
     templates = TemplateVersions(db, redis, renderer)
     await templates.ensure_indexes()
-    await templates.sync(force=True)  # the templates marketers edited, from the first message on
+    try:
+        await templates.sync(force=True)  # the templates marketers edited, from the first message on
+    except (RedisError, OSError) as exc:
+        # The gateway starts without Redis (its webhooks answer 503 meanwhile); the
+        # every-process sync job loads the edited templates once Redis answers.
+        log.warning("preferences: edited templates not loaded at start (%s); the sync job retries", type(exc).__name__)
     activity = NotificationActivity(db, time_zone=str(section.get("time_zone", "Asia/Shanghai")))
     await activity.ensure_indexes()
     return PreferenceServices(prefs, engine, rights, renderer, templates, activity)
