@@ -22,7 +22,10 @@ from bot.logs import configure as configure_logging
 
 log = logging.getLogger("kefu")
 
-# Packages that add their own sub-commands; a missing optional one is skipped.
+# Packages that add their own sub-commands. One whose optional third-party dependency is
+# not installed is skipped; a module of ours that fails to import is an error, not a
+# sub-command that silently disappears.
+_OUR_PACKAGES = frozenset({"bot", "channels", "skills", "speech", "preferences", "admin", "knowledge", "portal", "webui"})
 COMMAND_MODULES = ("bot.nlu.cli", "speech.cli", "skills.review_remediation.cli", "knowledge.cli", "admin.cli")
 
 
@@ -218,6 +221,8 @@ def build_parser() -> argparse.ArgumentParser:
         try:
             module = importlib.import_module(name)
         except ImportError as exc:
+            if (exc.name or "").split(".")[0] in _OUR_PACKAGES:
+                raise
             log.debug("commands of %s unavailable: %s", name, exc)
             continue
         module.register(sub)

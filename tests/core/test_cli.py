@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import re
@@ -108,3 +109,12 @@ def test_global_options_are_accepted_after_the_subcommand(tmp_path: Path) -> Non
     # A sub-command with a --config of its own keeps its meaning.
     nlu = build_parser().parse_args(["nlu", "--config", config, "train"])
     assert nlu.nlu_config == config
+
+
+def test_every_sub_command_package_of_ours_is_registered() -> None:
+    from bot.cli import build_parser
+
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    # Each of our command modules adds its own group; none may silently go missing.
+    assert {"nlu", "speech", "reviews", "kb", "admin"} <= set(commands.choices)
