@@ -12,6 +12,7 @@ from redis.asyncio import Redis
 
 from admin.keys import ApiKeyStore
 from admin.ratelimit import Limits
+from admin.roles import Role
 from bot.conversation.handoff import Handoff
 from bot.customer_card import CustomerCard
 from bot.conversation.state import StateStore
@@ -36,11 +37,13 @@ class ConsoleSettings:
     language: str = "zh"  # for the sign-in page; users choose their own afterwards
     time_zone: str = "Asia/Shanghai"
     public_url: str = ""  # base of the webhook URLs shown on the channels page
+    # (name, role, password) created at start when missing: the embedded demo's logins.
+    demo_users: tuple[tuple[str, Role, str], ...] = ()
 
     @classmethod
     def from_section(cls, section: Mapping[str, Any], *, public_url: str) -> ConsoleSettings:
         known = {"session_ttl_s", "secure_cookies", "signin_per_user", "signin_per_address", "signin_window_s",
-                 "language", "time_zone", "public_url"}
+                 "language", "time_zone", "public_url", "demo_users"}
         unknown = set(section) - known
         if unknown:
             raise ConfigError(f"console: unknown keys {sorted(unknown)} (known: {', '.join(sorted(known))})")
@@ -62,8 +65,11 @@ class ConsoleSettings:
                 language=language,
                 time_zone=_known_zone(str(section.get("time_zone", d.time_zone))),
                 public_url=str(section.get("public_url") or public_url).rstrip("/"),
+                demo_users=tuple(
+                    (str(u["name"]), Role(u["role"]), str(u["password"])) for u in section.get("demo_users", ())
+                ),
             )
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, KeyError) as exc:
             raise ConfigError(f"console: {exc}") from exc
 
 

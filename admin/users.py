@@ -91,6 +91,17 @@ class UserStore:
             raise BadInput(f"user {name!r} exists already") from None
         return User.from_doc(doc)
 
+    async def ensure(self, name: str, role: Role, password: str) -> bool:
+        """Create the user unless one of that name exists (its password is then left
+        alone); whether it was created."""
+        if await self.users.count_documents({"_id": name}, limit=1):
+            return False
+        try:
+            await self.create(name, role, password)
+        except BadInput:  # created by another process a moment ago
+            return False
+        return True
+
     async def get(self, name: str) -> User | None:
         doc = await self.users.find_one({"_id": name}, {"password": 0})
         return User.from_doc(doc) if doc else None

@@ -48,6 +48,7 @@ from redis.asyncio import Redis
 
 from admin import ConsoleDeps, ConsoleSettings, build_console
 from admin.keys import ApiKeyStore
+from admin.users import UserStore
 from portal import PortalDeps, PortalSettings, build_portal
 from portal.links import Grant, SignInLinks
 from portal.wechat_oauth import WeChatOAuth
@@ -253,6 +254,9 @@ async def _start(
         checks=probes.standard_checks(redis, mongo, http, readiness, rt.voice), metrics=metrics, redis=redis,
         streams=(pipeline.inbound_stream, pipeline.outbox_stream),
     )
+    console = ConsoleSettings.from_section(settings.section("console"), public_url=settings.http.public_url)
+    for name, console_role, password in console.demo_users:
+        await UserStore(db).ensure(name, console_role, password)
     issued_keys = ApiKeyStore(db, SCOPES)
     await issued_keys.ensure_indexes()
     app[ISSUED_KEYS] = app[KEY_STORE] = issued_keys

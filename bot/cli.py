@@ -58,7 +58,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         log.warning("no kefu.yml found: running the embedded demo (public demo keys, fake WeChat API under /_sim/wechat)")
         key = str(settings.section("api")["keys"][0]["key"])
-        print(demo_banner(key, settings.http.public_url, settings.data_dir), flush=True)  # for the person at the terminal, not the log
+        password = str(settings.section("console")["demo_users"][0]["password"])
+        print(demo_banner(key, password, settings.http.public_url, settings.data_dir), flush=True)  # for the person at the terminal, not the log
     app = build_app(settings, role=args.role)
     if args.role == "worker" and not args.port:
         asyncio.run(_run_headless(app))

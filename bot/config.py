@@ -175,10 +175,11 @@ def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None 
     if chosen is None and DEFAULT_CONFIG_PATH.exists():
         chosen = DEFAULT_CONFIG_PATH
     if chosen is None:
-        from bot.demo import demo_api_key, demo_config
+        from bot.demo import demo_api_key, demo_config, demo_console_password
 
-        key = demo_api_key(Path(env.get("KEFU_DATA_DIR") or "var"))
-        return settings_from_mapping(demo_config(key), env, source="<embedded demo>")
+        data_dir = Path(env.get("KEFU_DATA_DIR") or "var")
+        config = demo_config(demo_api_key(data_dir), demo_console_password(data_dir))
+        return settings_from_mapping(config, env, source="<embedded demo>")
     try:
         raw = yaml.safe_load(chosen.read_text(encoding="utf-8")) or {}
     except FileNotFoundError as exc:

@@ -55,6 +55,10 @@ def test_embedded_demo_run_and_simulate(tmp_path: Path) -> None:
         url = f"http://127.0.0.1:{env['KEFU_HTTP_PORT']}/api/conversations/waiting"
         with urllib.request.urlopen(urllib.request.Request(url, headers={"Authorization": f"Bearer {key}"}), timeout=10) as resp:
             assert resp.status == 200 and "waiting" in json.loads(resp.read())
+        # ... and console logins, one per role, that sign in.
+        password = re.search(r"users admin, agent, marketer, password (\S+)", (tmp_path / "run.log").read_text()).group(1)  # type: ignore[union-attr]
+        assert (tmp_path / "var" / "demo-console-password").read_text().strip() == password
+        assert _console_sign_in(int(env["KEFU_HTTP_PORT"]), "agent", password) == "/admin/"
     finally:
         os.killpg(proc.pid, signal.SIGINT)
         proc.wait(30)
@@ -65,6 +69,28 @@ def test_embedded_demo_run_and_simulate(tmp_path: Path) -> None:
     text = (tmp_path / "run.log").read_text()
     assert "embedded redis stopped" in text and "embedded mongo stopped" in text
     assert "demo-app-secret" not in text  # secrets never logged
+
+
+def _console_sign_in(port: int, name: str, password: str) -> str:
+    """Sign in as a browser would; where the console sends the user afterwards."""
+    import http.cookiejar
+    import urllib.parse
+
+    class Keep(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args: object, **kw: object) -> None:
+            return None  # see the redirect itself
+
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()), Keep)
+    base = f"http://127.0.0.1:{port}/admin"
+    page = opener.open(base + "/signin", timeout=10).read().decode()
+    token = re.search(r'name="_csrf" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
+    form = urllib.parse.urlencode({"name": name, "password": password, "next": "/admin/", "_csrf": token}).encode()
+    try:
+        opener.open(base + "/signin", data=form, timeout=10)
+    except urllib.error.HTTPError as exc:
+        assert exc.code == 303, exc.code
+        return str(exc.headers["Location"])
+    raise AssertionError("sign-in did not redirect")
 
 
 @pytest.mark.no_blockbuster
