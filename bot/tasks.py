@@ -24,11 +24,13 @@ Step = Callable[[], Awaitable[bool | None | object]]
 
 @dataclass(frozen=True, slots=True)
 class Job:
-    """A periodic step: run every ``interval_s`` seconds until the app stops."""
+    """A periodic step: run every ``interval_s`` seconds until the app stops, the first
+    time after ``delay_s``."""
 
     name: str
     interval_s: float
     step: Step
+    delay_s: float = 0.0
 
 
 async def periodic(job: Job, stop: asyncio.Event, metrics: Metrics | None = None) -> None:
@@ -36,6 +38,8 @@ async def periodic(job: Job, stop: asyncio.Event, metrics: Metrics | None = None
     outage logged once when it starts and once when it ends. Each run's duration goes
     to ``kefu_job_seconds``."""
     outage = Outage(log, f"background job {job.name}")
+    if job.delay_s > 0 and await _stopped_within(stop, job.delay_s):
+        return
     while not stop.is_set():
         try:
             started = time.perf_counter()
@@ -49,10 +53,15 @@ async def periodic(job: Job, stop: asyncio.Event, metrics: Metrics | None = None
             raise
         except Exception as exc:
             outage.failed(exc)
-        try:
-            await asyncio.wait_for(stop.wait(), job.interval_s)
-        except asyncio.TimeoutError:
-            pass
+        await _stopped_within(stop, job.interval_s)
+
+
+async def _stopped_within(stop: asyncio.Event, seconds: float) -> bool:
+    try:
+        await asyncio.wait_for(stop.wait(), seconds)
+    except asyncio.TimeoutError:
+        return False
+    return True
 
 
 class BackgroundTasks:

@@ -109,7 +109,9 @@ def jobs(svc: SkillServices) -> list[Job]:
     out = [
         Job("repair-retry", float(repair.get("retry_check_s", 5.0)), svc.repair.retry_due),
         Job("reviews-process", float(rv.get("process_interval_s", 1.0)), svc.reviews.process_new),
-        Job("reviews-pull", float(rv.get("pull_interval_s", 300.0)), svc.reviews.pull_all),
+        # The first pull waits until the gateway listens: in simulator mode the
+        # marketplaces' fake APIs are served by the gateway itself.
+        Job("reviews-pull", float(rv.get("pull_interval_s", 300.0)), svc.reviews.pull_all, delay_s=float(rv.get("pull_delay_s", 5.0))),
         Job("reviews-retry", float(rv.get("retry_interval_s", 60.0)), svc.reviews.retry_pending),
         Job("reviews-overdue", float(rv.get("overdue_interval_s", 300.0)), svc.reviews.track_overdue),
     ]
