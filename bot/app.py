@@ -51,6 +51,7 @@ from admin.keys import ApiKeyStore
 from admin.users import UserStore
 from portal import PortalDeps, PortalSettings, build_portal
 from portal.links import Grant, SignInLinks
+from portal.signing import SummarySigner
 from portal.wechat_oauth import WeChatOAuth
 from bot.api import ISSUED_KEYS, build_api
 from bot.apikeys import SCOPES, ApiKeys
@@ -84,6 +85,7 @@ from bot.worker import InboundWorker
 from channels import CHANNEL_CLASSES, channel_registry
 from channels.base import Channel, ChannelContext
 from channels.dingtalk.client import DingTalkClient
+from channels.email.channel import EmailChannel
 from channels.dingtalk.todo import DingTalkTodos
 from knowledge.api import routes as knowledge_routes
 from knowledge.customer import CrmCustomerFacts, CustomerFacts
@@ -233,6 +235,7 @@ async def _start(
         redis=redis, db=db, prefs=prefs.prefs, engine=prefs.engine, rights=prefs.rights, rules=customer_rules,
         tickets=services.tickets, renewals=services.renewals, repair=services.repair, links=links,
         wechat_oauth=wechat_web_auth(settings, portal_cfg, http),
+        signer=SummarySigner(redis, key_file=portal_cfg.summary_key_file), mailer=summary_mailer(channels, portal_cfg),
     )
 
     async def account_link(customer: str) -> str:
@@ -341,6 +344,14 @@ def wechat_web_auth(settings: Settings, portal: PortalSettings, http: aiohttp.Cl
             authorize_base_url=portal.wechat_authorize_url,
         )
     return out
+
+
+def summary_mailer(channels: Mapping[tuple[str, str], Channel], portal: PortalSettings) -> EmailChannel | None:
+    """The email account that sends the portal's signed summaries."""
+    accounts = [c for (name, account), c in channels.items() if isinstance(c, EmailChannel) and portal.mail_account in ("", account)]
+    if portal.mail_account and not accounts:
+        raise ConfigError(f"portal.mail_account: no email account {portal.mail_account!r} under channels.email")
+    return accounts[0] if accounts else None
 
 
 def dingtalk_todos(http: aiohttp.ClientSession, tokens: TokenCache) -> TodoApiFactory:

@@ -13,7 +13,9 @@ from collections.abc import AsyncIterator, Callable
 from aiohttp import web
 
 from admin.sessions import SessionStore
-from portal import views_auth, views_contracts, views_data, views_notify, views_people, views_rules, views_tickets
+from portal import (
+    views_auth, views_contracts, views_data, views_notify, views_people, views_rules, views_summary, views_tickets,
+)
 from portal.access import access_middleware, error_middleware, session_middleware
 from portal.audit import PortalAudit
 from portal.deps import PortalDeps, PortalSettings
@@ -30,7 +32,7 @@ def portal_routes() -> tuple[PortalRoute, ...]:
     """Every portal route with the module it belongs to (the access middleware's table)."""
     return (
         *views_auth.ROUTES, *views_tickets.ROUTES, *views_contracts.ROUTES, *views_notify.ROUTES,
-        *views_rules.ROUTES, *views_people.ROUTES, *views_data.ROUTES,
+        *views_rules.ROUTES, *views_people.ROUTES, *views_data.ROUTES, *views_summary.ROUTES,
     )
 
 

@@ -11,6 +11,8 @@ from redis.asyncio import Redis
 
 from bot.errors import ConfigError
 from portal.links import SignInLinks
+from portal.signing import SummarySigner
+from portal.summary_mail import MailSender
 from portal.wechat_oauth import WeChatOAuth
 from preferences.data_rights import DataRights
 from preferences.engine import NotificationEngine
@@ -36,6 +38,14 @@ class PortalSettings:
     # WeChat service accounts whose in-app browser signs in by web authorisation (snsapi_base).
     wechat_web_auth: tuple[str, ...] = ()
     wechat_authorize_url: str = "https://open.weixin.qq.com"
+    # The signed PDF summary: the email account whose SMTP server sends it (empty: the
+    # first configured), the font to embed (empty: Debian's fonts-noto-cjk), the Ed25519
+    # key (empty: one made once and shared through Redis) and how many a customer may
+    # send in an hour.
+    mail_account: str = ""
+    summary_font: str = ""
+    summary_key_file: str = ""
+    summary_per_hour: int = 3
 
     @classmethod
     def from_section(cls, section: Mapping[str, Any]) -> PortalSettings:
@@ -60,6 +70,10 @@ class PortalSettings:
                 link_secret=str(section.get("link_secret", "")),
                 wechat_web_auth=tuple(str(a) for a in section.get("wechat_web_auth") or ()),
                 wechat_authorize_url=str(section.get("wechat_authorize_url", d.wechat_authorize_url)),
+                mail_account=str(section.get("mail_account", "")),
+                summary_font=str(section.get("summary_font", "")),
+                summary_key_file=str(section.get("summary_key_file", "")),
+                summary_per_hour=int(section.get("summary_per_hour", d.summary_per_hour)),
             )
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"portal: {exc}") from exc
@@ -81,3 +95,5 @@ class PortalDeps:
     links: SignInLinks
     # WeChat web authorisation per service account (account name -> client); empty: links only.
     wechat_oauth: Mapping[str, WeChatOAuth]
+    signer: SummarySigner
+    mailer: MailSender | None  # None: no email account configured, summaries cannot be sent

@@ -187,6 +187,41 @@ TEXT: dict[str, tuple[str, str]] = {
     "export_password": ("解压密码（只显示这一次，不会随文件发送，请记下）：", "Password (shown only now and never sent with the file; note it down):"),
     "download": ("下载", "Download"),
     "expires": ("有效期至 {when}", "available until {when}"),
+    # the signed PDF summary
+    "summary": ("签名的 PDF 摘要", "Signed PDF summary"),
+    "summary_explain": (
+        "把我们保存的数据、通知方式、规则和授权同事的摘要，以签名的 PDF 发到您指定的邮箱。",
+        "A summary of what we hold, how you hear from us, your rules and who may see what, as a signed PDF mailed to an address you name.",
+    ),
+    "summary_address": ("收件邮箱", "Send to (email)"),
+    "summary_prepare": ("下一步：确认邮箱", "Next: confirm the address"),
+    "summary_confirm_q": ("确认把摘要发到 {address}？", "Send the summary to {address}?"),
+    "summary_send": ("确认发送", "Send it"),
+    "summary_cancel": ("取消", "Cancel"),
+    "summary_sent": ("摘要已发送到 {address}。", "The summary was sent to {address}."),
+    "summary_no_mail": ("本系统未配置发信邮箱，暂时无法发送摘要。", "No email account is configured here, so summaries cannot be sent yet."),
+    "summary_verify": ("收件人可用公钥核验签名，公钥指纹：{fingerprint}", "The recipient can check the signature with our public key, fingerprint {fingerprint}"),
+    "summary_title": ("我的数据摘要", "Summary of my data"),
+    "summary_made": ("生成时间：{when}", "Made: {when}"),
+    "summary_key": ("签名公钥指纹：{fingerprint}", "Signing key fingerprint: {fingerprint}"),
+    "summary_key_url": ("公钥：{url}", "Public key: {url}"),
+    "summary_none": ("无", "none"),
+    "summary_owner_sees": ("账户持有人：全部模块", "Account holder: every module"),
+    "summary_revoked": ("已撤销（{when}）", "revoked ({when})"),
+    "summary_last_seen": ("最近查看：{when}", "last looked: {when}"),
+    "summary_mail_subject": ("您的数据摘要（已签名）", "Your data summary (signed)"),
+    "summary_mail_body": (
+        "您好：\n\n附件 summary.pdf 是您在账户页面申请的数据摘要，summary.pdf.sig 是它的 Ed25519 签名。\n"
+        "核验方法（需 OpenSSL 3）：\n"
+        "  openssl pkeyutl -verify -pubin -inkey signing-key.pem -rawin -in summary.pdf -sigfile summary.pdf.sig\n"
+        "输出 Signature Verified Successfully 即表示文件未被改动。\n"
+        "公钥指纹：{fingerprint}\n请与 {url} 上公布的公钥核对（附件 signing-key.pem 仅为方便）。\n",
+        "Hello,\n\nsummary.pdf is the data summary you asked for in your account; summary.pdf.sig is its Ed25519 signature.\n"
+        "To check it (OpenSSL 3):\n"
+        "  openssl pkeyutl -verify -pubin -inkey signing-key.pem -rawin -in summary.pdf -sigfile summary.pdf.sig\n"
+        "\"Signature Verified Successfully\" means the file is unchanged.\n"
+        "Key fingerprint: {fingerprint}\nCompare it with the key published at {url} (the attached signing-key.pem is only a convenience).\n",
+    ),
     "erase": ("删除我的全部数据", "Erase all my data"),
     "erase_explain": ("删除后无法恢复。工单仅保留保修统计所需的匿名字段。", "This cannot be undone. Tickets keep only the anonymous fields warranty accounting needs."),
     "erase_request": ("申请删除", "Request erasure"),
@@ -208,6 +243,7 @@ TEXT: dict[str, tuple[str, str]] = {
     "act_member.revoke": ("撤销同事权限", "revoked a colleague"),
     "act_data.export": ("导出数据", "exported data"),
     "act_data.download": ("下载导出文件", "downloaded an export"),
+    "act_data.summary": ("发送签名摘要", "sent a signed summary"),
     "act_voice.delete_audio": ("删除语音音频", "deleted a voice note's audio"),
     "act_erasure.request": ("申请删除全部数据", "asked for erasure"),
     # errors

@@ -15,6 +15,7 @@ from portal.access import clear_cookie, render, take_flash
 from portal.errors import BadInput, NotFound
 from portal.members import Module
 from portal.state import PortalRoute, portal, viewer
+from portal.views_summary import summary_context
 from preferences.data_rights import EXPORT_FORMATS
 
 SHOWN_ONCE = "kefu:portal:export-password:"
@@ -55,7 +56,7 @@ async def data_page(request: web.Request) -> web.StreamResponse:
     return render(
         request, "data.html", counts=counts, counted_at=counted_at, voice=voice, exports=exports, made=made, password=password,
         formats=EXPORT_FORMATS, retention_days=rights.retention_days, erase_code=request.query.get("erase", "")[:32],
-        audit=audit, flash=await take_flash(request),
+        audit=audit, flash=await take_flash(request), **await summary_context(request),
     )
 
 

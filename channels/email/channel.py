@@ -24,6 +24,7 @@ import ssl
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any, Self
 
@@ -259,6 +260,12 @@ class EmailChannel(Channel):
             text=plain, html=html, message_id=message_id, in_reply_to=reply.hint("message_id"),
             references=references, when=time.time(),
         )
+        await self.send_mail(msg)
+        await self.threads.remember(message_id, reply.conversation)
+
+    async def send_mail(self, msg: EmailMessage) -> None:
+        """Send a finished mail through this account's SMTP server (also the portal's
+        signed summaries); PermanentSendError for a 5xx, PlatformUnavailable otherwise."""
         s = self.smtp
         try:
             await aiosmtplib.send(
@@ -273,4 +280,3 @@ class EmailChannel(Channel):
             raise error(f"SMTP {exc.code}: {exc.message}") from exc
         except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as exc:
             raise PlatformUnavailable(f"SMTP: {type(exc).__name__}: {exc}") from exc
-        await self.threads.remember(message_id, reply.conversation)
