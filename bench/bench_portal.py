@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import re
 import statistics
 import sys
 import tempfile
@@ -98,16 +99,24 @@ async def seed(redis_url: str, mongo_url: str, tickets: int, notifications: int)
     return customer, "bench-ticket-0", now - min(980, tickets - 1) * 600
 
 
-async def sign_in(http: Any, base: str, redis_url: str, customer: str) -> None:
+async def sign_in(http: Any, base: str, redis_url: str, customer: str) -> str:
+    """Open a one-time link and continue, as the customer does; returns the path of a
+    second link, unused, whose "continue" page the bench renders."""
     from redis.asyncio import Redis
 
     from portal.links import Grant, SignInLinks
 
     redis = Redis.from_url(redis_url)
-    link = await SignInLinks(redis, public_url=base).issue(Grant(customer))
+    links = SignInLinks(redis, public_url=base)
+    link, spare = await links.issue(Grant(customer)), await links.issue(Grant(customer))
     await redis.aclose()
     async with http.get(link, allow_redirects=False) as resp:
+        assert resp.status == 200, await resp.text()
+        csrf = re.search(r'name="_csrf" value="([^"]+)"', await resp.text())
+    assert csrf is not None
+    async with http.post(link, data={"_csrf": csrf.group(1)}, allow_redirects=False) as resp:
         assert resp.status == 303, await resp.text()
+    return spare.removeprefix(base)
 
 
 async def render(
@@ -119,7 +128,7 @@ async def render(
 
     out: dict[str, tuple[list[float], float, int]] = {}
     async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
-        await sign_in(http, base, redis_url, customer)
+        pages = {"sign-in link (continue page)": await sign_in(http, base, redis_url, customer), **pages}
         for name, path in pages.items():
             t0 = time.perf_counter()
             async with http.get(base + path) as resp:

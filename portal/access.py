@@ -38,9 +38,9 @@ def secure_cookies(request: web.Request) -> bool:
     return request.secure if configured is None else configured
 
 
-def set_cookie(request: web.Request, response: web.StreamResponse, session: Session) -> None:
+def set_cookie(request: web.Request, response: web.StreamResponse, session: Session, *, max_age: int | None = None) -> None:
     response.set_cookie(
-        COOKIE, session.sid, max_age=portal(request).sessions.ttl_s, path="/portal", httponly=True,
+        COOKIE, session.sid, max_age=portal(request).sessions.ttl_s if max_age is None else max_age, path="/portal", httponly=True,
         samesite="Lax", secure=secure_cookies(request),
     )
 

@@ -20,6 +20,12 @@ TEXT: dict[str, tuple[str, str]] = {
     "signed_out": ("您已退出。", "You are signed out."),
     "ask_link": ("请在微信、企业微信、钉钉或邮件中发送“我的账户”，我们会回复一个一次性登录链接。", "Send “my account” in WeChat, WeCom, DingTalk or email and we reply with a one-time sign-in link."),
     "link_refused": ("此链接已失效（已使用、已过期或无效）。", "This link no longer works (used, expired or invalid)."),
+    "link_continue_intro": ("点击下方按钮进入您的账户。", "Tap the button below to open your account."),
+    "link_continue": ("进入我的账户", "Open my account"),
+    "link_continue_why": (
+        "链接只能使用一次：点击按钮时才会生效，因此聊天软件预览链接不会使其失效。",
+        "The link works once, and only when you tap the button, so a chat app's link preview does not use it up.",
+    ),
     "colleague_of": ("同事账户：{label}", "Colleague: {label}"),
     "owner_account": ("账户持有人", "Account holder"),
     # modules

@@ -2,9 +2,12 @@
 
 A link carries ``<nonce>.<expires>.<mac>``; the customer's id is never in the URL.
 Redis keeps the nonce's SHA-256 -> customer (and invited member) until the link
-expires, and ``GETDEL`` makes the first use the only one, in every web process. The MAC
-(HMAC-SHA256 over nonce, expiry, customer and member) binds the link to the grant Redis
-returned: a record moved or altered in Redis does not sign anybody in.
+expires, and ``GETDEL`` makes the first use the only one, in every web process. Opening
+the link (GET) only checks it and asks the person to continue; continuing (a POST with
+the page's CSRF token) uses it, so a chat app fetching the URL for a link preview does
+not use it up. The MAC (HMAC-SHA256 over nonce, expiry, customer and member) binds the
+link to the grant Redis returned: a record moved or altered in Redis does not sign
+anybody in.
 """
 
 from __future__ import annotations
@@ -69,15 +72,24 @@ class SignInLinks:
         await self.redis.set(PREFIX + _digest(nonce), record, ex=max(int(ttl), 1))
         return f"{self.public_url}/portal/s/{nonce}.{expires}.{mac}"
 
+    async def check(self, token: str) -> Grant:
+        """The grant a link carries, left unused (the page that asks to continue);
+        LinkRefused when forged, expired or used."""
+        return await self._grant(token, use=False)
+
     async def redeem(self, token: str) -> Grant:
         """The grant a link carries, used up; LinkRefused when forged, expired or used."""
+        return await self._grant(token, use=True)
+
+    async def _grant(self, token: str, *, use: bool) -> Grant:
         parts = token.split(".")
         if len(parts) != 3 or len(token) > 200 or not parts[1].isdigit():
             raise LinkRefused("malformed sign-in link")
         nonce, expires_s, mac = parts
         if int(expires_s) < self.clock():
             raise LinkRefused("the sign-in link has expired")
-        raw = await self.redis.getdel(PREFIX + _digest(nonce))
+        key = PREFIX + _digest(nonce)
+        raw = await (self.redis.getdel(key) if use else self.redis.get(key))
         if raw is None:
             raise LinkRefused("the sign-in link was used already or is unknown")
         data = json.loads(raw)

@@ -8,12 +8,15 @@ import secrets
 
 from aiohttp import web
 
+from admin.forms import fields
 from admin.sessions import SESSION
-from portal.access import clear_cookie, render, session_user, set_cookie, take_flash
+from portal.access import clear_cookie, locale, render, session_user, set_cookie, take_flash
 from portal.errors import LinkRefused
+from portal.i18n import text
 from portal.links import Grant
 from portal.members import Module, Viewer, owner_viewer
 from portal.state import PortalRoute, portal, viewer
+from webui.access import csrf_matches
 
 log = logging.getLogger(__name__)
 OAUTH_STATE = "kefu:portal:oauth:"
@@ -29,9 +32,36 @@ async def _start_session(request: web.Request, who: Viewer) -> web.StreamRespons
     raise response
 
 
-async def redeem(request: web.Request) -> web.StreamResponse:
-    """GET /portal/s/{token}: a link from chat or an invitation, used once."""
+async def open_link(request: web.Request) -> web.StreamResponse:
+    """GET /portal/s/{token}: a link from chat or an invitation, checked but not used.
+
+    Chat apps fetch a URL to draw its preview; a GET that signed in would use the link up
+    before the customer tapped it. The page asks to continue, and only that POST uses it.
+    """
     p = portal(request)
+    try:
+        await p.deps.links.check(request.match_info["token"])
+    except LinkRefused as exc:
+        log.info("portal: sign-in link refused: %s", exc.code)
+        return render(request, "signin.html", status=403, refused=exc.message)
+    fresh = None
+    if SESSION not in request:
+        # The continue form needs a CSRF token, so the visitor gets an anonymous session.
+        fresh = request[SESSION] = await p.sessions.new()
+    response = render(request, "link.html", token=request.match_info["token"])
+    if fresh is not None:
+        set_cookie(request, response, fresh, max_age=p.sessions.anonymous_ttl_s)
+    return response
+
+
+async def redeem(request: web.Request) -> web.StreamResponse:
+    """POST /portal/s/{token}: continue from the link page; the link is used, once."""
+    p = portal(request)
+    session = request.get(SESSION)
+    if session is None or not await csrf_matches(request, session.csrf, fields):
+        # Without this, another site could sign a visitor into an account of its choosing.
+        log.warning("portal: sign-in link POST refused: CSRF token missing or wrong")
+        return render(request, "error.html", status=403, message=text("csrf_refused", locale(request).language))
     try:
         grant = await p.deps.links.redeem(request.match_info["token"])
     except LinkRefused as exc:
@@ -109,7 +139,8 @@ async def static(request: web.Request) -> web.StreamResponse:
 
 
 ROUTES = (
-    PortalRoute("GET", "/s/{token}", redeem, None, "redeem"),
+    PortalRoute("GET", "/s/{token}", open_link, None, "open_link"),
+    PortalRoute("POST", "/s/{token}", redeem, None, "redeem"),
     PortalRoute("GET", "/wechat/{account}", wechat_start, None, "wechat_start"),
     PortalRoute("GET", "/wechat/{account}/back", wechat_back, None, "wechat_back"),
     PortalRoute("GET", "/signed-out", signed_out, None, "signed_out"),

@@ -34,7 +34,11 @@ class Visitor(Browserless):
         return await resp.text()
 
     async def open_link(self, link: str) -> aiohttp.ClientResponse:
-        resp = await self.get(link)
+        """Open a sign-in link and tap "continue" on the page it shows."""
+        page = await self.get(link)
+        if page.status != 200:
+            return page
+        resp = await self.post(link)
         if resp.status == 303:
             await self.get("/portal/")  # the new session's CSRF token
         return resp

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 
 import pytest
@@ -28,6 +29,29 @@ async def test_my_account_in_wechat_replies_with_a_link_that_signs_in_once(rig: 
     again = await other.get(link)
     assert again.status == 403 and "已失效" in await again.text()
     assert (await other.get("/portal/tickets")).status == 401
+
+
+async def test_a_link_preview_fetch_does_not_use_the_link(rig: PortalRig, caplog: pytest.LogCaptureFixture) -> None:
+    """Chat apps GET a URL to draw its preview; only the customer's tap on "continue" uses it."""
+    _, link = await rig.ask_link("o-portal-preview")
+    preview_bot = rig.visitor()
+    for _ in range(3):
+        fetched = await preview_bot.get(link)
+        assert fetched.status == 200 and "进入我的账户" in await fetched.text()
+        assert fetched.headers["Cache-Control"] == "no-store" and fetched.headers["Referrer-Policy"] == "no-referrer"
+    assert (await preview_bot.get("/portal/tickets")).status == 401  # looking signed nobody in
+    # A POST without the page's CSRF token (another site's form, or a bot): refused, link kept.
+    caplog.set_level(logging.INFO, logger="portal")
+    forged = await rig.visitor().post(link, csrf=False)
+    assert forged.status == 403 and "portal: sign-in link POST refused: CSRF token missing or wrong" in caplog.messages
+    assert (await preview_bot.post(link, {"_csrf": "guessed"}, csrf=False)).status == 403
+    # The customer, later, in their own browser: signed in; the link is used from then on.
+    who = rig.visitor()
+    resp = await who.open_link(link)
+    assert resp.status == 303 and resp.headers["Location"] == "/portal/"
+    assert "我的报修" in await who.page("/portal/")
+    used = await preview_bot.get(link)
+    assert used.status == 403 and "已失效" in await used.text()
 
 
 async def test_english_keyword_and_an_english_customer(rig: PortalRig) -> None:
@@ -58,7 +82,14 @@ async def test_links_expire_and_forgeries_fail(redis: Redis) -> None:
     live = SignInLinks(redis, public_url="https://kefu.example.cn", ttl_s=60)
     url = await live.issue(Grant("cust-3", "m1"))
     assert url.startswith("https://kefu.example.cn/portal/s/") and "cust-3" not in url
-    assert await live.redeem(url.rsplit("/", 1)[1]) == Grant("cust-3", "m1")
+    token = url.rsplit("/", 1)[1]
+    for bad in ("junk", f"x{token}"):
+        with pytest.raises(LinkRefused):
+            await live.check(bad)
+    assert await live.check(token) == await live.check(token) == Grant("cust-3", "m1")  # checking leaves it usable
+    assert await live.redeem(token) == Grant("cust-3", "m1")
+    with pytest.raises(LinkRefused, match="used already"):
+        await live.check(token)
 
 
 async def test_wechat_web_authorisation_signs_in_the_openid_behind_the_phone(rig: PortalRig) -> None:

@@ -161,6 +161,7 @@ async def test_a_customer_sends_the_summary_from_their_phone(browser: Any, mail_
     context = await browser.new_context(**PHONE)
     page = await context.new_page()
     await page.goto(mail_rig.base + link)
+    await page.click("#link-continue")
     await page.wait_for_url("**/portal/")
     await page.click('nav.tabs a:has-text("我的数据")')
     await page.fill('input[name="address"]', AUDITOR)
