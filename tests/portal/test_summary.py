@@ -155,6 +155,27 @@ async def test_summaries_are_limited_per_hour_and_refuse_junk(mail_rig: PortalRi
     assert len(sent) == 2
 
 
+async def test_one_customers_confirmation_is_not_anothers(mail_rig: PortalRig, sink: SmtpSink) -> None:  # noqa: F811
+    alice, _ = await mail_rig.customer("o-summary-alice")
+    bob, _ = await mail_rig.customer("o-summary-bob")
+    bobs = await ask_summary(bob, "bob-auditor@example.cn")
+    assert "bob-auditor" not in await alice.page(f"/portal/data?summary={bobs}")
+    assert (await alice.post("/portal/data/summary/send", {"id": bobs}, headers={"Referer": mail_rig.base + "/portal/data"})).status == 303
+    assert sink.messages == []
+    assert (await bob.post("/portal/data/summary/send", {"id": bobs})).status == 303  # still Bob's to confirm
+    [msg] = await asyncio.to_thread(sink.wait, 1)
+    assert msg["To"] == "bob-auditor@example.cn"
+
+
+async def test_without_an_email_account_the_page_says_so(rig: PortalRig) -> None:
+    owner, customer = await rig.customer("o-summary-nomail")
+    assert "本系统未配置发信邮箱" in await owner.page("/portal/data")
+    pending = await ask_summary(owner, AUDITOR)
+    resp = await owner.post("/portal/data/summary/send", {"id": pending}, headers={"Referer": rig.base + "/portal/data"})
+    assert resp.status == 303 and "no email account is configured" in await owner.page("/portal/data")
+    assert [a for a in await rig.portal.audit.recent(customer) if a["action"] == "data.summary"] == []
+
+
 @pytest.mark.no_blockbuster  # Playwright's driver pipe is not our code's I/O
 async def test_a_customer_sends_the_summary_from_their_phone(browser: Any, mail_rig: PortalRig, sink: SmtpSink, tmp_path: Path) -> None:  # noqa: F811
     _, link = await mail_rig.ask_link("o-summary-phone")
