@@ -30,3 +30,19 @@ def test_metadata_has_an_spdx_licence_and_no_setuptools_warning(tmp_path: Path) 
     dist_info = tmp_path / "meta" / done.stdout.strip().splitlines()[-1]
     metadata = (dist_info / "METADATA").read_text()
     assert "License-Expression: Apache-2.0" in metadata
+
+
+def test_the_image_copies_every_package_the_wheel_ships() -> None:
+    """The Dockerfile lists its source folders by hand; one left out makes an image that
+    builds and then fails at `kefu run` (the console's admin imports webui, the root imports
+    knowledge and portal)."""
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    packages = {p.rstrip("*") for p in project["tool"]["setuptools"]["packages"]["find"]["include"]}
+    copied = {
+        line.split()[1]
+        for line in (ROOT / "docker" / "kefu" / "Dockerfile").read_text().splitlines()
+        if line.startswith("COPY ") and len(line.split()) == 3
+    }
+    assert packages <= copied, f"not copied into the image: {sorted(packages - copied)}"
