@@ -4,6 +4,11 @@ Shaped after python-telegram-bot's ``Application.process_update``: a skill says 
 it takes a turn, then handles it. Within a group the first skill that accepts wins;
 groups are tried in order. A skill that raises gets the error reply and a log line with
 the traceback, never a crashed worker.
+
+When another skill takes a turn while a form is open (see :mod:`bot.conversation.forms`),
+the form is set aside, and the customer is reminded of its open question once, after
+that skill's answer, unless that skill has just asked a question of its own or handed
+the conversation to a person.
 """
 
 from __future__ import annotations
@@ -82,10 +87,23 @@ class SkillRouter:
                 if not skill.accepts(turn):
                     continue
                 try:
-                    return await skill.handle(turn)
+                    replies = await skill.handle(turn)
+                    return (*replies, *self._set_aside(turn))
                 except Exception as exc:
                     # Type above DEBUG; the traceback (whose text may quote the customer) below.
                     log.error("skill %s failed on %s: %s", skill.name, ref(turn.message.key), type(exc).__name__)
                     log.debug("skill %s failure", skill.name, exc_info=True)
                     return (Reply(text=self.templates.render("error", turn.language)),)
         return ()
+
+    def _set_aside(self, turn: Turn) -> tuple[Reply, ...]:
+        state = turn.state
+        form = state.form if state is not None else None
+        if state is None or form is None or form.last_turn == turn.message.key:
+            return ()  # no form, or the form took the turn itself
+        form.paused = True
+        if form.reminded or not form.prompt or not state.bot_active or state.awaiting:
+            return ()
+        form.reminded = True
+        question = self.templates.render(form.prompt, turn.language, slots=form.slots)
+        return (Reply(text=self.templates.render("form_reminder", turn.language, question=question.strip())),)

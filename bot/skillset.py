@@ -29,6 +29,7 @@ from skills.greeting import EchoSkill, ReceivedMediaSkill, WelcomeSkill
 from skills.handoff import HumanRequestSkill, WhileWaitingSkill
 from skills.renewal.skill import RenewalSkill
 from skills.repair_dispatch.intake import RepairReportForm, RepairStatusSkill, SelfCheckAnswer
+from skills.repair_dispatch.reschedule import VisitTimeAfterDispatch
 from skills.review_remediation.chat import LogisticsComplaintSkill, ProductComplaintSkill
 from skills.services import SkillServices
 from skills.smalltalk import FallbackSkill, OutOfScopeSkill, SmallTalkSkill
@@ -76,14 +77,20 @@ def default_skills(ctx: SkillContext) -> list[list[Skill]]:
     repair = svc.repair if svc.repair_dispatch else None
     out_of_scope: Skill = OutOfScopeSkill(t)
     fallback: Skill = FallbackSkill(t, ctx.handoff, limit=ctx.fallback_limit)
+    repair_form: Skill = RepairReportForm(t, svc.tickets, repair, svc.notifier, catalog=svc.catalog)
     if kb is not None:  # the knowledge base answers first what these two would redirect
         out_of_scope = kb.answering_first(out_of_scope, t, reason="out_of_scope")
-        fallback = kb.answering_first(fallback, t, reason="fallback")
+        # Whatever reaches the fallback was taken by no skill, whichever intent NLU saw
+        # (a question an open form refused as the answer to its own).
+        fallback = kb.answering_first(fallback, t, reason="fallback", when=lambda turn: True)
+        # "XK-8800保修几年？" read as a repair report at 0.55 is looked up before a form opens.
+        repair_form = kb.answering_unsure_questions(repair_form, t)
     groups: list[list[Skill]] = [
         [waiting],
         [  # an open form (or the self-check it offered) takes the answer to its own question first
             *([SelfCheckAnswer(t, svc.tickets, repair, svc.notifier)] if repair else []),
-            RepairReportForm(t, svc.tickets, repair, svc.notifier, catalog=svc.catalog),
+            repair_form,
+            *([VisitTimeAfterDispatch(t, svc.tickets, timezone=repair.settings.timezone)] if repair else []),
         ],
         preference_skills(prefs.prefs, prefs.rights, ctx.redis, prefs.renderer),
         [
