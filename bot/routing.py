@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import abc
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar
 
@@ -75,14 +75,25 @@ class Skill(abc.ABC):
 
 
 class SkillRouter:
-    """Hands a turn to the first skill that accepts it, group by group."""
+    """Hands a turn to the first skill that accepts it, group by group.
 
-    def __init__(self, groups: Sequence[Sequence[Skill]], templates: Templates) -> None:
+    ``without_nlu`` are the groups for a bot that has no NLU model yet (its first
+    training runs in the background): while ``nlu_absent()`` says so, turns go to them,
+    and the moment the model is there, to ``groups``, without a restart.
+    """
+
+    def __init__(
+        self, groups: Sequence[Sequence[Skill]], templates: Templates, *,
+        without_nlu: Sequence[Sequence[Skill]] = (), nlu_absent: Callable[[], bool] = lambda: False,
+    ) -> None:
         self.groups: tuple[tuple[Skill, ...], ...] = tuple(tuple(g) for g in groups)
+        self.without_nlu: tuple[tuple[Skill, ...], ...] = tuple(tuple(g) for g in without_nlu)
+        self.nlu_absent = nlu_absent
         self.templates = templates
 
     async def route(self, turn: Turn) -> Sequence[Reply]:
-        for group in self.groups:
+        groups = self.without_nlu if self.without_nlu and self.nlu_absent() else self.groups
+        for group in groups:
             for skill in group:
                 if not skill.accepts(turn):
                     continue

@@ -5,17 +5,20 @@ Groups are tried in order and the first skill that accepts a turn wins (see
 first, which lets only some intents through. An open form comes next so that "明天上午"
 answers the question the form asked; then the customer's own settings and data; then hand-off and
 complaints; then business skills; then small talk and the fallback. Without NLU the bot
-still greets, acknowledges media and echoes text.
+still greets, acknowledges media and echoes text; while its first NLU model trains, it
+answers the keyword layer's phrases and tells everyone else how far the training is.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from redis.asyncio import Redis
 
 from bot.conversation.handoff import Handoff
+from bot.nlu.readiness import TrainingProgress
 from bot.routing import Skill
 from bot.templates import Templates
 from preferences.services import PreferenceServices
@@ -25,7 +28,7 @@ import skills
 from knowledge.service import Knowledge
 from skills import renewal, repair_dispatch, review_remediation
 from skills.account import AccountLinkSkill, LinkMaker
-from skills.greeting import EchoSkill, ReceivedMediaSkill, WelcomeSkill
+from skills.greeting import EchoSkill, ReceivedMediaSkill, StillLearningSkill, WelcomeSkill
 from skills.handoff import HumanRequestSkill, WhileWaitingSkill
 from skills.renewal.skill import RenewalSkill
 from skills.repair_dispatch.intake import RepairReportForm, RepairStatusSkill, SelfCheckAnswer
@@ -57,6 +60,9 @@ class SkillContext:
     # The customer portal's one-time sign-in links ("我的账户"); None: no portal mounted.
     account_link: LinkMaker | None = None
     account_link_minutes: int = 15
+    # While the first NLU model trains in the background: what the training is doing
+    # ("epoch 27/60, about 37 s left"), told to customers the keyword layer cannot answer.
+    nlu_progress: Callable[[], TrainingProgress | None] | None = None
 
 
 def default_skills(ctx: SkillContext) -> list[list[Skill]]:
@@ -66,6 +72,14 @@ def default_skills(ctx: SkillContext) -> list[list[Skill]]:
     account: list[Skill] = []
     if ctx.account_link is not None:
         account.append(AccountLinkSkill(t, ctx.preferences.prefs, ctx.account_link, ttl_minutes=ctx.account_link_minutes))
+    if not ctx.nlu_enabled and ctx.nlu_progress is not None:  # the first model is being trained
+        return [
+            [waiting],
+            [WelcomeSkill(t)],
+            [HumanRequestSkill(t, ctx.handoff), *account],
+            [SmallTalkSkill(t)],  # the keyword layer's greetings, thanks and goodbyes
+            [ReceivedMediaSkill(t), StillLearningSkill(t, ctx.nlu_progress)],
+        ]
     if not ctx.nlu_enabled:
         return [
             [waiting],
