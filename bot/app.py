@@ -33,6 +33,7 @@ A package never imports this module.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import socket
@@ -79,7 +80,7 @@ from bot.stores import close_stores, open_stores
 from bot.tasks import BackgroundTasks, Job
 from bot.templates import Templates
 from bot.tokens import TokenCache
-from bot.understanding import build_voice, start_rasa, understanding_settings
+from bot.understanding import build_voice, start_rasa, train_then_start_rasa, understanding_settings
 from bot.webhook import make_handler
 from bot.worker import InboundWorker
 from channels import CHANNEL_CLASSES, channel_registry
@@ -211,10 +212,16 @@ async def _start(
         public_url=settings.http.public_url,
         streams=(pipeline.inbound_stream, pipeline.outbox_stream),
     )
-    nlu_settings = await asyncio.to_thread(understanding_settings, settings)
+    nlu_plan = await asyncio.to_thread(understanding_settings, settings)
+    nlu_settings = nlu_plan.settings if nlu_plan is not None else None
     nlu = NluClient.from_settings(http, nlu_settings) if nlu_settings is not None else None
     readiness = (
-        NluReadiness(nlu, quiet_wait_s=nlu_settings.quiet_wait_s, max_wait_s=nlu_settings.max_wait_s)
+        NluReadiness(
+            nlu, quiet_wait_s=nlu_settings.quiet_wait_s, max_wait_s=nlu_settings.max_wait_s,
+            # Only the process that trains knows when the model comes; the others see
+            # "no model" from Rasa's /status meanwhile.
+            training=nlu_plan is not None and nlu_plan.train_first and role in ("all", "worker"),
+        )
         if nlu is not None and nlu_settings is not None
         else None
     )
@@ -248,7 +255,7 @@ async def _start(
     )
     rt = Runtime(
         settings=settings, redis=redis, store=store, queue=queue, outbox=outbox,
-        templates=templates, router=SkillRouter(skills(skill_ctx), templates),
+        templates=templates, router=skill_router(skills, skill_ctx, readiness),
         health=HealthMonitor(mongo, interval_s=0.25, timeout_s=0.5), states=states, gate=gate, handoff=handoff,
         channels=channels, metrics=metrics, nlu=nlu, nlu_readiness=readiness, voice=await build_voice(settings, store), events=events,
     )
@@ -276,12 +283,23 @@ async def _start(
         worker_tasks(rt, tasks, prefs.engine.on_give_up)
         tasks.start_jobs(preferences.jobs(prefs_section, prefs.engine, prefs.rights, rt.outbox.is_handled, prefs.activity))
         tasks.start_jobs(business.jobs(services))
-        if nlu_settings is not None:
+        if nlu_plan is not None and nlu_plan.train_first and readiness is not None:
+            tasks.start("nlu-first-training", train_then_start_rasa(nlu_plan.settings, http, tasks.stop, readiness))
+        elif nlu_settings is not None:
             tasks.start("rasa-autostart", start_rasa(nlu_settings, http, tasks.stop, readiness))
         for channel in channels.values():
             tasks.start(f"intake-{channel.name}-{channel.account}", channel.run_background(tasks.stop))
     log.info("gateway ready (role %s): %s", role, ", ".join(f"{n}/{a}" for n, a in channels) or "no channels configured")
     return rt
+
+
+def skill_router(skills: SkillFactory, ctx: SkillContext, readiness: NluReadiness | None) -> SkillRouter:
+    """The skills in their groups; with NLU configured, also the keyword layer's groups,
+    which answer while NLU has no model yet (a first training in the background)."""
+    if readiness is None:
+        return SkillRouter(skills(ctx), ctx.templates)
+    keyword_only = skills(dataclasses.replace(ctx, nlu_enabled=False, nlu_progress=lambda: readiness.progress))
+    return SkillRouter(skills(ctx), ctx.templates, without_nlu=keyword_only, nlu_absent=lambda: readiness.absent)
 
 
 async def _knowledge(

@@ -144,6 +144,8 @@ def settings_from_mapping(
     pipeline = PipelineSettings.from_mapping(data.pop("pipeline", None) or {})
     channels = _channels(data.pop("channels", None))
     simulator = bool(data.pop("simulator", False))
+    if env.get("KEFU_SKIP_NLU"):  # `KEFU_SKIP_NLU=1 bash scripts/run.sh`: no Rasa, no training
+        data["nlu"] = {**dict(data.get("nlu") or {}), "enabled": False}
     sections: dict[str, Mapping[str, Any]] = {}
     for name, value in data.items():
         if value is None:

@@ -71,6 +71,10 @@ def standard_checks(
         urls = nlu.client.urls
 
         async def nlu_status() -> str:
+            if nlu.absent:
+                # No model yet: the bot serves with its keyword layer, so it is ready for
+                # traffic; the detail says how far the first training is.
+                return f"no model yet, keyword layer answering; training: {nlu.progress or 'not running here'}"
             answering: list[str] = []
             errors: list[str] = []
             for url in urls:

@@ -4,13 +4,18 @@ Shaped after python-telegram-bot's ``Application.process_update``: a skill says 
 it takes a turn, then handles it. Within a group the first skill that accepts wins;
 groups are tried in order. A skill that raises gets the error reply and a log line with
 the traceback, never a crashed worker.
+
+When another skill takes a turn while a form is open (see :mod:`bot.conversation.forms`),
+the form is set aside, and the customer is reminded of its open question once, after
+that skill's answer, unless that skill has just asked a question of its own or handed
+the conversation to a person.
 """
 
 from __future__ import annotations
 
 import abc
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar
 
@@ -70,22 +75,46 @@ class Skill(abc.ABC):
 
 
 class SkillRouter:
-    """Hands a turn to the first skill that accepts it, group by group."""
+    """Hands a turn to the first skill that accepts it, group by group.
 
-    def __init__(self, groups: Sequence[Sequence[Skill]], templates: Templates) -> None:
+    ``without_nlu`` are the groups for a bot that has no NLU model yet (its first
+    training runs in the background): while ``nlu_absent()`` says so, turns go to them,
+    and the moment the model is there, to ``groups``, without a restart.
+    """
+
+    def __init__(
+        self, groups: Sequence[Sequence[Skill]], templates: Templates, *,
+        without_nlu: Sequence[Sequence[Skill]] = (), nlu_absent: Callable[[], bool] = lambda: False,
+    ) -> None:
         self.groups: tuple[tuple[Skill, ...], ...] = tuple(tuple(g) for g in groups)
+        self.without_nlu: tuple[tuple[Skill, ...], ...] = tuple(tuple(g) for g in without_nlu)
+        self.nlu_absent = nlu_absent
         self.templates = templates
 
     async def route(self, turn: Turn) -> Sequence[Reply]:
-        for group in self.groups:
+        groups = self.without_nlu if self.without_nlu and self.nlu_absent() else self.groups
+        for group in groups:
             for skill in group:
                 if not skill.accepts(turn):
                     continue
                 try:
-                    return await skill.handle(turn)
+                    replies = await skill.handle(turn)
+                    return (*replies, *self._set_aside(turn))
                 except Exception as exc:
                     # Type above DEBUG; the traceback (whose text may quote the customer) below.
                     log.error("skill %s failed on %s: %s", skill.name, ref(turn.message.key), type(exc).__name__)
                     log.debug("skill %s failure", skill.name, exc_info=True)
                     return (Reply(text=self.templates.render("error", turn.language)),)
         return ()
+
+    def _set_aside(self, turn: Turn) -> tuple[Reply, ...]:
+        state = turn.state
+        form = state.form if state is not None else None
+        if state is None or form is None or form.last_turn == turn.message.key:
+            return ()  # no form, or the form took the turn itself
+        form.paused = True
+        if form.reminded or not form.prompt or not state.bot_active or state.awaiting:
+            return ()
+        form.reminded = True
+        question = self.templates.render(form.prompt, turn.language, slots=form.slots)
+        return (Reply(text=self.templates.render("form_reminder", turn.language, question=question.strip())),)

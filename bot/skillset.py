@@ -5,17 +5,20 @@ Groups are tried in order and the first skill that accepts a turn wins (see
 first, which lets only some intents through. An open form comes next so that "明天上午"
 answers the question the form asked; then the customer's own settings and data; then hand-off and
 complaints; then business skills; then small talk and the fallback. Without NLU the bot
-still greets, acknowledges media and echoes text.
+still greets, acknowledges media and echoes text; while its first NLU model trains, it
+answers the keyword layer's phrases and tells everyone else how far the training is.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from redis.asyncio import Redis
 
 from bot.conversation.handoff import Handoff
+from bot.nlu.readiness import TrainingProgress
 from bot.routing import Skill
 from bot.templates import Templates
 from preferences.services import PreferenceServices
@@ -25,10 +28,11 @@ import skills
 from knowledge.service import Knowledge
 from skills import renewal, repair_dispatch, review_remediation
 from skills.account import AccountLinkSkill, LinkMaker
-from skills.greeting import EchoSkill, ReceivedMediaSkill, WelcomeSkill
+from skills.greeting import EchoSkill, ReceivedMediaSkill, StillLearningSkill, WelcomeSkill
 from skills.handoff import HumanRequestSkill, WhileWaitingSkill
 from skills.renewal.skill import RenewalSkill
 from skills.repair_dispatch.intake import RepairReportForm, RepairStatusSkill, SelfCheckAnswer
+from skills.repair_dispatch.reschedule import VisitTimeAfterDispatch
 from skills.review_remediation.chat import LogisticsComplaintSkill, ProductComplaintSkill
 from skills.services import SkillServices
 from skills.smalltalk import FallbackSkill, OutOfScopeSkill, SmallTalkSkill
@@ -56,6 +60,9 @@ class SkillContext:
     # The customer portal's one-time sign-in links ("我的账户"); None: no portal mounted.
     account_link: LinkMaker | None = None
     account_link_minutes: int = 15
+    # While the first NLU model trains in the background: what the training is doing
+    # ("epoch 27/60, about 37 s left"), told to customers the keyword layer cannot answer.
+    nlu_progress: Callable[[], TrainingProgress | None] | None = None
 
 
 def default_skills(ctx: SkillContext) -> list[list[Skill]]:
@@ -65,6 +72,14 @@ def default_skills(ctx: SkillContext) -> list[list[Skill]]:
     account: list[Skill] = []
     if ctx.account_link is not None:
         account.append(AccountLinkSkill(t, ctx.preferences.prefs, ctx.account_link, ttl_minutes=ctx.account_link_minutes))
+    if not ctx.nlu_enabled and ctx.nlu_progress is not None:  # the first model is being trained
+        return [
+            [waiting],
+            [WelcomeSkill(t)],
+            [HumanRequestSkill(t, ctx.handoff), *account],
+            [SmallTalkSkill(t)],  # the keyword layer's greetings, thanks and goodbyes
+            [ReceivedMediaSkill(t), StillLearningSkill(t, ctx.nlu_progress)],
+        ]
     if not ctx.nlu_enabled:
         return [
             [waiting],
@@ -76,14 +91,20 @@ def default_skills(ctx: SkillContext) -> list[list[Skill]]:
     repair = svc.repair if svc.repair_dispatch else None
     out_of_scope: Skill = OutOfScopeSkill(t)
     fallback: Skill = FallbackSkill(t, ctx.handoff, limit=ctx.fallback_limit)
+    repair_form: Skill = RepairReportForm(t, svc.tickets, repair, svc.notifier, catalog=svc.catalog)
     if kb is not None:  # the knowledge base answers first what these two would redirect
         out_of_scope = kb.answering_first(out_of_scope, t, reason="out_of_scope")
-        fallback = kb.answering_first(fallback, t, reason="fallback")
+        # Whatever reaches the fallback was taken by no skill, whichever intent NLU saw
+        # (a question an open form refused as the answer to its own).
+        fallback = kb.answering_first(fallback, t, reason="fallback", when=lambda turn: True)
+        # "XK-8800保修几年？" read as a repair report at 0.55 is looked up before a form opens.
+        repair_form = kb.answering_unsure_questions(repair_form, t)
     groups: list[list[Skill]] = [
         [waiting],
         [  # an open form (or the self-check it offered) takes the answer to its own question first
             *([SelfCheckAnswer(t, svc.tickets, repair, svc.notifier)] if repair else []),
-            RepairReportForm(t, svc.tickets, repair, svc.notifier, catalog=svc.catalog),
+            repair_form,
+            *([VisitTimeAfterDispatch(t, svc.tickets, timezone=repair.settings.timezone)] if repair else []),
         ],
         preference_skills(prefs.prefs, prefs.rights, ctx.redis, prefs.renderer),
         [

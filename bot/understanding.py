@@ -2,10 +2,11 @@
 
 Both are heavy (a 2.7 GB Rasa environment, Whisper weights) and are prepared by
 ``kefu nlu install && kefu nlu train`` and ``kefu speech install``. With
-``enabled: auto`` (the default) each is used when it has been prepared: a fresh checkout
-runs at once as a bot that greets, echoes and hands over to humans, and gains
-understanding as soon as the models are there. ``enabled: true`` insists (messages wait
-for NLU and the customer gets a holding reply); ``false`` turns the part off.
+``enabled: auto`` (the default) speech is used when it has been prepared, and NLU
+always: when no model has been trained yet, ``kefu run`` answers at once with its
+keyword layer and trains in the background (:mod:`bot.nlu.background`), then starts
+Rasa on the new model and switches to it without a restart. ``enabled: true`` insists
+(messages wait for NLU and the customer gets a holding reply); ``false`` turns the part off.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,8 +38,16 @@ def _mode(section: Mapping[str, Any]) -> str:
     return "auto"
 
 
-def understanding_settings(settings: Any) -> NluSettings | None:
-    """The NLU settings if NLU is to be used, else ``None`` (blocking: looks at disk)."""
+@dataclass(frozen=True, slots=True)
+class NluPlan:
+    """How this gateway gets its NLU: the settings, and whether it trains the first model."""
+
+    settings: NluSettings
+    train_first: bool = False
+
+
+def understanding_settings(settings: Any) -> NluPlan | None:
+    """How NLU is to be used, or ``None`` when it is off (blocking: looks at disk)."""
     from bot.nlu.training import latest_model
 
     section = dict(settings.section("nlu"))
@@ -47,14 +57,22 @@ def understanding_settings(settings: Any) -> NluSettings | None:
     section.pop("enabled", None)
     section.setdefault("autostart", True)  # `kefu run` starts Rasa when none answers
     nlu = NluSettings.from_mapping(section)
-    if mode == "auto" and "urls" not in section and latest_model(nlu) is None:
-        log.warning(
-            "NLU is off: no trained Rasa model under %s. Run `kefu nlu install && kefu nlu train` "
-            "(or set nlu.enabled: true with urls of a running Rasa) for understanding.",
-            nlu.models_path,
-        )
-        return None
-    return nlu
+    # A Rasa of its own (autostart) with no model yet: train it while serving. An
+    # external one (autostart: false) gets its model from whoever runs it.
+    train_first = nlu.autostart and latest_model(nlu) is None
+    return NluPlan(nlu, train_first)
+
+
+async def train_then_start_rasa(
+    nlu: NluSettings, http: aiohttp.ClientSession, stop: asyncio.Event, readiness: NluReadiness
+) -> None:
+    """The first model, trained while the keyword layer serves; then Rasa on it."""
+    from bot.nlu.background import train_in_background
+
+    if not await train_in_background(nlu, readiness, stop):
+        return
+    readiness.expect()  # from now on messages wait (quietly) for the model to load
+    await start_rasa(nlu, http, stop, readiness)
 
 
 async def start_rasa(

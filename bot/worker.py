@@ -284,11 +284,13 @@ class InboundWorker:
 
     async def _parse_when_ready(
         self, nlu: NluReadiness, msg: InboundMessage, text: str, state: ConversationState
-    ) -> ParseResult:
+    ) -> ParseResult | None:
         since = nlu.now()
         told = False
         while True:
             verdict = nlu.decide(since)
+            if verdict is Wait.ABSENT:
+                return None  # no model yet (first training): the keyword layer answers, nothing waits
             if verdict is Wait.READY:
                 try:
                     with self._timed("nlu"):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from aiohttp import web
 from pymongo.asynchronous.database import AsyncDatabase
 from redis.asyncio import Redis
 
-from bot.routing import Skill
+from bot.routing import Skill, Turn
 from bot.templates import Templates
 from bot.conversation.handoff import Handoff
 from bot.store import MessageStore
@@ -30,7 +31,7 @@ from knowledge.labels import TrainerLabels
 from knowledge.lexical import Words
 from knowledge.missed import MissedTurns
 from knowledge.retrieval import Retriever, Tuning
-from knowledge.skill import KnowledgeFirst, RejectedAnswer, Watched
+from knowledge.skill import KnowledgeFirst, RejectedAnswer, Watched, unowned, unsure_question
 from knowledge.store import ImportReport, KnowledgeStore
 
 log = logging.getLogger(__name__)
@@ -48,9 +49,20 @@ class Knowledge:
     # NLU confidence below which a turn a skill acted on is kept for the trainer.
     low_confidence: float = 0.6
 
-    def answering_first(self, otherwise: Skill, templates: Templates, *, reason: str) -> Skill:
-        """``otherwise`` (a last-resort skill), with the knowledge base asked first."""
-        return KnowledgeFirst(otherwise, self.retriever, self.customers, self.missed, templates, self.answers, reason=reason)
+    def answering_first(
+        self, otherwise: Skill, templates: Templates, *, reason: str, when: Callable[[Turn], bool] = unowned
+    ) -> Skill:
+        """``otherwise`` (a last-resort skill), with the knowledge base asked first on the
+        turns ``when`` picks (by default those no business skill owns)."""
+        return KnowledgeFirst(
+            otherwise, self.retriever, self.customers, self.missed, templates, self.answers, reason=reason, when=when
+        )
+
+    def answering_unsure_questions(self, skill: Skill, templates: Templates) -> Skill:
+        """``skill``, with the questions NLU is unsure of (below ``low_confidence``)
+        looked up first; the ones the base cannot answer go to ``skill`` as before."""
+        below = self.low_confidence
+        return self.answering_first(skill, templates, reason="", when=lambda turn: unsure_question(turn, below))
 
     def watched(self, skill: Skill) -> Skill:
         """``skill``, with its unsure and handed-off turns kept for the trainer."""

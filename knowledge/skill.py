@@ -1,8 +1,9 @@
 """Knowledge in the conversation: answer what no skill owns, and hear when it missed.
 
 :class:`KnowledgeFirst` stands in front of a last-resort skill (the out-of-scope
-redirect, the not-understood fallback). On a turn that skill would take, it looks the
-question up; when an entry clears the threshold it answers with it, short or full by
+redirect, the not-understood fallback), or of a business skill for the questions NLU
+is unsure of ("XK-8800保修几年？" read as a repair report at 0.55 is a warranty question
+first). On a turn it is meant for, it looks the question up; when an entry clears the threshold it answers with it, short or full by
 the customer's detail preference, names the entry and offers a human. Otherwise the
 wrapped skill answers as it always does, and the turn is kept for the trainer.
 
@@ -15,8 +16,9 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
+from bot.conversation.questions import is_question
 from bot.routing import Reply, Skill, Turn
 from bot.templates import Templates
 from knowledge.containment import KnowledgeAnswers
@@ -43,6 +45,19 @@ def is_rejection(text: str) -> bool:
     return bool(_REJECTION.search(text)) and len(text) <= 60
 
 
+def unowned(turn: Turn) -> bool:
+    """No business skill owns what NLU understood."""
+    return turn.intent in UNOWNED
+
+
+def unsure_question(turn: Turn, below: float) -> bool:
+    """A question whose intent NLU is unsure of, outside an open form (whose answers are
+    often unsure and sometimes end in a question mark: "明天上午可以吗？")."""
+    if turn.nlu is None or turn.intent in UNOWNED or turn.nlu.confidence >= below:
+        return False
+    return (turn.state is None or turn.state.form is None) and is_question(turn.text)
+
+
 class KnowledgeFirst(Skill):
     """Answer from the knowledge base before ``otherwise`` gets the turn."""
 
@@ -50,9 +65,13 @@ class KnowledgeFirst(Skill):
 
     def __init__(
         self, otherwise: Skill, retriever: Retriever, customers: CustomerFacts, missed: MissedTurns, templates: Templates,
-        answers: KnowledgeAnswers, *, reason: str,
+        answers: KnowledgeAnswers, *, reason: str, when: Callable[[Turn], bool] = unowned,
     ) -> None:
+        """``when``: which of ``otherwise``'s turns are looked up; ``reason``: why a turn
+        the base cannot answer is kept for the trainer ("": not kept here, ``otherwise``
+        acts on it)."""
         self.otherwise = otherwise
+        self.when = when
         self.answers = answers
         self.retriever = retriever
         self.customers = customers
@@ -65,13 +84,15 @@ class KnowledgeFirst(Skill):
 
     async def handle(self, turn: Turn) -> Sequence[Reply]:
         state = turn.state
-        if not turn.text.strip() or turn.intent not in UNOWNED or state is None:
+        if not turn.text.strip() or not self.when(turn) or state is None:
             return await self.otherwise.handle(turn)
         found = await self.retriever.search(turn.text, products=lambda: self.customers.products(turn.message))
         entry = found.answer
         if entry is None:
             state.answered_entry, state.answered_question, state.answered_at = "", "", 0.0
             best = found.best
+            if not self.reason:
+                return await self.otherwise.handle(turn)
             await self.missed.add(MissedTurn(
                 reason=self.reason, text=turn.text, language=turn.language, conversation=state.conversation,
                 intent=turn.intent, confidence=turn.nlu.confidence if turn.nlu else 0.0,

@@ -1,9 +1,11 @@
-"""The skills that keep the loop visible before understanding lands: welcome and echo."""
+"""The skills that keep the loop visible before understanding lands: welcome, echo, and
+the word on a first training still running."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
+from bot.nlu.readiness import TrainingProgress
 from bot.routing import Reply, Skill, Turn
 from bot.messages import MessageKind
 from bot.templates import Templates
@@ -37,6 +39,23 @@ class EchoSkill(Skill):
 
     async def handle(self, turn: Turn) -> Sequence[Reply]:
         return (Reply(text=self.templates.render("echo", turn.language, text=turn.text)),)
+
+
+class StillLearningSkill(Skill):
+    """Text the keyword layer cannot answer while the first NLU model trains: said so,
+    with how far the training is, and the way to a person."""
+
+    name = "still_learning"
+
+    def __init__(self, templates: Templates, progress: Callable[[], TrainingProgress | None]) -> None:
+        self.templates = templates
+        self.progress = progress
+
+    def accepts(self, turn: Turn) -> bool:
+        return bool(turn.text)
+
+    async def handle(self, turn: Turn) -> Sequence[Reply]:
+        return (Reply(text=self.templates.render("still_learning", turn.language, progress=self.progress())),)
 
 
 class ReceivedMediaSkill(Skill):

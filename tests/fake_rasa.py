@@ -3,7 +3,9 @@
 What the cold-start tests need and a real Rasa cannot be made to do on demand: stay
 "loading" (connections answered 503, as a proxy in front of a loading Rasa does) until
 the test says so, then take ``cold_parse_s`` over its first parse, as a freshly loaded
-DIET model does, then answer at once with the intent scripted for each text.
+DIET model does, then answer at once with the intent scripted for each text. With
+``model=False`` it is up but has no model (a Rasa started before any training): ``/status``
+answers with ``model_file`` null and parses are refused with 409, until ``model`` is set.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ class LoadingRasa:
     intents: dict[str, str]
     cold_parse_s: float = 3.0
     loaded: bool = False
+    model: bool = True
     parses: list[str] = field(default_factory=list)
     warm: bool = False
     url: str = ""
@@ -42,11 +45,13 @@ class LoadingRasa:
     async def _status(self, request: web.Request) -> web.Response:
         if not self.loaded:
             return web.Response(status=503, text="loading")
-        return web.json_response({"model_file": "fake.tar.gz"})
+        return web.json_response({"model_file": "fake.tar.gz" if self.model else None, "num_active_training_jobs": 0})
 
     async def _parse(self, request: web.Request) -> web.Response:
         if not self.loaded:
             return web.Response(status=503, text="loading")
+        if not self.model:
+            return web.json_response({"message": "No model loaded"}, status=409)
         text = str((await request.json())["text"])
         if not self.warm:
             await asyncio.sleep(self.cold_parse_s)

@@ -29,6 +29,12 @@ class FormState:
     name: str
     slots: dict[str, str] = field(default_factory=dict)
     asking: str = ""  # the slot the last prompt asked for
+    prompt: str = ""  # the template of that prompt, to remind the customer of it
+    # Another skill took a turn while the form was open: it is set aside (it takes only
+    # answers that clearly fit) and the customer was reminded of it once.
+    paused: bool = False
+    reminded: bool = False
+    last_turn: str = ""  # the message the form last handled
 
 
 @dataclass

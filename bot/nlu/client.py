@@ -287,6 +287,21 @@ class NluClient:
 
         return any(await asyncio.gather(*(one(u) for u in self._urls)))
 
+    async def serving_no_model(self, timeout_s: float = 2.0) -> bool:
+        """Whether a server answers ``GET /status`` but has no model loaded (a Rasa
+        started before any model was trained); ``False`` while none answers at all."""
+
+        async def one(url: str) -> bool:
+            try:
+                async with self._session.get(f"{url}/status", timeout=aiohttp.ClientTimeout(total=timeout_s)) as resp:
+                    body = await resp.json(content_type=None) if resp.status == 200 else None
+            except (aiohttp.ClientError, asyncio.TimeoutError, ValueError):
+                return False
+            return isinstance(body, dict) and not body.get("model_file")
+
+        answers = await asyncio.gather(*(one(u) for u in self._urls))
+        return any(answers)
+
     async def _post(self, url: str, text: str, timeout: aiohttp.ClientTimeout | None = None) -> ParseResult:
         try:
             async with self._session.post(

@@ -14,7 +14,8 @@ import re
 from typing import Any
 from collections.abc import Mapping, Sequence
 
-from bot.conversation.forms import FormSkill, Slot
+from bot.conversation.forms import Fit, FormSkill, Slot
+from bot.conversation.questions import is_question
 from bot.conversation.state import ConversationState, FormState
 from bot.routing import Reply, Skill, Turn
 from bot.messages import ReplyKind
@@ -25,6 +26,14 @@ from skills.repair_dispatch.cases import Resolution
 from skills.repair_dispatch.catalog import Catalog, fault_category
 from skills.repair_dispatch.models import model_in, resolve_model
 from skills.repair_dispatch.tickets import Tickets
+from skills.repair_dispatch.visit_time import names_a_time
+
+# What addresses are made of: administrative units, streets and house numbers.
+_ADDRESS = re.compile(
+    r"[省市区县镇乡村]|路|街|巷|弄|胡同|小区|大厦|公寓|花园|\d+\s*(?:号|栋|幢|楼|室|单元|层)"
+    r"|\b(?:street|st|road|rd|avenue|ave|lane|ln|drive|dr|boulevard|blvd|way|apt|apartment|suite|floor|building|district|city)\b",
+    re.I,
+)
 
 
 class RepairReportForm(FormSkill):
@@ -53,6 +62,21 @@ class RepairReportForm(FormSkill):
         # agent assigns an engineer by hand.
         self.dispatch = dispatch
         self.notifier = notifier
+
+    def fits(self, slot: Slot, text: str) -> Fit:
+        """An address has streets or numbers and is neither a time nor a question; a time
+        is a day, a part of the day or "as soon as possible"; a model has letters and digits."""
+        if slot.name == "address":
+            if _ADDRESS.search(text) and not is_question(text):
+                return Fit.YES
+            return Fit.NO if names_a_time(text) or is_question(text) else Fit.MAYBE
+        if slot.name == "preferred_time":
+            if names_a_time(text):
+                return Fit.YES
+            return Fit.NO if _ADDRESS.search(text) else Fit.MAYBE
+        if slot.name == "device_model":
+            return Fit.YES if model_in(text) else Fit.MAYBE
+        return Fit.MAYBE
 
     async def check(self, turn: Turn, slot: Slot, value: str, *, asked: bool) -> str:
         """A device model is one we know, spelled as we spell it ("QT 7,700" -> QT-7700);

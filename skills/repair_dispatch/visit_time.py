@@ -61,6 +61,39 @@ def parse_visit_time(text: str, *, now: float, timezone: str) -> VisitWindow | N
     return VisitWindow(start, end, day.isoformat(), part)
 
 
+_ASAP = re.compile(r"尽快|越快越好|马上|立刻|立即|随时|什么时候都行|asap|as soon as possible|any ?time|whenever|right away", re.I)
+
+
+def names_a_time(text: str) -> bool:
+    """Whether ``text`` names a visit time: a day or part of the day, or "as soon as possible"."""
+    return bool(_ZH_DAY.search(text) or _EN_DAY.search(text) or _part(text) is not None or _ASAP.search(text))
+
+
+# Words that may stand around a time without making it about something else.
+_AROUND = re.compile(
+    r"改到|改成|改在|换到|换成|可以|行吗|好吗|吧|吗|呢|来|上门|请|能|的|"
+    r"\b(?:how about|what about|can you|could you|please|come|make it|is|ok|okay|instead|then|in the|on|at|would|be|fine)\b",
+    re.I,
+)
+
+
+def only_a_time(text: str) -> bool:
+    """``text`` says a visit day or hour and little else ("tomorrow morning", "改到明天上午吧"),
+    not "as soon as possible", not "good morning", and not a sentence about something else."""
+    if not (_ZH_DAY.search(text) or _EN_DAY.search(text) or _hour(text) is not None):
+        return False
+    rest = _AROUND.sub("", _strip_time(text))
+    return len(re.sub(r"[\W_]+", "", rest)) <= 4
+
+
+def _strip_time(text: str) -> str:
+    text = _ZH_DAY.sub("", text)
+    text = _EN_DAY.sub("", text)
+    text = _ZH_HOUR.sub("", _ZH_HOUR_WORD.sub("", _EN_HOUR.sub("", text)))
+    text = re.sub("|".join(_PARTS_ZH), "", text)
+    return re.sub(r"\b(?:morning|noon|afternoon|evening)\b", "", text, flags=re.I)
+
+
 def _day_offset(text: str, today: dt.date) -> int | None:
     if m := _ZH_DAY.search(text):
         if m.group(1):

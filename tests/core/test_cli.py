@@ -27,6 +27,9 @@ def test_embedded_demo_run_and_simulate(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("KEFU_")}
     env["KEFU_HTTP_PORT"] = str(free_port())
     env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
+    # The demo without NLU (as `KEFU_SKIP_NLU=1 bash scripts/run.sh`): no 2.7 GB Rasa
+    # install and training in the background (tests/conversation/test_first_training.py).
+    env["KEFU_SKIP_NLU"] = "1"
     log = (tmp_path / "run.log").open("wb")
     proc = subprocess.Popen([sys.executable, "-m", "bot.cli", "run"], cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:

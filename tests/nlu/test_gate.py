@@ -66,13 +66,14 @@ NEW = ["一直滴滴答答", "滴滴答答漏个不停", "室内机滴滴答答"
 SENTENCE = "下午一直滴滴答答"
 
 
-def _write_data(root: Path) -> None:
+def write_data(root: Path, config: str = CONFIG, data: dict[str, list[str]] = DATA) -> None:
+    """A small NLU data folder at ``root``: ``config``, and ``data`` (intent -> examples)."""
     (root / "data").mkdir(parents=True)
     # The same pinned Rasa set as the product's data: the venv is shared, not rebuilt.
     shutil.copyfile(ROOT / "nlu_data" / "requirements-rasa.txt", root / "requirements-rasa.txt")
-    (root / "config.yml").write_text(CONFIG, encoding="utf-8")
+    (root / "config.yml").write_text(config, encoding="utf-8")
     lines = ['version: "3.1"', "nlu:"]
-    for intent, examples in DATA.items():
+    for intent, examples in data.items():
         lines += [f"- intent: {intent}", "  examples: |", *(f"    - {e}" for e in examples)]
     (root / "data" / "base.yml").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
@@ -86,7 +87,7 @@ def _parse(url: str, text: str) -> str:
 @pytest.mark.slow
 def test_new_examples_pass_the_gate_and_the_running_server_switches_to_them(tmp_path: Path, capsys: Any) -> None:
     data = tmp_path / "nlu_data"
-    _write_data(data)
+    write_data(data)
     port = service.free_port()
     settings = NluSettings.from_mapping(
         {"data_path": str(data), "models_path": str(tmp_path / "rasa" / "models"), "urls": [f"http://127.0.0.1:{port}"]},
