@@ -218,7 +218,8 @@ def main() -> None:
         for sub in ("redis", "mongo", "data"):
             (tmpdir / sub).mkdir()
         redis_url = stack.enter_context(redis_server(tmpdir / "redis"))
-        mongo_url = stack.enter_context(mongo_server(tmpdir / "mongo")).rstrip("/") + "/kefu_bench"
+        # retryWrites off, as the embedded server runs (the server slows down under retryable writes).
+        mongo_url = stack.enter_context(mongo_server(tmpdir / "mongo")).rstrip("/") + "/kefu_bench?retryWrites=false"
         nlu_url = args.nlu_url or ""
         if not nlu_url and args.repairs:
             from bot.nlu import service

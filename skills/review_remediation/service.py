@@ -133,31 +133,36 @@ class Reviews:
         return self.connectors.get(name, MarketplaceConnector)
 
     # -- ingest ----------------------------------------------------------------------------
-    def _new_doc(self, review: Review, via: str, now: float) -> Document:
-        return {
+    def _new_doc(self, review: Review, via: str, now: float, claim: str) -> Document:
+        doc: Document = {
             "_id": review.key, "marketplace": review.marketplace, "review_id": review.review_id, "rating": review.rating,
             "text": review.text, "order_id": review.order_id, "buyer": review.buyer, "region": review.region,
             "language": review.language or detect(review.text, "en"), "created_at": review.created_at or now,
             "received_at": now, "via": via, "status": "new", "lease_until": 0.0,
         }
+        if claim:  # stored already claimed by the caller, who remedies it next
+            doc.update(status="processing", lease_until=now + self.settings.lease_s, claim=claim)
+        return doc
 
     async def ingest(self, review: Review, *, via: str) -> bool:
         """Store a review; False when it was already known (nothing else happens then)."""
         return (await self.ingest_many([review], via=via))[0] == "new"
 
-    async def ingest_many(self, reviews: Sequence[Review], *, via: str) -> list[str]:
+    async def ingest_many(self, reviews: Sequence[Review], *, via: str, claimed: dict[str, Document] | None = None) -> list[str]:
         """Store reviews with one ``insert_many``; per review ``new``, ``duplicate``
         (already known, also within the batch) or ``failed`` (this review could not be
-        stored; logged, the others are)."""
+        stored; logged, the others are). With ``claimed``, new reviews are stored claimed
+        (processing, with a lease) and added to it by key: no claim write afterwards."""
         if not reviews:
             return []
         now = self.clock.now()
+        token = uuid.uuid4().hex if claimed is not None else ""
         result = ["new"] * len(reviews)
         docs: list[Document] = []
         at: list[int] = []  # docs[k] is reviews[at[k]]
         for i, review in enumerate(reviews):
             try:
-                docs.append(self._new_doc(review, via, now))
+                docs.append(self._new_doc(review, via, now, token))
                 at.append(i)
             except Exception as exc:  # noqa: BLE001 - one review's content
                 log.warning("review %s not stored: %s", ref(review.key), type(exc).__name__)
@@ -177,6 +182,8 @@ class Reviews:
             # The driver refused the batch before sending it: store one by one.
             for k, doc in enumerate(docs):
                 result[at[k]] = await self._insert_one(doc)
+        if claimed is not None:
+            claimed.update((str(d["_id"]), d) for k, d in enumerate(docs) if result[at[k]] == "new")
         return result
 
     async def _insert_one(self, doc: Document) -> str:
@@ -194,9 +201,9 @@ class Reviews:
 
     async def ingest_and_process_many(self, reviews: Sequence[Review], *, via: str) -> list[Outcome]:
         """Store a batch and remedy what was new in it (see :meth:`process_many`)."""
-        stored = await self.ingest_many(reviews, via=via)
-        fresh = [r.key for r, st in zip(reviews, stored) if st == "new"]
-        done = {o.review: o for o in await self.process_many(fresh)}
+        claimed: dict[str, Document] = {}
+        stored = await self.ingest_many(reviews, via=via, claimed=claimed)
+        done = await self._process_claimed(claimed)
         return [done[r.key] if st == "new" else Outcome(r.key, st) for r, st in zip(reviews, stored)]
 
     async def process_new(self, limit: int = 100) -> int:
@@ -222,7 +229,12 @@ class Reviews:
         fails for a reason of its own (its data) is ``failed`` alone and logged."""
         if not keys:
             return []
-        claimed = await self._claim(keys)
+        outcomes = await self._process_claimed(await self._claim(keys))
+        return [outcomes.get(k) or Outcome(k, "duplicate") for k in keys]  # someone else has it, or it is done
+
+    async def _process_claimed(self, claimed: Mapping[str, Document]) -> dict[str, Outcome]:
+        if not claimed:
+            return {}
         batch = _Batch(
             orders=await find_by_ids(self.orders, {o for d in claimed.values() if (o := self._order_of(d))}),
             slas=[d async for d in self.slas.find({})],
@@ -244,7 +256,7 @@ class Reviews:
             await self.stats.bulk_write(
                 [UpdateOne({"_id": c}, {"$inc": inc}, upsert=True) for c, inc in batch.counters.items()], ordered=False
             )
-        return [outcomes.get(k) or Outcome(k, "duplicate") for k in keys]  # someone else has it, or it is done
+        return outcomes
 
     async def _claim(self, keys: Sequence[str]) -> dict[str, Document]:
         """Claim what is new (or whose claim expired) among ``keys``: new -> processing
