@@ -1,9 +1,39 @@
-"""What the benchmarks print: two-column result tables and this process's peak memory."""
+"""What the benchmarks print: two-column result tables, this process's peak memory, the
+machine's load and the MongoDB commands this process sent."""
 
 from __future__ import annotations
 
+import os
 import resource
 from collections.abc import Sequence
+
+from pymongo import monitoring
+
+
+class CommandCounter(monitoring.CommandListener):
+    """MongoDB commands sent by this process, by name: round trips are what the embedded
+    server (single-threaded) charges for, so rows report them per item. Register it with
+    ``monitoring.register`` before any client exists (listeners are read at construction)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.by_name: dict[str, int] = {}
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        self.count += 1
+        self.by_name[event.command_name] = self.by_name.get(event.command_name, 0) + 1
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+def load_average() -> str:
+    """The 1/5/15-minute load averages: benchmarks on a shared machine print them with
+    every figure."""
+    return "load average " + ", ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def peak_rss_mb() -> float:

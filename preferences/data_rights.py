@@ -431,6 +431,7 @@ class DataRights:
         await delete("pref_consents", {"customer": customer_id})
         await delete("notifications", {"customer": customer_id})
         await delete("pref_digests", {"customer": customer_id})
+        await delete("pref_digest_outcomes", {"_id": {"$in": [m[2:] for m in members if m.startswith("d|")]}})
         await delete("pref_exports", {"customer": customer_id})
         await delete("pref_rules", {"customer": customer_id})
         await delete("portal_members", {"customer": customer_id})

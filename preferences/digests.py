@@ -5,11 +5,19 @@ Each filing renders the whole digest as it will then stand and stores it with th
 when no other filing came in between; the build sends that text when it still matches
 (revision, item count, language, channel, templates), so the weekly burst reads and
 queues instead of rendering every digest. A build's outcomes are committed as one batch
-record and applied to the digest records later by :meth:`Digests.settle`.
+record and settled later by :meth:`Digests.settle` into ``pref_digest_outcomes``: one
+small document per digest (status, channels), written with ``insert_many``.
+
+Where a digest stands: its record's ``status`` when that is not ``scheduled`` (records
+settled one by one: the channel fallback, records settled before the outcomes
+collection existed), else its outcome document, else its batch's run while the batch
+waits for the settle, else it is still scheduled.
 """
 
 from __future__ import annotations
 
+import bisect
+import logging
 import time
 import uuid
 from collections import defaultdict
@@ -18,8 +26,9 @@ from typing import Any
 
 from pymongo import ASCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
+from bot.logs import ref
 from bot.messages import OutboundMessage
 from bot.mongo import Document
 from preferences.clock import Clock
@@ -27,11 +36,19 @@ from preferences.delivery import KEY_PREFIX, Delivery
 from preferences.model import Preferences
 from preferences.store import PREF_FIELDS, PreferenceStore
 
+log = logging.getLogger(__name__)
+
+_OUTCOME_CHUNK = 1000  # outcome documents per insert_many
+# resync() looks this far back for digests still waiting: records are never rewritten
+# when they are settled, so without a bound it would read every digest ever filed.
+RESYNC_LOOKBACK_S = 35 * 86_400.0
+
 
 class Digests:
     def __init__(self, db: AsyncDatabase[Document], prefs: PreferenceStore, delivery: Delivery, clock: Clock) -> None:
         self.records = db["pref_digests"]
         self.batches = db["pref_digest_batches"]
+        self.outcomes = db["pref_digest_outcomes"]
         # Items filed before they travelled inside the digest record are read from here.
         self.notifications = db["notifications"]
         self.prefs = prefs
@@ -44,9 +61,11 @@ class Digests:
                 IndexModel([("customer", ASCENDING)]),
                 IndexModel([("status", ASCENDING)]),
                 IndexModel([("due_at", ASCENDING), ("_id", ASCENDING)]),
+                IndexModel([("status", ASCENDING), ("due_at", ASCENDING)]),  # resync's window
             ]
         )
         await self.batches.create_indexes([IndexModel([("due_at", ASCENDING)]), IndexModel([("created_at", ASCENDING)])])
+        await self.outcomes.create_indexes([IndexModel([("due_at", ASCENDING), ("_id", ASCENDING)])])
 
     async def file(self, doc: Document, customer: Mapping[str, Any], taken: float, channel: str | None) -> None:
         item = {f: doc[f] for f in _ITEM_FIELDS if f != "digest_id"}
@@ -132,16 +151,14 @@ class Digests:
             # already) fall inside the id range too; the batch's runs must not cover them.
             read_at = time.time()
             in_range = [d async for d in self.records.find({"due_at": due, "_id": {"$gte": lo, "$lte": hi}}).sort("_id", ASCENDING)]
+            settled = await self._settled_ids(due, lo, hi)
             built = await self._built(due)
             found.update(str(d["_id"]) for d in in_range if d["_id"] in mine)
-            todo = {
-                str(d["_id"]): d
-                for d in in_range
-                if d["_id"] in mine and d.get("status") == "scheduled" and built(d) is None
-            }
+            waiting = {str(d["_id"]) for d in in_range if d.get("status") == "scheduled" and d["_id"] not in settled}
+            todo = {str(d["_id"]): d for d in in_range if d["_id"] in mine and d["_id"] in waiting and built(d) is None}
             outcomes = await self._build_digests(todo)
             # Runs of consecutive digests with one outcome; a digest in the range that is
-            # not ours and still scheduled (another worker's, or another batch's) ends a run.
+            # not ours and still waiting (another worker's, or another batch's) ends a run.
             runs: list[Document] = []
             run: list[str] = []
             key: tuple[Any, ...] | None = None
@@ -149,7 +166,7 @@ class Digests:
                 did = str(d["_id"])
                 k = outcomes.get(did)
                 if k is None:
-                    if d.get("status") == "scheduled":
+                    if did in waiting:
                         _close_run(runs, run, key)
                         run, key = [], None
                     continue
@@ -164,7 +181,7 @@ class Digests:
         for did in (i for i in ids if i not in found):
             read_at = time.time()
             digest = await self.records.find_one({"_id": did, "status": "scheduled"})
-            if digest is None:
+            if digest is None or await self.outcomes.find_one({"_id": did}, projection={"_id": 1}) is not None:
                 continue
             due = float(digest["due_at"])
             if (await self._built(due))(digest) is not None:
@@ -173,6 +190,11 @@ class Digests:
             for k in (await self._build_digests({did: digest})).values():
                 _close_run(runs, [did], k)
             await self._commit(due, read_at, runs, 1)
+
+    async def _settled_ids(self, due: float, lo: str, hi: str) -> set[str]:
+        """Digests of ``due`` in ``[lo, hi]`` with an outcome document (settled)."""
+        query = {"due_at": due, "_id": {"$gte": lo, "$lte": hi}}
+        return {str(d["_id"]) async for d in self.outcomes.find(query, projection={"_id": 1})}
 
     async def _built(self, due: float) -> Callable[[Mapping[str, Any]], Document | None]:
         """The run of a batch already built but not yet settled that covers a digest."""
@@ -195,33 +217,86 @@ class Digests:
             )
 
     async def settle(self, limit: int = 1000) -> int:
-        """Apply built batches' outcomes to the digest records, oldest first; returns how
-        many batches were applied. Idempotent (only still-scheduled records change), so any
-        worker may run it, and a crash half-way is finished by the next call. It runs after
-        the sends because on the embedded store one status write per record costs more than
-        building the digest; until then :meth:`_built` keeps the batch's digests from
-        being built again."""
+        """Write built batches' outcomes as outcome documents, oldest batch first; returns
+        how many batches were settled. Idempotent (an outcome already written is a
+        duplicate key, kept as it is), so any worker may run it, and a crash half-way is
+        finished by the next call. It runs after the sends, off the build's clock; until
+        then :meth:`_built` keeps the batch's digests from being built again.
+
+        Per batch: one id-only range read of the digest records (which digests a run
+        covers: those that existed when the batch was read and were still scheduled),
+        ``insert_many`` of small documents, and the batch's delete. Rewriting each digest
+        record instead cost the embedded server milliseconds per record (it copies and
+        diffs the whole document for every update), minutes for a weekly burst."""
         done = 0
         async for batch in self.batches.find({}).sort("created_at", ASCENDING).limit(limit):
-            for r in batch["runs"]:
-                await self.records.update_many(
-                    {"due_at": batch["due_at"], "_id": {"$gte": r["lo"], "$lte": r["hi"]}, "status": "scheduled",
-                     "created_at": {"$lte": batch["read_at"]}},
-                    {"$set": _outcome_fields(r, float(batch["created_at"]))},
-                )
-            await self.batches.delete_one({"_id": batch["_id"]})
-            done += 1
+            if await self._settle_batch(batch):
+                await self.batches.delete_one({"_id": batch["_id"]})
+                done += 1
         return done
 
-    async def settle_one(self, digest: Document) -> Document:
-        """A built digest's outcome applied to its record ahead of its batch (settle() then
-        leaves it alone): what the fallback needs, without settling every batch first."""
+    async def _settle_batch(self, batch: Mapping[str, Any]) -> bool:
+        """Insert the outcome documents of one batch; False when some could not be written
+        (the batch is kept and settled again later; the others are written already)."""
+        runs = sorted(batch["runs"], key=lambda r: str(r["lo"]))
+        if not runs:
+            return True
+        due, read_at, now = batch["due_at"], float(batch["read_at"]), float(batch["created_at"])
+        los = [str(r["lo"]) for r in runs]
+        query = {"due_at": due, "_id": {"$gte": los[0], "$lte": max(str(r["hi"]) for r in runs)}}
+        docs: list[Document] = []
+        async for d in self.records.find(query, projection={"status": 1, "created_at": 1}):
+            did = str(d["_id"])
+            i = bisect.bisect_right(los, did) - 1
+            if i < 0 or did > str(runs[i]["hi"]):
+                continue
+            if d.get("status") != "scheduled" or float(d.get("created_at", 0)) > read_at:
+                continue  # settled on its own already, or created after the batch read
+            docs.append({"_id": did, "due_at": due, **_outcome_fields(runs[i], now)})
+        ok = True
+        for start in range(0, len(docs), _OUTCOME_CHUNK):
+            ok = await self._insert_outcomes(docs[start : start + _OUTCOME_CHUNK]) and ok
+        return ok
+
+    async def _insert_outcomes(self, docs: list[Document]) -> bool:
+        # ordered=False: every document is tried, one that fails fails alone.
+        try:
+            await self.outcomes.insert_many(docs, ordered=False)
+        except BulkWriteError as exc:
+            failed = [e for e in exc.details.get("writeErrors", []) if e.get("code") != 11000]  # 11000: settled before
+            for e in failed:
+                log.warning("digest %s: outcome not written (code %s)", ref(str(docs[int(e["index"])]["_id"])), e.get("code"))
+            return not failed
+        return True
+
+    async def outcome_of(self, digest: Mapping[str, Any]) -> Document | None:
+        """What a digest came to, as fields of its record (None: still scheduled)."""
+        if digest.get("status") != "scheduled":
+            return {k: digest[k] for k in ("status", "done_at", "channels", "channel") if k in digest}
+        settled = await self.outcomes.find_one({"_id": digest["_id"]}, projection={"_id": 0, "due_at": 0})
+        if settled is not None:
+            return dict(settled)
         run = (await self._built(float(digest["due_at"])))(digest)
-        if run is None:
+        return None if run is None else _outcome_fields(run, self.clock.now())
+
+    async def settle_one(self, digest: Document) -> Document:
+        """A built digest's outcome written to its record ahead of its batch (settle() then
+        leaves it alone): what the fallback needs, without settling every batch first."""
+        fields = await self.outcome_of(digest)
+        if fields is None or digest.get("status") != "scheduled":
             return digest
-        fields = _outcome_fields(run, self.clock.now())
         await self.records.update_one({"_id": digest["_id"], "status": "scheduled"}, {"$set": fields})
+        # The record speaks for the digest from now on (the fallback writes to it).
+        await self.outcomes.delete_one({"_id": digest["_id"]})
         return {**digest, **fields}
+
+    async def waiting(self, since: float) -> dict[str, float]:
+        """Digests due at or after ``since`` and not built: id -> due time (resync)."""
+        query = {"status": "scheduled", "due_at": {"$gte": since}}
+        found = {str(d["_id"]): float(d["due_at"]) async for d in self.records.find(query, projection={"due_at": 1})}
+        async for d in self.outcomes.find({"due_at": {"$gte": since}}, projection={"_id": 1}):
+            found.pop(str(d["_id"]), None)
+        return found
 
     async def _digest_customers(self, todo: Mapping[str, Document]) -> dict[str, Document]:
         """The customer records for a batch: the digests' own copies where the preference
@@ -246,44 +321,57 @@ class Digests:
         return [d async for d in self.notifications.find({"digest_id": digest["_id"]}, projection=_ITEM_FIELDS)]
 
     async def _build_digests(self, todo: Mapping[str, Document]) -> dict[str, tuple[Any, ...]]:
-        """Render and queue the digests; returns each one's outcome (status, channels)."""
+        """Render and queue the digests; returns each one's outcome (status, channels).
+        A digest that cannot be built (a broken customer record, a template that fails on
+        its items) is ``failed`` alone: the rest of the batch goes out."""
         outcomes: dict[str, tuple[Any, ...]] = {}
         messages: list[OutboundMessage] = []
         customers = await self._digest_customers(todo)
         for did, digest in todo.items():
-            # Items travel in the record; older records' items are read from the notifications.
-            its = None if "items" in digest else await self.items_of(digest)
-            if not (its or digest.get("items")):
-                outcomes[did] = ("empty", ())
-                continue
-            cust = customers.get(str(digest["customer"]))
-            p = self.delivery.available(await self.prefs.effective_of(cust)) if cust else None
-            channels = p.reachable() if p else ()
-            if p is None or not channels:
-                outcomes[did] = ("undeliverable", ())
-                continue
-            text = self._rendered_text(digest, p.language, channels[0])
-            if text is None:
-                text = self.delivery.render_digest(p.language, channels[0], its or await self.items_of(digest))
-            msg = self.message(did, p, channels[0], text)
+            try:
+                outcome, msg = await self._build_one(did, digest, customers.get(str(digest["customer"])))
+            except Exception as exc:  # noqa: BLE001 - any one digest's data; the batch goes on
+                log.warning("digest %s not built: %s", ref(did), type(exc).__name__)
+                log.debug("digest %s not built", ref(did), exc_info=True)
+                outcome, msg = ("failed", ()), None
+            outcomes[did] = outcome
             if msg is not None:
                 messages.append(msg)
-            outcomes[did] = ("sent", channels)
         # The outbox's sender writes each digest's message record when it sends it: one
         # write per message here would cost more than the whole build.
         await self.delivery.enqueue(messages, record=False)
         return outcomes
 
+    async def _build_one(
+        self, did: str, digest: Document, cust: Document | None
+    ) -> tuple[tuple[Any, ...], OutboundMessage | None]:
+        # Items travel in the record; older records' items are read from the notifications.
+        its = None if "items" in digest else await self.items_of(digest)
+        if not (its or digest.get("items")):
+            return ("empty", ()), None
+        p = self.delivery.available(await self.prefs.effective_of(cust)) if cust else None
+        channels = p.reachable() if p else ()
+        if p is None or not channels:
+            return ("undeliverable", ()), None
+        text = self._rendered_text(digest, p.language, channels[0])
+        if text is None:
+            text = self.delivery.render_digest(p.language, channels[0], its or await self.items_of(digest))
+        return ("sent", channels), self.message(did, p, channels[0], text)
+
     def message(self, did: str, prefs: Preferences, channel: str, text: str) -> OutboundMessage | None:
         return self.delivery.outbound(prefs, channel, f"{KEY_PREFIX}d:{did}:{channel}", text, "digest")
 
     async def due_between(self, start: float, end: float) -> list[tuple[float, int]]:
-        """Scheduled digests per due time in ``[start, end)`` (the console's calendar)."""
-        pipeline: list[dict[str, Any]] = [
-            {"$match": {"due_at": {"$gte": start, "$lt": end}, "status": "scheduled"}},
-            {"$group": {"_id": "$due_at", "n": {"$sum": 1}}},
-        ]
-        return sorted([(float(d["_id"]), int(d["n"])) async for d in await self.records.aggregate(pipeline)])
+        """Digests still waiting per due time in ``[start, end)`` (the console's calendar)."""
+        counts: dict[float, int] = defaultdict(int)
+        for coll, match, sign in ((self.records, {"status": "scheduled"}, 1), (self.outcomes, {}, -1)):
+            pipeline: list[dict[str, Any]] = [
+                {"$match": {"due_at": {"$gte": start, "$lt": end}, **match}},
+                {"$group": {"_id": "$due_at", "n": {"$sum": 1}}},
+            ]
+            async for d in await coll.aggregate(pipeline):
+                counts[float(d["_id"])] += sign * int(d["n"])
+        return sorted((due, n) for due, n in counts.items() if n > 0)
 
 _ITEM_FIELDS = {f: 1 for f in ("digest_id", "topic", "template", "language", "detail", "data", "created_at", "period")}
 

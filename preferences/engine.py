@@ -48,7 +48,7 @@ from preferences.model import Importance, Notification, Preferences, Topic
 from preferences.policy import Action, decide
 from preferences.render import Renderer
 from preferences.delivery import KEY_PREFIX, Delivery
-from preferences.digests import Digests
+from preferences.digests import RESYNC_LOOKBACK_S, Digests
 from preferences.schedule import DueSchedule
 from preferences.store import PreferenceStore
 
@@ -353,8 +353,8 @@ class NotificationEngine:
         members: dict[str, float] = {}
         async for doc in self.notifications.find({"status": "held"}, projection={"deliver_at": 1}):
             members[f"h|{doc['_id']}"] = float(doc["deliver_at"])
-        async for doc in self.digests.records.find({"status": "scheduled"}, projection={"due_at": 1}):
-            members[f"d|{doc['_id']}"] = float(doc["due_at"])
+        for did, due in (await self.digests.waiting(self.clock.now() - RESYNC_LOOKBACK_S)).items():
+            members[f"d|{did}"] = due
         # Skip what is already claimed by a live worker.
         leased = {m.decode() if isinstance(m, bytes) else m for m in await self.redis.zrange("kefu:prefs:due:lease", 0, -1)}
         await self.schedule.add_many({m: t for m, t in members.items() if m not in leased})

@@ -158,10 +158,11 @@ async def review_webhook(request: web.Request) -> web.StreamResponse:
         reviews = [market.parse(i) for i in items]
     except Exception as exc:  # verified sender, bad payload: say so, change nothing
         return json_error(400, "bad_payload", str(exc))
-    accepted = 0
-    for review in reviews:
-        accepted += await svc.reviews.ingest(review, via="webhook")
-    return web.json_response({"accepted": accepted, "duplicates": len(reviews) - accepted})
+    stored = await svc.reviews.ingest_many(reviews, via="webhook")
+    answer: dict[str, Any] = {"accepted": stored.count("new"), "duplicates": stored.count("duplicate")}
+    if "failed" in stored:
+        answer["failed"] = [r.review_id for r, st in zip(reviews, stored) if st == "failed"]
+    return web.json_response(answer)
 
 
 @requires("reviews:read")

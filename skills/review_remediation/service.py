@@ -20,19 +20,23 @@ and for a bad review about logistics:
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pymongo import ASCENDING, IndexModel
+from bson.errors import InvalidDocument
+from pymongo import ASCENDING, IndexModel, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 from redis.asyncio import Redis
 
 from bot.language import detect
-from bot.mongo import Document, update_and_get
+from bot.logs import ref
+from bot.mongo import IN_CHUNK, Document, find_by_ids
 from bot.templates import Templates
 from preferences.clock import Clock, SystemClock
 from preferences.model import Importance, Notification, Topic
@@ -41,7 +45,7 @@ from skills.connectors.coupons import CouponConnector
 from skills.connectors.marketplace import MarketplaceConnector, Review
 from skills.connectors.registry import Connectors
 from skills.notifier import Notifier
-from skills.review_remediation.detect import Complaint, extract, is_logistics
+from skills.review_remediation.detect import Complaint, extract, is_logistics, order_id_in
 
 log = logging.getLogger(__name__)
 
@@ -57,10 +61,12 @@ class ReviewSettings:
     bad_rating: int = 3  # this many stars or fewer is a bad review
     lease_s: float = 120.0
     min_compensation: float = 0.0
+    concurrency: int = 16  # reviews of a batch remedied at once (coupon and reply requests in flight)
 
     @classmethod
     def from_section(cls, s: Mapping[str, Any]) -> ReviewSettings:
-        return cls(bad_rating=int(s.get("bad_rating", 3)), lease_s=float(s.get("lease_s", 120.0)))
+        return cls(bad_rating=int(s.get("bad_rating", 3)), lease_s=float(s.get("lease_s", 120.0)),
+                   concurrency=max(1, int(s.get("concurrency", 16))))
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,45 +133,156 @@ class Reviews:
         return self.connectors.get(name, MarketplaceConnector)
 
     # -- ingest ----------------------------------------------------------------------------
-    async def ingest(self, review: Review, *, via: str) -> bool:
-        """Store a review; False when it was already known (nothing else happens then)."""
-        now = self.clock.now()
+    def _new_doc(self, review: Review, via: str, now: float, claim: str) -> Document:
         doc: Document = {
             "_id": review.key, "marketplace": review.marketplace, "review_id": review.review_id, "rating": review.rating,
             "text": review.text, "order_id": review.order_id, "buyer": review.buyer, "region": review.region,
             "language": review.language or detect(review.text, "en"), "created_at": review.created_at or now,
-            "received_at": now, "via": via, "status": "new",
+            "received_at": now, "via": via, "status": "new", "lease_until": 0.0,
         }
+        if claim:  # stored already claimed by the caller, who remedies it next
+            doc.update(status="processing", lease_until=now + self.settings.lease_s, claim=claim)
+        return doc
+
+    async def ingest(self, review: Review, *, via: str) -> bool:
+        """Store a review; False when it was already known (nothing else happens then)."""
+        return (await self.ingest_many([review], via=via))[0] == "new"
+
+    async def ingest_many(self, reviews: Sequence[Review], *, via: str, claimed: dict[str, Document] | None = None) -> list[str]:
+        """Store reviews with one ``insert_many``; per review ``new``, ``duplicate``
+        (already known, also within the batch) or ``failed`` (this review could not be
+        stored; logged, the others are). With ``claimed``, new reviews are stored claimed
+        (processing, with a lease) and added to it by key: no claim write afterwards."""
+        if not reviews:
+            return []
+        now = self.clock.now()
+        token = uuid.uuid4().hex if claimed is not None else ""
+        result = ["new"] * len(reviews)
+        docs: list[Document] = []
+        at: list[int] = []  # docs[k] is reviews[at[k]]
+        for i, review in enumerate(reviews):
+            try:
+                docs.append(self._new_doc(review, via, now, token))
+                at.append(i)
+            except Exception as exc:  # noqa: BLE001 - one review's content
+                log.warning("review %s not stored: %s", ref(review.key), type(exc).__name__)
+                result[i] = "failed"
+        try:
+            # ordered=False: every review is tried; one that fails fails alone.
+            await self.reviews.insert_many(docs, ordered=False)
+        except BulkWriteError as exc:
+            for e in exc.details.get("writeErrors", []):
+                i = at[int(e["index"])]
+                if e.get("code") == 11000:
+                    result[i] = "duplicate"
+                else:
+                    log.warning("review %s not stored (code %s)", ref(reviews[i].key), e.get("code"))
+                    result[i] = "failed"
+        except (InvalidDocument, UnicodeEncodeError):
+            # The driver refused the batch before sending it: store one by one.
+            for k, doc in enumerate(docs):
+                result[at[k]] = await self._insert_one(doc)
+        if claimed is not None:
+            claimed.update((str(d["_id"]), d) for k, d in enumerate(docs) if result[at[k]] == "new")
+        return result
+
+    async def _insert_one(self, doc: Document) -> str:
         try:
             await self.reviews.insert_one(doc)
         except DuplicateKeyError:
-            return False
-        return True
+            return "duplicate"
+        except (InvalidDocument, UnicodeEncodeError) as exc:
+            log.warning("review %s not stored: %s", ref(str(doc["_id"])), type(exc).__name__)
+            return "failed"
+        return "new"
 
     async def ingest_and_process(self, review: Review, *, via: str) -> Outcome:
-        if not await self.ingest(review, via=via):
-            return Outcome(review.key, "duplicate")
-        return await self.process(review.key)
+        return (await self.ingest_and_process_many([review], via=via))[0]
+
+    async def ingest_and_process_many(self, reviews: Sequence[Review], *, via: str) -> list[Outcome]:
+        """Store a batch and remedy what was new in it (see :meth:`process_many`)."""
+        claimed: dict[str, Document] = {}
+        stored = await self.ingest_many(reviews, via=via, claimed=claimed)
+        done = await self._process_claimed(claimed)
+        return [done[r.key] if st == "new" else Outcome(r.key, st) for r, st in zip(reviews, stored)]
 
     async def process_new(self, limit: int = 100) -> int:
         """Process reviews left new (webhook pushes, a crashed worker's claims)."""
-        n = 0
         now = self.clock.now()
-        query = {"$or": [{"status": "new"}, {"status": "processing", "lease_until": {"$lt": now}}]}
-        async for doc in self.reviews.find(query, projection={"_id": 1}).limit(limit):
-            await self.process(str(doc["_id"]))
-            n += 1
-        return n
+        query = {"status": {"$in": ["new", "processing"]}, "lease_until": {"$not": {"$gte": now}}}
+        keys = [str(d["_id"]) async for d in self.reviews.find(query, projection={"_id": 1}).limit(limit)]
+        await self.process_many(keys)
+        return len(keys)
 
     # -- processing ----------------------------------------------------------------------
     async def process(self, key: str) -> Outcome:
-        now = self.clock.now()
-        doc = await update_and_get(
-            self.reviews, {"_id": key, "$or": [{"status": "new"}, {"status": "processing", "lease_until": {"$lt": now}}]},
-            {"$set": {"status": "processing", "lease_until": now + self.settings.lease_s}},
+        return (await self.process_many([key]))[0]
+
+    async def process_many(self, keys: Sequence[str]) -> list[Outcome]:
+        """Claim and remedy a batch of stored reviews; one outcome per key, in order.
+
+        Store round trips per batch, not per review: claims and reads in ``$in`` chunks,
+        the orders in ``$in`` chunks, the SLA table once, the carrier counters as one
+        ``bulk_write``. Each review's remedy (coupon, reply) runs concurrently with the
+        others, at most ``concurrency`` at once, and its result is written right after
+        its reply (one write), so a crash cannot lose a reply already sent. A review that
+        fails for a reason of its own (its data) is ``failed`` alone and logged."""
+        if not keys:
+            return []
+        outcomes = await self._process_claimed(await self._claim(keys))
+        return [outcomes.get(k) or Outcome(k, "duplicate") for k in keys]  # someone else has it, or it is done
+
+    async def _process_claimed(self, claimed: Mapping[str, Document]) -> dict[str, Outcome]:
+        if not claimed:
+            return {}
+        batch = _Batch(
+            orders=await find_by_ids(self.orders, {o for d in claimed.values() if (o := self._order_of(d))}),
+            slas=[d async for d in self.slas.find({})],
         )
-        if doc is None:
-            return Outcome(key, "duplicate")  # someone else has it, or it is done
+        sem = asyncio.Semaphore(self.settings.concurrency)
+
+        async def one(doc: Document) -> Outcome:
+            async with sem:
+                try:
+                    return await self._remedy(doc, batch)
+                except Exception as exc:  # noqa: BLE001 - this review's data; the batch goes on
+                    log.warning("review %s not processed: %s", ref(str(doc["_id"])), type(exc).__name__)
+                    log.debug("review %s not processed", ref(str(doc["_id"])), exc_info=True)
+                    await self.reviews.update_one({"_id": doc["_id"]}, {"$set": {"status": "failed", "lease_until": 0}})
+                    return Outcome(str(doc["_id"]), "failed")
+
+        outcomes = {o.review: o for o in await asyncio.gather(*(one(d) for d in claimed.values()))}
+        if batch.counters:
+            await self.stats.bulk_write(
+                [UpdateOne({"_id": c}, {"$inc": inc}, upsert=True) for c, inc in batch.counters.items()], ordered=False
+            )
+        return outcomes
+
+    async def _claim(self, keys: Sequence[str]) -> dict[str, Document]:
+        """Claim what is new (or whose claim expired) among ``keys``: new -> processing
+        with a lease. No ``$or`` in the filter: the embedded server scans the whole
+        collection for a top-level operator, and the ``_id`` list is a point lookup."""
+        now = self.clock.now()
+        token = uuid.uuid4().hex
+        out: dict[str, Document] = {}
+        for start in range(0, len(keys), IN_CHUNK):
+            chunk = list(dict.fromkeys(keys[start : start + IN_CHUNK]))
+            await self.reviews.update_many(
+                {"_id": {"$in": chunk}, "status": {"$in": ["new", "processing"]}, "lease_until": {"$not": {"$gte": now}}},
+                {"$set": {"status": "processing", "lease_until": now + self.settings.lease_s, "claim": token}},
+            )
+            async for doc in self.reviews.find({"_id": {"$in": chunk}, "claim": token}):
+                out[str(doc["_id"])] = doc
+        return out
+
+    def _order_of(self, doc: Mapping[str, Any]) -> str:
+        """The order a review's remedy would look up (none for a good review)."""
+        if int(doc.get("rating", 5)) > self.settings.bad_rating or doc.get("replied_at"):
+            return ""
+        return order_id_in(str(doc.get("text", ""))) or str(doc.get("order_id") or "")
+
+    async def _remedy(self, doc: Document, batch: _Batch) -> Outcome:
+        key = str(doc["_id"])
         if doc.get("replied_at"):  # replied before a crash that came before "resolved"
             await self.reviews.update_one({"_id": key}, {"$set": {"status": "resolved"}})
             return Outcome(key, "resolved")
@@ -173,7 +290,7 @@ class Reviews:
             await self.reviews.update_one({"_id": key}, {"$set": {"status": "ignored", "kind": "other"}})
             return Outcome(key, "ignored")
         complaint = extract(doc["text"], await self._carrier_aliases())
-        facts = await self._facts(doc, complaint)
+        facts = await self._facts(doc, complaint, batch)
         fields: Document = {"kind": "logistics", **facts, "resolve_by": float(doc["received_at"]) + RESOLVE_WITHIN_S}
         coupon, coupon_failed = await self._coupon(doc, facts)
         fields["coupon"] = coupon
@@ -191,14 +308,15 @@ class Reviews:
             fields["attempts"] = int(doc.get("attempts", 0)) + 1
         else:
             fields["status"] = "resolved"
-            fields["resolved_at"] = self.clock.now()
+            fields["resolved_at"] = fields["replied_at"] = self.clock.now()
             fields["replied_via"] = channel
         await self.reviews.update_one({"_id": key}, {"$set": fields})
+        carrier = facts["carrier"] or "unknown"
         if first_time:
-            await self._count(facts, doc)
+            batch.count(carrier, _counts(facts))
         if fields["status"] == "resolved":
             in_time = fields["resolved_at"] - float(doc["received_at"]) <= RESOLVE_WITHIN_S
-            await self.stats.update_one({"_id": facts["carrier"] or "unknown"}, {"$inc": {"resolved": 1, "resolved_48h": int(in_time)}}, upsert=True)
+            batch.count(carrier, {"resolved": 1, "resolved_48h": int(in_time)})
         return Outcome(key, fields["status"], {"facts": facts, "coupon": coupon, "via": channel})
 
     async def remedy_chat(self, *, text: str, order_id: str, identity: str, conversation: str, language: str) -> ChatRemedy:
@@ -225,7 +343,7 @@ class Reviews:
             "buyer": "", "region": str(order.get("region") or ""), "language": language, "created_at": now, "received_at": now,
             "via": "chat", "conversation": conversation,
         }
-        facts = await self._facts(doc, complaint)
+        facts = await self._facts(doc, complaint, _Batch(orders={order_id: order}, slas=[d async for d in self.slas.find({})]))
         if not facts["breach"] and facts["promised_days"] is not None and order.get("shipped_at") and not order.get("delivered_at"):
             return ChatRemedy("not_due", order_id, facts, due_at=float(order["shipped_at"]) + DAY * int(facts["promised_days"]))
         coupon, _ = await self._coupon(doc, facts)
@@ -235,17 +353,17 @@ class Reviews:
             )
         except DuplicateKeyError:  # the same complaint handled twice at once: one coupon, one count
             return ChatRemedy("remedied", order_id, facts, coupon, repeat=True)
-        await self._count(facts, doc)
-        await self.stats.update_one({"_id": facts["carrier"] or "unknown"}, {"$inc": {"resolved": 1, "resolved_48h": 1}}, upsert=True)
+        inc = {**_counts(facts), "resolved": 1, "resolved_48h": 1}
+        await self.stats.update_one({"_id": facts["carrier"] or "unknown"}, {"$inc": inc}, upsert=True)
         return ChatRemedy("remedied", order_id, facts, coupon)
 
     async def retry_pending(self, limit: int = 50) -> int:
-        n = 0
-        async for doc in self.reviews.find({"status": "pending"}, projection={"_id": 1}).limit(limit):
-            await self.reviews.update_one({"_id": doc["_id"], "status": "pending"}, {"$set": {"status": "new"}})
-            await self.process(str(doc["_id"]))
-            n += 1
-        return n
+        keys = [str(d["_id"]) async for d in self.reviews.find({"status": "pending"}, projection={"_id": 1}).limit(limit)]
+        for start in range(0, len(keys), IN_CHUNK):
+            chunk = keys[start : start + IN_CHUNK]
+            await self.reviews.update_many({"_id": {"$in": chunk}, "status": "pending"}, {"$set": {"status": "new", "lease_until": 0}})
+        await self.process_many(keys)
+        return len(keys)
 
     async def track_overdue(self) -> int:
         """Flag logistics reviews not resolved 48 h after they arrived."""
@@ -276,15 +394,12 @@ class Reviews:
             self._aliases = aliases
         return self._aliases
 
-    async def _facts(self, doc: Mapping[str, Any], c: Complaint) -> Document:
+    async def _facts(self, doc: Mapping[str, Any], c: Complaint, batch: _Batch) -> Document:
         order_id = c.order_id or str(doc.get("order_id") or "")
-        order = await self.orders.find_one({"_id": order_id}) if order_id else None
+        order = batch.orders.get(order_id) if order_id else None
         carrier = c.carrier or str((order or {}).get("carrier", ""))
         region = str((order or {}).get("region") or doc.get("region") or "")
-        sla = None
-        if carrier:
-            sla = await self.slas.find_one({"carrier": carrier, "region": region}) if region else None
-            sla = sla or await self.slas.find_one({"carrier": carrier})
+        sla = batch.sla(carrier, region) if carrier else None
         promised = int(sla["promised_days"]) if sla else None
         taken = c.days_taken
         if order and order.get("shipped_at"):
@@ -333,7 +448,6 @@ class Reviews:
         if market is not None:
             try:
                 await market.reply(str(doc["review_id"]), text)
-                await self.reviews.update_one({"_id": doc["_id"]}, {"$set": {"replied_at": self.clock.now()}})
                 return "marketplace"
             except ConnectorError as exc:
                 log.warning("reply to review %s on %s failed: %s", doc["_id"], doc["marketplace"], exc)
@@ -347,16 +461,8 @@ class Reviews:
                 Notification(cid, Topic.REVIEW, Importance.HIGH, {"title": title, "text": text}, key=f"review:{doc['_id']}")
             )
             if decision is not None:
-                await self.reviews.update_one({"_id": doc["_id"]}, {"$set": {"replied_at": self.clock.now()}})
                 return f"notify:{decision.action.value}"
         return None
-
-    async def _count(self, facts: Mapping[str, Any], doc: Mapping[str, Any]) -> None:
-        inc: Document = {"logistics_reviews": 1, "breaches": int(bool(facts["breach"]))}
-        if facts.get("days_late") is not None:
-            inc["delay_known"] = 1
-            inc["delay_days"] = int(facts["days_late"])
-        await self.stats.update_one({"_id": facts["carrier"] or "unknown"}, {"$inc": inc}, upsert=True)
 
     # -- console ---------------------------------------------------------------------------
     async def carrier_performance(self) -> list[Document]:
@@ -419,8 +525,7 @@ class Reviews:
             total = 0
             while True:
                 reviews, nxt = await market.pull(cursor, limit)
-                for review in reviews:
-                    await self.ingest_and_process(review, via="pull")
+                await self.ingest_and_process_many(reviews, via="pull")
                 total += len(reviews)
                 # Saved after the page is ingested: a crash re-pulls the page, and ingest
                 # recognises every review in it.
@@ -454,3 +559,32 @@ def review_from_row(row: Mapping[str, str], marketplaces: Sequence[str] = MARKET
         buyer=row.get("buyer") or "", region=(row.get("region") or "").strip().upper(), language=(row.get("language") or "").strip(),
         created_at=time.time(),
     )
+
+
+def _counts(facts: Mapping[str, Any]) -> Document:
+    """A logistics review's share of its carrier's counters."""
+    inc: Document = {"logistics_reviews": 1, "breaches": int(bool(facts["breach"]))}
+    if facts.get("days_late") is not None:
+        inc["delay_known"] = 1
+        inc["delay_days"] = int(facts["days_late"])
+    return inc
+
+
+@dataclass
+class _Batch:
+    """What a batch of reviews reads once: their orders, the SLA table; and the carrier
+    counters it adds up, written once at its end."""
+
+    orders: Mapping[str, Document]
+    slas: list[Document]
+    counters: dict[str, Document] = field(default_factory=dict)
+
+    def sla(self, carrier: str, region: str) -> Document | None:
+        """The carrier's SLA for the region, else its first one."""
+        mine = [s for s in self.slas if s.get("carrier") == carrier]
+        return next((s for s in mine if region and s.get("region") == region), mine[0] if mine else None)
+
+    def count(self, carrier: str, inc: Mapping[str, int]) -> None:
+        mine = self.counters.setdefault(carrier, {})
+        for k, v in inc.items():
+            mine[k] = mine.get(k, 0) + v

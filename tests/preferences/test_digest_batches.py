@@ -55,7 +55,7 @@ async def test_a_built_batch_is_not_built_again_before_it_is_settled(
     await engine.process([m for m, _ in claimed], dict(claimed))
     assert len(await outbox_messages(redis)) == 3
     assert await engine.settle() == 1
-    assert await db["pref_digests"].count_documents({"status": "sent", "channel": "wechat"}) == 3
+    assert await db["pref_digest_outcomes"].count_documents({"status": "sent", "channel": "wechat"}) == 3
     assert await db["pref_digest_batches"].count_documents({}) == 0
     assert await engine.settle() == 0
 
@@ -81,7 +81,8 @@ async def test_settle_leaves_a_digest_created_after_the_batch_was_read(
     )
     await engine.settle()
     assert (await db["pref_digests"].find_one({"_id": late}) or {})["status"] == "scheduled"
-    assert await db["pref_digests"].count_documents({"status": "sent"}) == 2
+    assert await db["pref_digest_outcomes"].find_one({"_id": late}) is None
+    assert await db["pref_digest_outcomes"].count_documents({"status": "sent"}) == 2
 
 
 async def test_resync_settles_first_and_requeues_only_what_waits(
