@@ -16,9 +16,8 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from pymongo import ASCENDING, IndexModel
+from pymongo import ASCENDING, IndexModel, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
 
 from bot.messages import OutboundMessage
 from bot.mongo import Document
@@ -48,45 +47,22 @@ class Digests:
         )
         await self.batches.create_indexes([IndexModel([("due_at", ASCENDING)]), IndexModel([("created_at", ASCENDING)])])
 
-    async def file(self, doc: Document, customer: Mapping[str, Any], taken: float, channel: str | None) -> None:
+    def filing(self, doc: Document, customer: Mapping[str, Any], taken: float, channel: str | None) -> UpdateOne:
+        """The write that files a notification into its digest, for the engine's bulk write
+        (:meth:`NotificationEngine.notify_many`, which then renders the digest as it
+        stands, see :meth:`prerendered`). The item is rendered now for the channel it will
+        most likely go out on, so the build renders one wrapper per digest instead of
+        every item again."""
         item = {f: doc[f] for f in _ITEM_FIELDS if f != "digest_id"}
         item["text"] = {channel: self.delivery.render_notification(doc, channel)} if channel else {}
-        did = doc["digest_id"]
         on_insert = {"customer": doc["customer"], "due_at": doc["deliver_at"], "status": "scheduled", "created_at": time.time()}
         # A copy of the customer's own record as of ``taken``: the build uses it when the
         # store's change notes show no write since (one read fewer per digest), and reads
         # the record otherwise. Any filing's copy is valid with its time.
         fields = {f"items.{doc['_id']}": item, "who": {f: customer.get(f) for f in PREF_FIELDS}, "who_at": taken}
-        if channel and await self._file_rendered(did, doc["_id"], item, on_insert, fields, doc["language"], channel):
-            return
         # Every filing is a new revision of the digest's content: a text rendered before it
-        # no longer counts (the build renders from the items).
-        await self.records.update_one({"_id": did}, {"$setOnInsert": on_insert, "$set": fields, "$inc": {"rev": 1}}, upsert=True)
-
-    async def _file_rendered(
-        self, did: str, nid: str, item: Document, on_insert: Document, fields: Document, language: str, channel: str
-    ) -> bool:
-        """File the item together with the whole digest rendered as it will then stand, for
-        the channel and language it will most likely go out in, so the build sends that
-        text instead of rendering it (the build is one burst for every customer; filings
-        are spread over the period). False when another filing came in between the read
-        and the write (the revision moved on, or it created the record first): the caller
-        files the item alone."""
-        current = await self.records.find_one({"_id": did}, projection={"items": 1, "rev": 1, "status": 1})
-        if current is not None and (current.get("status") != "scheduled" or "items" not in current or "rev" not in current):
-            return False
-        rev = int(current["rev"]) if current is not None else 0
-        rendered = self.prerendered(rev + 1, language, channel, {**(current["items"] if current is not None else {}), nid: item})
-        try:
-            # A new record starts at revision 0 from the filter, then takes the $inc.
-            done = await self.records.update_one(
-                {"_id": did, "rev": rev},
-                {"$setOnInsert": on_insert, "$set": {**fields, "rendered": rendered}, "$inc": {"rev": 1}},
-                upsert=current is None,
-            )
-        except DuplicateKeyError:  # a concurrent filing created the record first
-            return False
-        return done.matched_count == 1 or done.upserted_id is not None
+        # no longer counts.
+        return UpdateOne({"_id": doc["digest_id"]}, {"$setOnInsert": on_insert, "$set": fields, "$inc": {"rev": 1}}, upsert=True)
 
     def prerendered(self, rev: int, language: str, channel: str, items: Mapping[str, Document]) -> Document:
         """The ``rendered`` field of a digest record of revision ``rev`` holding ``items``
