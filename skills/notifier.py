@@ -9,7 +9,7 @@ rule of its customer also goes, as a copy, to the address the rule names.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from bot.logs import ref
 from bot.store import channel_identity
@@ -17,6 +17,7 @@ from preferences.engine import Decision, NotificationEngine
 from preferences.errors import UnknownCustomer
 from preferences.model import Notification, Topic
 from preferences.rules import CustomerRules
+from preferences.store import ChatAddress, NewCustomer
 
 log = logging.getLogger(__name__)
 
@@ -29,21 +30,28 @@ class Notifier:
     async def customer(self, channel: str, account: str, sender: str, language: str = "zh", *, conversation: str = "") -> str:
         """The preference store's id of a chat customer, created on first contact so that
         proactive messages can reach them."""
+        address = ChatAddress(channel, account, sender, conversation, language)
+        return (await self.customers([address]))[address.key]
+
+    async def customers(self, addresses: Sequence[ChatAddress]) -> dict[tuple[str, str, str], str]:
+        """:meth:`customer` for many chat addresses, by (channel, account, sender)."""
         if self.engine is None:
-            return channel_identity(channel, account, sender)
-        return await self.engine.prefs.customer_for(
-            channel, account, sender, conversation=conversation, language=language, actor="system", via="system"
-        )
+            return {a.key: channel_identity(a.channel, a.account, a.sender) for a in addresses}
+        return await self.engine.prefs.customers_for(addresses, actor="system", via="system")
 
     async def contact(self, email: str, language: str = "zh") -> str:
         """A preference customer for a company contact reached by email (a CTO, a buyer)."""
-        cid = f"contact:{email.lower()}"
+        return (await self.contacts({email: language}))[email]
+
+    async def contacts(self, emails: Mapping[str, str]) -> dict[str, str]:
+        """:meth:`contact` for many addresses (email -> language), created with one batch."""
+        ids = {email: f"contact:{email.lower()}" for email in emails}
         if self.engine is not None:
-            await self.engine.prefs.create(
-                cid, settings={"addresses": {"email": {"address": email}}, "channels": ["email"], "language": language},
-                actor="system", via="system",
-            )
-        return cid
+            await self.engine.prefs.create_many([
+                NewCustomer(ids[e], {"addresses": {"email": {"address": e}}, "channels": ["email"], "language": lang}, "system")
+                for e, lang in emails.items()
+            ], via="system")
+        return ids
 
     async def detail(self, customer: str, topic: str) -> str:
         """The customer's detail level for ``topic`` (brief, standard, full)."""
