@@ -35,7 +35,7 @@ from typing import Any
 
 import bson
 from bson.raw_bson import RawBSONDocument
-from pymongo import ASCENDING, DESCENDING, IndexModel, UpdateOne
+from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, OperationFailure
 from redis.asyncio import Redis
@@ -51,7 +51,7 @@ from preferences.model import Importance, Notification, Preferences, Topic
 from preferences.policy import Action, decide
 from preferences.render import Renderer
 from preferences.delivery import KEY_PREFIX, Delivery
-from preferences.digests import Digests
+from preferences.digests import Digests, Filing
 from preferences.schedule import DueSchedule
 from preferences.store import PreferenceStore
 
@@ -223,9 +223,13 @@ class NotificationEngine:
                 planned.append(await self._plan(batch[i], nid, i, customers.get(batch[i].customer), taken, now))
             except Exception as exc:
                 results[i] = _failed(exc, nid)
-        for p, problem in zip(planned, await self._file_digests(planned)):
-            if problem is not None:
-                results[p.index] = _failed(problem, p.doc["_id"])
+        # Filed before the notifications are recorded: a crash in between leaves an item
+        # the digest will carry (and a retried call files the same item again, keyed by
+        # id), never a recorded item the digest misses.
+        unfiled = await self.digests.file_many([p.filing for p in planned if p.filing is not None])
+        for p in planned:
+            if p.doc["_id"] in unfiled:
+                results[p.index] = _failed(unfiled[p.doc["_id"]], p.doc["_id"])
         planned = [p for p in planned if results[p.index] is None]
         # Queued before the records are written: a crash in between leaves a queued
         # message and no record, and a retried call decides again and queues the same
@@ -288,50 +292,6 @@ class NotificationEngine:
         # the driver would otherwise refuse the whole batch's insert_many.
         p.raw = RawBSONDocument(bson.encode(doc))
         return p
-
-    async def _file_digests(self, planned: Sequence[_Planned]) -> list[Exception | None]:
-        """File the batch's digest items (one bulk write), before their notifications are
-        recorded: a crash in between leaves an item the digest will carry (and a retried
-        call files the same item again, keyed by id), never a recorded item the digest
-        misses. Returns, per planned item, the error that kept it from being filed."""
-        errors: list[Exception | None] = [None] * len(planned)
-        todo = [k for k, p in enumerate(planned) if p.filing is not None]
-        for _attempt in range(2):
-            if not todo:
-                break
-            try:
-                await self.digests.records.bulk_write([f for k in todo if (f := planned[k].filing) is not None], ordered=False)
-                todo = []
-            except BulkWriteError as exc:
-                retry: list[int] = []
-                for err in exc.details.get("writeErrors", []):
-                    k = todo[err["index"]]
-                    if err.get("code") == 11000:  # two filings created one digest: file again
-                        retry.append(k)
-                    else:
-                        errors[k] = OperationFailure(str(err.get("errmsg", "write error")), err.get("code"))
-                todo = retry
-        for k in todo:
-            errors[k] = OperationFailure("digest filing kept colliding", 11000)
-        await self._prerender([p for p, e in zip(planned, errors) if p.filing is not None and e is None])
-        return errors
-
-    async def _prerender(self, filed: Sequence[_Planned]) -> None:
-        """Render each digest a batch filed into as it now stands, for the channel and
-        language it will most likely go out in, so the build (one burst for every
-        customer) sends that text instead of rendering it. Written only where no filing
-        came in since the read (the revision is unchanged); elsewhere the build renders."""
-        target = {p.doc["digest_id"]: (p.doc["language"], p.doc["channels"][0]) for p in filed if p.doc["channels"]}
-        if not target:
-            return
-        current = await find_by_ids(self.digests.records, target, projection={"items": 1, "rev": 1, "status": 1})
-        ops = [
-            UpdateOne({"_id": did, "rev": d["rev"]}, {"$set": {"rendered": self.digests.prerendered(int(d["rev"]), *target[did], d["items"])}})
-            for did, d in current.items()
-            if d.get("status") == "scheduled" and "rev" in d and "items" in d
-        ]
-        if ops:
-            await self.digests.records.bulk_write(ops, ordered=False)
 
     async def _insert(self, planned: Sequence[_Planned], results: list[Decision | Exception | None]) -> list[_Planned]:
         """Record the batch with one ``insert_many``; returns the items recorded now. A
@@ -522,7 +482,7 @@ class _Planned:
     raw: RawBSONDocument | None = None
     message: OutboundMessage | None = None
     member: str = ""  # its due-list member (held or digest)
-    filing: UpdateOne | None = None
+    filing: Filing | None = None
 
 
 def _failed(exc: Exception, nid: str) -> Exception:
