@@ -41,10 +41,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pymongo import AsyncMongoClient, monitoring  # noqa: E402
+from pymongo import AsyncMongoClient  # noqa: E402
 from redis.asyncio import Redis  # noqa: E402
 
-from bench.report import peak_rss_mb, print_rows  # noqa: E402
+from bench.report import CommandCounter, peak_rss_mb, print_rows  # noqa: E402
 from bot.outbox import Outbox  # noqa: E402
 from bot.store import MessageStore  # noqa: E402
 from preferences.clock import ManualClock, utc  # noqa: E402
@@ -58,22 +58,6 @@ from tests.services import mongo_server, redis_server  # noqa: E402
 SH = dt.timezone(dt.timedelta(hours=8))
 START = dt.datetime(2026, 3, 2, 10, 0, tzinfo=SH)  # a Monday
 WEEKLY = {"topics": {t.value: {"frequency": "weekly", "weekday": 0, "at": "09:00"} for t in Topic}}
-
-
-class CommandCounter(monitoring.CommandListener):
-    """MongoDB commands this process sent (round trips are what the embedded server charges for)."""
-
-    def __init__(self) -> None:
-        self.count = 0
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        self.count += 1
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
 
 
 # The campaign's mix, by customer number modulo 6 (as in tests/preferences/test_notify_many.py).

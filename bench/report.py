@@ -1,9 +1,35 @@
-"""What the benchmarks print: two-column result tables and this process's peak memory."""
+"""What the benchmarks print: two-column result tables, this process's peak memory and
+the MongoDB commands it sent."""
 
 from __future__ import annotations
 
 import resource
+from collections import Counter
 from collections.abc import Sequence
+
+from pymongo import monitoring
+
+
+class CommandCounter(monitoring.CommandListener):
+    """MongoDB commands this process sent, in all and by collection: round trips are what
+    the embedded server (single-threaded) charges for, and what carries over to a real
+    mongod. Pass it to a client's ``event_listeners``, or ``monitoring.register`` it
+    before any client is made."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.by_collection: Counter[str] = Counter()
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        self.count += 1
+        target = event.command.get(event.command_name)
+        self.by_collection[target if isinstance(target, str) else ""] += 1
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
 
 
 def peak_rss_mb() -> float:
