@@ -1,6 +1,6 @@
 """Notification engine throughput: policy decisions, notify() and a weekly digest build.
 
-    python bench/bench_notify.py [--customers 100000] [--notify 2000]
+    python bench/bench_notify.py [--customers 100000] [--notify 2000] [--campaign 100000]
 
 Starts a private redis-server and the embedded MongoDB-protocol server (or uses
 KEFU_TEST_REDIS_URL / KEFU_TEST_MONGO_URL), then measures:
@@ -8,6 +8,10 @@ KEFU_TEST_REDIS_URL / KEFU_TEST_MONGO_URL), then measures:
 * pure policy decisions per second (``preferences.policy.decide``);
 * ``notify()`` per second end to end (preferences read, record, outbox), sent at once
   and folded into weekly digests;
+* ``notify_many()`` over a campaign of ``--campaign`` notifications to as many customers
+  with a mix of preferences (immediate, daily and weekly digests, quiet hours, opted
+  out, major only): time, peak RSS, MongoDB commands per notification (target < 30 s,
+  < 500 MB), and the same campaign again (every notification a duplicate);
 * a weekly digest build for ``--customers`` customers with 3 notifications each, filed
   the way ``notify()`` files them (the notification records, the items rendered into
   their digest records, and the whole digest's text as the last filing rendered it):
@@ -49,7 +53,7 @@ from bot.outbox import Outbox  # noqa: E402
 from bot.store import MessageStore  # noqa: E402
 from preferences.clock import ManualClock, utc  # noqa: E402
 from preferences.engine import NotificationEngine, digest_id  # noqa: E402
-from preferences.model import Importance, Topic, resolve, validate_layer  # noqa: E402
+from preferences.model import Importance, Notification, Topic, resolve, validate_layer  # noqa: E402
 from preferences.policy import decide  # noqa: E402
 from preferences.render import Renderer  # noqa: E402
 from preferences.store import CHANGED_SINCE_KEY, PreferenceStore  # noqa: E402
@@ -60,6 +64,46 @@ START = dt.datetime(2026, 3, 2, 10, 0, tzinfo=SH)  # a Monday
 COMMANDS = CommandCounter()
 monitoring.register(COMMANDS)  # before any client exists
 WEEKLY = {"topics": {t.value: {"frequency": "weekly", "weekday": 0, "at": "09:00"} for t in Topic}}
+
+
+# The campaign's mix, by customer number modulo 6 (as in tests/preferences/test_notify_many.py).
+MIX: list[dict[str, Any]] = [
+    {"quiet_hours": None},
+    {"topics": {"marketing": {"frequency": "daily", "at": "18:00"}}},
+    {"topics": {"marketing": {"frequency": "weekly", "weekday": 4, "at": "09:00"}}},
+    {"quiet_hours": {"start": "09:00", "end": "12:00"}},
+    {"topics": {"marketing": {"opted_out": True}}},
+    {"topics": {"marketing": {"frequency": "major_only"}}},
+]
+
+
+async def bench_campaign(engine: NotificationEngine, db: Any, counter: CommandCounter, n: int) -> list[tuple[str, str]]:
+    chunk = 5000
+    for start in range(0, n, chunk):
+        await db["pref_customers"].insert_many([
+            {"_id": f"m{i}", "profile": {}, "segments": [], "consents_active": ["marketing"], "version": 1,
+             "settings": {"addresses": {"wechat": {"account": "a", "openid": f"om{i}"}}, "channels": ["wechat"], **MIX[i % len(MIX)]}}
+            for i in range(start, min(n, start + chunk))
+        ])
+    campaign = [Notification(f"m{i}", Topic.MARKETING, Importance.NORMAL, {"title": "春季保养 8 折", "code": f"SPRING{i % 97}"}, key="spring-2026")
+                for i in range(n)]
+    rows: list[tuple[str, str]] = []
+    for label in ("notify_many() campaign", "  the same campaign again (all duplicates)"):
+        rss0, commands0 = peak_rss_mb(), counter.count
+        t0, cpu0 = time.perf_counter(), time.process_time()
+        decided: dict[str, int] = {}
+        for start in range(0, n, chunk):
+            for d in await engine.notify_many(campaign[start : start + chunk]):
+                kind = type(d).__name__ if isinstance(d, Exception) else d.action.value
+                decided[kind] = decided.get(kind, 0) + 1
+        took, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+        commands = counter.count - commands0
+        mix = ", ".join(f"{k} {v:,}" for k, v in sorted(decided.items()))
+        rows.append((f"{label}, {n:,} mixed ({mix})",
+                     f"{took:.1f} s  {'OK' if took < 30 else 'OVER'} (< 30 s); CPU here {cpu:.1f} s; "
+                     f"{commands:,} commands, {commands / n:.3f} per notification"))
+        rows.append(("  peak RSS (process, before -> after)", f"{rss0:.0f} -> {peak_rss_mb():.0f} MB  {'OK' if peak_rss_mb() < 500 else 'OVER'} (< 500 MB)"))
+    return rows
 
 
 def bench_policy(n: int) -> float:
@@ -75,7 +119,9 @@ def bench_policy(n: int) -> float:
 async def run(args: argparse.Namespace, redis_url: str, mongo_url: str) -> list[tuple[str, str]]:
     redis = Redis.from_url(redis_url)
     await redis.flushdb()
-    mongo: AsyncMongoClient[Any] = AsyncMongoClient(mongo_url)
+    counter = CommandCounter()
+    # As Kefu connects to its embedded server: retryable writes off (see bot/embedded.py).
+    mongo: AsyncMongoClient[Any] = AsyncMongoClient(mongo_url, retryWrites=False, event_listeners=[counter])
     db = mongo.get_default_database()
     clock = ManualClock(START)
     renderer = await asyncio.to_thread(Renderer)
@@ -113,6 +159,14 @@ async def run(args: argparse.Namespace, redis_url: str, mongo_url: str) -> list[
     await asyncio.gather(*(fold(i) for i in range(args.notify)))
     rows.append((f"notify() into a weekly digest ({args.notify}, {args.notify // 200} items a digest)",
                  f"{args.notify / (time.perf_counter() - t0):,.0f} /s"))
+    if args.campaign:
+        rows += await bench_campaign(engine, db, counter, args.campaign)
+    if not args.customers:
+        await redis.flushdb()
+        await mongo.drop_database(db.name)
+        await redis.aclose()
+        await mongo.close()
+        return rows
     # Out of the way of the build below (they fall due at the same time).
     folded = [str(d["_id"]) async for d in db["pref_digests"].find({}, projection={"_id": 1})]
     await engine.schedule.remove([f"d|{d}" for d in folded])
@@ -214,8 +268,9 @@ async def bench_digests(
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--customers", type=int, default=100_000)
+    ap.add_argument("--customers", type=int, default=100_000, help="customers in the weekly digest build (0: skip it)")
     ap.add_argument("--notify", type=int, default=2000)
+    ap.add_argument("--campaign", type=int, default=100_000, help="notifications in the notify_many() campaign (0: skip)")
     ap.add_argument("--batch", type=int, default=2000, help="digests claimed per run")
     ap.add_argument("--changed", type=float, default=0.01, help="share of customers who change a setting after filing")
     ap.add_argument("--no-settle", dest="settle", action="store_false",

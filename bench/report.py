@@ -5,23 +5,26 @@ from __future__ import annotations
 
 import os
 import resource
+from collections import Counter
 from collections.abc import Sequence
 
 from pymongo import monitoring
 
 
 class CommandCounter(monitoring.CommandListener):
-    """MongoDB commands sent by this process, by name: round trips are what the embedded
-    server (single-threaded) charges for, so rows report them per item. Register it with
-    ``monitoring.register`` before any client exists (listeners are read at construction)."""
+    """MongoDB commands this process sent, in all and by collection: round trips are what
+    the embedded server (single-threaded) charges for, and what carries over to a real
+    mongod. Pass it to a client's ``event_listeners``, or ``monitoring.register`` it
+    before any client is made."""
 
     def __init__(self) -> None:
         self.count = 0
-        self.by_name: dict[str, int] = {}
+        self.by_collection: Counter[str] = Counter()
 
     def started(self, event: monitoring.CommandStartedEvent) -> None:
         self.count += 1
-        self.by_name[event.command_name] = self.by_name.get(event.command_name, 0) + 1
+        target = event.command.get(event.command_name)
+        self.by_collection[target if isinstance(target, str) else ""] += 1
 
     def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
         pass

@@ -66,7 +66,7 @@ BENCHES = (
     Bench("bench_wecom", (), ("--duration", "5", "--requests", "30000"), lambda: _missing("wrk", "taskset", "redis-server")),
     Bench("bench_dingtalk", (), ("--duration", "5", "--requests", "30000"), lambda: _missing("wrk", "taskset", "redis-server")),
     Bench("bench_email", (), ("--mails", "1000"), lambda: _missing("dovecot", "redis-server")),
-    Bench("bench_notify", (), ("--customers", "10000", "--notify", "500"), lambda: _missing("redis-server")),
+    Bench("bench_notify", (), ("--customers", "10000", "--notify", "500", "--campaign", "10000"), lambda: _missing("redis-server")),
     Bench("bench_skills", (), ("--repairs", "10", "--contracts", "10000", "--reviews", "300"), _all(lambda: _missing("redis-server"), _rasa_model)),
     Bench("bench_nlu", (), ("--requests", "200"), _rasa_model),
     Bench("bench_conversation", (), ("--messages", "40"), _rasa_model),

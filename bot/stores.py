@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from pymongo import AsyncMongoClient
@@ -21,16 +22,19 @@ async def open_stores(settings: Settings) -> tuple[Redis, AsyncMongoClient[Any],
         embedded.append(server)
         redis_url = server.url
     mongo_url = settings.mongo_url
+    mongo_options: Mapping[str, Any] = {}
     if not mongo_url:
         server = await start_mongo(settings.data_dir)
         embedded.append(server)
-        mongo_url = server.url
+        mongo_url, mongo_options = server.url, server.client_options
     # A blocking pool waits for a free connection instead of failing past max (redis-py 8).
     pool = BlockingConnectionPool.from_url(
         redis_url, max_connections=64, timeout=5, socket_timeout=5, socket_connect_timeout=2
     )
     redis = Redis(connection_pool=pool)
-    mongo: AsyncMongoClient[Any] = AsyncMongoClient(mongo_url, serverSelectionTimeoutMS=3000, connectTimeoutMS=2000)
+    mongo: AsyncMongoClient[Any] = AsyncMongoClient(
+        mongo_url, serverSelectionTimeoutMS=3000, connectTimeoutMS=2000, **mongo_options
+    )
     return redis, mongo, embedded
 
 

@@ -21,16 +21,17 @@ import logging
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from pymongo import ASCENDING, IndexModel
+from pymongo import ASCENDING, IndexModel, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
 
 from bot.logs import ref
 from bot.messages import OutboundMessage
-from bot.mongo import Document
+from bot.mongo import Document, find_by_ids
 from preferences.clock import Clock
 from preferences.delivery import KEY_PREFIX, Delivery
 from preferences.model import Preferences
@@ -67,45 +68,79 @@ class Digests:
         await self.batches.create_indexes([IndexModel([("due_at", ASCENDING)]), IndexModel([("created_at", ASCENDING)])])
         await self.outcomes.create_indexes([IndexModel([("due_at", ASCENDING), ("_id", ASCENDING)])])
 
-    async def file(self, doc: Document, customer: Mapping[str, Any], taken: float, channel: str | None) -> None:
+    def filing(self, doc: Document, customer: Mapping[str, Any], taken: float, channel: str | None) -> Filing:
+        """A notification ready to file into its digest (see :meth:`file_many`). The item
+        is rendered now for the channel it will most likely go out on, so the build
+        renders one wrapper per digest instead of every item again."""
         item = {f: doc[f] for f in _ITEM_FIELDS if f != "digest_id"}
         item["text"] = {channel: self.delivery.render_notification(doc, channel)} if channel else {}
-        did = doc["digest_id"]
-        on_insert = {"customer": doc["customer"], "due_at": doc["deliver_at"], "status": "scheduled", "created_at": time.time()}
         # A copy of the customer's own record as of ``taken``: the build uses it when the
         # store's change notes show no write since (one read fewer per digest), and reads
         # the record otherwise. Any filing's copy is valid with its time.
-        fields = {f"items.{doc['_id']}": item, "who": {f: customer.get(f) for f in PREF_FIELDS}, "who_at": taken}
-        if channel and await self._file_rendered(did, doc["_id"], item, on_insert, fields, doc["language"], channel):
-            return
-        # Every filing is a new revision of the digest's content: a text rendered before it
-        # no longer counts (the build renders from the items).
-        await self.records.update_one({"_id": did}, {"$setOnInsert": on_insert, "$set": fields, "$inc": {"rev": 1}}, upsert=True)
+        who = {f: customer.get(f) for f in PREF_FIELDS}
+        return Filing(doc["_id"], doc["digest_id"], doc["customer"], doc["deliver_at"], item, who, taken, doc["language"], channel)
 
-    async def _file_rendered(
-        self, did: str, nid: str, item: Document, on_insert: Document, fields: Document, language: str, channel: str
-    ) -> bool:
-        """File the item together with the whole digest rendered as it will then stand, for
-        the channel and language it will most likely go out in, so the build sends that
-        text instead of rendering it (the build is one burst for every customer; filings
-        are spread over the period). False when another filing came in between the read
-        and the write (the revision moved on, or it created the record first): the caller
-        files the item alone."""
-        current = await self.records.find_one({"_id": did}, projection={"items": 1, "rev": 1, "status": 1})
-        if current is not None and (current.get("status") != "scheduled" or "items" not in current or "rev" not in current):
-            return False
-        rev = int(current["rev"]) if current is not None else 0
-        rendered = self.prerendered(rev + 1, language, channel, {**(current["items"] if current is not None else {}), nid: item})
-        try:
-            # A new record starts at revision 0 from the filter, then takes the $inc.
-            done = await self.records.update_one(
-                {"_id": did, "rev": rev},
-                {"$setOnInsert": on_insert, "$set": {**fields, "rendered": rendered}, "$inc": {"rev": 1}},
-                upsert=current is None,
-            )
-        except DuplicateKeyError:  # a concurrent filing created the record first
-            return False
-        return done.matched_count == 1 or done.upserted_id is not None
+    async def file_many(self, filings: Sequence[Filing]) -> dict[str, Exception]:
+        """File a batch's items into their digests; returns the errors by notification id
+        (an item not filed; its neighbours are).
+
+        Each filing is a new revision of its digest, stored with the whole digest rendered
+        as it then stands, for the channel and language it will most likely go out in: the
+        build (one burst for every customer) sends that text instead of rendering it;
+        filings are spread over the period. The digests are read once; new ones are
+        inserted whole (one ``insert_many``), existing ones updated with a compare-and-set
+        on the revision (one bulk write). A digest another filing changed in between, or
+        one no longer scheduled, gets its items without a text (the build renders it)."""
+        errors: dict[str, Exception] = {}
+        groups: dict[str, list[Filing]] = {}
+        for f in filings:
+            groups.setdefault(f.did, []).append(f)
+        current = await find_by_ids(self.records, groups, projection={"items": 1, "rev": 1, "status": 1})
+        plain = [did for did, d in current.items() if d.get("status") != "scheduled" or "rev" not in d or "items" not in d]
+        new = [self._new_record(did, groups[did]) for did in groups if did not in current]
+        if new:
+            try:
+                await self.records.insert_many(new, ordered=False)
+            except BulkWriteError as exc:
+                for err in exc.details.get("writeErrors", []):
+                    did = new[err["index"]]["_id"]
+                    if err.get("code") == 11000:  # a concurrent filing created it first
+                        plain.append(did)
+                    else:
+                        _fail(errors, groups[did], err)
+        cas = [did for did in current if did not in plain]
+        ops = [self._next_revision(did, current[did], groups[did]) for did in cas]
+        if ops and await _bulk(self.records, ops, cas, groups, errors) < len(ops):
+            moved = await find_by_ids(self.records, cas, projection={"items": 1})
+            plain += [did for did in cas if any(f.nid not in moved.get(did, {}).get("items", {}) for f in groups[did])]
+        plain = [did for did in dict.fromkeys(plain) if not any(f.nid in errors for f in groups[did])]
+        if plain:
+            await _bulk(self.records, [self._plain_filing(did, groups[did]) for did in plain], plain, groups, errors)
+        return errors
+
+    def _new_record(self, did: str, fs: Sequence[Filing]) -> Document:
+        items = {f.nid: f.item for f in fs}
+        last = fs[-1]
+        doc: Document = {"_id": did, "customer": last.customer, "due_at": last.due_at, "status": "scheduled", "created_at": time.time(),
+                         "items": items, "rev": len(fs), "who": last.who, "who_at": last.taken}
+        if last.channel:
+            doc["rendered"] = self.prerendered(len(fs), last.language, last.channel, items)
+        return doc
+
+    def _next_revision(self, did: str, digest: Mapping[str, Any], fs: Sequence[Filing]) -> UpdateOne:
+        last = fs[-1]
+        rev = int(digest["rev"]) + len(fs)
+        fields: Document = {**{f"items.{f.nid}": f.item for f in fs}, "who": last.who, "who_at": last.taken}
+        if last.channel:
+            fields["rendered"] = self.prerendered(rev, last.language, last.channel, {**digest["items"], **{f.nid: f.item for f in fs}})
+        return UpdateOne({"_id": did, "rev": digest["rev"]}, {"$set": fields, "$inc": {"rev": len(fs)}})
+
+    @staticmethod
+    def _plain_filing(did: str, fs: Sequence[Filing]) -> UpdateOne:
+        last = fs[-1]
+        on_insert = {"customer": last.customer, "due_at": last.due_at, "status": "scheduled", "created_at": time.time()}
+        fields: Document = {**{f"items.{f.nid}": f.item for f in fs}, "who": last.who, "who_at": last.taken}
+        return UpdateOne({"_id": did}, {"$setOnInsert": on_insert, "$set": fields, "$inc": {"rev": len(fs)}}, upsert=True)
 
     def prerendered(self, rev: int, language: str, channel: str, items: Mapping[str, Document]) -> Document:
         """The ``rendered`` field of a digest record of revision ``rev`` holding ``items``
@@ -372,6 +407,38 @@ class Digests:
             async for d in await coll.aggregate(pipeline):
                 counts[float(d["_id"])] += sign * int(d["n"])
         return sorted((due, n) for due, n in counts.items() if n > 0)
+
+@dataclass(frozen=True, slots=True)
+class Filing:
+    """One notification to file into its digest (see :meth:`Digests.file_many`)."""
+
+    nid: str
+    did: str
+    customer: str
+    due_at: float
+    item: Document
+    who: Document
+    taken: float
+    language: str
+    channel: str | None
+
+
+def _fail(errors: dict[str, Exception], fs: Sequence[Filing], err: Mapping[str, Any]) -> None:
+    for f in fs:
+        errors[f.nid] = OperationFailure(str(err.get("errmsg", "write error")), err.get("code"))
+
+
+async def _bulk(coll: Any, ops: list[UpdateOne], dids: Sequence[str], groups: Mapping[str, Sequence[Filing]], errors: dict[str, Exception]) -> int:
+    """One unordered bulk write of one operation per digest; a failed operation fails
+    that digest's items alone. Returns how many operations matched or created a record."""
+    try:
+        res = await coll.bulk_write(ops, ordered=False)
+        return int(res.matched_count) + int(res.upserted_count)
+    except BulkWriteError as exc:
+        for err in exc.details.get("writeErrors", []):
+            _fail(errors, groups[dids[err["index"]]], err)
+        return int(exc.details.get("nMatched", 0)) + int(exc.details.get("nUpserted", 0))
+
 
 _ITEM_FIELDS = {f: 1 for f in ("digest_id", "topic", "template", "language", "detail", "data", "created_at", "period")}
 

@@ -24,6 +24,7 @@ customer's next channel and queued with that channel's key.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import json
 import logging
@@ -32,9 +33,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import bson
+from bson.raw_bson import RawBSONDocument
 from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, OperationFailure
 from redis.asyncio import Redis
 
 from bot.logs import ref
@@ -43,18 +46,20 @@ from bot.mongo import Document, find_by_ids, newest_first
 from bot.outbox import Outbox
 from bot.store import MessageStore
 from preferences.clock import Clock, SystemClock, utc
-from preferences.errors import InvalidPreference
+from preferences.errors import InvalidPreference, UnknownCustomer
 from preferences.model import Importance, Notification, Preferences, Topic
 from preferences.policy import Action, decide
 from preferences.render import Renderer
 from preferences.delivery import KEY_PREFIX, Delivery
-from preferences.digests import RESYNC_LOOKBACK_S, Digests
+from preferences.digests import RESYNC_LOOKBACK_S, Digests, Filing
 from preferences.schedule import DueSchedule
 from preferences.store import PreferenceStore
 
 log = logging.getLogger(__name__)
 
 _ENQUEUE_CHUNK = 500
+#: Notifications per round of reads and writes in notify_many.
+BATCH = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,30 +169,98 @@ class NotificationEngine:
         return await self.submit(Notification(customer_id, topic_e, importance_e, data, key, template))
 
     async def submit(self, n: Notification) -> Decision:
-        """Send (or hold, digest or suppress) one proactive message as the customer wishes.
+        """Send (or hold, digest or suppress) one proactive message as the customer wishes:
+        :meth:`notify_many` with a batch of one.
 
         Raises:
             UnknownCustomer: no such customer.
         """
-        customer_id, topic_e, importance_e, data, key, template = n.customer, n.topic, n.importance, n.data, n.key, n.template
-        nid = notification_id(customer_id, topic_e.value, key, importance_e.value, data)
-        existing = await self.notifications.find_one({"_id": nid})
-        if existing is not None:
-            return _decision_of(existing, duplicate=True)
+        result = (await self.notify_many([n]))[0]
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    async def notify_many(self, notifications: Sequence[Notification]) -> list[Decision | Exception]:
+        """:meth:`submit` for many notifications at once (a campaign, a renewal scan).
+
+        Returns one entry per notification, in order: its decision, or the exception that
+        stopped it (an unknown customer, data the store cannot hold, a template that does
+        not render). Such an item fails alone and changes nothing; its neighbours go on.
+        Errors of the stores themselves (Redis or MongoDB down) are raised.
+
+        Per batch of :data:`BATCH` the stores see a fixed set of commands, whatever the mix:
+        the duplicate check and the preference reads as ``$in`` chunks, one bulk write
+        filing the digest items, one outbox script call per 500 sends, one ``insert_many``
+        of the records and one due-list update.
+        """
+        out: list[Decision | Exception] = []
+        for start in range(0, len(notifications), BATCH):
+            out += await self._notify_batch(notifications[start : start + BATCH])
+        return out
+
+    async def _notify_batch(self, batch: Sequence[Notification]) -> list[Decision | Exception]:
+        results: list[Decision | Exception | None] = [None] * len(batch)
+        ids: dict[int, str] = {}
+        for i, n in enumerate(batch):
+            try:
+                ids[i] = notification_id(n.customer, n.topic.value, n.key, n.importance.value, n.data)
+            except Exception as exc:  # data that cannot be keyed (a lone surrogate)
+                results[i] = _failed(exc, "")
+        # The earlier record, if any, is the answer: notified once, whatever is asked again.
+        known = await find_by_ids(self.notifications, set(ids.values()), projection=_DECISION_FIELDS)
+        first: dict[str, int] = {}
+        for i, nid in ids.items():
+            if nid in known:
+                results[i] = _decision_of(known[nid], duplicate=True)
+            else:
+                first.setdefault(nid, i)
         taken = time.time()  # before the read: a copy is as old as the moment it was asked for
-        customer = await self.prefs.get(customer_id)
-        prefs = self.delivery.available(await self.prefs.effective_of(customer))
+        customers = await self.prefs.records({batch[i].customer for i in first.values()})
         now = self.clock.now()
-        ticket_open = bool(data.get("ticket_open", True)) if topic_e is Topic.REPAIR else False
-        policy = decide(prefs, topic_e, importance_e, utc(now), ticket_open=ticket_open)
+        planned: list[_Planned] = []
+        for nid, i in first.items():
+            try:
+                planned.append(await self._plan(batch[i], nid, i, customers.get(batch[i].customer), taken, now))
+            except Exception as exc:
+                results[i] = _failed(exc, nid)
+        # Filed before the notifications are recorded: a crash in between leaves an item
+        # the digest will carry (and a retried call files the same item again, keyed by
+        # id), never a recorded item the digest misses.
+        unfiled = await self.digests.file_many([p.filing for p in planned if p.filing is not None])
+        for p in planned:
+            if p.doc["_id"] in unfiled:
+                results[p.index] = _failed(unfiled[p.doc["_id"]], p.doc["_id"])
+        planned = [p for p in planned if results[p.index] is None]
+        # Queued before the records are written: a crash in between leaves a queued
+        # message and no record, and a retried call decides again and queues the same
+        # key, which the outbox sends once. Records first would leave one saying "sent"
+        # for a message that never was.
+        await self.delivery.enqueue([p.message for p in planned if p.message is not None], record=False)
+        inserted = await self._insert(planned, results)
+        await self.schedule.add_many({p.member: p.deliver_at for p in inserted if p.member and p.deliver_at is not None})
+        for p in inserted:
+            results[p.index] = p.decision
+        # A notification asked twice in one batch: the second is the first's duplicate.
+        for i, nid in ids.items():
+            if results[i] is None:
+                earlier = results[first[nid]]
+                results[i] = dataclasses.replace(earlier, duplicate=True) if isinstance(earlier, Decision) else earlier
+        return [r if r is not None else RuntimeError("not decided") for r in results]
+
+    async def _plan(self, n: Notification, nid: str, index: int, customer: Document | None, taken: float, now: float) -> _Planned:
+        if customer is None:
+            raise UnknownCustomer(f"unknown customer {n.customer!r}")
+        prefs = self.delivery.available(await self.prefs.effective_of(customer))
+        ticket_open = bool(n.data.get("ticket_open", True)) if n.topic is Topic.REPAIR else False
+        policy = decide(prefs, n.topic, n.importance, utc(now), ticket_open=ticket_open)
         deliver_at = policy.deliver_at.timestamp() if policy.deliver_at else None
         doc: Document = {
             "_id": nid,
-            "customer": customer_id,
-            "topic": topic_e.value,
-            "importance": importance_e.value,
-            "data": dict(data),
-            "template": template or topic_e.value,
+            "customer": n.customer,
+            "topic": n.topic.value,
+            "importance": n.importance.value,
+            "data": dict(n.data),
+            "template": n.template or n.topic.value,
             "created_at": now,
             "action": policy.action.value,
             "reason": policy.reason,
@@ -196,32 +269,50 @@ class NotificationEngine:
             "language": policy.language,
             "deliver_at": deliver_at,
             "period": policy.digest.value if policy.digest else None,
-            "status": {Action.SEND: "sending", Action.HOLD: "held", Action.DIGEST: "digest", Action.SUPPRESS: "suppressed"}[
-                policy.action
-            ],
+            "status": _STATUS[policy.action],
             "tried": [],
         }
-        if policy.action is Action.DIGEST and deliver_at is not None:
-            doc["digest_id"] = digest_id(customer_id, deliver_at)
-            # Filed into the digest record before the notification is recorded: a crash in
-            # between leaves an item the digest will carry (and a retried notify() files the
-            # same item again, keyed by id), never a recorded item the digest misses. The
-            # item is rendered now for the channel it will most likely go out on, so the
-            # weekly build renders one wrapper per digest instead of every item again.
-            await self.digests.file(doc, customer, taken, policy.channels[0] if policy.channels else None)
-        try:
-            await self.notifications.insert_one(doc)
-        except DuplicateKeyError:  # a concurrent notify of the same event won
-            again = await self.notifications.find_one({"_id": nid})
-            return _decision_of(again or doc, duplicate=True)
+        p = _Planned(index, doc, Decision(nid, policy.action, policy.reason, None, deliver_at), deliver_at)
         if policy.action is Action.SEND:
-            channel = await self._send_notification(doc, prefs, policy.channels[0])
-            return Decision(nid, policy.action, policy.reason, channel)
-        if policy.action is Action.HOLD and deliver_at is not None:
-            await self.schedule.add(f"h|{nid}", deliver_at)
+            channel = policy.channels[0]
+            text = self.delivery.render_notification(doc, channel)
+            p.message = self.delivery.outbound(prefs, channel, f"{KEY_PREFIX}n:{nid}:{channel}", text, doc["topic"])
+            if p.message is None:
+                doc["status"] = "undeliverable"
+            else:
+                doc.update(status="enqueued", channel=channel, sent_at=now, tried=[channel])
+                p.decision = Decision(nid, policy.action, policy.reason, channel)
+        elif policy.action is Action.HOLD and deliver_at is not None:
+            p.member = f"h|{nid}"
         elif policy.action is Action.DIGEST and deliver_at is not None:
-            await self.schedule.add(f"d|{doc['digest_id']}", deliver_at)
-        return Decision(nid, policy.action, policy.reason, None, deliver_at)
+            doc["digest_id"] = digest_id(n.customer, deliver_at)
+            p.member = f"d|{doc['digest_id']}"
+            p.filing = self.digests.filing(doc, customer, taken, policy.channels[0] if policy.channels else None)
+        # Encoded here, item by item: a document the store cannot hold fails alone, where
+        # the driver would otherwise refuse the whole batch's insert_many.
+        p.raw = RawBSONDocument(bson.encode(doc))
+        return p
+
+    async def _insert(self, planned: Sequence[_Planned], results: list[Decision | Exception | None]) -> list[_Planned]:
+        """Record the batch with one ``insert_many``; returns the items recorded now. A
+        duplicate key means a concurrent call recorded the same notification first: its
+        decision is read and returned as a duplicate."""
+        if not planned:
+            return []
+        failed: dict[int, dict[str, Any]] = {}
+        try:
+            await self.notifications.insert_many([p.raw for p in planned if p.raw is not None], ordered=False)
+        except BulkWriteError as exc:
+            failed = {int(err["index"]): err for err in exc.details.get("writeErrors", [])}
+        raced = [planned[k].doc["_id"] for k, err in failed.items() if err.get("code") == 11000]
+        earlier = await find_by_ids(self.notifications, raced, projection=_DECISION_FIELDS) if raced else {}
+        for k, err in failed.items():
+            p = planned[k]
+            if err.get("code") == 11000 and p.doc["_id"] in earlier:
+                results[p.index] = _decision_of(earlier[p.doc["_id"]], duplicate=True)
+            else:
+                results[p.index] = _failed(OperationFailure(str(err.get("errmsg", "write error")), err.get("code")), p.doc["_id"])
+        return [p for k, p in enumerate(planned) if k not in failed]
 
     async def _send_notification(self, doc: Document, prefs: Preferences, channel: str) -> str | None:
         text = self.delivery.render_notification(doc, channel)
@@ -374,6 +465,30 @@ def _parse(kind: Any, value: Any, field: str) -> Any:
     except ValueError:
         known = ", ".join(m.value for m in kind)
         raise InvalidPreference(f"{field}: unknown {value!r} (known: {known})", field=field) from None
+
+
+_STATUS = {Action.SEND: "sending", Action.HOLD: "held", Action.DIGEST: "digest", Action.SUPPRESS: "suppressed"}
+_DECISION_FIELDS = {f: 1 for f in ("action", "reason", "channel", "deliver_at")}
+
+
+@dataclass(slots=True)
+class _Planned:
+    """One new notification of a batch, decided and ready to be written."""
+
+    index: int
+    doc: Document
+    decision: Decision
+    deliver_at: float | None
+    raw: RawBSONDocument | None = None
+    message: OutboundMessage | None = None
+    member: str = ""  # its due-list member (held or digest)
+    filing: Filing | None = None
+
+
+def _failed(exc: Exception, nid: str) -> Exception:
+    # The type and the store's code only: a message may quote the customer's data.
+    log.warning("notification %s failed: %s %s", ref(nid), type(exc).__name__, getattr(exc, "code", "") or "")
+    return exc
 
 
 def _decision_of(doc: Mapping[str, Any], *, duplicate: bool) -> Decision:

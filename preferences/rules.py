@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +27,7 @@ CONDITIONS = ("amount_over", "text_contains")
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,190}\.[^@\s]{2,}$")
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
 _AMOUNT_FIELDS = ("amount", "quote_amount", "total")
+_RULE_CHUNK = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,5 +118,18 @@ class CustomerRules:
         return None if doc is None else Rule.of(doc)
 
     async def matching(self, customer: str, topic: str, data: Mapping[str, Any]) -> list[Rule]:
-        cursor = self._collection.find({"customer": customer, "topic": topic})
-        return [rule for rule in [Rule.of(d) async for d in cursor] if matches(rule, topic, data)]
+        return (await self.matching_many([(customer, topic, data)]))[0]
+
+    async def matching_many(self, asked: Sequence[tuple[str, str, Mapping[str, Any]]]) -> list[list[Rule]]:
+        """For each (customer, topic, data) of a batch of notifications, the rules it
+        matches. Rules are few: the batch's customers are looked up in long ``$in`` lists
+        (the embedded server's cost of a list grows with the documents it finds)."""
+        customers = sorted({c for c, _t, _d in asked})
+        topics = sorted({t for _c, t, _d in asked})
+        found: dict[str, list[Rule]] = {}
+        for i in range(0, len(customers), _RULE_CHUNK):
+            query = {"customer": {"$in": customers[i : i + _RULE_CHUNK]}, "topic": {"$in": topics}}
+            async for doc in self._collection.find(query):
+                rule = Rule.of(doc)
+                found.setdefault(rule.customer, []).append(rule)
+        return [[r for r in found.get(c, ()) if matches(r, t, d)] for c, t, d in asked]

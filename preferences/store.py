@@ -28,17 +28,19 @@ a Redis that lost them makes every copy suspect, so MongoDB is read instead).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 from redis.asyncio import Redis
 
-from bot.mongo import Document, find_by_ids, update_and_get
+from bot.mongo import IN_CHUNK, Document, find_by_ids, update_and_get
 from preferences.clock import Clock, SystemClock
 from preferences.errors import ConcurrentChange, CustomersOwnChoice, InvalidPreference, UnknownCustomer, UnknownVersion
 from bot.store import channel_identity
@@ -58,6 +60,52 @@ CHANGED_SINCE_KEY = "kefu:prefs:changed:since"
 CHANGE_MARGIN_S = 60.0
 # Notes older than this are dropped; copies older than this are never trusted.
 CHANGE_KEEP_S = 14 * 86_400.0
+
+
+@dataclass(frozen=True, slots=True)
+class NewCustomer:
+    """A customer for :meth:`PreferenceStore.create_many`."""
+
+    customer_id: str
+    settings: Mapping[str, Any]
+    actor: str
+    profile: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    segments: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ChatAddress:
+    """Who wrote from where, for :meth:`PreferenceStore.customers_for`."""
+
+    channel: str
+    account: str
+    sender: str
+    conversation: str = ""
+    language: str = "zh"
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.channel, self.account, self.sender)
+
+
+def _history_doc(subject: str, version: int, at: float, actor: str, via: str, old: JsonDict, new: JsonDict, note: str) -> Document:
+    return {"_id": f"{subject}#{version}", "subject": subject, "version": version, "at": at, "actor": actor, "via": via,
+            "old": old, "new": new, "note": note}
+
+
+async def _insert_new(coll: Any, docs: list[Document]) -> set[str]:
+    """Insert the documents whose ``_id`` is new (one ``insert_many``); returns their ids."""
+    created = {str(d["_id"]) for d in docs}
+    if not docs:
+        return created
+    try:
+        await coll.insert_many(docs, ordered=False)
+    except BulkWriteError as exc:
+        for err in exc.details.get("writeErrors", []):
+            if err.get("code") != 11000:
+                raise
+            created.discard(str(docs[err["index"]]["_id"]))
+    return created
 
 
 def segment_layer(name: str) -> str:
@@ -148,24 +196,28 @@ class PreferenceStore:
         via: str = "api",
     ) -> bool:
         """Create the customer if new (settings recorded as version 1); False if it existed."""
-        layer = validate_layer(settings or {}, self.book)
+        new = NewCustomer(customer_id, settings or {}, actor, profile or {}, tuple(segments or ()))
+        return customer_id in await self.create_many([new], via=via)
+
+    async def create_many(self, new: Sequence[NewCustomer], *, via: str) -> set[str]:
+        """Create the customers that do not exist yet, with one ``insert_many`` for the
+        records and one for their first history entries; returns the ids created.
+
+        Raises:
+            InvalidPreference: a customer's settings are invalid (nothing is created).
+        """
         now = self.clock.now()
-        doc: Document = {
-            "_id": customer_id,
-            "profile": dict(profile or {}),
-            "settings": layer,
-            "segments": list(segments or []),
-            "consents_active": [],
-            "version": 1,
-            "created_at": now,
-            "updated_at": now,
-        }
-        try:
-            await self.customers.insert_one(doc)
-        except DuplicateKeyError:
-            return False
-        await self._record(customer_id, 1, {}, layer, actor, via, "created")
-        return True
+        docs: list[Document] = [
+            {"_id": c.customer_id, "profile": dict(c.profile), "settings": validate_layer(c.settings, self.book),
+             "segments": list(c.segments), "consents_active": [], "version": 1, "created_at": now, "updated_at": now}
+            for c in new
+        ]
+        created = await _insert_new(self.customers, docs)
+        actors = {c.customer_id: c.actor for c in new}
+        await _insert_new(self.history, [
+            _history_doc(d["_id"], 1, now, actors[d["_id"]], via, {}, d["settings"], "created") for d in docs if d["_id"] in created
+        ])
+        return created
 
     async def update_profile(self, customer_id: str, profile: Mapping[str, Any], segments: list[str] | None) -> None:
         fields: Document = {f"profile.{k}": v for k, v in profile.items()}
@@ -196,17 +248,44 @@ class PreferenceStore:
         contact with that address so that proactive messages can reach them.
 
         ``actor`` is recorded in the history; ``None`` records the customer themself."""
-        cid = channel_identity(channel, account, sender)
-        cls = self.book.classes.get(channel)
-        if cls is None:
-            return cid
-        found = await self.find_by_address(channel, account, sender)
-        if found is not None:
-            return found
-        address = {"account": account, **cls.address_of(sender, conversation)}
-        settings = {"addresses": {channel: address}, "language": language}
-        await self.create(cid, settings=settings, actor=actor or cid, via=via)
-        return cid
+        found = await self.customers_for([ChatAddress(channel, account, sender, conversation, language)], actor=actor, via=via)
+        return found[(channel, account, sender)]
+
+    async def customers_for(
+        self, addresses: Sequence[ChatAddress], *, actor: str | None, via: str
+    ) -> dict[tuple[str, str, str], str]:
+        """:meth:`customer_for` for many chat addresses at once, by (channel, account,
+        sender): the addresses looked up in ``$in`` chunks per channel, the new customers
+        created with one :meth:`create_many`."""
+        out: dict[tuple[str, str, str], str] = {}
+        missing: dict[str, NewCustomer] = {}
+        by_channel: dict[str, list[ChatAddress]] = {}
+        for a in addresses:
+            if a.channel in self.book.classes:
+                by_channel.setdefault(a.channel, []).append(a)
+            else:
+                out[a.key] = channel_identity(a.channel, a.account, a.sender)
+        for channel, wanted in by_channel.items():
+            cls = self.book.classes[channel]
+            field = cls.recipient_field
+            senders = sorted({a.sender for a in wanted})
+            holders: dict[str, list[tuple[str, str]]] = {}  # sender -> [(account, customer)]
+            for i in range(0, len(senders), IN_CHUNK):
+                query = {f"settings.addresses.{channel}.{field}": {"$in": senders[i : i + IN_CHUNK]}}
+                async for doc in self.customers.find(query, projection={f"settings.addresses.{channel}": 1}):
+                    addr = doc["settings"]["addresses"][channel]
+                    holders.setdefault(str(addr[field]), []).append((str(addr.get("account", "")), str(doc["_id"])))
+            for a in wanted:
+                hit = next((cid for acc, cid in holders.get(a.sender, ()) if not a.account or acc == a.account), None)
+                if hit is not None:
+                    out[a.key] = hit
+                    continue
+                cid = out[a.key] = channel_identity(channel, a.account, a.sender)
+                settings = {"addresses": {channel: {"account": a.account, **cls.address_of(a.sender, a.conversation)}}, "language": a.language}
+                missing.setdefault(cid, NewCustomer(cid, settings, actor or cid))
+        if missing:
+            await self.create_many(list(missing.values()), via=via)
+        return out
 
     async def records(self, customer_ids: set[str]) -> dict[str, Document]:
         """Several customers' records, with what :meth:`effective_of` reads; unknown ids
@@ -296,22 +375,8 @@ class PreferenceStore:
         raise ConcurrentChange(f"{subject!r} is being changed concurrently; try again")
 
     async def _record(self, subject: str, version: int, old: JsonDict, new: JsonDict, actor: str, via: str, note: str) -> None:
-        await self.history.update_one(
-            {"_id": f"{subject}#{version}"},
-            {
-                "$setOnInsert": {
-                    "subject": subject,
-                    "version": version,
-                    "at": self.clock.now(),
-                    "actor": actor,
-                    "via": via,
-                    "old": old,
-                    "new": new,
-                    "note": note,
-                }
-            },
-            upsert=True,
-        )
+        doc = _history_doc(subject, version, self.clock.now(), actor, via, old, new, note)
+        await self.history.update_one({"_id": doc.pop("_id")}, {"$setOnInsert": doc}, upsert=True)
 
     # -- marketers' layers -----------------------------------------------------------------
     async def put_layer(self, name: str, settings: Mapping[str, Any], *, actor: str, via: str = "api") -> int:

@@ -9,12 +9,15 @@ rule of its customer also goes, as a copy, to the address the rule names.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, Sequence
+
 from bot.logs import ref
 from bot.store import channel_identity
 from preferences.engine import Decision, NotificationEngine
 from preferences.errors import UnknownCustomer
 from preferences.model import Notification, Topic
 from preferences.rules import CustomerRules
+from preferences.store import ChatAddress, NewCustomer
 
 log = logging.getLogger(__name__)
 
@@ -27,21 +30,28 @@ class Notifier:
     async def customer(self, channel: str, account: str, sender: str, language: str = "zh", *, conversation: str = "") -> str:
         """The preference store's id of a chat customer, created on first contact so that
         proactive messages can reach them."""
+        address = ChatAddress(channel, account, sender, conversation, language)
+        return (await self.customers([address]))[address.key]
+
+    async def customers(self, addresses: Sequence[ChatAddress]) -> dict[tuple[str, str, str], str]:
+        """:meth:`customer` for many chat addresses, by (channel, account, sender)."""
         if self.engine is None:
-            return channel_identity(channel, account, sender)
-        return await self.engine.prefs.customer_for(
-            channel, account, sender, conversation=conversation, language=language, actor="system", via="system"
-        )
+            return {a.key: channel_identity(a.channel, a.account, a.sender) for a in addresses}
+        return await self.engine.prefs.customers_for(addresses, actor="system", via="system")
 
     async def contact(self, email: str, language: str = "zh") -> str:
         """A preference customer for a company contact reached by email (a CTO, a buyer)."""
-        cid = f"contact:{email.lower()}"
+        return (await self.contacts({email: language}))[email]
+
+    async def contacts(self, emails: Mapping[str, str]) -> dict[str, str]:
+        """:meth:`contact` for many addresses (email -> language), created with one batch."""
+        ids = {email: f"contact:{email.lower()}" for email in emails}
         if self.engine is not None:
-            await self.engine.prefs.create(
-                cid, settings={"addresses": {"email": {"address": email}}, "channels": ["email"], "language": language},
-                actor="system", via="system",
-            )
-        return cid
+            await self.engine.prefs.create_many([
+                NewCustomer(ids[e], {"addresses": {"email": {"address": e}}, "channels": ["email"], "language": lang}, "system")
+                for e, lang in emails.items()
+            ], via="system")
+        return ids
 
     async def detail(self, customer: str, topic: str) -> str:
         """The customer's detail level for ``topic`` (brief, standard, full)."""
@@ -62,15 +72,33 @@ class Notifier:
             return default
 
     async def notify(self, notification: Notification) -> Decision | None:
+        """One notification: :meth:`notify_many` with a batch of one; its error is raised."""
+        result = (await self.notify_many([notification]))[0]
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    async def notify_many(self, notifications: Sequence[Notification]) -> list[Decision | Exception | None]:
+        """The engine's ``notify_many`` (one entry per notification: its decision, or the
+        error that stopped it alone; None without an engine), then the copies the
+        customers' own rules ask for, as one more batch."""
         if self.engine is None:
-            log.warning("notification %s not sent: no notification engine in this process", ref(notification.key or ""))
-            return None
-        decision = await self.engine.submit(notification)
-        if self.rules is not None and not notification.customer.startswith("contact:"):
-            for rule in await self.rules.matching(notification.customer, notification.topic.value, notification.data):
-                copy_to = await self.contact(rule.email, await self.language(notification.customer))
-                await self.engine.submit(Notification(
-                    copy_to, notification.topic, notification.importance, notification.data,
-                    key=f"rule:{rule.id}:{decision.notification_id}", template=notification.template,
-                ))
-        return decision
+            for n in notifications:
+                log.warning("notification %s not sent: no notification engine in this process", ref(n.key or ""))
+            return [None] * len(notifications)
+        results: list[Decision | Exception | None] = list(await self.engine.notify_many(notifications))
+        if self.rules is None:
+            return results
+        asked = [(i, n) for i, n in enumerate(notifications) if isinstance(results[i], Decision) and not n.customer.startswith("contact:")]
+        rules = await self.rules.matching_many([(n.customer, n.topic.value, n.data) for _i, n in asked])
+        copies: list[Notification] = []
+        for (i, n), matched in zip(asked, rules):
+            decision = results[i]
+            assert isinstance(decision, Decision)
+            for rule in matched:
+                copy_to = await self.contact(rule.email, await self.language(n.customer))
+                copies.append(Notification(copy_to, n.topic, n.importance, n.data, key=f"rule:{rule.id}:{decision.notification_id}", template=n.template))
+        for copy, outcome in zip(copies, await self.engine.notify_many(copies)):
+            if isinstance(outcome, Exception):  # the customer's own notice went out; the copy is logged
+                log.warning("rule copy %s not sent: %s", ref(copy.key or ""), type(outcome).__name__)
+        return results

@@ -16,11 +16,13 @@ without looking up reminder records one by one (``$in`` is slow on the embedded 
 Only the tightest offset that applies is sent: a contract created 20 days before its end
 gets the 30-day reminder, not a late 60-day one as well.
 
-Contracts go in batches, and a batch costs a fixed handful of round trips besides its
-notifications: one insert of the records, customers read 20 per ``$in``, each customer and
-contact resolved once per scan before the sends, then one bulk write for the contracts
-(marks and legal-review flags) and one for the records' outcome. The records are written
-last, so a crash before that leaves them pending, which is the case the next scan handles.
+Contracts go in batches, and a batch costs a fixed handful of round trips whatever its
+rules do: one insert of the records, customers read 20 per ``$in``, the people behind
+them (chat customers, contacts) looked up and created in one batch, every customer's
+reminder in one ``notify_many`` and every contact's notice in another, then one bulk
+write for the contracts (marks and legal-review flags) and one for the records' outcome.
+The records are written last, so a crash before that leaves them pending, which is the
+case the next scan handles.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import asyncio
 import datetime as dt
 import logging
 import time
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,7 +42,9 @@ from redis.asyncio import Redis
 
 from bot.mongo import IN_CHUNK, Document, find_by_ids
 from preferences.clock import Clock
+from bot.logs import ref
 from preferences.model import Importance, Notification, Topic
+from preferences.store import ChatAddress
 from skills.notifier import Notifier
 from skills.renewal.contracts import DAY, ContractBook
 from skills.renewal.deals import Deals
@@ -68,9 +72,10 @@ class _Plan:
 
     contract: Document
     offset: int
-    customer: Document | None
+    customer: Mapping[str, Any] | None
     facts: Document
     actions: list[dict[str, Any]]
+    data: Document = field(default_factory=dict)  # the notification's template data
 
 
 @dataclass(slots=True)
@@ -220,9 +225,14 @@ class ReminderScan:
             await self._record(await self._deliver(items, rules, report), [])
 
     async def _deliver(self, items: Sequence[tuple[Document, int]], rules: Sequence[Document], report: ScanReport) -> list[_Outcome]:
-        """Send claimed reminders; returns what each successful one did, for _record. Reads
-        and preference lookups are done for the whole batch first, so that each reminder
-        costs only its notifications (and rule actions that call outside systems)."""
+        """Send claimed reminders; returns what each successful one did, for _record.
+
+        A batch costs a fixed set of store round trips whatever its rules do: the
+        customers read in ``$in`` chunks, the people behind them resolved (and created)
+        in one batch, every customer's reminder in one ``notify_many``, every contact's
+        notice in another; legal-review flags go with the batch's marks. Only sales
+        to-dos call outside, side by side with a bound. A reminder that fails (its
+        notification, a contact's notice) stays pending for the next scan, alone."""
         customers = await find_by_ids(self.customers, {c["customer"] for c, _ in items if c.get("customer") is not None})
         plans: list[_Plan] = []
         for contract, offset in items:
@@ -230,45 +240,113 @@ class ReminderScan:
             facts = self.book.facts(contract, customer, offset)
             plans.append(_Plan(contract, offset, customer, facts, matching_actions(rules, facts)))
         await self._resolve_people(plans)
+        outcomes: dict[int, _Outcome] = {}
+        asked: list[tuple[int, Notification]] = []
+        for k, plan in enumerate(plans):
+            rid = f"{plan.contract['_id']}:{plan.offset}"
+            plan.data = self._data(plan.contract, plan.facts)
+            known, target = self._person(f"crm:{plan.customer['_id']}") if plan.customer else (True, None)
+            if not known:
+                self._fail(report, rid, "customer lookup")
+                continue
+            outcomes[k] = _Outcome(rid, plan.contract["_id"], plan.offset, target, "no_customer")
+            if target is not None:
+                asked.append((k, Notification(target, Topic.RENEWAL, Importance.NORMAL, plan.data, key=f"renewal:{rid}")))
+        for (k, _n), decision in zip(asked, await self.notifier.notify_many([n for _k, n in asked])):
+            if isinstance(decision, Exception):
+                self._fail(report, outcomes.pop(k).rid, type(decision).__name__)
+            elif decision is not None:
+                outcomes[k].decision = decision.action.value
+        await self._act(plans, outcomes, report)
+        report.sent += len(outcomes)
+        return list(outcomes.values())
+
+    def _fail(self, report: ScanReport, rid: str, why: str) -> None:
+        report.failed += 1  # left pending: the next scan finishes it
+        log.warning("renewal reminder %s failed (%s); the next scan retries it", ref(rid), why)
+
+    def _person(self, key: str) -> tuple[bool, str | None]:
+        """(resolved, preference customer) for ``crm:<id>`` or ``contact:<email>``."""
+        return (key in self._people, self._people.get(key))
+
+    async def _act(self, plans: Sequence[_Plan], outcomes: dict[int, _Outcome], report: ScanReport) -> None:
+        """The rule actions of the reminders that went out, batched: every contact notice
+        of the batch in one ``notify_many``, legal-review flags kept for _record, sales
+        to-dos concurrently. A reminder whose contact notice failed fails as a whole."""
+        notices: list[tuple[int, int, Notification]] = []
+        todos: list[tuple[int, int]] = []
+        for k, outcome in outcomes.items():
+            plan = plans[k]
+            for a, action in enumerate(plan.actions):
+                kind = str(action["action"])
+                report.actions[kind] = report.actions.get(kind, 0) + 1
+                result: dict[str, Any] = {"action": kind, "rule": action.get("rule"), "result": "noted"}
+                if kind == "notify_contact":
+                    email = _contact_email(plan.customer, action)
+                    known, cid = self._person(f"contact:{email}") if email else (True, None)
+                    if email is None:
+                        result["result"] = "no_contact"
+                    elif not known or cid is None:
+                        result["result"] = "failed"
+                    else:
+                        result["to"] = email
+                        key = f"renewal:{outcome.rid}:{action.get('role', '')}"
+                        notices.append((k, a, Notification(cid, Topic.RENEWAL, Importance.NORMAL, plan.data, key=key)))
+                elif kind == "legal_review":
+                    # Stored with the batch's contract marks (see _record), not a write of its own.
+                    outcome.legal_review = {"required": True, "rule": action.get("rule"), "at": self.clock.now()}
+                    result["result"] = "flagged"
+                elif kind == "sales_todo":
+                    todos.append((k, a))
+                outcome.actions.append(result)
+        failed: set[int] = {k for k, o in outcomes.items() if any(r["result"] == "failed" for r in o.actions)}
+        for (k, a, _n), d in zip(notices, await self.notifier.notify_many([n for _k, _a, n in notices])):
+            if isinstance(d, Exception):
+                failed.add(k)
+            else:
+                outcomes[k].actions[a]["result"] = d.action.value if d else "no_engine"
         sem = asyncio.Semaphore(self.settings.concurrency)
 
-        async def one(plan: _Plan) -> _Outcome | None:
+        async def todo(k: int, a: int) -> None:
             async with sem:
-                try:
-                    outcome = await self._remind(plan, report)
-                except Exception:
-                    report.failed += 1  # left pending: the next scan finishes it
-                    log.exception("renewal reminder %s:%s failed", plan.contract["_id"], plan.offset)
-                    return None
-                report.sent += 1
-                return outcome
+                task = await self.deals.sales_todo(plans[k].contract, "reminder")
+            outcomes[k].actions[a]["result"] = task or "failed"
 
-        return [o for o in await asyncio.gather(*(one(p) for p in plans)) if o is not None]
+        await asyncio.gather(*(todo(k, a) for k, a in todos if k not in failed))
+        for k in failed:
+            self._fail(report, outcomes.pop(k).rid, "contact notice")
 
     async def _resolve_people(self, plans: Sequence[_Plan]) -> None:
-        # Each CRM customer and contact of the batch once, before the sends: concurrent sends
-        # for one customer's contracts would otherwise each miss the cache, look it up and
-        # try to create it. A failed lookup is not cached; the reminder retries it and fails.
-        customers: dict[Any, Mapping[str, Any]] = {}
+        """Each CRM customer and contact of the batch once, before the sends, in one batch
+        each (looked up, and created where new). A failed lookup is not cached: its
+        reminders fail and the next scan retries them."""
+        crm: dict[str, Mapping[str, Any]] = {}
         contacts: dict[str, str] = {}
         for plan in plans:
             if plan.customer and f"crm:{plan.customer['_id']}" not in self._people:
-                customers.setdefault(plan.customer["_id"], plan.customer)
+                crm.setdefault(f"crm:{plan.customer['_id']}", plan.customer)
             for action in plan.actions:
                 email = _contact_email(plan.customer, action)
                 if email and f"contact:{email}" not in self._people:
                     contacts.setdefault(email, _language(plan.customer))
-        sem = asyncio.Semaphore(self.settings.concurrency)
-
-        async def bounded(lookup: Awaitable[str | None]) -> str | None:
-            async with sem:
-                return await lookup
-
-        await asyncio.gather(
-            *(bounded(self._pref_customer(c)) for c in customers.values()),
-            *(bounded(self._pref_contact(e, lang)) for e, lang in contacts.items()),
-            return_exceptions=True,
-        )
+        chats: dict[str, ChatAddress] = {}
+        for key, customer in crm.items():
+            if customer.get("pref_customer"):
+                self._people[key] = str(customer["pref_customer"])
+            elif (address := _chat_address(customer)) is not None:
+                chats[key] = address
+            else:
+                self._people[key] = None
+        try:
+            found = await self.notifier.customers(list(chats.values())) if chats else {}
+            self._people.update({key: found[a.key] for key, a in chats.items()})
+        except Exception as exc:
+            log.warning("renewal: %d customers not resolved (%s)", len(chats), type(exc).__name__)
+        try:
+            made = await self.notifier.contacts(contacts) if contacts else {}
+            self._people.update({f"contact:{email}": cid for email, cid in made.items()})
+        except Exception as exc:
+            log.warning("renewal: %d contacts not resolved (%s)", len(contacts), type(exc).__name__)
 
     async def _record(self, outcomes: Sequence[_Outcome], marks: Sequence[tuple[Any, int]]) -> None:
         """One bulk write for the contracts (``reminded`` marks, legal-review flags) and one
@@ -309,20 +387,6 @@ class ReminderScan:
             errors = exc.details.get("writeErrors", [])
             log.error("renewal: %d reminder records not marked sent (codes %s)", len(errors), sorted({e.get("code") for e in errors}))
 
-    async def _remind(self, plan: _Plan, report: ScanReport) -> _Outcome:
-        contract = plan.contract
-        rid = f"{contract['_id']}:{plan.offset}"
-        data = self._data(contract, plan.facts)
-        target = await self._pref_customer(plan.customer)
-        decision = None
-        if target is not None:
-            decision = await self.notifier.notify(Notification(target, Topic.RENEWAL, Importance.NORMAL, data, key=f"renewal:{rid}"))
-        outcome = _Outcome(rid, contract["_id"], plan.offset, target, decision.action.value if decision else "no_customer")
-        for action in plan.actions:
-            report.actions[action["action"]] = report.actions.get(action["action"], 0) + 1
-            outcome.actions.append(await self._act(action, plan, data, outcome))
-        return outcome
-
     def _data(self, contract: Mapping[str, Any], facts: Mapping[str, Any]) -> Document:
         from preferences.render import local_time
 
@@ -334,48 +398,20 @@ class ReminderScan:
         }
 
     async def _pref_customer(self, customer: Mapping[str, Any] | None) -> str | None:
+        """The preference customer behind a CRM customer (looked up, or created)."""
         if not customer:
             return None
         key = f"crm:{customer['_id']}"
         if key not in self._people:
-            self._people[key] = await self._find_pref_customer(customer)
-        return self._people[key]
+            await self._resolve_people([_Plan({}, 0, customer, {}, [])])
+        return self._people.get(key)
 
-    async def _find_pref_customer(self, customer: Mapping[str, Any]) -> str | None:
-        if customer.get("pref_customer"):
-            return str(customer["pref_customer"])
-        for identity in customer.get("identities") or ():
-            channel, _, rest = str(identity).partition(":")
-            account, _, sender = rest.partition(":")
-            if channel and account and sender:
-                return await self.notifier.customer(channel, account, sender, str(customer.get("language", "zh")))
-        return None
 
-    async def _pref_contact(self, email: str, language: str) -> str:
-        key = f"contact:{email}"
-        cid = self._people.get(key)
-        if cid is None:
-            cid = self._people[key] = await self.notifier.contact(email, language)
-        return cid
-
-    async def _act(self, action: Mapping[str, Any], plan: _Plan, data: Mapping[str, Any], outcome: _Outcome) -> dict[str, Any]:
-        kind = str(action["action"])
-        contract = plan.contract
-        if kind == "notify_contact":
-            role = str(action.get("role", ""))
-            email = _contact_email(plan.customer, action)
-            if email is None:
-                return {"action": kind, "rule": action.get("rule"), "result": "no_contact"}
-            cid = await self._pref_contact(email, _language(plan.customer))
-            d = await self.notifier.notify(
-                Notification(cid, Topic.RENEWAL, Importance.NORMAL, data, key=f"renewal:{outcome.rid}:{role}")
-            )
-            return {"action": kind, "rule": action.get("rule"), "result": d.action.value if d else "no_engine", "to": email}
-        if kind == "legal_review":
-            # Stored with the batch's contract marks (see _record), not a write of its own.
-            outcome.legal_review = {"required": True, "rule": action.get("rule"), "at": self.clock.now()}
-            return {"action": kind, "rule": action.get("rule"), "result": "flagged"}
-        if kind == "sales_todo":
-            task = await self.deals.sales_todo(contract, "reminder")
-            return {"action": kind, "rule": action.get("rule"), "result": task or "failed"}
-        return {"action": kind, "rule": action.get("rule"), "result": "noted"}
+def _chat_address(customer: Mapping[str, Any]) -> ChatAddress | None:
+    """The first chat identity (``channel:account:sender``) on file for a CRM customer."""
+    for identity in customer.get("identities") or ():
+        channel, _, rest = str(identity).partition(":")
+        account, _, sender = rest.partition(":")
+        if channel and account and sender:
+            return ChatAddress(channel, account, sender, "", _language(customer))
+    return None

@@ -126,15 +126,17 @@ async def test_unfinished_reminders_are_finished_by_the_next_scan(plain_gateway:
     await svc.renewals.put_rule("big", BIG_DEAL)
     await svc.renewals.put_rule("small", SMALL_NEW)
     notify = svc.notifier.notify
+    notify_many = svc.notifier.notify_many
     failing = {"renewal:K-b:30"}
 
-    async def flaky(notification: Notification) -> Any:
-        if notification.key in failing:
-            failing.discard(notification.key)  # once: the engine is back for the next scan
-            raise RuntimeError("engine down")
-        return await notify(notification)
+    async def flaky(notifications: list[Notification]) -> list[Any]:
+        # The engine fails for one item of the batch (once: it is back for the next scan).
+        down = {n.key for n in notifications if n.key in failing}
+        failing.difference_update(down)
+        passed = iter(await notify_many([n for n in notifications if n.key not in down]))
+        return [RuntimeError("engine down") if n.key in down else next(passed) for n in notifications]
 
-    monkeypatch.setattr(svc.notifier, "notify", flaky)
+    monkeypatch.setattr(svc.notifier, "notify_many", flaky)
 
     async def renewal_notifications(contract: str) -> int:
         return await db["notifications"].count_documents({"topic": "renewal", "data.contract_id": contract})
