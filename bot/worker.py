@@ -209,21 +209,21 @@ class InboundWorker:
             if await self.outbox.is_handled(msg.key):
                 await self.gate.finished(msg.conversation, msg.key)
                 return  # handled before a crash that came before the ack
-            await self.store.save_inbound(msg)
+            created = await self.store.save_inbound(msg)
             state = await self.states.load(
                 msg.conversation,
                 customer=channel_identity(msg.channel, msg.account, msg.sender),
                 channel=msg.channel,
                 account=msg.account,
                 sender=msg.sender,
+                created=created,
             )
             if msg.extra:
                 state.reply_hints = msg.extra
             replies = await self._turn(msg, channel, state)
-            await self.states.save(state)
             outbound = [self._outbound(msg, i, r) for i, r in enumerate(replies)]
-            for reply in outbound:
-                await self.store.save_outbound(reply)
+            # Both durable before the handled mark; each rides its collection's group commit.
+            await asyncio.gather(self.states.save(state), self.store.save_outbound_many(outbound))
             await self.outbox.enqueue(outbound, handled=msg.key)
             await self.gate.finished(msg.conversation, msg.key)
         if self.events is not None:
