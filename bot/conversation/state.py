@@ -96,17 +96,24 @@ class StateStore:
         self.writes = writes or GroupCommit(self.conversations)
 
     async def load(
-        self, conversation: str, *, customer: str, channel: str, account: str, sender: str, created: bool = False
+        self, conversation: str, *, customer: str, channel: str, account: str, sender: str, created: bool = False,
+        cached: tuple[bytes | None] | None = None,
     ) -> ConversationState:
         """The conversation's state, or a new one. ``created``: its MongoDB record was
-        made just now (see MessageStore.save_inbound), so it holds no state to read."""
-        raw = await self.redis.get(STATE_PREFIX + conversation)
+        made just now (see MessageStore.save_inbound), so it holds no state to read.
+        ``cached``: its Redis value, read already in a caller's round trip (see
+        :meth:`redis_key`)."""
+        raw = cached[0] if cached is not None else await self.redis.get(STATE_PREFIX + conversation)
         if raw is not None:
             return ConversationState.from_dict(json.loads(raw))
         doc = None if created else await self.conversations.find_one({"_id": conversation}, {"state": 1})
         if doc and doc.get("state"):
             return ConversationState.from_dict(dict(doc["state"]))
         return ConversationState(conversation=conversation, customer=customer, channel=channel, account=account, sender=sender)
+
+    @staticmethod
+    def redis_key(conversation: str) -> str:
+        return STATE_PREFIX + conversation
 
     async def get(self, conversation: str) -> ConversationState | None:
         raw = await self.redis.get(STATE_PREFIX + conversation)
