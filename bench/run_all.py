@@ -70,6 +70,7 @@ BENCHES = (
     Bench("bench_skills", (), ("--repairs", "10", "--contracts", "10000", "--reviews", "300"), _all(lambda: _missing("redis-server"), _rasa_model)),
     Bench("bench_nlu", (), ("--requests", "200"), _rasa_model),
     Bench("bench_conversation", (), ("--messages", "40"), _rasa_model),
+    Bench("bench_drain", (), ("--messages", "2000"), ("--messages", "500"), lambda: _missing("redis-server")),
     Bench("bench_speech", (), ("--engines", "faster-int8"), _whisper),
     Bench("bench_voice", (), ("--notes", "3", "--texts", "60", "--rounds", "1"), _all(lambda: _missing("espeak-ng"), _whisper)),
 )

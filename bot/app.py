@@ -193,7 +193,7 @@ async def _start(
     templates = await asyncio.to_thread(Templates, TEMPLATE_DIRS, _templates_dir(settings))
     queue = InboundQueue(redis, pipeline.inbound_stream, dedup_ttl_s=pipeline.dedup_ttl_s, claim_idle_ms=pipeline.claim_idle_ms)
     outbox = Outbox(redis, pipeline.outbox_stream)
-    states = StateStore(redis, db)
+    states = StateStore(redis, db, writes=store.conversation_writes)
     gate = ConversationGate(redis, lock_ttl_ms=pipeline.claim_idle_ms)
     channels = build_channels(
         settings, registry,

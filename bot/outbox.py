@@ -129,6 +129,10 @@ class Outbox:
         to retry it; it was never delivered, so it cannot arrive twice)."""
         await self.redis.xadd(self.stream, {"m": payload, "a": "0"})
 
+    @staticmethod
+    def handled_key(inbound_key: str) -> str:
+        return HANDLED_PREFIX + inbound_key
+
     async def is_handled(self, inbound_key: str) -> bool:
         return bool(await self.redis.exists(HANDLED_PREFIX + inbound_key))
 

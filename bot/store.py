@@ -1,7 +1,10 @@
 """Conversations and messages in MongoDB (PyMongo's async API).
 
 Every write is an idempotent upsert keyed by the message's own identity, so a worker
-that handles a reclaimed message again leaves exactly one record. Indexes match the
+that handles a reclaimed message again leaves exactly one record. The writes of every
+turn (the message, its conversation, the replies, the sent marks) go through one
+:class:`~bot.group_commit.GroupCommit` per collection, so the turns in flight share a
+command instead of paying one each. Indexes match the
 console's queries: a conversation's messages by time, a customer's history, and work
 lists by status.
 """
@@ -10,12 +13,14 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Mapping
+import asyncio
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING, IndexModel
+from pymongo import ASCENDING, DESCENDING, IndexModel, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 
+from bot.group_commit import GroupCommit
 from bot.messages import InboundMessage, OutboundMessage
 from bot.metrics import Metrics
 from bot.mongo import Document
@@ -28,6 +33,9 @@ class MessageStore:
         self.messages = db["messages"]
         self.conversations = db["conversations"]
         self.dead_letters = db["dead_letters"]
+        self.message_writes = GroupCommit(self.messages)
+        # Shared with the state store: a turn's conversation writes ride one command.
+        self.conversation_writes = GroupCommit(self.conversations)
 
     async def ensure_indexes(self) -> None:
         await self.messages.create_indexes(
@@ -47,7 +55,9 @@ class MessageStore:
         )
         await self.dead_letters.create_indexes([IndexModel([("at", DESCENDING)])])
 
-    async def save_inbound(self, msg: InboundMessage, *, transcript: Mapping[str, Any] | None = None) -> None:
+    async def save_inbound(self, msg: InboundMessage) -> bool:
+        """Record the message and touch its conversation; True if this created the
+        conversation's record (then MongoDB holds no state for it yet)."""
         doc: Document = {
             "direction": "in",
             "channel": msg.channel,
@@ -69,8 +79,7 @@ class MessageStore:
             "raw": msg.raw,
             "status": "received",
         }
-        await self.messages.update_one({"_id": msg.key}, {"$setOnInsert": doc}, upsert=True)
-        await self.conversations.update_one(
+        conversation = UpdateOne(
             {"_id": msg.conversation},
             {
                 "$setOnInsert": {
@@ -84,6 +93,11 @@ class MessageStore:
             },
             upsert=True,
         )
+        _, created = await asyncio.gather(
+            self.message_writes.write([UpdateOne({"_id": msg.key}, {"$setOnInsert": doc}, upsert=True)]),
+            self.conversation_writes.write([conversation]),
+        )
+        return created[0]
 
     async def active_conversations(self, start: float, end: float) -> set[str]:
         """Conversations in which the customer wrote between ``start`` and ``end``."""
@@ -94,9 +108,16 @@ class MessageStore:
         await self.messages.update_one({"_id": key}, {"$set": dict(fields)})
 
     async def save_outbound(self, reply: OutboundMessage, *, status: str = "queued") -> None:
-        doc = _outbound_doc(reply)
-        doc.update(status=status, attempts=0)
-        await self.messages.update_one({"_id": "out:" + reply.idempotency_key}, {"$setOnInsert": doc}, upsert=True)
+        await self.save_outbound_many((reply,), status=status)
+
+    async def save_outbound_many(self, replies: Sequence[OutboundMessage], *, status: str = "queued") -> None:
+        """Record replies before they are queued (one group commit for a turn's replies)."""
+        ops = []
+        for reply in replies:
+            doc = _outbound_doc(reply)
+            doc.update(status=status, attempts=0)
+            ops.append(UpdateOne({"_id": "out:" + reply.idempotency_key}, {"$setOnInsert": doc}, upsert=True))
+        await self.message_writes.write(ops)
 
     async def mark_outbound(self, idempotency_key: str, status: str, *, reply: OutboundMessage | None = None, **fields: Any) -> None:
         """Set a reply's delivery status. With ``reply``, a missing record is created from
@@ -105,7 +126,7 @@ class MessageStore:
         update: Document = {"$set": {"status": status, "status_at": time.time(), **fields}}
         if reply is not None:
             update["$setOnInsert"] = _outbound_doc(reply)
-        await self.messages.update_one({"_id": "out:" + idempotency_key}, update, upsert=reply is not None)
+        await self.message_writes.write([UpdateOne({"_id": "out:" + idempotency_key}, update, upsert=reply is not None)])
 
     async def dead_letter(self, *, kind: str, key: str, payload: str, reason: str, attempts: int) -> None:
         await self.dead_letters.update_one(

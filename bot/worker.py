@@ -52,6 +52,8 @@ log = logging.getLogger(__name__)
 
 ATTEMPTS_PREFIX = "kefu:inbound:attempts:"
 
+_HANDLED_AND_STATE = "return {redis.call('EXISTS', KEYS[1]), redis.call('GET', KEYS[2])}"
+
 # Failures of a store rather than of the message.
 STORE_OUTAGES = (ConnectionFailure, RedisConnectionError, RedisTimeoutError)
 
@@ -95,6 +97,7 @@ class InboundWorker:
         self.metrics = metrics
         self._outage = Outage(log, "inbound turns (a store is unreachable)")
         self._in_hand: set[str] = set()  # stream entries being handled now
+        self._handled_and_state = queue.redis.register_script(_HANDLED_AND_STATE)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Read and handle messages until ``stop``.
@@ -206,24 +209,30 @@ class InboundWorker:
                 await self.gate.finished(msg.conversation, msg.key)
                 return
         async with self.gate.turn(msg.conversation, msg.key), self._text_first(msg):
-            if await self.outbox.is_handled(msg.key):
+            # Whether it was handled and the cached state: one Redis round trip. Nobody
+            # else changes the state meanwhile: the conversation's turn is ours.
+            handled, cached = await self._handled_and_state(
+                keys=[self.outbox.handled_key(msg.key), self.states.redis_key(msg.conversation)]
+            )
+            if handled:
                 await self.gate.finished(msg.conversation, msg.key)
                 return  # handled before a crash that came before the ack
-            await self.store.save_inbound(msg)
+            created = await self.store.save_inbound(msg)
             state = await self.states.load(
                 msg.conversation,
                 customer=channel_identity(msg.channel, msg.account, msg.sender),
                 channel=msg.channel,
                 account=msg.account,
                 sender=msg.sender,
+                created=created,
+                cached=(cached,),
             )
             if msg.extra:
                 state.reply_hints = msg.extra
             replies = await self._turn(msg, channel, state)
-            await self.states.save(state)
             outbound = [self._outbound(msg, i, r) for i, r in enumerate(replies)]
-            for reply in outbound:
-                await self.store.save_outbound(reply)
+            # Both durable before the handled mark; each rides its collection's group commit.
+            await asyncio.gather(self.states.save(state), self.store.save_outbound_many(outbound))
             await self.outbox.enqueue(outbound, handled=msg.key)
             await self.gate.finished(msg.conversation, msg.key)
         if self.events is not None:

@@ -13,8 +13,11 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from pymongo import UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 from redis.asyncio import Redis
+
+from bot.group_commit import GroupCommit
 
 STATE_PREFIX = "kefu:conv:state:"
 STATE_TTL_S = 30 * 86_400
@@ -91,18 +94,32 @@ class ConversationState:
 
 
 class StateStore:
-    def __init__(self, redis: Redis, db: AsyncDatabase[dict[str, Any]]) -> None:
+    def __init__(self, redis: Redis, db: AsyncDatabase[dict[str, Any]], *, writes: GroupCommit | None = None) -> None:
+        """``writes``: the group commit of the conversations collection, shared with the
+        message store so that a turn's writes to it ride one command."""
         self.redis = redis
         self.conversations = db["conversations"]
+        self.writes = writes or GroupCommit(self.conversations)
 
-    async def load(self, conversation: str, *, customer: str, channel: str, account: str, sender: str) -> ConversationState:
-        raw = await self.redis.get(STATE_PREFIX + conversation)
+    async def load(
+        self, conversation: str, *, customer: str, channel: str, account: str, sender: str, created: bool = False,
+        cached: tuple[bytes | None] | None = None,
+    ) -> ConversationState:
+        """The conversation's state, or a new one. ``created``: its MongoDB record was
+        made just now (see MessageStore.save_inbound), so it holds no state to read.
+        ``cached``: its Redis value, read already in a caller's round trip (see
+        :meth:`redis_key`)."""
+        raw = cached[0] if cached is not None else await self.redis.get(STATE_PREFIX + conversation)
         if raw is not None:
             return ConversationState.from_dict(json.loads(raw))
-        doc = await self.conversations.find_one({"_id": conversation}, {"state": 1})
+        doc = None if created else await self.conversations.find_one({"_id": conversation}, {"state": 1})
         if doc and doc.get("state"):
             return ConversationState.from_dict(dict(doc["state"]))
         return ConversationState(conversation=conversation, customer=customer, channel=channel, account=account, sender=sender)
+
+    @staticmethod
+    def redis_key(conversation: str) -> str:
+        return STATE_PREFIX + conversation
 
     async def get(self, conversation: str) -> ConversationState | None:
         raw = await self.redis.get(STATE_PREFIX + conversation)
@@ -134,11 +151,11 @@ class StateStore:
         await self.redis.set(STATE_PREFIX + state.conversation, state.to_json(), ex=STATE_TTL_S)
         # The status field mirrors the owner so the console can list by it with an index.
         status = "bot" if state.bot_active else "waiting" if state.owner == QUEUE else "agent"
-        await self.conversations.update_one(
+        await self.writes.write([UpdateOne(
             {"_id": state.conversation},
             {
                 "$set": {"state": asdict(state), "status": status, "owner": state.owner},
                 "$setOnInsert": {"customer": state.customer, "channel": state.channel, "account": state.account},
             },
             upsert=True,
-        )
+        )])
