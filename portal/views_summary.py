@@ -20,7 +20,7 @@ from typing import Any
 from aiohttp import web
 
 from admin.forms import fields, one
-from channels.errors import PermanentSendError, PlatformUnavailable
+from bot.errors import KefuError
 from portal.access import flash, locale
 from portal.errors import BadInput, PortalError
 from portal.i18n import text
@@ -98,7 +98,7 @@ async def send(request: web.Request) -> web.StreamResponse:
     )
     try:
         await mailer.send_mail(msg)
-    except (PermanentSendError, PlatformUnavailable) as exc:
+    except KefuError as exc:  # the mail channel's own errors: the portal knows no channel's internals
         log.warning("portal: summary mail not sent: %s", exc.code)
         raise SummaryUnavailable("the mail server did not take the summary; try again later") from None
     await p.audit.record(who, "data.summary", address, after={"sha256": hashlib.sha256(pdf).hexdigest(), "bytes": len(pdf)})
