@@ -19,6 +19,7 @@ from bot.conversation.state import StateStore
 from bot.errors import ConfigError
 from bot.outbox import Outbox
 from bot.store import MessageStore
+from bot.voice_archive import VoiceArchive
 from channels.base import Channel
 from preferences.services import PreferenceServices
 from skills.services import SkillServices
@@ -100,6 +101,8 @@ class ConsoleDeps:
     customer_card: CustomerCard | None = None
     # Voice-note bytes and their format -> WAV a browser plays; None: served as stored.
     audio_to_browser: AudioConverter | None = None
+    # Voice notes' audio as it arrived; None: notes are fetched from the platform when played.
+    voice_archive: VoiceArchive | None = None
     # The marketers' workspace: preferences, templates, digests and the skills' boards.
     preferences: PreferenceServices | None = None
     skills: SkillServices | None = None

@@ -76,6 +76,7 @@ TEXT: dict[str, tuple[str, str]] = {
     "history": ("消息记录", "Messages"),
     "voice_note": ("语音", "Voice note"),
     "image": ("图片", "Image"),
+    "media_gone": ("平台已不再保存此文件，且本地没有留存。", "The platform no longer has this file, and no copy was kept here."),
     "transcript": ("转写", "Transcript"),
     "confidence": ("置信度", "Confidence"),
     "reply": ("回复", "Reply"),

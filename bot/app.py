@@ -79,6 +79,7 @@ from bot.tasks import BackgroundTasks, Job
 from bot.templates import Templates
 from bot.tokens import TokenCache
 from bot.understanding import build_voice, start_rasa, understanding_settings
+from bot.voice_archive import VoiceArchive, VoiceArchiveSettings
 from bot.webhook import make_handler
 from bot.worker import InboundWorker
 from channels import CHANNEL_CLASSES, channel_registry
@@ -217,6 +218,8 @@ async def _start(
         else None
     )
     customer_rules = CustomerRules(db)
+    voice_archive = VoiceArchive(db, VoiceArchiveSettings.from_section(settings.section("voice_notes")))
+    await voice_archive.ensure_indexes()
     services = business.build_services(
         settings, db, redis, http, settings.http.public_url,
         templates=templates, notifier=Notifier(prefs.engine, customer_rules), tickets=tickets, nlu=nlu,
@@ -247,7 +250,8 @@ async def _start(
         settings=settings, redis=redis, store=store, queue=queue, outbox=outbox,
         templates=templates, router=SkillRouter(skills(skill_ctx), templates),
         health=HealthMonitor(mongo, interval_s=0.25, timeout_s=0.5), states=states, gate=gate, handoff=handoff,
-        channels=channels, metrics=metrics, nlu=nlu, nlu_readiness=readiness, voice=await build_voice(settings, store), events=events,
+        channels=channels, metrics=metrics, nlu=nlu, nlu_readiness=readiness, voice=await build_voice(settings, store, voice_archive),
+        events=events,
     )
     app[RUNTIME] = rt
     app[probes.PROBES] = probes.Probes(
@@ -273,6 +277,7 @@ async def _start(
         worker_tasks(rt, tasks, prefs.engine.on_give_up)
         tasks.start_jobs(preferences.jobs(prefs_section, prefs.engine, prefs.rights, rt.outbox.is_handled, prefs.activity))
         tasks.start_jobs(business.jobs(services))
+        tasks.start_jobs(voice_archive.jobs())
         if nlu_settings is not None:
             tasks.start("rasa-autostart", start_rasa(nlu_settings, http, tasks.stop, readiness))
         for channel in channels.values():
@@ -320,6 +325,7 @@ def console_deps(
         redis=rt.redis, db=rt.store.db, store=rt.store, states=rt.states, handoff=rt.handoff, outbox=rt.outbox,
         channels=rt.channel, channel_settings=rt.settings.channels, api_scopes=SCOPES,
         api_keys=api_keys, customer_card=card, audio_to_browser=to_wav, preferences=prefs, skills=skills,
+        voice_archive=rt.voice.archive if rt.voice is not None else None,
     )
 
 

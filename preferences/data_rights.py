@@ -437,6 +437,7 @@ class DataRights:
         await delete("portal_exports", {"customer": customer_id})
         await delete("portal_audit", {"customer": customer_id})
         await delete("messages", {"customer": {"$in": idl}})
+        await delete("voice_notes", {"customer": {"$in": idl}})  # their audio (bot.voice_archive)
         await delete("conversations", {"customer": {"$in": idl}})
         await delete("conversations", {"_id": {"$in": idl}})
         if recipients:

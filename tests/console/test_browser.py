@@ -2,8 +2,8 @@
 
 An agent signs in; a WeChat customer asks for a person through the real signed and
 encrypted webhook; the conversation appears in the open inbox without a reload; the
-agent claims it, plays the customer's voice note (AMR from the fake WeChat API,
-converted to WAV) next to Whisper's transcript, replies (the reply reaches the fake
+agent claims it, plays the customer's voice note (AMR kept from the fake WeChat API at
+receipt, played after the platform forgot it, converted to WAV) next to Whisper's transcript, replies (the reply reaches the fake
 WeChat API), and hands back; the bot answers the next message. Then two agents claim
 one conversation at the same moment in two browser contexts: one wins, the other is
 told who has it. Screenshots of the main pages go to docs/console/.
@@ -109,6 +109,7 @@ async def test_agent_takes_over_a_wechat_customer_in_the_browser(browser: Any, v
     voice = page.locator("li.msg.in .voice").last
     await voice.wait_for(timeout=30000)  # Whisper transcribes before the event is published
     assert "air conditioner" in (await voice.inner_text()).lower()
+    fake.media.clear()  # WeChat lets temporary media go after 3 days: the console plays its own copy
     played = await page.evaluate(
         """async () => {
             const a = document.querySelector('li.msg .voice audio');
