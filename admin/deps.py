@@ -14,7 +14,7 @@ from admin.keys import ApiKeyStore
 from admin.ratelimit import Limits
 from admin.roles import Role
 from bot.conversation.handoff import Handoff
-from bot.customer_card import CustomerCard
+from bot.customer_card import ConversationActions, CustomerCard
 from bot.conversation.state import StateStore
 from bot.errors import ConfigError
 from bot.outbox import Outbox
@@ -99,6 +99,8 @@ class ConsoleDeps:
     api_keys: ApiKeyStore | None = None
     # What the other packages know about a customer (tickets, contracts, preferences).
     customer_card: CustomerCard | None = None
+    # What the skills did in a conversation (tickets, renewal quotes, remedies, cases).
+    conversation_actions: ConversationActions | None = None
     # Voice-note bytes and their format -> WAV a browser plays; None: served as stored.
     audio_to_browser: AudioConverter | None = None
     # Voice notes' audio as it arrived; None: notes are fetched from the platform when played.

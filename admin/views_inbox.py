@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
+from admin.actions import timeline
 from admin.errors import BadInput, NotFound
 from admin.forms import fields, one
 from admin.live import message_view
@@ -93,16 +94,18 @@ async def conversation(request: web.Request) -> web.StreamResponse:
     user = current_user(request)
     state = await _conversation_or_404(request)
     docs = await c.deps.store.conversation_messages(state.conversation, limit=500)
-    messages = [message_view(d) for d in docs]
+    subject = CardSubject(state.customer, state.channel, state.account, state.sender, state.conversation)
+    actions = await c.deps.conversation_actions(subject) if c.deps.conversation_actions else ()
+    entries = timeline([message_view(d) for d in docs], actions, c.pages.language(request))
     notes = await c.notes.of(state.conversation)
     canned = await c.canned.all(state.language)
     agents = [u for u in await c.users.with_roles(STAFF) if u.name != user.name]
     history = await c.deps.store.customer_conversations(state.customer, limit=20)
     window = await _reply_window(request, state)
-    card = await c.deps.customer_card(CardSubject(state.customer, state.channel, state.account, state.sender)) if c.deps.customer_card else ()
+    card = await c.deps.customer_card(subject) if c.deps.customer_card else ()
     waiting_since = await c.deps.redis.zscore(WAITING, state.conversation)
     return await c.pages.render(
-        request, "conversation.html", state=state, messages=messages, notes=notes, canned=canned, agents=agents,
+        request, "conversation.html", state=state, entries=entries, notes=notes, canned=canned, agents=agents,
         history=[h for h in history if h["_id"] != state.conversation], window=window, now=time.time(),
         waiting_since=waiting_since, card=card,
     )

@@ -57,7 +57,7 @@ from bot.apikeys import SCOPES, ApiKeys
 from bot.config import Settings
 from bot.conversation.api import routes as conversation_routes
 from bot.conversation.events import ConversationEvents
-from bot.customer_card import CustomerCard, join_card
+from bot.customer_card import ConversationActions, CustomerCard, join_sources
 from bot.conversation.handoff import Handoff
 from bot.conversation.ordering import ConversationGate
 from bot.conversation.state import StateStore
@@ -96,6 +96,7 @@ from preferences.api import routes as preference_routes
 from preferences.clock import SystemClock
 from preferences.rules import CustomerRules
 from skills import services as business
+from skills.conversation_actions import skill_actions
 from skills.customer_card import skill_card
 from skills.api import page_routes as skill_page_routes
 from skills.api import routes as skill_routes
@@ -157,7 +158,8 @@ def build_app(
         app.add_subapp("/api", build_api(keys, api_routes, client_max_size=settings.http.max_body_bytes))
         console = ConsoleSettings.from_section(settings.section("console"), public_url=settings.http.public_url)
         app.add_subapp("/admin", build_console(console, lambda: console_deps(
-            app[RUNTIME], app[KEY_STORE], customer_card(app), app[preferences.SERVICES], app[business.SKILL_SERVICES]
+            app[RUNTIME], app[KEY_STORE], customer_card(app), app[preferences.SERVICES], app[business.SKILL_SERVICES],
+            conversation_actions(app),
         )))
         app.add_subapp("/portal", build_portal(portal_settings(settings), lambda: app[PORTAL_DEPS]))
     probes.setup(app)  # every role: a worker serves them when started with --port
@@ -310,11 +312,16 @@ async def _close(rt: Runtime) -> None:
 
 
 def customer_card(app: web.Application) -> CustomerCard:
-    return join_card([skill_card(app[business.SKILL_SERVICES]), preference_card(app[preferences.SERVICES].prefs)])
+    return join_sources([skill_card(app[business.SKILL_SERVICES]), preference_card(app[preferences.SERVICES].prefs)])
+
+
+def conversation_actions(app: web.Application) -> ConversationActions:
+    return join_sources([skill_actions(app[business.SKILL_SERVICES])])
 
 
 def console_deps(
-    rt: Runtime, api_keys: ApiKeyStore, card: CustomerCard, prefs: preferences.PreferenceServices, skills: business.SkillServices
+    rt: Runtime, api_keys: ApiKeyStore, card: CustomerCard, prefs: preferences.PreferenceServices, skills: business.SkillServices,
+    actions: ConversationActions | None = None,
 ) -> ConsoleDeps:
     to_wav: Callable[[bytes, str], bytes] | None
     try:
@@ -325,7 +332,7 @@ def console_deps(
         redis=rt.redis, db=rt.store.db, store=rt.store, states=rt.states, handoff=rt.handoff, outbox=rt.outbox,
         channels=rt.channel, channel_settings=rt.settings.channels, api_scopes=SCOPES,
         api_keys=api_keys, customer_card=card, audio_to_browser=to_wav, preferences=prefs, skills=skills,
-        voice_archive=rt.voice.archive if rt.voice is not None else None,
+        voice_archive=rt.voice.archive if rt.voice is not None else None, conversation_actions=actions,
     )
 
 

@@ -246,3 +246,29 @@ async def test_a_page_that_lost_its_stream_catches_up(browser: Any, voice_rig: C
     await page.locator("li.msg.in p.text", has_text="断线期间的消息").wait_for(timeout=10000)
     assert await page.input_value("#reply-form textarea") == "正在输入的回复"  # the draft survives
     await page.context.close()
+
+
+async def test_skills_actions_inline_on_the_conversation_page(browser: Any, rig: ConsoleRig) -> None:
+    from tests.console.test_conversation_actions import CID, SENDER, take_actions
+
+    await rig.console.users.create("alice", Role.AGENT, PASSWORD)
+    taken = await take_actions(rig)
+    page = await sign_in(browser, rig, "alice")
+    await page.goto(rig.base + f"/admin/conversations/{CID}")
+    actions = page.locator("li.action")
+    assert await actions.evaluate_all("els => els.map(e => e.dataset.action)") == ["ticket", "renewal", "remedy", "case"]
+    ticket = page.locator("li.action.ticket")
+    assert taken.ticket in await ticket.inner_text()
+    await ticket.locator("summary").click()
+    await ticket.locator(".steps li", has_text="状态变更").wait_for()  # the timeline opens in place
+    await shot(page, "conversation-actions")
+
+    # A skill acts while the page is open: the action appears with the bot's answer.
+    await page.wait_for_selector("#live-status:not(.off)", state="attached")
+    await page.evaluate("window.__noReload = true")
+    services: Any = rig.console.deps.skills
+    second = await services.tickets.open(customer=CID, conversation=CID, source_message="in:actions:2", fields={"device_model": "XK-9900"})
+    assert (await rig.harness.say(SENDER, "转人工")).status == 200
+    await page.locator("li.action.ticket", has_text=second["number"]).wait_for(timeout=5000)
+    assert await page.evaluate("window.__noReload") is True
+    await page.context.close()
