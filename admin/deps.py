@@ -18,6 +18,7 @@ from bot.customer_card import ConversationActions, CustomerCard
 from bot.conversation.state import StateStore
 from bot.errors import ConfigError
 from bot.outbox import Outbox
+from bot.queue import InboundQueue
 from bot.store import MessageStore
 from bot.voice_archive import VoiceArchive
 from channels.base import Channel
@@ -96,6 +97,8 @@ class ConsoleDeps:
     # Configured accounts per channel name, as in kefu.yml (shown with secrets hidden).
     channel_settings: Mapping[str, tuple[Mapping[str, Any], ...]]
     api_scopes: tuple[str, ...] = ()
+    # Where a retried inbound dead letter goes again; None: inbound ones can only be discarded.
+    inbound: InboundQueue | None = None
     api_keys: ApiKeyStore | None = None
     # What the other packages know about a customer (tickets, contracts, preferences).
     customer_card: CustomerCard | None = None

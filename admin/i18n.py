@@ -120,7 +120,8 @@ TEXT: dict[str, tuple[str, str]] = {
     "no_dead_letters": ("没有发送失败的消息。", "No dead letters."),
     "retried": ("已重新加入发送队列。", "Queued again."),
     "dead_letter_gone": ("该记录已被处理。", "Someone dealt with this one already."),
-    "retry_outbound_only": ("只能重试发出的消息；收到的消息请丢弃或查看日志。", "Only outgoing messages can be retried; discard inbound ones."),
+    "retry_not_a_message": ("这条记录不是可读的消息，无法重试，只能丢弃。", "This entry is not a readable message: it cannot be retried, only discarded."),
+    "retried_inbound": ("客户消息已重新交给机器人处理。", "The customer's message is queued for the bot again."),
     # admin
     "create_user": ("新建用户", "New user"),
     "disabled": ("停用", "Disabled"),

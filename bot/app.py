@@ -332,7 +332,7 @@ def console_deps(
         redis=rt.redis, db=rt.store.db, store=rt.store, states=rt.states, handoff=rt.handoff, outbox=rt.outbox,
         channels=rt.channel, channel_settings=rt.settings.channels, api_scopes=SCOPES,
         api_keys=api_keys, customer_card=card, audio_to_browser=to_wav, preferences=prefs, skills=skills,
-        voice_archive=rt.voice.archive if rt.voice is not None else None, conversation_actions=actions,
+        voice_archive=rt.voice.archive if rt.voice is not None else None, conversation_actions=actions, inbound=rt.queue,
     )
 
 

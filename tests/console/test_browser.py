@@ -272,3 +272,43 @@ async def test_skills_actions_inline_on_the_conversation_page(browser: Any, rig:
     await page.locator("li.action.ticket", has_text=second["number"]).wait_for(timeout=5000)
     assert await page.evaluate("window.__noReload") is True
     await page.context.close()
+
+
+async def test_canned_edited_in_place_and_a_customer_message_retried(browser: Any, voice_rig: ConsoleRig, clips: Clips) -> None:  # noqa: F811
+    rig, fake = voice_rig, voice_rig.harness.fake
+    await rig.console.users.create("ada", Role.ADMIN, PASSWORD)
+    await rig.console.users.create("alice", Role.AGENT, PASSWORD)
+    reply = await rig.console.canned.add("zh", "稍等", "请稍等。")
+    admin = await sign_in(browser, rig, "ada")
+    await admin.goto(rig.base + "/admin/canned")
+    row = admin.locator(f'tr[data-canned="{reply.id}"]')
+    await row.locator('input[name="title"]').fill("稍等片刻")
+    await row.locator('textarea[name="text"]').fill("请稍等，我马上为您查询。")
+    await row.locator("button", has_text="保存").click()
+    await admin.wait_for_url("**/admin/canned")
+    assert [(r.title, r.text) for r in await rig.console.canned.all()] == [("稍等片刻", "请稍等，我马上为您查询。")]
+    await shot(admin, "canned")
+    entry = (await rig.console.audit.recent())[0]
+    assert entry.action == "canned.change" and entry.before["title"] == "稍等" and entry.after["title"] == "稍等片刻"
+
+    # WeChat's media API is down: the worker gives up on a voice note it cannot hear.
+    fake.fail_next(100, path="/cgi-bin/media/get", status=500)
+    media_id = fake.add_media(clips.read("en_model.amr"))
+    assert (await rig.harness.post_xml(voice_xml("oRetry", media_id, next_msg_id()))).status == 200
+    store = rig.harness.runtime.store
+    for _ in range(600):
+        if await store.dead_letters.count_documents({"kind": "inbound"}):
+            break
+        await asyncio.sleep(0.05)
+    agent = await sign_in(browser, rig, "alice")
+    await agent.goto(rig.base + "/admin/outbox")
+    row = agent.locator("table.list tr", has_text="inbound")
+    await shot(agent, "outbox")
+    fake.clear_failures()  # the platform is back
+    await row.locator("button", has_text="重试").click()
+    await agent.wait_for_url("**/admin/outbox")
+    assert "客户消息已重新交给机器人处理" in await agent.locator(".flash").inner_text()
+    assert await store.dead_letters.count_documents({"kind": "inbound"}) == 0
+    await wait_sent(fake, "oRetry", 1, timeout_s=60)  # heard and answered this time
+    await admin.context.close()
+    await agent.context.close()
