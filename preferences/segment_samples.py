@@ -7,8 +7,8 @@ costs time in proportion to the segment's size: over 300 ms at 6,700 members. Re
 documents by ``_id`` with ``$in`` does not. So the members one full query found are kept
 here, one small document per segment, and later searches read them back by ``_id``.
 
-What is kept is a cache, never the truth: each remembered member is read back with the
-segment in the filter, so a customer who left the segment is not shown; when any has
+What is kept is a cache, never the truth: each remembered member is read back and its
+segments checked, so a customer who left the segment is not shown; when any has
 left, or the sample is older than ``max_age_s`` (a customer who joined since shows up
 after that), the full query runs once more and the sample is replaced. A data erasure
 removes the customer from every sample (:mod:`preferences.data_rights`).
@@ -44,7 +44,10 @@ class SegmentSamples:
         sample = await self.samples.find_one({"_id": segment})
         if sample is not None and self.now() - float(sample.get("at", 0.0)) < self.max_age_s:
             ids = [str(i) for i in sample.get("members") or ()][:limit]
-            found = await find_by_ids(self.customers, ids, where={"segments": segment}, projection=projection)
+            # By _id alone, membership checked here: with the segment in the filter the
+            # embedded server's planner takes the segment index and reads every member.
+            read = await find_by_ids(self.customers, ids, projection={**projection, "segments": 1})
+            found = {k: d for k, d in read.items() if segment in (d.get("segments") or ())}
             # Every remembered member still in it, and as many as asked for or all there are.
             if len(found) == len(ids) and (len(ids) == limit or sample.get("complete")):
                 return [found[i] for i in ids]
