@@ -32,20 +32,40 @@ class CannedReplies:
     async def all(self, language: str = "") -> list[CannedReply]:
         query = {"language": language} if language else {}
         cursor = self.replies.find(query).sort([("language", ASCENDING), ("title", ASCENDING)])
-        return [CannedReply(str(d["_id"]), d["language"], d["title"], d["text"]) async for d in cursor]
+        return [_reply(d) async for d in cursor]
 
     async def add(self, language: str, title: str, text: str) -> CannedReply:
-        if language not in LANGUAGES:
-            raise BadInput(f"language must be one of {LANGUAGES}")
-        title, text = title.strip(), text.strip()
-        if not title or len(title) > 80 or not text or len(text) > 2000:
-            raise BadInput("a canned reply needs a title (at most 80 characters) and a text (at most 2000)")
-        reply = CannedReply(uuid.uuid4().hex[:12], language, title, text)
-        await self.replies.insert_one({"_id": reply.id, "language": language, "title": title, "text": text, "at": time.time()})
+        reply = _checked(CannedReply(uuid.uuid4().hex[:12], language, title, text))
+        await self.replies.insert_one({"_id": reply.id, "language": reply.language, "title": reply.title, "text": reply.text, "at": time.time()})
         return reply
+
+    async def change(self, reply_id: str, language: str, title: str, text: str) -> tuple[CannedReply, CannedReply]:
+        """Edit one reply in place; returns it before and after."""
+        after = _checked(CannedReply(reply_id, language, title, text))
+        doc = await self.replies.find_one({"_id": reply_id})
+        if doc is None:
+            raise NotFound("no such canned reply")
+        fields = {"language": after.language, "title": after.title, "text": after.text, "at": time.time()}
+        if (await self.replies.update_one({"_id": reply_id}, {"$set": fields})).matched_count != 1:
+            raise NotFound("no such canned reply")  # deleted meanwhile
+        return _reply(doc), after
 
     async def remove(self, reply_id: str) -> CannedReply:
         doc = await self.replies.find_one({"_id": reply_id})
         if doc is None or (await self.replies.delete_one({"_id": reply_id})).deleted_count != 1:
             raise NotFound("no such canned reply")
-        return CannedReply(str(doc["_id"]), doc["language"], doc["title"], doc["text"])
+        return _reply(doc)
+
+
+def _reply(doc: dict[str, Any]) -> CannedReply:
+    return CannedReply(str(doc["_id"]), doc["language"], doc["title"], doc["text"])
+
+
+def _checked(reply: CannedReply) -> CannedReply:
+    """The reply with its title and text trimmed; BadInput when it may not be stored."""
+    if reply.language not in LANGUAGES:
+        raise BadInput(f"language must be one of {LANGUAGES}")
+    title, text = reply.title.strip(), reply.text.strip()
+    if not title or len(title) > 80 or not text or len(text) > 2000:
+        raise BadInput("a canned reply needs a title (at most 80 characters) and a text (at most 2000)")
+    return CannedReply(reply.id, reply.language, title, text)

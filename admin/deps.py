@@ -14,11 +14,13 @@ from admin.keys import ApiKeyStore
 from admin.ratelimit import Limits
 from admin.roles import Role
 from bot.conversation.handoff import Handoff
-from bot.customer_card import CustomerCard
+from bot.customer_card import ConversationActions, CustomerCard
 from bot.conversation.state import StateStore
 from bot.errors import ConfigError
 from bot.outbox import Outbox
+from bot.queue import InboundQueue
 from bot.store import MessageStore
+from bot.voice_archive import VoiceArchive
 from channels.base import Channel
 from preferences.services import PreferenceServices
 from skills.services import SkillServices
@@ -95,11 +97,17 @@ class ConsoleDeps:
     # Configured accounts per channel name, as in kefu.yml (shown with secrets hidden).
     channel_settings: Mapping[str, tuple[Mapping[str, Any], ...]]
     api_scopes: tuple[str, ...] = ()
+    # Where a retried inbound dead letter goes again; None: inbound ones can only be discarded.
+    inbound: InboundQueue | None = None
     api_keys: ApiKeyStore | None = None
     # What the other packages know about a customer (tickets, contracts, preferences).
     customer_card: CustomerCard | None = None
+    # What the skills did in a conversation (tickets, renewal quotes, remedies, cases).
+    conversation_actions: ConversationActions | None = None
     # Voice-note bytes and their format -> WAV a browser plays; None: served as stored.
     audio_to_browser: AudioConverter | None = None
+    # Voice notes' audio as it arrived; None: notes are fetched from the platform when played.
+    voice_archive: VoiceArchive | None = None
     # The marketers' workspace: preferences, templates, digests and the skills' boards.
     preferences: PreferenceServices | None = None
     skills: SkillServices | None = None

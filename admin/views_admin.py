@@ -7,6 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
+from admin.canned import CannedReply
 from admin.errors import BadInput
 from admin.forms import fields, one
 from admin.roles import ADMINS, Role
@@ -80,14 +81,28 @@ async def add_canned(request: web.Request) -> web.StreamResponse:
     c = console(request)
     data = await fields(request)
     reply = await c.canned.add(one(data, "language", max_len=8), one(data, "title", max_len=80), one(data, "text", max_len=2000))
-    await c.audit.record(current_user(request).name, "canned.add", reply.id, after={"language": reply.language, "title": reply.title, "text": reply.text})
+    await c.audit.record(current_user(request).name, "canned.add", reply.id, after=_canned(reply))
     raise web.HTTPSeeOther("/admin/canned")
+
+
+async def change_canned(request: web.Request) -> web.StreamResponse:
+    c = console(request)
+    data = await fields(request)
+    before, after = await c.canned.change(
+        request.match_info["rid"], one(data, "language", max_len=8), one(data, "title", max_len=80), one(data, "text", max_len=2000)
+    )
+    await c.audit.record(current_user(request).name, "canned.change", after.id, before=_canned(before), after=_canned(after))
+    raise web.HTTPSeeOther("/admin/canned")
+
+
+def _canned(reply: CannedReply) -> dict[str, str]:
+    return {"language": reply.language, "title": reply.title, "text": reply.text}
 
 
 async def remove_canned(request: web.Request) -> web.StreamResponse:
     c = console(request)
     reply = await c.canned.remove(request.match_info["rid"])
-    await c.audit.record(current_user(request).name, "canned.remove", reply.id, before={"language": reply.language, "title": reply.title, "text": reply.text})
+    await c.audit.record(current_user(request).name, "canned.remove", reply.id, before=_canned(reply))
     raise web.HTTPSeeOther("/admin/canned")
 
 
@@ -155,6 +170,7 @@ ROUTES = (
     ConsoleRoute("GET", "/audit", audit, ADMINS, "audit"),
     ConsoleRoute("GET", "/canned", canned, ADMINS, "canned"),
     ConsoleRoute("POST", "/canned", add_canned, ADMINS, "canned_add"),
+    ConsoleRoute("POST", "/canned/{rid}", change_canned, ADMINS, "canned_change"),
     ConsoleRoute("POST", "/canned/{rid}/delete", remove_canned, ADMINS, "canned_remove"),
     ConsoleRoute("GET", "/channels", channels, ADMINS, "channels"),
     ConsoleRoute("GET", "/apikeys", api_keys, ADMINS, "apikeys"),

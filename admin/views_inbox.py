@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
+from admin.actions import timeline
 from admin.errors import BadInput, NotFound
 from admin.forms import fields, one
 from admin.live import message_view
@@ -21,6 +22,7 @@ from bot.conversation.handoff import WAITING, HandoffError
 from bot.conversation.state import AGENT_PREFIX
 from bot.customer_card import CardSubject
 from bot.messages import MediaRef
+from channels.errors import PlatformError
 
 log = logging.getLogger(__name__)
 
@@ -92,16 +94,18 @@ async def conversation(request: web.Request) -> web.StreamResponse:
     user = current_user(request)
     state = await _conversation_or_404(request)
     docs = await c.deps.store.conversation_messages(state.conversation, limit=500)
-    messages = [message_view(d) for d in docs]
+    subject = CardSubject(state.customer, state.channel, state.account, state.sender, state.conversation)
+    actions = await c.deps.conversation_actions(subject) if c.deps.conversation_actions else ()
+    entries = timeline([message_view(d) for d in docs], actions, c.pages.language(request))
     notes = await c.notes.of(state.conversation)
     canned = await c.canned.all(state.language)
     agents = [u for u in await c.users.with_roles(STAFF) if u.name != user.name]
     history = await c.deps.store.customer_conversations(state.customer, limit=20)
     window = await _reply_window(request, state)
-    card = await c.deps.customer_card(CardSubject(state.customer, state.channel, state.account, state.sender)) if c.deps.customer_card else ()
+    card = await c.deps.customer_card(subject) if c.deps.customer_card else ()
     waiting_since = await c.deps.redis.zscore(WAITING, state.conversation)
     return await c.pages.render(
-        request, "conversation.html", state=state, messages=messages, notes=notes, canned=canned, agents=agents,
+        request, "conversation.html", state=state, entries=entries, notes=notes, canned=canned, agents=agents,
         history=[h for h in history if h["_id"] != state.conversation], window=window, now=time.time(),
         waiting_since=waiting_since, card=card,
     )
@@ -205,8 +209,10 @@ async def _release(request: web.Request, action: str) -> web.StreamResponse:
 
 
 async def media(request: web.Request) -> web.StreamResponse:
-    """A voice note or an image as the browser shows it: fetched through its channel,
-    voice converted to WAV (browsers play neither AMR nor SILK), cached for an hour."""
+    """A voice note or an image as the browser shows it, voice converted to WAV (browsers
+    play neither AMR nor SILK) and cached for an hour. A voice note comes from the voice
+    archive, where the worker kept it on arrival; the platform is asked only for what is
+    not there (pictures, notes from before the archive or above its size limit)."""
     c = console(request)
     doc = await c.deps.store.message(request.match_info["mid"])
     if doc is None or doc.get("kind") not in ("voice", "image") or not doc.get("media"):
@@ -215,14 +221,11 @@ async def media(request: web.Request) -> web.StreamResponse:
     found = await c.deps.redis.get(cache_key)
     cached = found if isinstance(found, bytes) else None  # the client returns bytes (no decode_responses)
     if cached is None:
-        channel = c.deps.channels(doc["channel"], doc["account"])
-        if channel is None:
-            raise NotFound("the channel of this message is not configured")
         ref = MediaRef(**doc["media"])
-        raw = await channel.fetch_media(ref)
+        raw, format = await _original(request, doc, ref)
         convert = c.deps.audio_to_browser
         if doc["kind"] == "voice" and convert is not None:
-            cached = await asyncio.to_thread(convert, raw, ref.format)
+            cached = await asyncio.to_thread(convert, raw, format)
         else:
             cached = raw
         await c.deps.redis.set(cache_key, cached, ex=MEDIA_CACHE_S)
@@ -230,6 +233,27 @@ async def media(request: web.Request) -> web.StreamResponse:
         body=cached, content_type=_sniff(cached),
         headers={"Cache-Control": "private, max-age=3600", "X-Content-Type-Options": "nosniff", "Content-Disposition": "inline"},
     )
+
+
+async def _original(request: web.Request, doc: dict[str, Any], ref: MediaRef) -> tuple[bytes, str]:
+    """The media's bytes as the platform sent them, and their format."""
+    c = console(request)
+    archive = c.deps.voice_archive if doc["kind"] == "voice" else None
+    if archive is not None:
+        kept = await archive.get(str(doc["_id"]))
+        if kept is not None:
+            return kept.audio, kept.format
+    channel = c.deps.channels(doc["channel"], doc["account"])
+    if channel is None:
+        raise NotFound("the channel of this message is not configured")
+    try:
+        raw = await channel.fetch_media(ref)
+    except PlatformError as exc:
+        raise NotFound(c.pages.text(request, "media_gone")) from exc
+    if archive is not None:
+        # A note from before the archive: kept now, aged from when it came.
+        await archive.keep(str(doc["_id"]), raw, ref.format, customer=str(doc.get("customer") or ""), at=float(doc.get("ts") or time.time()))
+    return raw, ref.format
 
 
 def _sniff(data: bytes) -> str:

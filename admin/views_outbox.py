@@ -1,4 +1,8 @@
-"""Outbox health: dead letters with their reason; retry or discard each."""
+"""Outbox health: dead letters with their reason; retry or discard each.
+
+Two kinds can be retried: a reply the outbox gave up on goes back to the outbox, a
+customer's message the workers gave up on goes back to the inbound queue (handled
+afresh, with new attempts). Entries that are no message at all can only be discarded."""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ from admin.errors import BadInput, NotFound
 from admin.roles import STAFF
 from admin.sessions import SESSION
 from admin.state import ConsoleRoute, console, current_user
+from bot.messages import InboundMessage
 
 
 def _summary(doc: dict[str, Any]) -> dict[str, Any]:
@@ -21,8 +26,18 @@ def _summary(doc: dict[str, Any]) -> dict[str, Any]:
         payload = {}
     out["channel"] = f"{payload.get('channel', '')}/{payload.get('account', '')}".strip("/")
     out["conversation"] = payload.get("conversation", "")
-    out["retryable"] = doc.get("kind") == "outbound"
+    out["retryable"] = doc.get("kind") == "outbound" or _inbound_message(doc) is not None
     return out
+
+
+def _inbound_message(doc: dict[str, Any]) -> InboundMessage | None:
+    """The customer's message a dead letter carries, or None (not inbound, or unreadable)."""
+    if doc.get("kind") != "inbound":
+        return None
+    try:
+        return InboundMessage.from_json(str(doc.get("payload") or ""))
+    except (ValueError, TypeError, KeyError):
+        return None
 
 
 async def dead_letters(request: web.Request) -> web.StreamResponse:
@@ -34,11 +49,16 @@ async def dead_letters(request: web.Request) -> web.StreamResponse:
 async def retry(request: web.Request) -> web.StreamResponse:
     c = console(request)
     existing = await c.deps.store.find_dead_letter(request.match_info["rid"])
-    if existing is not None and existing.get("kind") != "outbound":
-        raise BadInput(c.pages.text(request, "retry_outbound_only"))
+    message = _inbound_message(existing) if existing is not None else None
+    if existing is not None and existing.get("kind") != "outbound" and (message is None or c.deps.inbound is None):
+        raise BadInput(c.pages.text(request, "retry_not_a_message"))
     doc = await _take(request, "outbox.retry", after="queued")
-    await c.deps.outbox.requeue(str(doc["payload"]))
-    await c.sessions.set_flash(request[SESSION], c.pages.text(request, "retried"))
+    if message is not None and c.deps.inbound is not None:
+        await c.deps.inbound.requeue(message)
+        await c.sessions.set_flash(request[SESSION], c.pages.text(request, "retried_inbound"))
+    else:
+        await c.deps.outbox.requeue(str(doc["payload"]))
+        await c.sessions.set_flash(request[SESSION], c.pages.text(request, "retried"))
     raise web.HTTPSeeOther("/admin/outbox")
 
 

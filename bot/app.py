@@ -59,7 +59,7 @@ from bot.apikeys import SCOPES, ApiKeys
 from bot.config import Settings
 from bot.conversation.api import routes as conversation_routes
 from bot.conversation.events import ConversationEvents
-from bot.customer_card import CustomerCard, join_card
+from bot.customer_card import ConversationActions, CustomerCard, join_sources
 from bot.conversation.handoff import Handoff
 from bot.conversation.ordering import ConversationGate
 from bot.conversation.state import StateStore
@@ -81,6 +81,7 @@ from bot.tasks import BackgroundTasks, Job
 from bot.templates import Templates
 from bot.tokens import TokenCache
 from bot.understanding import build_voice, start_rasa, train_then_start_rasa, understanding_settings
+from bot.voice_archive import VoiceArchive, VoiceArchiveSettings
 from bot.webhook import make_handler
 from bot.worker import InboundWorker
 from channels import CHANNEL_CLASSES, channel_registry
@@ -98,6 +99,7 @@ from preferences.api import routes as preference_routes
 from preferences.clock import SystemClock
 from preferences.rules import CustomerRules
 from skills import services as business
+from skills.conversation_actions import skill_actions
 from skills.customer_card import skill_card
 from skills.api import page_routes as skill_page_routes
 from skills.api import routes as skill_routes
@@ -159,7 +161,8 @@ def build_app(
         app.add_subapp("/api", build_api(keys, api_routes, client_max_size=settings.http.max_body_bytes))
         console = ConsoleSettings.from_section(settings.section("console"), public_url=settings.http.public_url)
         app.add_subapp("/admin", build_console(console, lambda: console_deps(
-            app[RUNTIME], app[KEY_STORE], customer_card(app), app[preferences.SERVICES], app[business.SKILL_SERVICES]
+            app[RUNTIME], app[KEY_STORE], customer_card(app), app[preferences.SERVICES], app[business.SKILL_SERVICES],
+            conversation_actions(app),
         )))
         app.add_subapp("/portal", build_portal(portal_settings(settings), lambda: app[PORTAL_DEPS]))
     probes.setup(app)  # every role: a worker serves them when started with --port
@@ -226,6 +229,8 @@ async def _start(
         else None
     )
     customer_rules = CustomerRules(db)
+    voice_archive = VoiceArchive(db, VoiceArchiveSettings.from_section(settings.section("voice_notes")))
+    await voice_archive.ensure_indexes()
     services = business.build_services(
         settings, db, redis, http, settings.http.public_url,
         templates=templates, notifier=Notifier(prefs.engine, customer_rules), tickets=tickets, nlu=nlu,
@@ -257,7 +262,8 @@ async def _start(
         settings=settings, redis=redis, store=store, queue=queue, outbox=outbox,
         templates=templates, router=skill_router(skills, skill_ctx, readiness),
         health=HealthMonitor(mongo, interval_s=0.25, timeout_s=0.5), states=states, gate=gate, handoff=handoff,
-        channels=channels, metrics=metrics, nlu=nlu, nlu_readiness=readiness, voice=await build_voice(settings, store), events=events,
+        channels=channels, metrics=metrics, nlu=nlu, nlu_readiness=readiness, voice=await build_voice(settings, store, voice_archive),
+        events=events,
     )
     app[RUNTIME] = rt
     app[probes.PROBES] = probes.Probes(
@@ -283,6 +289,7 @@ async def _start(
         worker_tasks(rt, tasks, prefs.engine.on_give_up)
         tasks.start_jobs(preferences.jobs(prefs_section, prefs.engine, prefs.rights, rt.outbox.is_handled, prefs.activity))
         tasks.start_jobs(business.jobs(services))
+        tasks.start_jobs(voice_archive.jobs())
         if nlu_plan is not None and nlu_plan.train_first and readiness is not None:
             tasks.start("nlu-first-training", train_then_start_rasa(nlu_plan.settings, http, tasks.stop, readiness))
         elif nlu_settings is not None:
@@ -326,11 +333,16 @@ async def _close(rt: Runtime) -> None:
 
 
 def customer_card(app: web.Application) -> CustomerCard:
-    return join_card([skill_card(app[business.SKILL_SERVICES]), preference_card(app[preferences.SERVICES].prefs)])
+    return join_sources([skill_card(app[business.SKILL_SERVICES]), preference_card(app[preferences.SERVICES].prefs)])
+
+
+def conversation_actions(app: web.Application) -> ConversationActions:
+    return join_sources([skill_actions(app[business.SKILL_SERVICES])])
 
 
 def console_deps(
-    rt: Runtime, api_keys: ApiKeyStore, card: CustomerCard, prefs: preferences.PreferenceServices, skills: business.SkillServices
+    rt: Runtime, api_keys: ApiKeyStore, card: CustomerCard, prefs: preferences.PreferenceServices, skills: business.SkillServices,
+    actions: ConversationActions | None = None,
 ) -> ConsoleDeps:
     to_wav: Callable[[bytes, str], bytes] | None
     try:
@@ -341,6 +353,7 @@ def console_deps(
         redis=rt.redis, db=rt.store.db, store=rt.store, states=rt.states, handoff=rt.handoff, outbox=rt.outbox,
         channels=rt.channel, channel_settings=rt.settings.channels, api_scopes=SCOPES,
         api_keys=api_keys, customer_card=card, audio_to_browser=to_wav, preferences=prefs, skills=skills,
+        voice_archive=rt.voice.archive if rt.voice is not None else None, conversation_actions=actions, inbound=rt.queue,
     )
 
 

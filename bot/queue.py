@@ -59,6 +59,8 @@ return added
 """
 
 DEDUP_PREFIX = "kefu:dedup:"
+# A message's failed handling attempts (the worker dead-letters it at max_inbound_attempts).
+ATTEMPTS_PREFIX = "kefu:inbound:attempts:"
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,6 +242,14 @@ class InboundQueue(StreamGroup):
         if len(self._batch) == 1:
             loop.call_soon(self._start_flush)
         return await future
+
+    async def requeue(self, message: InboundMessage) -> bool:
+        """Queue a dead-lettered message again (a person retries it once its cause is
+        fixed), with its attempts counted afresh. Its dedup mark goes first so that it
+        is not taken for a platform's retry; a platform retry arriving in between is
+        queued instead of it, never as well. False: it was queued already."""
+        await self.redis.delete(DEDUP_PREFIX + message.key, ATTEMPTS_PREFIX + message.key)
+        return await self.enqueue([message]) == 1
 
     @staticmethod
     def _encode(message: InboundMessage) -> _Item:

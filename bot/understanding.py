@@ -25,6 +25,7 @@ from bot.nlu.readiness import NluReadiness
 from bot.nlu.settings import NluSettings
 from bot.store import MessageStore
 from bot.voice import VoiceStep
+from bot.voice_archive import VoiceArchive
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +100,7 @@ async def start_rasa(
         await asyncio.gather(*(s.stop() for s in servers), return_exceptions=True)
 
 
-async def build_voice(settings: Any, store: MessageStore) -> VoiceStep:
+async def build_voice(settings: Any, store: MessageStore, archive: VoiceArchive | None = None) -> VoiceStep:
     section = dict(settings.section("speech"))
     mode = _mode(section)
     section.pop("enabled", None)
@@ -108,20 +109,21 @@ async def build_voice(settings: Any, store: MessageStore) -> VoiceStep:
         from speech.install import models_installed
     except ImportError as exc:  # the speech extra is not installed
         log.warning("speech is off (%s): voice notes are acknowledged, not transcribed", exc)
-        return VoiceStep(None, None, store)
+        return VoiceStep(None, None, store, archive=archive)
     speech_settings = SpeechSettings.from_mapping(section)
     if mode == "off":
-        return VoiceStep(None, speech_settings, store)
+        return VoiceStep(None, speech_settings, store, archive=archive)
     if not await asyncio.to_thread(models_installed, speech_settings.model_path, speech_settings.engine):
         log.warning("speech is off: no Whisper model at %s (run `kefu speech install`)", speech_settings.model_path)
-        return VoiceStep(None, speech_settings, store)
+        return VoiceStep(None, speech_settings, store, archive=archive)
     transcriber = build_transcriber(speech_settings)
     # Load the model now, in the background, so the first voice note does not pay for it.
     warm = getattr(transcriber, "warm_up", None)
     if warm is not None:
         task = asyncio.create_task(warm(), name="speech-warm-up")
         task.add_done_callback(_log_warm_up)
-    return VoiceStep(transcriber, speech_settings, store, model=await asyncio.to_thread(_model_label, speech_settings))
+    model = await asyncio.to_thread(_model_label, speech_settings)
+    return VoiceStep(transcriber, speech_settings, store, model=model, archive=archive)
 
 
 def _model_label(settings: Any) -> str:

@@ -3,7 +3,8 @@
 The worker hands every voice message here: the platform's own recognition is used when
 configured (and present), otherwise the audio is fetched through the channel and
 transcribed by the local Whisper pool (:mod:`speech`). The transcript is stored with the
-message for agents. A transcript below the confidence threshold is read back to the
+message for agents, and the audio in the voice archive (:mod:`bot.voice_archive`) as soon
+as it is fetched, so agents can still play it after the platform has let it go. A transcript below the confidence threshold is read back to the
 customer ("我听到的是：……，对吗？") instead of being acted on.
 """
 
@@ -15,9 +16,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from bot.logs import ref
-from bot.messages import InboundMessage
-from bot.store import MessageStore
+from bot.messages import InboundMessage, MediaRef
+from bot.store import MessageStore, channel_identity
+from bot.voice_archive import VoiceArchive
 from channels.base import Channel
+from channels.errors import PlatformError
 
 if TYPE_CHECKING:
     from speech import SpeechSettings, Transcriber
@@ -39,7 +42,13 @@ class Deferred(Exception):
 
 class VoiceStep:
     def __init__(
-        self, transcriber: Transcriber | None, settings: SpeechSettings | None, store: MessageStore, *, model: str = ""
+        self,
+        transcriber: Transcriber | None,
+        settings: SpeechSettings | None,
+        store: MessageStore,
+        *,
+        model: str = "",
+        archive: VoiceArchive | None = None,
     ) -> None:
         """``model`` names what transcribes, stored with each transcript (the customer's
         data page shows it), e.g. ``whisper-base (faster-whisper 1.2.1)``."""
@@ -47,6 +56,7 @@ class VoiceStep:
         self.settings = settings
         self.store = store
         self.model = model
+        self.archive = archive
 
     def text_turn(self) -> contextlib.AbstractContextManager[None]:
         """Wrap a text turn: local transcription yields the CPU to it (speech.text_first)."""
@@ -61,11 +71,13 @@ class VoiceStep:
         recognition = media.recognition if media else ""
         use_platform = self.settings is not None and self.settings.use_platform_recognition
         if recognition and (use_platform or self.transcriber is None):
+            await self._keep_only(msg, channel)
             await self.store.update_inbound(msg.key, {"transcript": {"text": recognition, "source": "platform"}})
             return Heard(recognition, confident=True, source="platform")
         if self.transcriber is None or channel is None or media is None:
+            await self._keep_only(msg, channel)
             return Heard("", confident=False, source="none", problem="unavailable")
-        audio = await channel.fetch_media(media)
+        audio = await self._fetch_and_keep(msg, channel, media)
         try:
             result = await self.transcriber.transcribe(audio, format=media.format)
         except SpeechBusy as exc:
@@ -100,3 +112,19 @@ class VoiceStep:
             },
         )
         return Heard(result.text.strip(), confident=result.confidence >= threshold, source="whisper")
+
+    async def _fetch_and_keep(self, msg: InboundMessage, channel: Channel, media: MediaRef) -> bytes:
+        audio = await channel.fetch_media(media)
+        if self.archive is not None:
+            await self.archive.keep(msg.key, audio, media.format, customer=channel_identity(msg.channel, msg.account, msg.sender))
+        return audio
+
+    async def _keep_only(self, msg: InboundMessage, channel: Channel | None) -> None:
+        """Fetch a note only to keep it: nothing here needs its audio, so a platform that
+        fails to hand it over costs the agents the recording, never the customer a turn."""
+        if self.archive is None or not self.archive.settings.enabled or channel is None or msg.media is None:
+            return
+        try:
+            await self._fetch_and_keep(msg, channel, msg.media)
+        except PlatformError as exc:
+            log.warning("voice note %s not kept: the platform did not hand it over (%s)", ref(msg.key), type(exc).__name__)

@@ -41,7 +41,7 @@ from bot.messages import InboundMessage, MessageKind, OutboundMessage
 from bot.nlu.client import UNDERSTANDING_UNAVAILABLE, NluUnavailable, ParseResult
 from bot.nlu.readiness import NluReadiness, Wait
 from bot.outbox import Outbox
-from bot.queue import Entry, InboundQueue
+from bot.queue import ATTEMPTS_PREFIX, Entry, InboundQueue
 from bot.store import MessageStore, channel_identity
 from bot.tasks import cancel_and_wait
 from bot.templates import Templates
@@ -49,8 +49,6 @@ from bot.voice import Deferred, VoiceStep
 from channels.base import Channel, ChannelLookup
 
 log = logging.getLogger(__name__)
-
-ATTEMPTS_PREFIX = "kefu:inbound:attempts:"
 
 _HANDLED_AND_STATE = "return {redis.call('EXISTS', KEYS[1]), redis.call('GET', KEYS[2])}"
 

@@ -427,6 +427,7 @@ class DataRights:
         members += [f"h|{d['_id']}" async for d in self.db["notifications"].find({"customer": customer_id}, {"_id": 1})]
         await self.engine.schedule.remove(members)
         await delete("pref_customers", {"_id": customer_id})
+        counts["pref_segment_samples"] = await self.prefs.segment_samples.forget_customer(customer_id)
         await delete("pref_history", {"subject": customer_id})
         await delete("pref_consents", {"customer": customer_id})
         await delete("notifications", {"customer": customer_id})
@@ -438,6 +439,7 @@ class DataRights:
         await delete("portal_exports", {"customer": customer_id})
         await delete("portal_audit", {"customer": customer_id})
         await delete("messages", {"customer": {"$in": idl}})
+        await delete("voice_notes", {"customer": {"$in": idl}})  # their audio (bot.voice_archive)
         await delete("conversations", {"customer": {"$in": idl}})
         await delete("conversations", {"_id": {"$in": idl}})
         if recipients:

@@ -46,6 +46,7 @@ from preferences.errors import ConcurrentChange, CustomersOwnChoice, InvalidPref
 from bot.store import channel_identity
 from preferences.model import BUILTIN_BOOK, ChannelBook, JsonDict, Preferences, merge, resolve, validate_layer
 from preferences.provenance import diff, flatten, is_customers_own, revert_patch
+from preferences.segment_samples import SegmentSamples
 
 
 DEFAULT_LAYER = "default"
@@ -126,6 +127,7 @@ class PreferenceStore:
         self.layers = db["pref_layers"]
         self.history = db["pref_history"]
         self.consents = db["pref_consents"]
+        self.segment_samples = SegmentSamples(db, self.customers, lambda: self.clock.now())
         self._layer_cache: dict[str, tuple[float, JsonDict]] = {}
 
     async def ensure_indexes(self) -> None:
@@ -457,9 +459,11 @@ class PreferenceStore:
         if phone:
             digits = "".join(ch for ch in phone if ch.isdigit())
             query["profile.phone"] = {"$in": sorted({phone, digits})}
+        projection = {"profile": 1, "segments": 1, "settings.addresses": 1, "updated_at": 1}
+        if segment and not query and not identity:
+            return await self.segment_samples.members(segment, limit=limit, projection=projection)
         if segment:
             query["segments"] = segment
-        projection = {"profile": 1, "segments": 1, "settings.addresses": 1, "updated_at": 1}
         if identity:
             found: dict[str, Document] = {}
             for q in [{"_id": identity}] + [

@@ -154,11 +154,20 @@
     const owner = document.getElementById("owner");
     root.dataset.customer = document.querySelector(".chat h1")?.textContent || "";
     list.scrollTop = list.scrollHeight;
+    let pending = null;
     const onEvent = (ev) => {
+      let botSpoke = false;
       for (const m of ev.messages || []) {
         if (list.querySelector('[data-id="' + CSS.escape(m.id) + '"]')) continue;
         list.appendChild(messageItem(root, m));
         list.scrollTop = list.scrollHeight;
+        botSpoke = botSpoke || m.author === "bot";
+      }
+      // A bot's answer may come with a skill's action (a ticket opened, a quote): the
+      // server renders those, so the list is read again once the answers have settled.
+      if (botSpoke) {
+        clearTimeout(pending);
+        pending = setTimeout(catchUp, 300);
       }
       const mine = ev.owner === "agent:" + root.dataset.me;
       if (ev.owner.startsWith("agent:") && !mine && owner) {

@@ -29,7 +29,9 @@ class Deals:
         self.clock = clock
 
     async def ensure_indexes(self) -> None:
-        await self.opportunities.create_indexes([IndexModel([("owner", ASCENDING), ("created_at", ASCENDING)])])
+        await self.opportunities.create_indexes(
+            [IndexModel([("owner", ASCENDING), ("created_at", ASCENDING)]), IndexModel([("conversation", ASCENDING)])]
+        )
 
     async def open_opportunity(self, contract: Document, *, via: str, conversation: str) -> tuple[Document, bool]:
         """One opportunity per contract term (idempotent), with a to-do for the sales owner."""
@@ -65,6 +67,10 @@ class Deals:
         except ConnectorError as exc:
             log.warning("renewal to-do for %s failed: %s", contract["_id"], exc)
             return None
+
+    async def of_conversation(self, conversation: str, limit: int = 20) -> list[Document]:
+        """The opportunities a conversation opened (with their quotes), oldest first."""
+        return [o async for o in self.opportunities.find({"conversation": conversation}).sort("created_at", ASCENDING).limit(limit)]
 
     async def requests_of(self, owners: Sequence[str], limit: int = 200) -> list[Document]:
         """The renewal requests of these CRM customers, newest first."""

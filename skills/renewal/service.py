@@ -121,5 +121,8 @@ class Renewals:
     async def open_opportunity(self, contract: Document, *, via: str, conversation: str) -> tuple[Document, bool]:
         return await self.deals.open_opportunity(contract, via=via, conversation=conversation)
 
+    async def opportunities_in(self, conversation: str) -> list[Document]:
+        return await self.deals.of_conversation(conversation)
+
     async def sales_todo(self, contract: Mapping[str, Any], why: str) -> str | None:
         return await self.deals.sales_todo(contract, why)

@@ -152,6 +152,13 @@ class Tickets:
         merged = sorted((d for found in each for d in found), key=lambda d: float(d.get("created_at", 0)), reverse=True)
         return [cast(Ticket, d) for d in merged[:limit]]
 
+    async def of_conversation(self, customer: str, conversation: str, limit: int = 20) -> list[Ticket]:
+        """The tickets opened in one conversation, with their timelines, oldest first
+        (read through the customer's index: a customer has few tickets)."""
+        cursor = self._collection.find({"customer": customer, "conversation": conversation}, projection={"alternates": 0})
+        found = [cast(Ticket, d) async for d in cursor.sort("created_at", DESCENDING).limit(limit)]
+        return found[::-1]
+
     async def of_customer_one(self, identities: Sequence[str], ticket_id: str) -> Ticket | None:
         """One of the customer's tickets; None for an id that is not theirs."""
         return cast(Ticket | None, await self._collection.find_one({"_id": ticket_id, "customer": {"$in": list(identities)}}))

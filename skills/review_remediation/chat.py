@@ -85,6 +85,9 @@ class ComplaintCases:
         )
         return case_id
 
+    async def of_conversation(self, conversation: str) -> list[dict[str, Any]]:
+        return [c async for c in self.cases.find({"conversation": conversation}).sort("opened_at", ASCENDING)]
+
     async def of_customer(self, customer: str) -> list[dict[str, Any]]:
         return [c async for c in self.cases.find({"customer": customer}).sort("opened_at", ASCENDING)]
 

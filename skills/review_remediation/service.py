@@ -125,7 +125,7 @@ class Reviews:
     async def ensure_indexes(self) -> None:
         await self.reviews.create_indexes(
             [IndexModel([("status", ASCENDING), ("received_at", ASCENDING)]), IndexModel([("carrier", ASCENDING)]),
-             IndexModel([("resolve_by", ASCENDING)])]
+             IndexModel([("resolve_by", ASCENDING)]), IndexModel([("conversation", ASCENDING)], sparse=True)]
         )
         await self.slas.create_indexes([IndexModel([("carrier", ASCENDING), ("region", ASCENDING)])])
 
@@ -356,6 +356,10 @@ class Reviews:
         inc = {**_counts(facts), "resolved": 1, "resolved_48h": 1}
         await self.stats.update_one({"_id": facts["carrier"] or "unknown"}, {"$inc": inc}, upsert=True)
         return ChatRemedy("remedied", order_id, facts, coupon)
+
+    async def remedies_in(self, conversation: str, limit: int = 20) -> list[Document]:
+        """The remedies given for complaints made in one conversation, oldest first."""
+        return [d async for d in self.reviews.find({"conversation": conversation}).sort("created_at", ASCENDING).limit(limit)]
 
     async def retry_pending(self, limit: int = 50) -> int:
         keys = [str(d["_id"]) async for d in self.reviews.find({"status": "pending"}, projection={"_id": 1}).limit(limit)]

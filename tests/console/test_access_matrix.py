@@ -54,6 +54,7 @@ CONSOLE: dict[tuple[str, str], set[str] | None] = {
     ("GET", "/admin/audit"): {ADMIN},
     ("GET", "/admin/canned"): {ADMIN},
     ("POST", "/admin/canned"): {ADMIN},
+    ("POST", "/admin/canned/{rid}"): {ADMIN},
     ("POST", "/admin/canned/{rid}/delete"): {ADMIN},
     ("GET", "/admin/channels"): {ADMIN},
     ("GET", "/admin/apikeys"): {ADMIN},

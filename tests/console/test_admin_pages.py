@@ -38,6 +38,25 @@ async def test_canned_replies_per_language_reach_the_agent(rig: ConsoleRig) -> N
     assert "请稍等，我马上为您查询。" in audit  # readable, not \uXXXX
 
 
+async def test_a_canned_reply_is_edited_in_place_or_refused_unchanged(rig: ConsoleRig) -> None:
+    ada = await rig.person("ada", Role.ADMIN)
+    reply = await rig.console.canned.add("zh", "稍等", "请稍等。")
+    await ada.get("/admin/canned")
+    back = {"Referer": rig.base + "/admin/canned"}
+    for junk in ({"language": "zh", "title": " ", "text": "x"}, {"language": "fr", "title": "t", "text": "x"}, {"language": "zh", "title": "t", "text": "x" * 2001}):
+        assert (await ada.post(f"/admin/canned/{reply.id}", junk, headers=back)).status in (303, 400)
+    assert (await ada.post(f"/admin/canned/{reply.id}", {"language": "en", "title": "Wait", "text": "One moment."}, csrf=False)).status == 403
+    assert await rig.console.canned.all() == [reply]  # nothing changed
+    assert (await ada.post("/admin/canned/nothing", {"language": "zh", "title": "t", "text": "x"}, headers=back)).status == 303
+    assert "no such canned reply" in await (await ada.get("/admin/canned")).text()
+    assert (await ada.post(f"/admin/canned/{reply.id}", {"language": "en", "title": " Wait ", "text": "One moment."})).status == 303
+    (changed,) = await rig.console.canned.all()
+    assert (changed.id, changed.language, changed.title, changed.text) == (reply.id, "en", "Wait", "One moment.")
+    entry = (await rig.console.audit.recent())[0]
+    assert entry.action == "canned.change" and entry.before == {"language": "zh", "title": "稍等", "text": "请稍等。"}
+    assert entry.after == {"language": "en", "title": "Wait", "text": "One moment."}
+
+
 async def test_channels_page_hides_secrets_and_shows_webhook_urls(rig: ConsoleRig) -> None:
     ada = await rig.person("ada", Role.ADMIN)
     page = await (await ada.get("/admin/channels")).text()

@@ -2,8 +2,8 @@
 
 An agent signs in; a WeChat customer asks for a person through the real signed and
 encrypted webhook; the conversation appears in the open inbox without a reload; the
-agent claims it, plays the customer's voice note (AMR from the fake WeChat API,
-converted to WAV) next to Whisper's transcript, replies (the reply reaches the fake
+agent claims it, plays the customer's voice note (AMR kept from the fake WeChat API at
+receipt, played after the platform forgot it, converted to WAV) next to Whisper's transcript, replies (the reply reaches the fake
 WeChat API), and hands back; the bot answers the next message. Then two agents claim
 one conversation at the same moment in two browser contexts: one wins, the other is
 told who has it. Screenshots of the main pages go to docs/console/.
@@ -109,6 +109,7 @@ async def test_agent_takes_over_a_wechat_customer_in_the_browser(browser: Any, v
     voice = page.locator("li.msg.in .voice").last
     await voice.wait_for(timeout=30000)  # Whisper transcribes before the event is published
     assert "air conditioner" in (await voice.inner_text()).lower()
+    fake.media.clear()  # WeChat lets temporary media go after 3 days: the console plays its own copy
     played = await page.evaluate(
         """async () => {
             const a = document.querySelector('li.msg .voice audio');
@@ -245,3 +246,69 @@ async def test_a_page_that_lost_its_stream_catches_up(browser: Any, voice_rig: C
     await page.locator("li.msg.in p.text", has_text="断线期间的消息").wait_for(timeout=10000)
     assert await page.input_value("#reply-form textarea") == "正在输入的回复"  # the draft survives
     await page.context.close()
+
+
+async def test_skills_actions_inline_on_the_conversation_page(browser: Any, rig: ConsoleRig) -> None:
+    from tests.console.test_conversation_actions import CID, SENDER, take_actions
+
+    await rig.console.users.create("alice", Role.AGENT, PASSWORD)
+    taken = await take_actions(rig)
+    page = await sign_in(browser, rig, "alice")
+    await page.goto(rig.base + f"/admin/conversations/{CID}")
+    actions = page.locator("li.action")
+    assert await actions.evaluate_all("els => els.map(e => e.dataset.action)") == ["ticket", "renewal", "remedy", "case"]
+    ticket = page.locator("li.action.ticket")
+    assert taken.ticket in await ticket.inner_text()
+    await ticket.locator("summary").click()
+    await ticket.locator(".steps li", has_text="状态变更").wait_for()  # the timeline opens in place
+    await shot(page, "conversation-actions")
+
+    # A skill acts while the page is open: the action appears with the bot's answer.
+    await page.wait_for_selector("#live-status:not(.off)", state="attached")
+    await page.evaluate("window.__noReload = true")
+    services: Any = rig.console.deps.skills
+    second = await services.tickets.open(customer=CID, conversation=CID, source_message="in:actions:2", fields={"device_model": "XK-9900"})
+    assert (await rig.harness.say(SENDER, "转人工")).status == 200
+    await page.locator("li.action.ticket", has_text=second["number"]).wait_for(timeout=5000)
+    assert await page.evaluate("window.__noReload") is True
+    await page.context.close()
+
+
+async def test_canned_edited_in_place_and_a_customer_message_retried(browser: Any, voice_rig: ConsoleRig, clips: Clips) -> None:  # noqa: F811
+    rig, fake = voice_rig, voice_rig.harness.fake
+    await rig.console.users.create("ada", Role.ADMIN, PASSWORD)
+    await rig.console.users.create("alice", Role.AGENT, PASSWORD)
+    reply = await rig.console.canned.add("zh", "稍等", "请稍等。")
+    admin = await sign_in(browser, rig, "ada")
+    await admin.goto(rig.base + "/admin/canned")
+    row = admin.locator(f'tr[data-canned="{reply.id}"]')
+    await row.locator('input[name="title"]').fill("稍等片刻")
+    await row.locator('textarea[name="text"]').fill("请稍等，我马上为您查询。")
+    await row.locator("button", has_text="保存").click()
+    await admin.wait_for_url("**/admin/canned")
+    assert [(r.title, r.text) for r in await rig.console.canned.all()] == [("稍等片刻", "请稍等，我马上为您查询。")]
+    await shot(admin, "canned")
+    entry = (await rig.console.audit.recent())[0]
+    assert entry.action == "canned.change" and entry.before["title"] == "稍等" and entry.after["title"] == "稍等片刻"
+
+    # WeChat's media API is down: the worker gives up on a voice note it cannot hear.
+    fake.fail_next(100, path="/cgi-bin/media/get", status=500)
+    media_id = fake.add_media(clips.read("en_model.amr"))
+    assert (await rig.harness.post_xml(voice_xml("oRetry", media_id, next_msg_id()))).status == 200
+    store = rig.harness.runtime.store
+    for _ in range(600):
+        if await store.dead_letters.count_documents({"kind": "inbound"}):
+            break
+        await asyncio.sleep(0.05)
+    agent = await sign_in(browser, rig, "alice")
+    await agent.goto(rig.base + "/admin/outbox")
+    row = agent.locator("table.list tr", has_text="inbound")
+    await shot(agent, "outbox")
+    fake.clear_failures()  # the platform is back
+    await row.locator("button", has_text="重试").click()
+    await agent.wait_for_url("**/admin/outbox")
+    assert "客户消息已重新交给机器人处理" in await agent.locator(".flash").inner_text()
+    assert await store.dead_letters.count_documents({"kind": "inbound"}) == 0
+    await wait_sent(fake, "oRetry", 1, timeout_s=60)  # heard and answered this time
+    await admin.context.close()
+    await agent.context.close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from admin.i18n import TEXT, text
+from admin.i18n import ACTION_WORDS, TEXT, text
 from admin.roles import Role
 
 ADMIN = Path(__file__).resolve().parents[2] / "admin"
@@ -38,3 +38,9 @@ def test_values_fill_in() -> None:
     assert text("claimed_by", "zh", agent="bob") == "该会话已由 bob 接入。"
     assert text("claimed_by", "en", agent="bob") == "bob has this conversation already."
     assert text("no_such_key", "zh") == "no_such_key"
+
+
+def test_the_skills_actions_are_worded_in_both_languages() -> None:
+    for key, (zh, en) in ACTION_WORDS.items():
+        assert zh and en and (zh != en or key.startswith("value:")), key
+    assert {f"action:{k}" for k in ("ticket", "renewal", "remedy", "case")} <= set(ACTION_WORDS)

@@ -94,6 +94,11 @@ async def test_marketer_workspace_in_the_browser(browser: Any, rig: ConsoleRig) 
     await row.wait_for()
     assert "138****5678" in await row.inner_text()
     await shot(page, "marketing-customers")
+    # A segment alone (read from the segment's remembered sample): members only.
+    await page.goto(rig.base + "/admin/marketing/customers?segment=vip")
+    await page.locator('tr[data-customer="c-li"]').wait_for()
+    assert await page.locator('tr[data-customer="c-han"]').count() == 0
+    await shot(page, "marketing-customers-segment")
     await page.goto(rig.base + "/admin/marketing/customers/c-han")
     cell = page.locator('td[data-path="topics.renewal.frequency"]')
     assert "客户本人选择" in await cell.inner_text()

@@ -18,7 +18,8 @@ from bot.messages import InboundMessage, MessageKind
 from bot.nlu.client import Entity, ParseResult
 from preferences.services import SERVICES
 from preferences.skills import build_skills
-from tests.harness import Harness
+from channels.wechat.simulator import voice_xml
+from tests.harness import Harness, next_msg_id
 from tests.preferences.conftest import RecordingChannel, auth
 
 P = "/api/preferences"
@@ -121,6 +122,13 @@ async def test_erasure_leaves_nothing_searchable(gateway: tuple[Harness, Recordi
     await h.fake.wait_sent(1)
     await h.client.post(f"{P}/customers/crm-1/export", headers=auth("crm"))
     db = h.runtime.store.db
+    # A voice note: its audio is kept apart from the message (bot.voice_archive).
+    await h.post_xml(voice_xml("oHan", h.fake.add_media(b"#!AMR\n\x00\x01"), next_msg_id()))
+    for _ in range(100):
+        if await db["voice_notes"].count_documents({"customer": "wechat:demo:oHan"}):
+            break
+        await asyncio.sleep(0.05)
+    assert await db["voice_notes"].count_documents({"customer": "wechat:demo:oHan"}) == 1
     await db["tickets"].insert_one({"_id": "T-1", "customer": "wechat:demo:oHan", "status": "closed", "product": "XK-8800", "contact": "韩梅梅", "phone": "13812345678"})
     await asyncio.sleep(0.3)  # let the outbox send the export link
     bad = await h.client.post(f"{P}/customers/crm-1/erasure/confirm", json={"confirmation": "guess"}, headers=auth("crm"))
