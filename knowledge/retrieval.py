@@ -319,23 +319,26 @@ class Retriever:
 
     async def search(
         self, text: str, *, products: frozenset[str] | Callable[[], Awaitable[frozenset[str]]] = frozenset(), limit: int = 3,
+        vector: Vectors | None = None,
     ) -> Found:
         """The best entries for ``text``; encoding and scoring run in the encoder's thread.
 
         ``products`` may be a coroutine function: it is called only when the products
         could change the outcome (the question names no model and a candidate is tagged
-        with one), which spares most questions the customer lookup."""
+        with one), which spares most questions the customer lookup. ``vector`` is the
+        text's sentence vector when it is already known (the NLU computed it, see
+        :func:`knowledge.encoder.reusable`): the encoding is then skipped."""
         index = await self.current()
         known = products if isinstance(products, frozenset) else frozenset()
 
         def first() -> tuple[Vectors, Found]:
-            vector = self.encoder.encode_blocking([text])[0]
-            return vector, index.search(text, vector, self.tuning, products=known, limit=limit)
+            v = self.encoder.encode_blocking([text])[0] if vector is None else vector
+            return v, index.search(text, v, self.tuning, products=known, limit=limit)
 
-        vector, found = await self.encoder.run(first)
+        used, found = await self.encoder.run(first)
         if isinstance(products, frozenset) or not index.products_matter(text, found):
             return found
         owned = await products()
         if not owned:
             return found
-        return await self.encoder.run(lambda: index.search(text, vector, self.tuning, products=owned, limit=limit))
+        return await self.encoder.run(lambda: index.search(text, used, self.tuning, products=owned, limit=limit))

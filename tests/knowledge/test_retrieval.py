@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from collections.abc import Sequence
 
 import numpy as np
 import pytest
 
-from knowledge.encoder import UniversalSentenceEncoder
+from knowledge.encoder import UniversalSentenceEncoder, Vectors
 from knowledge.entry import Entry, entry_from_json
 from knowledge.evaluation import build_index
 from knowledge.importer import parse_file
@@ -153,3 +154,33 @@ def test_one_form_near_a_question_weighs_less_than_two(words: Words) -> None:
     assert dense.tolist() == pytest.approx([0.45, 0.7], abs=1e-5)
     found = index.search("zzz", question, Tuning(threshold=0.5, margin=0.1))
     assert found.answer is not None and found.answer.id == "solid" and found.lead == pytest.approx(0.25, abs=1e-5)
+
+
+class CountingEncoder(UniversalSentenceEncoder):
+    """The real encoder, counting the sentences it is asked to encode."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.encoded = 0
+
+    def encode_blocking(self, texts: Sequence[str]) -> Vectors:
+        self.encoded += len(texts)
+        return super().encode_blocking(texts)
+
+
+async def test_a_vector_already_known_is_not_computed_again(kb_store: KnowledgeStore, words: Words, entries: list[Entry]) -> None:
+    await kb_store.save_many(entries, actor="test")
+    counting = CountingEncoder()
+    retriever = Retriever(kb_store, counting, words)
+    try:
+        await retriever.current()  # the index (its vectors come from the store)
+        before = counting.encoded
+        plain = await retriever.search("冰柜怎么除霜？")
+        assert counting.encoded == before + 1
+        known = counting.encode_blocking(["冰柜怎么除霜？"])[0]
+        reused = await retriever.search("冰柜怎么除霜？", vector=known)
+        assert counting.encoded == before + 2  # only the encoding done here, none in the search
+        assert plain.answer is not None and reused.answer == plain.answer and reused.lead == plain.lead
+    finally:
+        await retriever.close()
+        counting.close()
