@@ -8,12 +8,17 @@ import``. Both runs send the same messages: ``bench_conversation``'s mix (greeti
 repair reports, status, hand-off, one out-of-scope question in six) followed by
 customer-service questions the knowledge base answers (invoice, filter, hours,
 warranty). Each is timed from the webhook POST to the customer-service send.
+
+``--rounds N`` alternates the two N times (off, on, off, on ...), so that the shared
+machine's changing load falls on both alike; each run prints the load average it ran
+at, and the ratios are over all rounds' messages together.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import subprocess
 import sys
@@ -34,7 +39,7 @@ MIX = [*PHRASES, *QUESTIONS]
 
 async def one_run(args: argparse.Namespace, tmp: Path, knowledge: bool) -> dict[int, list[float]]:
     config = {"speech": {"enabled": False}, "pipeline": {"workers": args.workers}, "knowledge": {"enabled": knowledge}}
-    async with gateway_stack(tmp, config=config, require_nlu=True) as stack:
+    async with gateway_stack(tmp, config=config, require_nlu=True, nlu_url=args.nlu_url) as stack:
         if knowledge:
             imported = await asyncio.to_thread(
                 subprocess.run,
@@ -49,10 +54,16 @@ async def one_run(args: argparse.Namespace, tmp: Path, knowledge: bool) -> dict[
 
 
 async def run(args: argparse.Namespace) -> dict[str, dict[int, list[float]]]:
-    out: dict[str, dict[int, list[float]]] = {}
-    for name, on in (("without knowledge", False), ("with knowledge", True)):
-        with tempfile.TemporaryDirectory(prefix="kefu-bench-kbconv-") as tmp:
-            out[name] = await one_run(args, Path(tmp), on)
+    out: dict[str, dict[int, list[float]]] = {"without knowledge": {1: [], 8: []}, "with knowledge": {1: [], 8: []}}
+    for round_no in range(args.rounds):
+        for name, on in (("without knowledge", False), ("with knowledge", True)):
+            load = os.getloadavg()[0]
+            with tempfile.TemporaryDirectory(prefix="kefu-bench-kbconv-") as tmp:
+                got = await one_run(args, Path(tmp), on)
+            print(f"round {round_no + 1} {name}: load average {load:.1f} -> {os.getloadavg()[0]:.1f}; "
+                  + ", ".join(f"c{c} p50 {pct(lat, 50):.1f} ms" for c, lat in got.items()), file=sys.stderr)
+            for c, lat in got.items():
+                out[name][c] += lat
     return out
 
 
@@ -60,6 +71,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--messages", type=int, default=110)
     parser.add_argument("--workers", type=int, default=2, help="inbound workers in the gateway process")
+    parser.add_argument("--rounds", type=int, default=1, help="alternate without/with this many times")
+    parser.add_argument("--nlu-url", help="a running Rasa for every run (default: start one per run)")
     args = parser.parse_args()
     results: Any = asyncio.run(run(args))
     print("Text in -> reply out, Rasa NLU, gateway --role all, fake WeChat API; "

@@ -40,7 +40,9 @@ def start_stores(tmp: Path) -> tuple[list[subprocess.Popen[bytes]], int, int]:
 
 
 @asynccontextmanager
-async def gateway_stack(tmp: Path, *, config: Mapping[str, Any], require_nlu: bool) -> AsyncIterator[Stack]:
+async def gateway_stack(
+    tmp: Path, *, config: Mapping[str, Any], require_nlu: bool, nlu_url: str | None = None,
+) -> AsyncIterator[Stack]:
     """``config`` is merged over the generated kefu.yml (speech, pipeline...). Without a
     trained model the gateway runs with NLU off, or, with ``require_nlu``, this exits."""
     from aiohttp import web
@@ -53,7 +55,9 @@ async def gateway_stack(tmp: Path, *, config: Mapping[str, Any], require_nlu: bo
     model = latest_model(nlu_settings)
     if model is None and require_nlu:
         raise SystemExit("no trained model: run `kefu nlu install && kefu nlu train` first")
-    rasa = RasaServer(nlu_settings, model, free_port()) if model is not None else None
+    # ``nlu_url``: a Rasa already serving, shared by runs that are compared, so that
+    # both see the same NLU (and no run waits minutes for Rasa to load on a busy machine).
+    rasa = RasaServer(nlu_settings, model, free_port()) if model is not None and nlu_url is None else None
     if rasa is not None:
         rasa.start()
     procs, redis_port, mongo_port = start_stores(tmp)
@@ -70,7 +74,8 @@ async def gateway_stack(tmp: Path, *, config: Mapping[str, Any], require_nlu: bo
             "http": {"host": "127.0.0.1", "port": port},
             "redis_url": f"redis://127.0.0.1:{redis_port}/0",
             "mongo_url": f"mongodb://127.0.0.1:{mongo_port}/bench",
-            "nlu": {"enabled": True, "urls": [rasa.url], "autostart": False} if rasa else {"enabled": False},
+            "nlu": {"enabled": True, "urls": [nlu_url or rasa.url], "autostart": False}  # type: ignore[union-attr]
+            if nlu_url or rasa else {"enabled": False},
             "channels": {"wechat": [{**ACCOUNT, "api_base_url": f"http://127.0.0.1:{fake_port}"}]},
             **config,
         }

@@ -44,6 +44,8 @@ def register(subparsers: Any) -> None:
     test.add_argument("--date", help="answer as on this day, YYYY-MM-DD (entries have validity dates)")
     test.add_argument("--sweep", action="store_true", help="also print the figures over a range of thresholds")
     test.add_argument("--errors", action="store_true", help="list the questions answered wrongly or not at all")
+    test.add_argument("--folds", type=int, default=0,
+                      help="also choose threshold and margin on all folds but one and score the one left out, in turn")
     test.set_defaults(func=cmd_test)
     exp = sub.add_parser("export-labels", help="write the trainer's intent labels as Rasa NLU data, for review")
     exp.add_argument("--data", type=Path, default=Path("nlu_data/data"), help="the NLU training data folder")
@@ -127,6 +129,8 @@ def cmd_test(args: argparse.Namespace) -> int:
         print(f"\n{'threshold':>9} {'accuracy':>9} {'conf.wrong':>10} {'no-answer':>9}")
         for threshold, row in sweep(index, labelled, vectors, replace(tuning), day, default_thresholds()):
             print(f"{threshold:>9.2f} {row.accuracy:>9.1%} {row.confident_wrong_rate:>10.1%} {row.no_answer_recall:>9.1%}")
+    if args.folds:
+        _print_cross_validation(outcomes, tuning, args.folds)
     if args.errors:
         print()
         for o in outcomes:
@@ -134,6 +138,21 @@ def cmd_test(args: argparse.Namespace) -> int:
                 print(f"{o.labelled.question!r}: expected {o.labelled.entry}, answered {o.answered} "
                       f"(best {o.best} {o.score:.3f})")
     return 0
+
+
+def _print_cross_validation(outcomes: list[Any], tuning: Any, folds: int) -> None:
+    from knowledge.evaluation import CONFIDENT_WRONG_BUDGET, cross_validate
+
+    cv = cross_validate(outcomes, tuning, folds=folds)
+    s = cv.held_out
+    thresholds = sorted(t.threshold for t in cv.chosen)
+    margins = sorted(t.margin for t in cv.chosen)
+    print(f"\nheld-out folds ({folds} folds x {len(cv.chosen) // folds} shuffles; threshold and margin chosen on the "
+          f"other folds with confident wrong <= {CONFIDENT_WRONG_BUDGET:.0%}):")
+    print(f"  chosen threshold {thresholds[0]:.2f}-{thresholds[-1]:.2f}, margin {margins[0]:.2f}-{margins[-1]:.2f}")
+    print(f"answer accuracy     {s.accuracy:7.1%}  ({s.correct}/{s.answerable})")
+    print(f"confident wrong     {s.confident_wrong_rate:7.1%}  ({s.confident_wrong}/{s.questions})")
+    print(f"no-answer recall    {s.no_answer_recall:7.1%}  ({s.silent_unanswerable}/{s.unanswerable})")
 
 
 def cmd_export_labels(args: argparse.Namespace) -> int:

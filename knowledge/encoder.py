@@ -95,6 +95,14 @@ class UniversalSentenceEncoder:
         self._executor.shutdown(wait=False, cancel_futures=True)
 
 
+def reusable(encoder: SentenceEncoder, made_by: str, raw: bytes) -> Vectors | None:
+    """A sentence vector computed elsewhere (the NLU's featurizer runs the same
+    encoder on the same text), if the same weights made it and it has the right size."""
+    if made_by != encoder.name or len(raw) != DIMENSIONS * 4:
+        return None
+    return np.frombuffer(raw, dtype="<f4").astype(np.float32)
+
+
 def to_bytes(vectors: Vectors) -> bytes:
     return np.ascontiguousarray(vectors, dtype=np.float32).tobytes()
 

@@ -23,6 +23,7 @@ from bot.routing import Reply, Skill, Turn
 from bot.templates import Templates
 from knowledge.containment import KnowledgeAnswers
 from knowledge.customer import CustomerFacts
+from knowledge.encoder import reusable
 from knowledge.missed import MissedTurn, MissedTurns
 from knowledge.retrieval import Retriever
 
@@ -86,7 +87,11 @@ class KnowledgeFirst(Skill):
         state = turn.state
         if not turn.text.strip() or not self.when(turn) or state is None:
             return await self.otherwise.handle(turn)
-        found = await self.retriever.search(turn.text, products=lambda: self.customers.products(turn.message))
+        nlu = turn.nlu
+        # The NLU encoded this same text already: its vector spares the second encoding,
+        # the bulk of a knowledge turn's own time.
+        vector = reusable(self.retriever.encoder, nlu.vector_encoder, nlu.vector) if nlu and nlu.text == turn.text else None
+        found = await self.retriever.search(turn.text, products=lambda: self.customers.products(turn.message), vector=vector)
         entry = found.answer
         if entry is None:
             state.answered_entry, state.answered_question, state.answered_at = "", "", 0.0

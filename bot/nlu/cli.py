@@ -278,12 +278,7 @@ def cmd_gate(args: argparse.Namespace) -> int:
     base = base_data(data, [new], work / "base")
     train_file, test_file = _split(settings, base, work / "split", args.seed, args.training_fraction)
     before = _test_model(settings, service.train(settings, nlu=[train_file]), test_file, work / "before")
-    # One folder with both files: `rasa train nlu` takes one --nlu (the last one given).
-    with_new = work / "with-new"
-    with_new.mkdir()
-    shutil.copyfile(train_file, with_new / train_file.name)
-    shutil.copyfile(new, with_new / new.name)
-    after = _test_model(settings, service.train(settings, nlu=[with_new]), test_file, work / "after")
+    after = _test_model(settings, service.train(settings, nlu=[train_file, new]), test_file, work / "after")
     comparison = compare(before, after, tolerance=args.tolerance)
     print(f"held-out comparison without and with {new} ({before['intent']['support']} sentences, seed {args.seed}):")
     print(comparison.table())

@@ -13,6 +13,8 @@ Rasa HTTP API: https://rasa.com/docs/rasa/pages/http-api#operation/parseModelMes
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import enum
 import itertools
 import json
@@ -77,6 +79,10 @@ class ParseResult:
     confidence: float
     entities: tuple[Entity, ...]
     ranking: tuple[tuple[str, float], ...]
+    # The sentence vector Kefu's featurizer computed for ``text`` and the weights that
+    # made it ("" / b"" when the model sends none): knowledge search reuses it.
+    vector_encoder: str = ""
+    vector: bytes = b""
 
     def entity(self, name: str) -> str | None:
         """The value of the first entity called ``name``, or ``None``."""
@@ -113,6 +119,7 @@ class ParseResult:
                 (str(r["name"]), float(r["confidence"]))
                 for r in payload.get("intent_ranking") or ()
             )
+            encoder, vector = _sentence_vector(payload.get(SENTENCE_VECTOR))
             return cls(
                 text=str(payload["text"]),
                 # Rasa answers intent name None for text with no tokens at all.
@@ -120,9 +127,26 @@ class ParseResult:
                 confidence=float(intent.get("confidence") or 0.0),
                 entities=entities,
                 ranking=ranking,
+                vector_encoder=encoder,
+                vector=vector,
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ValueError(f"not a Rasa parse result: {exc!r}") from exc
+
+
+#: Set by nlu_data/components/kefu_rasa/sentence_encoder_featurizer.py.
+SENTENCE_VECTOR = "kefu_sentence_vector"
+
+
+def _sentence_vector(raw: Any) -> tuple[str, bytes]:
+    """The featurizer's vector, or ("", b"") when absent or malformed: it is an
+    optimisation, and the knowledge search encodes the text itself without it."""
+    if not isinstance(raw, Mapping) or not isinstance(raw.get("encoder"), str):
+        return "", b""
+    try:
+        return raw["encoder"], base64.b64decode(str(raw.get("float32_base64", "")), validate=True)
+    except binascii.Error:
+        return "", b""
 
 
 class BreakerState(str, enum.Enum):

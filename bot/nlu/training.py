@@ -9,6 +9,7 @@ import glob
 import hashlib
 import logging
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -71,7 +72,8 @@ def train(
 
     Args:
         nlu: training files or folders (default ``<data_path>/data``); the held-out
-            evaluation passes its own split here.
+            evaluation passes its own split here. Several are staged into one folder:
+            ``rasa train nlu`` keeps only the last ``--nlu`` it is given.
         name: model file stem (default ``nlu-<hash>``, or ``split-<hash>`` with ``nlu``).
         force: train even if the model exists.
         out: progress stream (stderr by default): stage lines, then the epoch bar.
@@ -118,8 +120,7 @@ def _train_locked(
             "--out", tmp,
             "--fixed-model-name", name,
         ]
-        for p in nlu_paths:
-            cmd += ["--nlu", str(p)]
+        cmd += ["--nlu", str(_one_folder(nlu_paths, Path(tmp) / "nlu"))]
         print(f"nlu: training {name} (log: {log_path})", file=out)
         start = time.monotonic()
         with open(log_path, "w", encoding="utf-8") as log_file:
@@ -131,6 +132,22 @@ def _train_locked(
         os.replace(produced, target)
     print(f"nlu: trained {target} in {time.monotonic() - start:.0f}s", file=out)
     return target
+
+
+def _one_folder(paths: Sequence[Path], folder: Path) -> Path:
+    """The one ``--nlu`` argument for ``paths``: the path itself when there is one, else
+    a folder holding a copy of each (numbered, so two files of the same name both stay),
+    which Rasa reads whole."""
+    if len(paths) == 1:
+        return paths[0]
+    for i, path in enumerate(paths):
+        target = folder / f"{i:02d}"
+        if path.is_dir():
+            shutil.copytree(path, target)
+        else:
+            target.mkdir(parents=True)
+            shutil.copyfile(path, target / path.name)
+    return folder
 
 
 def _walk(path: Path) -> list[Path]:

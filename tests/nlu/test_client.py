@@ -140,3 +140,13 @@ def test_constructor_validates() -> None:
         NluClient(session, [])  # type: ignore[arg-type]
     with pytest.raises(TypeError):
         NluClient(session, "http://127.0.0.1:5005")  # type: ignore[arg-type]
+
+
+def test_a_missing_or_malformed_sentence_vector_is_left_out() -> None:
+    """The vector is an optimisation: a parse without it, or with junk, still parses."""
+    base = {"text": "你好", "intent": {"name": "greet", "confidence": 0.9}}
+    for junk in (None, "x", {"encoder": 3}, {"encoder": "e", "float32_base64": "not base64!"}):
+        result = ParseResult.from_rasa({**base, "kefu_sentence_vector": junk})
+        assert (result.intent, result.vector_encoder, result.vector) == ("greet", "", b"")
+    good = ParseResult.from_rasa({**base, "kefu_sentence_vector": {"encoder": "e", "float32_base64": "AACAPw=="}})
+    assert (good.vector_encoder, good.vector) == ("e", b"\x00\x00\x80?")

