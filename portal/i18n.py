@@ -184,6 +184,7 @@ TEXT: dict[str, tuple[str, str]] = {
     "platform_recognition": ("平台自带识别", "the platform's own recognition"),
     "audio_where": ("音频存放", "Audio"),
     "audio_platform": ("保存在{channel}平台（临时素材，约 3 天），本系统只保存其编号", "kept by {channel} as temporary media (about 3 days); we keep only its id"),
+    "audio_kept": ("音频保存在本系统数据库（收到时保存，按保存期限自动删除），可随时删除", "the audio is kept in our database (saved when it arrived, deleted after the retention period); you can delete it now"),
     "audio_deleted": ("已删除（{when}）", "deleted ({when})"),
     "transcript_where": ("转写文本保存在本系统数据库，保留 {days} 天", "the transcript is kept in our database for {days} days"),
     "delete_audio": ("删除音频", "Delete audio"),

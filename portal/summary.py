@@ -98,7 +98,10 @@ def render_pdf(facts: SummaryFacts, font: tuple[str, int]) -> bytes:
             f"Whisper · {transcript.get('model') or transcript.get('engine') or ''}"
             if transcript.get("source") == "whisper" else t("platform_recognition")
         )
-        audio = t("audio_deleted", when=doc.when(media["audio_deleted_at"])) if media.get("audio_deleted_at") else t("audio_platform", channel=v.get("channel", ""))
+        if media.get("audio_deleted_at"):
+            audio = t("audio_deleted", when=doc.when(media["audio_deleted_at"]))
+        else:
+            audio = t("audio_kept") if v.get("audio_kept") else t("audio_platform", channel=v.get("channel", ""))
         doc.line_of(f"{doc.when(v.get('ts'))} · {v.get('channel', '')} · {t('transcribed_by')}: {model} · {t('audio_where')}: {audio}")
 
     doc.heading(t("module_notify"))

@@ -34,7 +34,7 @@ from bson.binary import Binary
 from pymongo.asynchronous.database import AsyncDatabase
 from redis.asyncio import Redis
 
-from bot.mongo import Document, newest_first, update_and_get
+from bot.mongo import Document, find_by_ids, newest_first, update_and_get
 from bot.signing import shared_key
 from bot.store import channel_identity
 from preferences.clock import Clock, SystemClock
@@ -271,10 +271,15 @@ class DataRights:
             newest_first(self.db["messages"], {"customer": i, "kind": "voice"}, field="ts", now=self.clock.now(), limit=limit, projection=fields)
             for i in sorted(ids)
         ))
-        return sorted((d for found in each for d in found), key=lambda d: float(d.get("ts") or 0), reverse=True)[:limit]
+        notes = sorted((d for found in each for d in found), key=lambda d: float(d.get("ts") or 0), reverse=True)[:limit]
+        # Whether the audio itself is kept here (bot.voice_archive), not only the platform's reference.
+        kept = await find_by_ids(self.db["voice_notes"], [d["_id"] for d in notes], projection={"at": 1})
+        for d in notes:
+            d["audio_kept"] = d["_id"] in kept
+        return notes
 
     async def delete_audio(self, customer_id: str, message_id: str) -> bool:
-        """Forget a voice note's audio (its platform reference and any cached copy); the
+        """Forget a voice note's audio (the copy kept at arrival, its platform reference and any cached copy); the
         transcript stays with the conversation. False when it is not the customer's."""
         ids, _ = await self.identities(customer_id)
         res = await self.db["messages"].update_one(
@@ -283,6 +288,8 @@ class DataRights:
         )
         if res.matched_count == 0:
             return False
+        # The copy kept at arrival (bot.voice_archive) is the audio itself, not a reference.
+        await self.db["voice_notes"].delete_one({"_id": message_id, "customer": {"$in": list(ids)}})
         async for key in self.redis.scan_iter(match=f"kefu:*media*{_glob_escape(message_id)}*", count=1000):
             await self.redis.delete(key)
         return True

@@ -7,6 +7,7 @@ import uuid
 from typing import Any
 
 from bot.store import channel_identity
+from bot.voice_archive import VoiceArchive, VoiceArchiveSettings
 from tests.portal.conftest import PortalRig
 
 DAY = 86_400.0
@@ -58,4 +59,7 @@ async def voice_note(rig: PortalRig, openid: str) -> str:
         "media": {"media_id": "MEDIA-123", "format": "amr", "url": None, "recognition": None},
         "transcript": {"text": "空调不制冷了", "language": "zh", "confidence": 0.91, "engine": "faster", "model": "whisper-base (faster-whisper 1.2.1)", "source": "whisper"},
     })
+    # The audio as the voice step keeps it at arrival (bot.voice_archive).
+    archive = VoiceArchive(rig.harness.runtime.store.messages.database, VoiceArchiveSettings())
+    assert await archive.keep(mid, b"#!AMR\n" + b"\x00" * 64, "amr", customer=channel_identity("wechat", "demo", openid))
     return mid

@@ -123,11 +123,13 @@ async def test_my_data_counts_voice_notes_and_an_encrypted_export(rig: PortalRig
     mid = await seed.voice_note(rig, "o-data")
     page = await who.page("/portal/data")
     assert "语音消息" in page and "whisper-base (faster-whisper 1.2.1)" in page and "空调不制冷了" in page
+    assert "音频保存在本系统数据库" in page  # the copy kept at arrival, not only the platform's reference
     counts = await rig.deps.rights.counts(customer)
     assert counts["tickets"] == 1 and counts["voice_notes"] == 1 and counts["messages"] >= 2
     assert (await who.post(f"/portal/data/voice/{mid}/delete-audio")).status == 303
     stored = await rig.harness.runtime.store.messages.find_one({"_id": mid})
     assert stored is not None and stored["media"]["media_id"] is None and stored["transcript"]["text"] == "空调不制冷了"
+    assert await rig.harness.runtime.store.messages.database["voice_notes"].find_one({"_id": mid}) is None  # the audio itself
     assert "已删除" in await who.page("/portal/data")
     resp = await who.post("/portal/data/export", {"format.json": "1", "format.csv": "1"})
     assert resp.status == 303
