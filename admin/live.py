@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 
 from redis.asyncio import Redis
 
+from admin.reasons import reason_words
 from bot.conversation.events import CHANNEL, ConversationEvent
 from bot.conversation.handoff import WAITING
 from bot.conversation.state import QUEUE, StateStore
@@ -169,6 +170,7 @@ class LiveHub:
             return None
         return {
             "conversation": conversation, "waiting_since": float(since), "reason": state.handoff_reason,
+            "reason_words": reason_words(state.handoff_reason),
             "customer": state.customer, "channel": state.channel, "language": state.language,
         }
 

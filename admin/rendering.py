@@ -17,6 +17,7 @@ from aiohttp import web
 
 from admin.i18n import LANGUAGES
 from admin.i18n import text as i18n_text
+from admin.reasons import reason_in
 from admin.sessions import SESSION, SessionStore
 from admin.users import USER
 from admin.zones import zone
@@ -56,6 +57,7 @@ class Pages:
         self.env.globals["asset"] = self.asset_url
         # Readable JSON (Chinese as itself) as plain text, escaped by autoescape like any
         # other value; jinja's tojson is meant for <script> and writes \uXXXX.
+        self.env.filters["reason"] = reason_in  # {{ state.handoff_reason|reason(lang) }}
         self.env.filters["readable"] = lambda value, indent=None: json.dumps(value, ensure_ascii=False, sort_keys=True, indent=indent, default=str)
 
     def asset_url(self, name: str) -> str:

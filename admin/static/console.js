@@ -89,7 +89,8 @@
       tr.dataset.conversation = w.conversation;
       tr.classList.add("fresh");
       tr.querySelector(".wait").dataset.since = String(w.waiting_since);
-      tr.querySelector(".reason").textContent = w.reason;
+      const reason = (w.reason_words && w.reason_words[document.documentElement.lang === "zh-CN" ? "zh" : "en"]) || w.reason;
+      tr.querySelector(".reason").textContent = reason;
       tr.querySelector(".channel").textContent = w.channel;
       tr.querySelector(".customer").textContent = w.customer;
       tr.querySelector(".language").textContent = w.language;
@@ -101,7 +102,7 @@
       tbody.insertBefore(tr, after || null);  // oldest first
       tickWaits();
       refresh();
-      notify(root.dataset.newText, w.customer + " · " + w.reason);
+      notify(root.dataset.newText, w.customer + " · " + reason);
     };
     connect("/admin/events", { message: onEvent, queued: onEvent, claimed: onEvent, transferred: onEvent, handed_back: onEvent, closed: onEvent },
       () => location.reload());

@@ -96,7 +96,7 @@ async def test_agent_takes_over_a_wechat_customer_in_the_browser(browser: Any, v
     row = page.locator('tr[data-conversation="wechat:demo:oBrowser"]')
     await row.wait_for(timeout=5000)
     assert await page.evaluate("window.__noReload") is True  # it arrived live, no reload
-    assert "customer asked for a human" in await row.inner_text()
+    assert "客户要求转人工" in await row.inner_text()  # the live row in the agent's language
     await shot(page, "inbox")
 
     await row.locator("button", has_text="接入").click()
