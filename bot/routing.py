@@ -64,6 +64,10 @@ class Reply:
 
 class Skill(abc.ABC):
     name: ClassVar[str]
+    # Whether answering a turn while another skill's form is open also reminds the
+    # customer of that form's question (once). A courtesy ("thanks", "bye") is no change
+    # of subject: a reminder after it reads as nagging, and the form stays open anyway.
+    recalls_open_form: ClassVar[bool] = True
 
     @abc.abstractmethod
     def accepts(self, turn: Turn) -> bool:
@@ -99,7 +103,7 @@ class SkillRouter:
                     continue
                 try:
                     replies = await skill.handle(turn)
-                    return (*replies, *self._set_aside(turn))
+                    return (*replies, *self._set_aside(turn, remind=skill.recalls_open_form))
                 except Exception as exc:
                     # Type above DEBUG; the traceback (whose text may quote the customer) below.
                     log.error("skill %s failed on %s: %s", skill.name, ref(turn.message.key), type(exc).__name__)
@@ -107,13 +111,13 @@ class SkillRouter:
                     return (Reply(text=self.templates.render("error", turn.language)),)
         return ()
 
-    def _set_aside(self, turn: Turn) -> tuple[Reply, ...]:
+    def _set_aside(self, turn: Turn, *, remind: bool) -> tuple[Reply, ...]:
         state = turn.state
         form = state.form if state is not None else None
         if state is None or form is None or form.last_turn == turn.message.key:
             return ()  # no form, or the form took the turn itself
         form.paused = True
-        if form.reminded or not form.prompt or not state.bot_active or state.awaiting:
+        if not remind or form.reminded or not form.prompt or not state.bot_active or state.awaiting:
             return ()
         form.reminded = True
         question = self.templates.render(form.prompt, turn.language, slots=form.slots)

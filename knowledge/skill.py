@@ -150,6 +150,7 @@ class Watched(Skill):
     def __init__(self, skill: Skill, missed: MissedTurns, *, low_confidence: float) -> None:
         self.skill = skill
         self.name = skill.name  # type: ignore[misc]  # the wrapped skill's name in logs
+        self.recalls_open_form = skill.recalls_open_form  # type: ignore[misc]  # and its manners
         self.missed = missed
         self.low_confidence = low_confidence
 

@@ -20,6 +20,7 @@ NOT_UNDERSTOOD = frozenset({"nlu_fallback", ""})
 
 class SmallTalkSkill(Skill):
     name = "small_talk"
+    recalls_open_form = False
 
     def __init__(self, templates: Templates) -> None:
         self.templates = templates

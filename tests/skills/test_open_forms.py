@@ -3,7 +3,7 @@ WeChat webhook and real Rasa (the rough edges of the first demo conversation):
 
 - a visit time is no address: kept as the time, and the address asked again;
 - a question while the address is asked is answered from the knowledge base, and the
-  form waits (with one reminder) for the address;
+  form waits (with one reminder) for the address; a "thanks" gets no reminder;
 - a confident logistics complaint goes to the complaint skill, its order number too;
 - a question NLU is unsure of is looked up before a repair form opens;
 - "tomorrow morning" after a dispatch is about the visit, not a greeting;
@@ -64,6 +64,15 @@ async def test_a_visit_time_is_no_address_it_is_kept_as_the_time(customer: Harne
     assert f"预约 {_tomorrow()} 上午（09:00-12:00）" in booked, booked
     [ticket] = await _tickets(customer, "oTimeNotAddress")
     assert ticket["address"] == ADDRESS and ticket["preferred_time"] == "明天上午"
+
+
+async def test_thanks_during_the_form_is_answered_without_a_reminder(customer: Harness) -> None:
+    chat = await _chat(customer, "oThanksMidForm")
+    assert ADDRESS_PROMPT in chat.texts(await chat.say("我的XK-8800不制冷了"))
+    thanked = await chat.say("谢谢", expect=2, timeout_s=3)  # a second message would be the reminder
+    assert len(thanked) == 1 and "还差一步" not in chat.texts(thanked), thanked
+    dispatched = chat.texts(await chat.say(ADDRESS, expect=2))
+    assert "已为您登记报修" in dispatched, dispatched
 
 
 async def test_a_question_during_the_form_is_answered_and_the_form_waits(customer: Harness) -> None:
