@@ -89,6 +89,7 @@ async def train_in_background(settings: NluSettings, readiness: NluReadiness, st
 
 async def _follow(stream: asyncio.StreamReader, readiness: NluReadiness) -> None:
     start = last = time.monotonic()
+    logged = ""  # the stage of the last line logged: a new stage is logged at once
     buf = b""
     while chunk := await stream.read(4096):
         buf += chunk
@@ -101,9 +102,11 @@ async def _follow(stream: asyncio.StreamReader, readiness: NluReadiness) -> None
                 continue
             readiness.progress = progress
             now = time.monotonic()
-            if now - last >= LOG_EVERY_S or progress.stage != "epochs":
+            # The first epoch line at once (a short training on a fast machine can end
+            # within LOG_EVERY_S of the stage before it), then one about every LOG_EVERY_S.
+            if now - last >= LOG_EVERY_S or progress.stage != "epochs" or logged != "epochs":
                 log.info("nlu: training in the background (%.0f s): %s", now - start, progress)
-                last = now
+                last, logged = now, progress.stage
 
 
 def main(argv: list[str]) -> int:

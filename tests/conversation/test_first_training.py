@@ -11,13 +11,15 @@ line is read from real Rasa output.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestServer
 
-from bot.nlu.background import progress_of
+from bot.nlu.background import _follow, progress_of
 from bot.nlu.readiness import TrainingProgress
 from channels.wechat.fake_api import FakeWeChatAPI
 from tests.conversation.test_cold_start import INTENTS, STATUS_NONE, gateway_with, texts, until
@@ -69,3 +71,21 @@ def test_the_progress_line_of_a_real_training() -> None:
     assert str(progress_of("Epochs:   2%|▏  | 1/60 [00:01<01:07,  1.14s/it]")) == "epoch 1/60, about 1 min 7 s left"
     assert progress_of("nlu: training nlu-abc (log: x)") == TrainingProgress("preparing")
     assert progress_of("2026-12-07 12:00:00 INFO  rasa.engine.training - Starting to train component 'DIET'") is None
+
+
+async def test_the_first_epoch_line_is_logged_at_once(caplog: pytest.LogCaptureFixture) -> None:
+    """A short training on a fast machine runs its epochs within LOG_EVERY_S of the stage
+    before: the user still sees an epoch line as soon as the epochs start."""
+    stream = asyncio.StreamReader()
+    stream.feed_data(b"nlu: training nlu-abc (log: x)\n")
+    stream.feed_data(b"Epochs:   0%|          | 0/40 [00:00<?, ?it/s]\r")
+    stream.feed_data(b"Epochs:   2%|\xe2\x96\x8e         | 1/40 [00:06<04:21,  6.69s/it]\r")
+    stream.feed_data(b"Epochs: 100%|\xe2\x96\x88\xe2\x96\x88| 40/40 [00:09<00:00,  4.40it/s]\n")
+    stream.feed_eof()
+    readiness = SimpleNamespace(progress=None)  # _follow only records the progress on it
+    with caplog.at_level(logging.INFO, logger="bot.nlu.background"):
+        await _follow(stream, readiness)
+    lines = [r.getMessage() for r in caplog.records if r.name == "bot.nlu.background"]
+    assert len(lines) == 2 and "preparing the training data" in lines[0], lines
+    assert "epoch 0/40, about an unknown time left" in lines[1], lines  # then quiet for LOG_EVERY_S
+    assert readiness.progress == TrainingProgress("epochs", 40, 40, 0)
