@@ -119,9 +119,8 @@ def bench_policy(n: int) -> float:
 async def run(args: argparse.Namespace, redis_url: str, mongo_url: str) -> list[tuple[str, str]]:
     redis = Redis.from_url(redis_url)
     await redis.flushdb()
-    counter = CommandCounter()
     # As Kefu connects to its embedded server: retryable writes off (see bot/embedded.py).
-    mongo: AsyncMongoClient[Any] = AsyncMongoClient(mongo_url, retryWrites=False, event_listeners=[counter])
+    mongo: AsyncMongoClient[Any] = AsyncMongoClient(mongo_url, retryWrites=False)  # counted by COMMANDS
     db = mongo.get_default_database()
     clock = ManualClock(START)
     renderer = await asyncio.to_thread(Renderer)
@@ -160,7 +159,7 @@ async def run(args: argparse.Namespace, redis_url: str, mongo_url: str) -> list[
     rows.append((f"notify() into a weekly digest ({args.notify}, {args.notify // 200} items a digest)",
                  f"{args.notify / (time.perf_counter() - t0):,.0f} /s"))
     if args.campaign:
-        rows += await bench_campaign(engine, db, counter, args.campaign)
+        rows += await bench_campaign(engine, db, COMMANDS, args.campaign)
     if not args.customers:
         await redis.flushdb()
         await mongo.drop_database(db.name)
