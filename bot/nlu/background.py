@@ -119,7 +119,8 @@ def main(argv: list[str]) -> int:
     settings = NluSettings(venv_path=venv, models_path=models, data_path=data)
     try:
         install(settings, out=sys.stdout)
-        train(settings, out=sys.stdout)
+        # Every bar, about once a second: the gateway reading this decides what to log.
+        train(settings, out=sys.stdout, bar_every_s=1.0)
     except NluError as exc:
         print(f"nlu: {exc}", file=sys.stdout, flush=True)
         return 1

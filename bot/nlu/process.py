@@ -6,6 +6,7 @@ import contextlib
 import fcntl
 import logging
 import os
+import re
 import signal
 import subprocess
 import time
@@ -65,6 +66,11 @@ def die_with_parent() -> None:
         pass
 
 
+# Terminal colour codes: Rasa ends a coloured warning with a bare reset and a carriage
+# return, which must not count as a progress bar (it used to take the first bar's slot).
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
 def run_streamed(
     cmd: Sequence[str],
     *,
@@ -72,11 +78,14 @@ def run_streamed(
     env: dict[str, str] | None = None,
     tee: IO[str] | None = None,
     filter_noise: bool = False,
+    bar_every_s: float = 10.0,
 ) -> int:
     """Run ``cmd``, relaying its output to ``out`` as progress; return the exit code.
 
-    tqdm bars (carriage-return updates) are shown in place on a terminal and as one
-    line every ~10 s otherwise, so CI logs stay short but show the job is alive.
+    tqdm bars (carriage-return updates) are shown in place on a terminal and otherwise
+    as a line: the first one at once, then one every ``bar_every_s``, so CI logs stay
+    short but show the job is alive. A reader that follows the progress itself (the
+    background first training) asks for every bar with a small ``bar_every_s``.
     """
     interactive = out.isatty()
     proc = subprocess.Popen(
@@ -89,7 +98,7 @@ def run_streamed(
     )
     assert proc.stdout is not None
     start = time.monotonic()
-    last_bar = 0.0
+    last_bar: float | None = None
     buf = b""
     try:
         while chunk := os.read(proc.stdout.fileno(), 4096):
@@ -102,14 +111,14 @@ def run_streamed(
                 piece, sep, buf = buf[:idx].decode(errors="replace"), buf[idx : idx + 1], buf[idx + 1 :]
                 if tee is not None:
                     tee.write(piece + "\n")
-                if not piece.strip():
+                if not _ANSI.sub("", piece).strip():
                     continue
                 if sep == b"\r" or "Epochs:" in piece:
                     now = time.monotonic()
                     if interactive:
                         out.write("\r" + piece[:120].ljust(120))
                         out.flush()
-                    elif now - last_bar >= 10:
+                    elif last_bar is None or now - last_bar >= bar_every_s:
                         out.write(f"[{now - start:5.0f}s] {piece.strip()[:140]}\n")
                         out.flush()
                         last_bar = now

@@ -67,6 +67,7 @@ def train(
     nlu: Sequence[Path] | None = None,
     name: str | None = None,
     out: TextIO | None = None,
+    bar_every_s: float = 10.0,
 ) -> Path:
     """Train the NLU model unless one for the same data hash already exists.
 
@@ -77,6 +78,8 @@ def train(
         name: model file stem (default ``nlu-<hash>``, or ``split-<hash>`` with ``nlu``).
         force: train even if the model exists.
         out: progress stream (stderr by default): stage lines, then the epoch bar.
+        bar_every_s: how often the epoch bar is relayed to ``out`` when it is not a
+            terminal (the first bar always is).
 
     Returns:
         Path of the ``.tar.gz`` model.
@@ -103,11 +106,11 @@ def train(
         if target.exists() and not force:
             print(f"nlu: model {target} is current (trained meanwhile)", file=out)
             return target
-        return _train_locked(settings, nlu_paths, name, target, out)
+        return _train_locked(settings, nlu_paths, name, target, out, bar_every_s)
 
 
 def _train_locked(
-    settings: NluSettings, nlu_paths: Sequence[Path], name: str, target: Path, out: TextIO
+    settings: NluSettings, nlu_paths: Sequence[Path], name: str, target: Path, out: TextIO, bar_every_s: float
 ) -> Path:
     settings.models_path.mkdir(parents=True, exist_ok=True)
     logs = settings.state_path / "logs"
@@ -124,7 +127,8 @@ def _train_locked(
         print(f"nlu: training {name} (log: {log_path})", file=out)
         start = time.monotonic()
         with open(log_path, "w", encoding="utf-8") as log_file:
-            rc = run_streamed(cmd, out=out, env=rasa_env(settings), tee=log_file, filter_noise=True)
+            rc = run_streamed(cmd, out=out, env=rasa_env(settings), tee=log_file, filter_noise=True,
+                              bar_every_s=bar_every_s)
         produced = Path(tmp) / f"{name}.tar.gz"
         if rc != 0 or not produced.exists():
             raise RasaSetupError(f"rasa train failed (exit {rc}); see {log_path}", code="train_failed")
