@@ -1,7 +1,7 @@
 """The trainer's loop in a real browser (Debian's chromium, Playwright): a trainer signs
 in, labels a kept question with an existing knowledge entry; a second trainer approves
-it; the review trail shows both, and the entry now has the question. Screenshot:
-docs/console/trainer.png."""
+it; the review trail shows both, and the entry now has the question. Screenshots:
+docs/console/trainer_missed.png (the kept questions), docs/console/trainer.png (the trail)."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ async def test_a_trainer_labels_a_kept_question_and_a_second_one_approves_it(bro
     await rig.console.users.create("rex", Role.TRAINER, PASSWORD)
 
     tina = await sign_in(browser, rig, "tina", lands="**/admin/trainer")
+    await shot(tina, "trainer_missed")
     group = tina.locator("section.trainer-group", has_text="周末有人值班吗")
     await group.locator('input[name="kind"][value="entry"]').check()
     await group.locator('input[name="entry"]').fill("hours")
