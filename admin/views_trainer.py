@@ -1,6 +1,6 @@
 """The trainer's pages (智能体训练师): the questions the bot missed, grouped, to label; the
 labels with their review trail, for a second person to approve or revert; the voice
-transcripts customers corrected.
+transcripts customers (or agents, on the conversation page) corrected.
 
 The work itself is the knowledge package's (:class:`knowledge.review.LabelReview`, the
 same the JSON API uses): a label made here is *proposed* and changes nothing the bot
@@ -11,6 +11,7 @@ one's own label) comes back as the page's message and changes nothing.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 from aiohttp import web
 
@@ -19,6 +20,7 @@ from admin.forms import fields, one
 from admin.marketing import done, refusing
 from admin.roles import STAFF, TRAINING
 from admin.state import ConsoleRoute, console, current_user
+from bot.voice import CorrectedTranscript
 from knowledge.labels import STATUSES
 from knowledge.service import Knowledge
 from knowledge.trainer import group_similar
@@ -159,6 +161,25 @@ async def review_transcript(request: web.Request) -> web.StreamResponse:
     return await done(request, "/admin/trainer/transcripts", "tr_reviewed_done")
 
 
+async def fix_transcript(request: web.Request) -> web.StreamResponse:
+    """An agent corrects a voice note's transcript on the conversation page: kept for the
+    trainer (the message's own transcript stays as the engine heard it)."""
+    c = console(request)
+    doc = await c.deps.store.message(request.match_info["mid"][:512])
+    transcript = (doc or {}).get("transcript") or {}
+    if doc is None or doc.get("kind") != "voice" or not transcript.get("text"):
+        raise NotFound("no voice note with a transcript here")
+    meant = one(await fields(request), "meant", max_len=1000)
+    if "\n" in meant or meant == str(transcript["text"]).strip():
+        raise BadInput("meant: the corrected sentence, on one line and different from the transcript")
+    user = current_user(request)
+    await knowledge(request).transcripts.corrected_by_agent(CorrectedTranscript(
+        message=str(doc["_id"]), conversation=str(doc["conversation"]), heard=str(transcript["text"]).strip(), meant=meant,
+        correction=f"agent:{user.name}", language=str(transcript.get("language") or ""), how="agent",
+    ))
+    return await done(request, f"/admin/conversations/{quote(str(doc['conversation']), safe='')}", "tr_fix_done")
+
+
 ROUTES = (
     ConsoleRoute("GET", "/trainer", missed, TRAINING, "tr_missed"),
     ConsoleRoute("POST", "/trainer/labels", add_label, TRAINING, "tr_label_add"),
@@ -167,4 +188,5 @@ ROUTES = (
     ConsoleRoute("POST", "/trainer/labels/{lid}/revert", revert, TRAINING, "tr_label_revert"),
     ConsoleRoute("GET", "/trainer/transcripts", transcripts, TRAINING, "tr_transcripts"),
     ConsoleRoute("POST", "/trainer/transcripts/{mid}/review", review_transcript, TRAINING, "tr_transcript_review"),
+    ConsoleRoute("POST", "/messages/{mid}/transcript", fix_transcript, STAFF, "tr_transcript_fix"),
 )

@@ -4,7 +4,9 @@
 ``{_id: the voice note's message key, at, conversation, heard, meant, correction,
 language, how, status, reviewed_by, reviewed_at}``. The audio stays in the voice archive
 under the same message key (:mod:`bot.voice_archive`); this keeps the text pair.
-``status`` is ``new`` until a trainer looks: ``accepted`` (the pair is a good example
+An agent may also correct a transcript in the console (``how``: ``agent``, ``correction``:
+``agent:<name>``); that replaces what was kept for the note. ``status`` is ``new``
+until a trainer looks: ``accepted`` (the pair is a good example
 of what the speech model got wrong) or ``rejected`` (the customer changed the subject
 rather than correcting).
 
@@ -54,6 +56,16 @@ class CorrectedTranscripts:
             "at": time.time(), "conversation": c.conversation, "heard": c.heard, "meant": c.meant,
             "correction": c.correction, "language": c.language, "how": c.how, "status": NEW,
         }}, upsert=True)])
+
+    async def corrected_by_agent(self, correction: CorrectedTranscript) -> None:
+        """An agent's correction: it replaces the customer's (or an earlier agent's), and
+        the trainer looks at it afresh."""
+        c = correction
+        await self.writes.write([UpdateOne({"_id": c.message}, {
+            "$set": {"conversation": c.conversation, "heard": c.heard, "meant": c.meant, "correction": c.correction,
+                     "language": c.language, "how": c.how, "status": NEW, "reviewed_by": "", "reviewed_at": 0.0},
+            "$setOnInsert": {"at": time.time()},
+        }, upsert=True)])
 
     async def recent(self, *, status: str = "", limit: int = 100) -> list[KeptCorrection]:
         query: Document = {"status": status} if status else {}

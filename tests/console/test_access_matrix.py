@@ -94,6 +94,7 @@ CONSOLE: dict[tuple[str, str], set[str] | None] = {
     ("POST", "/admin/trainer/labels/{lid}/revert"): TRAINING,
     ("GET", "/admin/trainer/transcripts"): TRAINING,
     ("POST", "/admin/trainer/transcripts/{mid}/review"): TRAINING,
+    ("POST", "/admin/messages/{mid}/transcript"): STAFF,  # an agent's correction, kept for the trainer
 }
 
 # The scope an API key needs; "public" routes authenticate otherwise (a signed

@@ -28,7 +28,7 @@ def used_keys() -> set[str]:
     keys |= {f"card_{s}" for s in ("tickets", "contracts", "preferences")}
     keys |= {f"tr_kind_{k}" for k in FORM_KINDS} | {f"tr_reason_{r}" for r in REASONS}
     keys |= {f"tr_status_{s}" for s in STATUSES} | {f"tr_verdict_{v}" for v in (NEW, *VERDICTS)}
-    keys |= {f"tr_action_{a}" for a in (LABELLED, APPROVED, REVERTED)} | {f"tr_how_{h}" for h in ("said_again", "restated")}
+    keys |= {f"tr_action_{a}" for a in (LABELLED, APPROVED, REVERTED)} | {f"tr_how_{h}" for h in ("said_again", "restated", "agent")}
     return keys
 
 

@@ -19,7 +19,7 @@ from knowledge.entry import entry_from_json
 from knowledge.labels import APPROVED, PROPOSED
 from knowledge.missed import MissedTurn
 from knowledge.service import Knowledge
-from tests.console.conftest import Browserless, ConsoleRig, make_rig
+from tests.console.conftest import Browserless, ConsoleRig, make_rig, stored_inbound
 
 ASKED = ("你们周末上班吗", "周末有人值班吗", "你们周末上班吗")
 
@@ -152,3 +152,30 @@ async def test_corrected_transcripts_are_listed_and_reviewed(rig: ConsoleRig) ->
     assert kept.status == "accepted" and kept.reviewed_by == "tina"
     missing = await tina.post("/admin/trainer/transcripts/wechat:demo:nothing/review", {"verdict": "accepted"})
     assert missing.status in (303, 404)
+
+
+async def test_an_agent_corrects_a_transcript_on_the_conversation_page(rig: ConsoleRig) -> None:
+    kb = await seed(rig)
+    resp = await rig.harness.say("oVoiceFix", "转人工")  # a conversation in the agents' queue
+    assert resp.status == 200
+    cid = "wechat:demo:oVoiceFix"
+    await stored_inbound(rig, cid, "转人工")
+    await rig.harness.runtime.store.messages.insert_one({
+        "_id": "wechat:demo:voice-1", "direction": "in", "conversation": cid, "kind": "voice", "ts": 1.0, "sender": "oVoiceFix",
+        "transcript": {"text": "我的xk八八零零不制冷", "language": "zh", "confidence": 0.41, "source": "whisper"},
+    })
+    al = await rig.person("al", Role.AGENT)
+    page = await page_text(al, f"/admin/conversations/{cid}")
+    assert 'action="/admin/messages/wechat%3Ademo%3Avoice-1/transcript"' in page or "/admin/messages/wechat:demo:voice-1/transcript" in page
+    same = await flash_after(al, await al.post("/admin/messages/wechat:demo:voice-1/transcript", {"meant": "我的xk八八零零不制冷"},
+                                               headers={"Referer": rig.base + f"/admin/conversations/{cid}"}))
+    assert "different" in same
+    assert await kb.transcripts.recent() == []
+    done = await al.post("/admin/messages/wechat:demo:voice-1/transcript", {"meant": "我的XK-8800不制冷了"})
+    assert "已记录更正" in await flash_after(al, done)
+    [kept] = await kb.transcripts.recent()
+    assert (kept.correction.heard, kept.correction.meant, kept.correction.how, kept.correction.correction) == (
+        "我的xk八八零零不制冷", "我的XK-8800不制冷了", "agent", "agent:al")
+    assert (await al.post("/admin/messages/nothing/transcript", {"meant": "x"})).status in (303, 404)
+    tina = await rig.person("tina", Role.TRAINER)
+    assert "客服更正" in await page_text(tina, "/admin/trainer/transcripts")
