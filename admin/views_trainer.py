@@ -18,6 +18,7 @@ from aiohttp import web
 from admin.errors import BadInput, NotFound
 from admin.forms import fields, one
 from admin.marketing import done, refusing
+from admin.reasons import reason_in
 from admin.roles import STAFF, TRAINING
 from admin.state import ConsoleRoute, console, current_user
 from bot.voice import CorrectedTranscript
@@ -42,7 +43,8 @@ def knowledge(request: web.Request) -> Knowledge:
 def reason_text(request: web.Request, reason: str) -> str:
     pages = console(request).pages
     if reason.startswith("handoff:"):
-        return f"{pages.text(request, 'tr_reason_handoff')}: {reason.removeprefix('handoff:')}"
+        why = reason_in(reason.removeprefix("handoff:"), pages.language(request))
+        return f"{pages.text(request, 'tr_reason_handoff')}: {why}"
     return pages.text(request, f"tr_reason_{reason}") if reason in REASONS else reason
 
 
