@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
-from admin import views_account, views_admin, views_inbox, views_outbox
+from admin import views_account, views_admin, views_inbox, views_outbox, views_trainer
 from admin.views_marketing import MARKETING_ROUTES
 from admin.access import access_middleware, error_middleware, session_middleware
 from admin.audit import AuditLog
@@ -40,6 +40,7 @@ def console_routes() -> tuple[ConsoleRoute, ...]:
         *views_outbox.ROUTES,
         *views_admin.ROUTES,
         *MARKETING_ROUTES,
+        *views_trainer.ROUTES,
     )
 
 

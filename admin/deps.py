@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pymongo.asynchronous.database import AsyncDatabase
@@ -24,6 +24,9 @@ from bot.voice_archive import VoiceArchive
 from channels.base import Channel
 from preferences.services import PreferenceServices
 from skills.services import SkillServices
+
+if TYPE_CHECKING:
+    from knowledge.service import Knowledge
 
 ChannelLookup = Callable[[str, str], Channel | None]
 AudioConverter = Callable[[bytes, str], bytes]
@@ -111,3 +114,5 @@ class ConsoleDeps:
     # The marketers' workspace: preferences, templates, digests and the skills' boards.
     preferences: PreferenceServices | None = None
     skills: SkillServices | None = None
+    # The trainer's pages: missed turns, labels and their review, corrected transcripts.
+    knowledge: Knowledge | None = None

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from admin.i18n_marketing import MARKETING_TEXT
+from admin.i18n_trainer import TRAINER_TEXT
 from webui.words import LANGUAGES, lookup
 
 __all__ = ["LANGUAGES", "TEXT", "text"]
@@ -16,6 +17,7 @@ __all__ = ["LANGUAGES", "TEXT", "text"]
 
 TEXT: dict[str, tuple[str, str]] = {
     **MARKETING_TEXT,
+    **TRAINER_TEXT,
     # layout and navigation
     "console": ("客服控制台", "Kefu console"),
     "inbox": ("待接入", "Inbox"),

@@ -9,7 +9,7 @@ from aiohttp import web
 
 from admin.access import secure_cookies
 from admin.forms import fields, one
-from admin.roles import ALL_ROLES, STAFF
+from admin.roles import ALL_ROLES, STAFF, Role
 from admin.sessions import SESSION, clear_cookie, set_cookie
 from admin.state import ConsoleRoute, console, current_user
 from admin.users import LANGUAGES
@@ -66,7 +66,8 @@ async def signout(request: web.Request) -> web.StreamResponse:
 
 
 async def home(request: web.Request) -> web.StreamResponse:
-    raise web.HTTPSeeOther("/admin/inbox" if current_user(request).role in STAFF else "/admin/marketing/customers")
+    role = current_user(request).role
+    raise web.HTTPSeeOther("/admin/inbox" if role in STAFF else "/admin/trainer" if role is Role.TRAINER else "/admin/marketing/customers")
 
 
 async def account(request: web.Request) -> web.StreamResponse:

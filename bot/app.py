@@ -162,7 +162,7 @@ def build_app(
         console = ConsoleSettings.from_section(settings.section("console"), public_url=settings.http.public_url)
         app.add_subapp("/admin", build_console(console, lambda: console_deps(
             app[RUNTIME], app[KEY_STORE], customer_card(app), app[preferences.SERVICES], app[business.SKILL_SERVICES],
-            conversation_actions(app),
+            conversation_actions(app), app.get(KNOWLEDGE),
         )))
         app.add_subapp("/portal", build_portal(portal_settings(settings), lambda: app[PORTAL_DEPS]))
     probes.setup(app)  # every role: a worker serves them when started with --port
@@ -262,7 +262,7 @@ async def _start(
         settings=settings, redis=redis, store=store, queue=queue, outbox=outbox,
         templates=templates, router=skill_router(skills, skill_ctx, readiness),
         health=HealthMonitor(mongo, interval_s=0.25, timeout_s=0.5), states=states, gate=gate, handoff=handoff,
-        channels=channels, metrics=metrics, nlu=nlu, nlu_readiness=readiness, voice=await build_voice(settings, store, voice_archive),
+        channels=channels, metrics=metrics, nlu=nlu, nlu_readiness=readiness, voice=await build_voice(settings, store, voice_archive, kb.transcripts if kb is not None else None),
         events=events,
     )
     app[RUNTIME] = rt
@@ -342,7 +342,7 @@ def conversation_actions(app: web.Application) -> ConversationActions:
 
 def console_deps(
     rt: Runtime, api_keys: ApiKeyStore, card: CustomerCard, prefs: preferences.PreferenceServices, skills: business.SkillServices,
-    actions: ConversationActions | None = None,
+    actions: ConversationActions | None = None, knowledge: Knowledge | None = None,
 ) -> ConsoleDeps:
     to_wav: Callable[[bytes, str], bytes] | None
     try:
@@ -354,6 +354,7 @@ def console_deps(
         channels=rt.channel, channel_settings=rt.settings.channels, api_scopes=SCOPES,
         api_keys=api_keys, customer_card=card, audio_to_browser=to_wav, preferences=prefs, skills=skills,
         voice_archive=rt.voice.archive if rt.voice is not None else None, conversation_actions=actions, inbound=rt.queue,
+        knowledge=knowledge,
     )
 
 

@@ -24,7 +24,7 @@ from bot.nlu.errors import NluError
 from bot.nlu.readiness import NluReadiness
 from bot.nlu.settings import NluSettings
 from bot.store import MessageStore
-from bot.voice import VoiceStep
+from bot.voice import Corrections, VoiceStep
 from bot.voice_archive import VoiceArchive
 
 log = logging.getLogger(__name__)
@@ -100,7 +100,10 @@ async def start_rasa(
         await asyncio.gather(*(s.stop() for s in servers), return_exceptions=True)
 
 
-async def build_voice(settings: Any, store: MessageStore, archive: VoiceArchive | None = None) -> VoiceStep:
+async def build_voice(
+    settings: Any, store: MessageStore, archive: VoiceArchive | None = None, corrections: Corrections | None = None
+) -> VoiceStep:
+    """The voice step; ``corrections`` keeps the transcripts customers corrected (the trainer's)."""
     section = dict(settings.section("speech"))
     mode = _mode(section)
     section.pop("enabled", None)
@@ -109,13 +112,13 @@ async def build_voice(settings: Any, store: MessageStore, archive: VoiceArchive 
         from speech.install import models_installed
     except ImportError as exc:  # the speech extra is not installed
         log.warning("speech is off (%s): voice notes are acknowledged, not transcribed", exc)
-        return VoiceStep(None, None, store, archive=archive)
+        return VoiceStep(None, None, store, archive=archive, corrections=corrections)
     speech_settings = SpeechSettings.from_mapping(section)
     if mode == "off":
-        return VoiceStep(None, speech_settings, store, archive=archive)
+        return VoiceStep(None, speech_settings, store, archive=archive, corrections=corrections)
     if not await asyncio.to_thread(models_installed, speech_settings.model_path, speech_settings.engine):
         log.warning("speech is off: no Whisper model at %s (run `kefu speech install`)", speech_settings.model_path)
-        return VoiceStep(None, speech_settings, store, archive=archive)
+        return VoiceStep(None, speech_settings, store, archive=archive, corrections=corrections)
     transcriber = build_transcriber(speech_settings)
     # Load the model now, in the background, so the first voice note does not pay for it.
     warm = getattr(transcriber, "warm_up", None)
@@ -123,7 +126,7 @@ async def build_voice(settings: Any, store: MessageStore, archive: VoiceArchive 
         task = asyncio.create_task(warm(), name="speech-warm-up")
         task.add_done_callback(_log_warm_up)
     model = await asyncio.to_thread(_model_label, speech_settings)
-    return VoiceStep(transcriber, speech_settings, store, model=model, archive=archive)
+    return VoiceStep(transcriber, speech_settings, store, model=model, archive=archive, corrections=corrections)
 
 
 def _model_label(settings: Any) -> str:

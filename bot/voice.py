@@ -5,7 +5,9 @@ configured (and present), otherwise the audio is fetched through the channel and
 transcribed by the local Whisper pool (:mod:`speech`). The transcript is stored with the
 message for agents, and the audio in the voice archive (:mod:`bot.voice_archive`) as soon
 as it is fetched, so agents can still play it after the platform has let it go. A transcript below the confidence threshold is read back to the
-customer ("我听到的是：……，对吗？") instead of being acted on.
+customer ("我听到的是：……，对吗？") instead of being acted on. When the customer then says
+it was wrong and says it again, or answers with the sentence they meant, the pair (what
+was heard, what was meant) goes to the ``corrections`` sink for the trainer.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from bot.logs import ref
 from bot.messages import InboundMessage, MediaRef
@@ -36,6 +38,23 @@ class Heard:
     problem: str = ""  # why nothing usable was heard: too_long, too_large, corrupt, empty
 
 
+@dataclass(frozen=True, slots=True)
+class CorrectedTranscript:
+    """A transcript the customer corrected after it was read back to them."""
+
+    message: str  # the voice note's message key (its audio is in the voice archive under it)
+    conversation: str
+    heard: str  # the transcript read back
+    meant: str  # what the customer said it should be
+    correction: str  # the key of the message that carried the correction
+    language: str
+    how: str  # "said_again" (denied, then said it again) or "restated" (answered with the sentence)
+
+
+class Corrections(Protocol):
+    async def corrected(self, correction: CorrectedTranscript) -> None: ...
+
+
 class Deferred(Exception):
     """The message cannot be handled now (a busy pool, NLU down); retry it later."""
 
@@ -49,9 +68,11 @@ class VoiceStep:
         *,
         model: str = "",
         archive: VoiceArchive | None = None,
+        corrections: Corrections | None = None,
     ) -> None:
         """``model`` names what transcribes, stored with each transcript (the customer's
         data page shows it), e.g. ``whisper-base (faster-whisper 1.2.1)``."""
+        self.corrections = corrections
         self.transcriber = transcriber
         self.settings = settings
         self.store = store
@@ -112,6 +133,17 @@ class VoiceStep:
             },
         )
         return Heard(result.text.strip(), confident=result.confidence >= threshold, source="whisper")
+
+    async def corrected(self, correction: CorrectedTranscript) -> None:
+        """Keep a corrected transcript for the trainer. A failure costs the trainer one
+        example, never the customer the turn."""
+        if self.corrections is None:
+            return
+        try:
+            await self.corrections.corrected(correction)
+        except Exception as exc:
+            log.warning("corrected transcript of %s not kept: %s", ref(correction.message), type(exc).__name__)
+            log.debug("corrected transcript of %s", ref(correction.message), exc_info=True)
 
     async def _fetch_and_keep(self, msg: InboundMessage, channel: Channel, media: MediaRef) -> bytes:
         audio = await channel.fetch_media(media)

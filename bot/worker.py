@@ -45,7 +45,7 @@ from bot.queue import ATTEMPTS_PREFIX, Entry, InboundQueue
 from bot.store import MessageStore, channel_identity
 from bot.tasks import cancel_and_wait
 from bot.templates import Templates
-from bot.voice import Deferred, VoiceStep
+from bot.voice import CorrectedTranscript, Deferred, VoiceStep
 from channels.base import Channel, ChannelLookup
 
 log = logging.getLogger(__name__)
@@ -258,7 +258,7 @@ class InboundWorker:
                 return [Reply(text=self.templates.render("voice_problem", state.language, problem=heard.problem))]
             text = heard.text
             if text and not heard.confident and state.bot_active:
-                state.heard = text
+                state.heard, state.heard_message, state.heard_denied = text, msg.key, False
                 state.language = detect(text, state.language)
                 return [Reply(text=self.templates.render("voice_confirm", state.language, text=text))]
         if text:
@@ -267,17 +267,35 @@ class InboundWorker:
             return []  # an agent has it: stored, the bot is silent
         # Waiting for an agent: the skills answer what they may (see skills.handoff).
         nlu = await self._understand(msg, text, state)
-        heard_before, state.heard = state.heard, ""
+        heard_before, heard_message, denied = state.heard, state.heard_message, state.heard_denied
+        state.heard, state.heard_message, state.heard_denied = "", "", False
         if heard_before and nlu is not None:
-            if nlu.intent == "affirm":
+            if denied:
+                if nlu.intent not in ("affirm", "deny"):  # a bare yes or no after "say it again" corrects nothing
+                    await self._corrected(msg, state, heard_before, heard_message, text, "said_again")
+            elif nlu.intent == "affirm":
                 text = heard_before  # the customer confirmed what the bot heard
                 nlu = await self._understand(msg, text, state)
             elif nlu.intent == "deny":
+                state.heard, state.heard_message, state.heard_denied = heard_before, heard_message, True
                 return [Reply(text=self.templates.render("voice_retry", state.language))]
+            else:
+                await self._corrected(msg, state, heard_before, heard_message, text, "restated")
         turn = Turn(message=msg, language=state.language, text=text, nlu=nlu, state=state)
         if nlu is not None:
             state.last_intent = nlu.intent
         return list(await self.router.route(turn))
+
+    async def _corrected(
+        self, msg: InboundMessage, state: ConversationState, heard: str, voice_note: str, meant: str, how: str
+    ) -> None:
+        # The same sentence again corrects nothing.
+        if self.voice is None or not voice_note or not meant.strip() or meant.strip() == heard.strip():
+            return
+        await self.voice.corrected(CorrectedTranscript(
+            message=voice_note, conversation=msg.conversation, heard=heard, meant=meant.strip(), correction=msg.key,
+            language=state.language, how=how,
+        ))
 
     async def _understand(self, msg: InboundMessage, text: str, state: ConversationState) -> ParseResult | None:
         if not text:

@@ -18,7 +18,10 @@
 A label is ``{"kind": "intent", "texts": [...], "intent": "report_repair",
 "entities": {"device_model": "XK-8800"}}``, ``{"kind": "entry", "texts": [...],
 "entry": "<id>"}`` (the texts become question forms of that entry; with ``"new_entry":
-{entry}`` the entry is created first) or ``{"kind": "ignore", "texts": [...]}``.
+{entry}`` the entry is created first), ``{"kind": "no_answer", "texts": [...]}`` (the base has
+no answer: a person answers) or ``{"kind": "ignore", "texts": [...]}``. A label made here
+is approved as it is made (the key holder is its reviewer); labels made in the console
+wait for a second person (:mod:`knowledge.review`).
 
 Keys, scopes and the error shape come from the ``/api`` sub-app's middleware
 (:mod:`bot.api`): 400 invalid entry or body, 404 unknown entry, 409 version conflict.
@@ -27,15 +30,15 @@ Keys, scopes and the error shape come from the ``/api`` sub-app's middleware
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from typing import Any
 
 from aiohttp import web
 
 from bot.api import json_body, requires
 from knowledge.containment import CONTAINMENT, per_day
-from knowledge.entry import MAX_QUESTIONS, entry_from_json
-from knowledge.labels import KINDS, label_from_json
+from knowledge.entry import entry_from_json
+from knowledge.labels import KINDS
 from knowledge.errors import InvalidEntry
 from knowledge.service import KNOWLEDGE
 from knowledge.trainer import group_similar
@@ -157,24 +160,9 @@ async def missed_groups(request: web.Request) -> web.StreamResponse:
 @requires("knowledge:write")
 async def add_label(request: web.Request) -> web.StreamResponse:
     kb = request.config_dict[KNOWLEDGE]
-    data = await json_body(request)
-    label = label_from_json(data, by="api")
-    entry_out: dict[str, Any] | None = None
-    if label.kind == "entry":
-        new = data.get("new_entry")
-        if new is not None:
-            created, _ = await kb.store.save(entry_from_json(new, entry_id=label.entry), actor="trainer", expected_version=0)
-            current = created
-        else:
-            current = await kb.store.get(label.entry)
-        questions = tuple(dict.fromkeys((*current.questions, *label.texts)))
-        if len(questions) > MAX_QUESTIONS:
-            raise InvalidEntry(f"texts: entry {label.entry!r} would have more than {MAX_QUESTIONS} question forms")
-        saved, _ = await kb.store.save(replace(current, questions=questions), actor="trainer", expected_version=current.version)
-        entry_out = {"id": saved.id, "version": saved.version, "questions": len(saved.questions)}
-    stored = await kb.labels.add(label)
-    marked = await kb.missed.mark_labelled(list(label.texts), stored.id)
-    return web.json_response({**stored.to_json(), "turns_marked": marked, "entry_saved": entry_out}, status=201)
+    done = await kb.review.label(await json_body(request), by="api", proposed=False)
+    body = {**done.label.to_json(), "turns_marked": done.turns_marked, "entry_saved": done.entry_saved}
+    return web.json_response(body, status=201)
 
 
 @requires("knowledge:read")

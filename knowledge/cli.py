@@ -11,7 +11,10 @@ and prints answer accuracy, the confident-wrong rate and no-answer recall
 
 ``kefu kb export-labels`` writes the trainer's intent labels as Rasa YAML into the NLU
 data folder (``nlu_data/data/trainer_labels.yml``; ``--out -`` prints it instead), for a
-person to review (``git diff``) before ``kefu nlu gate`` trains and compares.
+person to review (``git diff``) before ``kefu nlu gate`` trains and compares. Only
+approved labels are written (a label made in the console waits for a second person).
+``--set FILE`` also writes the approved ``entry`` and ``no_answer`` labels as a labelled
+set, so ``kefu kb test --set FILE`` measures the base on what customers actually asked.
 """
 
 from __future__ import annotations
@@ -49,6 +52,8 @@ def register(subparsers: Any) -> None:
     test.set_defaults(func=cmd_test)
     exp = sub.add_parser("export-labels", help="write the trainer's intent labels as Rasa NLU data, for review")
     exp.add_argument("--data", type=Path, default=Path("nlu_data/data"), help="the NLU training data folder")
+    exp.add_argument("--set", dest="labelled_set", type=Path, default=None,
+                     help="also write the approved entry and no-answer labels here, as a labelled set for `kefu kb test --set`")
     exp.add_argument("--out", default="", help=f"file to write (default: DATA/trainer_labels.yml; - for stdout)")
     exp.set_defaults(func=cmd_export_labels)
 
@@ -165,7 +170,7 @@ def cmd_export_labels(args: argparse.Namespace) -> int:
         print(f"kefu kb export-labels: no NLU data folder {args.data}", file=sys.stderr)
         return 2
     known = known_examples(args.data, leave_out=out)
-    export = asyncio.run(_export(settings, known, out))
+    export = asyncio.run(_export(settings, known, out, args.labelled_set))
     for what, why in export.skipped:
         print(f"skipped {what!r}: {why}", file=sys.stderr)
     if out is None:
@@ -176,16 +181,21 @@ def cmd_export_labels(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _export(settings: Any, known: dict[str, str], out: Path | None) -> Any:
+async def _export(settings: Any, known: dict[str, str], out: Path | None, labelled_set: Path | None = None) -> Any:
     """Render the intent labels; with ``out``, write the file and mark them exported."""
     from bot.stores import close_stores, open_stores
-    from knowledge.export import check, render
+    from knowledge.export import check, render, render_set
     from knowledge.labels import TrainerLabels
 
     redis, mongo, embedded = await open_stores(settings)
     try:
         labels = TrainerLabels(mongo.get_default_database("kefu"))
-        export = render(await labels.intents(), known, written_at=dt.datetime.now(dt.timezone.utc))
+        now = dt.datetime.now(dt.timezone.utc)
+        if labelled_set is not None:
+            text, count = render_set(await labels.approved("entry", "no_answer"), written_at=now)
+            await asyncio.to_thread(labelled_set.write_text, text, encoding="utf-8")
+            print(f"{labelled_set}: {count} labelled questions; `kefu kb test --set {labelled_set}`", file=sys.stderr)
+        export = render(await labels.intents(), known, written_at=now)
         check(export.text)
         if out is not None:
             await asyncio.to_thread(out.write_text, export.text, encoding="utf-8")

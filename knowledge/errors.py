@@ -30,3 +30,18 @@ class VersionConflict(KnowledgeError):
 
     code = "version_conflict"
     status = 409
+
+
+class UnknownLabel(KnowledgeError):
+    """No trainer label has this id."""
+
+    code = "unknown_label"
+    status = 404
+
+
+class ReviewRefused(KnowledgeError):
+    """A review that cannot be done: the label was reviewed already, or it is the
+    reviewer's own label."""
+
+    code = "review_refused"
+    status = 409

@@ -109,6 +109,21 @@ def render(labels: Iterable[TrainerLabel], known: Mapping[str, str], *, written_
     return export
 
 
+def render_set(labels: Iterable[TrainerLabel], *, written_at: dt.datetime) -> tuple[str, int]:
+    """Approved ``entry`` and ``no_answer`` labels as a labelled set for ``kefu kb test
+    --set`` (each sentence with the entry that answers it, or none); (text, questions)."""
+    questions: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for label in labels:
+        for text in label.texts:
+            if text not in seen:
+                seen.add(text)
+                questions.append({"q": text, "entry": label.entry if label.kind == "entry" else None, "label": label.id})
+    header = (f"# Questions the bot missed, labelled by a trainer and approved, written by\n"
+              f"# `kefu kb export-labels --set` on {written_at:%Y-%m-%d %H:%M} UTC. `kefu kb test --set` reads it.\n")
+    return header + yaml.safe_dump({"questions": questions}, allow_unicode=True, sort_keys=False), len(questions)
+
+
 def check(text: str) -> Sequence[Any]:
     """The rendered file read back as YAML (raises on a file Rasa could not read)."""
     doc = yaml.safe_load(text)

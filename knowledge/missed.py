@@ -43,7 +43,7 @@ class MissedTurns:
     async def ensure_indexes(self) -> None:
         await self.turns.create_indexes(
             [IndexModel([("reason", ASCENDING), ("at", DESCENDING)]), IndexModel([("at", DESCENDING)]),
-             IndexModel([("text", ASCENDING)])]
+             IndexModel([("text", ASCENDING)]), IndexModel([("label", ASCENDING)], sparse=True)]
         )
 
     async def add(self, turn: MissedTurn) -> None:
@@ -62,6 +62,11 @@ class MissedTurns:
     async def mark_labelled(self, texts: list[str], label: str) -> int:
         """Mark the unlabelled turns with these texts; how many were marked."""
         result = await self.turns.update_many({"text": {"$in": texts}, "label": {"$exists": False}}, {"$set": {"label": label}})
+        return int(result.modified_count)
+
+    async def unmark(self, label: str) -> int:
+        """A reverted label's turns go back to the groups."""
+        result = await self.turns.update_many({"label": label}, {"$unset": {"label": ""}})
         return int(result.modified_count)
 
 

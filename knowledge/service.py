@@ -27,12 +27,15 @@ from knowledge.customer import CustomerFacts
 from knowledge.encoder import UniversalSentenceEncoder
 from knowledge.evaluation import DEMO_BASE
 from knowledge.importer import parse_file
+from knowledge.label_trail import LabelTrail
 from knowledge.labels import TrainerLabels
 from knowledge.lexical import Words
 from knowledge.missed import MissedTurns
 from knowledge.retrieval import Retriever, Tuning
+from knowledge.review import LabelReview
 from knowledge.skill import KnowledgeFirst, RejectedAnswer, Watched, unowned, unsure_question
 from knowledge.store import ImportReport, KnowledgeStore
+from knowledge.transcripts import CorrectedTranscripts
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +49,9 @@ class Knowledge:
     encoder: UniversalSentenceEncoder
     labels: TrainerLabels
     answers: KnowledgeAnswers
+    review: LabelReview
+    trail: LabelTrail
+    transcripts: CorrectedTranscripts
     # NLU confidence below which a turn a skill acted on is kept for the trainer.
     low_confidence: float = 0.6
 
@@ -101,13 +107,15 @@ async def build_knowledge(
     await store.ensure_indexes()
     labels = TrainerLabels(db)
     answers = KnowledgeAnswers(db)
-    await missed.ensure_indexes()
-    await labels.ensure_indexes()
-    await answers.ensure_indexes()
+    trail = LabelTrail(db)
+    transcripts = CorrectedTranscripts(db)
+    for owner in (missed, labels, answers, trail, transcripts):
+        await owner.ensure_indexes()
     await encoder.warm()
     await encoder.run(words.load)
     return Knowledge(
-        store, Retriever(store, encoder, words, tuning), missed, customers, encoder, labels, answers, low_confidence
+        store, Retriever(store, encoder, words, tuning), missed, customers, encoder, labels, answers,
+        LabelReview(store, labels, missed, trail), trail, transcripts, low_confidence,
     )
 
 

@@ -58,8 +58,12 @@ class ConversationState:
     # The last inbound message's channel hints (DingTalk sessionWebhook, email
     # Message-ID), so that an agent's or the bot's later messages thread like a reply.
     reply_hints: tuple[tuple[str, str], ...] = ()
-    # A voice note's transcript the bot asked the customer to confirm.
+    # A voice note's transcript the bot asked the customer to confirm, that note's
+    # message key, and whether the customer said it was wrong (the next sentence is
+    # then what they meant: a corrected transcript for the trainer).
     heard: str = ""
+    heard_message: str = ""
+    heard_denied: bool = False
     # The skill whose question is open (a yes/no, an order or contract number), so that
     # a bare answer goes to it.
     awaiting: str = ""

@@ -18,10 +18,11 @@ from bot.apikeys import SCOPES
 from channels.wechat.fake_api import FakeWeChatAPI
 from tests.console.conftest import CSRF_FIELD, Browserless, ConsoleRig, make_rig
 
-ADMIN, AGENT, MARKETER = "admin", "agent", "marketer"
-EVERYONE = {ADMIN, AGENT, MARKETER}
+ADMIN, AGENT, MARKETER, TRAINER = "admin", "agent", "marketer", "trainer"
+EVERYONE = {ADMIN, AGENT, MARKETER, TRAINER}
 STAFF = {ADMIN, AGENT}
 MARKETING = {ADMIN, MARKETER}  # the marketers' workspace: never an agent's, never conversation contents
+TRAINING = {ADMIN, TRAINER}  # the trainer's pages: missed questions and their labels, never whole conversations
 OPEN = None  # anyone, signed in or not
 
 CONSOLE: dict[tuple[str, str], set[str] | None] = {
@@ -86,6 +87,14 @@ CONSOLE: dict[tuple[str, str], set[str] | None] = {
     ("GET", "/admin/marketing/repair"): MARKETING,
     ("GET", "/admin/marketing/data-requests"): MARKETING,
     ("GET", "/admin/marketing/schedule"): MARKETING,
+    ("GET", "/admin/trainer"): TRAINING,
+    ("POST", "/admin/trainer/labels"): TRAINING,
+    ("GET", "/admin/trainer/labels"): TRAINING,
+    ("POST", "/admin/trainer/labels/{lid}/approve"): TRAINING,
+    ("POST", "/admin/trainer/labels/{lid}/revert"): TRAINING,
+    ("GET", "/admin/trainer/transcripts"): TRAINING,
+    ("POST", "/admin/trainer/transcripts/{mid}/review"): TRAINING,
+    ("POST", "/admin/messages/{mid}/transcript"): STAFF,  # an agent's correction, kept for the trainer
 }
 
 # The scope an API key needs; "public" routes authenticate otherwise (a signed
@@ -184,7 +193,7 @@ async def test_every_route_has_an_entry(matrix_rig: ConsoleRig) -> None:
 
 def concrete(path: str) -> str:
     return (path.replace("{name}", "nobody").replace("{cid}", "wechat:demo:oNobody").replace("{mid}", "nothing")
-            .replace("{rid}", "nothing").replace("{kid}", "000000000000").replace("{ticket}", "T0")
+            .replace("{rid}", "nothing").replace("{lid}", "nothing").replace("{kid}", "000000000000").replace("{ticket}", "T0")
             .replace("{rule}", "r0").replace("{layer}", "defaults").replace("{token}", "t0")
             .replace("{marketplace}", "nowhere").replace("{id}", "nothing").replace("{account}", "demo"))
 
@@ -195,6 +204,7 @@ async def test_console_role_matrix(matrix_rig: ConsoleRig) -> None:
         ADMIN: await matrix_rig.person("ada", Role.ADMIN),
         AGENT: await matrix_rig.person("al", Role.AGENT),
         MARKETER: await matrix_rig.person("mo", Role.MARKETER),
+        TRAINER: await matrix_rig.person("tina", Role.TRAINER),
     }
     # Sign-out last: it ends the session the other requests use. Sign-in POSTs are
     # tried in test_auth (with real and wrong passwords).

@@ -58,14 +58,14 @@ async def voice_rig(redis: Any, aiohttp_client: Any, fake_wechat: tuple[FakeWeCh
         await http.close()
 
 
-async def sign_in(browser: Any, rig: ConsoleRig, name: str, *, locale: str = "zh-CN") -> Any:
+async def sign_in(browser: Any, rig: ConsoleRig, name: str, *, locale: str = "zh-CN", lands: str = "**/admin/inbox") -> Any:
     context = await browser.new_context(locale=locale, viewport={"width": 1366, "height": 860})
     page = await context.new_page()
     await page.goto(rig.base + "/admin/signin")
     await page.fill('input[name="name"]', name)
     await page.fill('input[name="password"]', PASSWORD)
     await page.click('button[type="submit"]')
-    await page.wait_for_url("**/admin/inbox")
+    await page.wait_for_url(lands)
     return page
 
 

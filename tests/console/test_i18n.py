@@ -7,6 +7,10 @@ from pathlib import Path
 
 from admin.i18n import ACTION_WORDS, TEXT, text
 from admin.roles import Role
+from admin.views_trainer import FORM_KINDS, REASONS
+from knowledge.label_trail import APPROVED, LABELLED, REVERTED
+from knowledge.labels import STATUSES
+from knowledge.transcripts import NEW, VERDICTS
 
 ADMIN = Path(__file__).resolve().parents[2] / "admin"
 
@@ -22,6 +26,9 @@ def used_keys() -> set[str]:
     keys |= {f"signin_blocked_{by}" for by in ("user", "address")}
     keys |= {f"window_closed_{c}" for c in ("wechat", "wecom_kf", "dingtalk")}
     keys |= {f"card_{s}" for s in ("tickets", "contracts", "preferences")}
+    keys |= {f"tr_kind_{k}" for k in FORM_KINDS} | {f"tr_reason_{r}" for r in REASONS}
+    keys |= {f"tr_status_{s}" for s in STATUSES} | {f"tr_verdict_{v}" for v in (NEW, *VERDICTS)}
+    keys |= {f"tr_action_{a}" for a in (LABELLED, APPROVED, REVERTED)} | {f"tr_how_{h}" for h in ("said_again", "restated", "agent")}
     return keys
 
 

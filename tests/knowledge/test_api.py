@@ -94,3 +94,22 @@ async def test_missed_turns_come_grouped_for_the_trainer(api: Harness) -> None:
     assert [(g["example"], g["size"]) for g in groups] == [("发票怎么开", 3), ("今天天气怎么样", 1)]
     assert groups[0]["reasons"] == {"out_of_scope": 3}
     assert (await api.client.get("/api/kb/missed/groups")).status == 401
+
+
+async def test_a_label_from_the_api_is_approved_as_made_and_in_the_trail(api: Harness) -> None:
+    c = api.client
+    assert (await c.post("/api/kb/entries", json=ENTRY, headers=WRITE)).status == 201
+    kb = api.client.app[KNOWLEDGE]
+    await kb.missed.add(MissedTurn(reason="out_of_scope", text="能开专票吗", language="zh", conversation="wechat:demo:o1"))
+    resp = await c.post("/api/kb/labels", json={"kind": "entry", "texts": ["能开专票吗"], "entry": "invoice"}, headers=WRITE)
+    body = await resp.json()
+    assert resp.status == 201 and body["status"] == "approved" and body["turns_marked"] == 1
+    assert body["entry_saved"] == {"id": "invoice", "version": 2, "questions": 3}
+    trail = await kb.trail.of([body["id"]])
+    assert [(e.by, e.action, e.after) for e in trail[body["id"]]] == [("api", "labelled", "entry invoice · approved")]
+    none = await c.post("/api/kb/labels", json={"kind": "no_answer", "texts": ["你们老板是谁"]}, headers=WRITE)
+    assert none.status == 201 and (await none.json())["kind"] == "no_answer"
+    bad = await c.post("/api/kb/labels", json={"kind": "entry", "texts": ["x"], "entry": "invoice", "new_entry": {"title": "t", "questions": ["x"], "answers": {"zh": "a"}}}, headers=WRITE)
+    assert bad.status == 400 and "exists" in (await bad.json())["error"]["message"]
+    listed = (await (await c.get("/api/kb/labels", headers=READ)).json())["labels"]
+    assert [x["kind"] for x in listed] == ["entry", "no_answer"]
