@@ -8,7 +8,9 @@ writes the same bytes to every page that shows it, in one pass from the relay: a
 page costs a socket write per batch, not a task woken up, a timer, a queue and its own
 encoding. Inbox pages get the queue's changes gathered over ``INBOX_BATCH_S`` in one
 write. A page too slow to keep up has its stream ended rather than held in memory; it
-reconnects and catches up from the stores.
+reconnects and catches up from the stores. A process reads events only while it has open
+pages (and ``idle_s`` after the last one closed): a web process whose pages are served
+elsewhere (``--role console``) spends nothing on them.
 """
 
 from __future__ import annotations
@@ -135,11 +137,16 @@ def message_view(doc: dict[str, Any]) -> dict[str, Any]:
 
 
 class LiveHub:
-    def __init__(self, redis: Redis, store: MessageStore, states: StateStore, channel: str = CHANNEL) -> None:
+    def __init__(
+        self, redis: Redis, store: MessageStore, states: StateStore, channel: str = CHANNEL, *, idle_s: float = 60.0
+    ) -> None:
         self.redis = redis
         self.store = store
         self.states = states
         self.channel = channel
+        self.idle_s = idle_s
+        self._task: asyncio.Task[None] | None = None
+        self._idle: asyncio.TimerHandle | None = None
         self.watching: dict[str, set[PageStream]] = {}  # conversation -> its open pages
         self.inbox: set[PageStream] = set()
         self.ready = asyncio.Event()
@@ -151,7 +158,53 @@ class LiveHub:
     def streams(self) -> int:
         return len(self.inbox) + sum(len(s) for s in self.watching.values())
 
+    def start(self) -> None:
+        """Listen from the start, as if a page had just closed: a page opened right after
+        a restart finds the subscription in place."""
+        self._listen()
+        self._idle_timer()
+
+    async def listening(self, timeout_s: float = 2.0) -> None:
+        """Subscribed (or ``timeout_s`` passed: Redis is away and the pages are told to
+        resync when it is back), so that a page sees every event after its stream opens."""
+        self._listen()
+        self._idle_timer()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout_s):
+                await self.ready.wait()
+
+    async def stop(self) -> None:
+        if self._idle is not None:
+            self._idle.cancel()
+            self._idle = None
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        self.ready.clear()
+
+    def _listen(self) -> None:
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self.run(), name="console-live")
+
+    def _idle_timer(self) -> None:
+        if self._idle is not None:
+            self._idle.cancel()
+        self._idle = asyncio.get_running_loop().call_later(self.idle_s, self._stop_if_idle) if not self.streams else None
+
+    def _stop_if_idle(self) -> None:
+        self._idle = None
+        if not self.streams and self._task is not None:
+            # Nobody to tell: events meanwhile concern no page of this process.
+            self._task.cancel()
+            self._task = None
+            self.ready.clear()
+
     def attach(self, stream: PageStream) -> None:
+        if self._idle is not None:
+            self._idle.cancel()
+            self._idle = None
+        self._listen()
         if stream.conversation:
             self.watching.setdefault(stream.conversation, set()).add(stream)
         else:
@@ -163,12 +216,14 @@ class LiveHub:
         stream.end()
         if not stream.conversation:
             self.inbox.discard(stream)
-            return
-        pages = self.watching.get(stream.conversation)
-        if pages is not None:
-            pages.discard(stream)
-            if not pages:
-                del self.watching[stream.conversation]
+        else:
+            pages = self.watching.get(stream.conversation)
+            if pages is not None:
+                pages.discard(stream)
+                if not pages:
+                    del self.watching[stream.conversation]
+        if not self.streams and self._idle is None and self._task is not None:
+            self._idle_timer()
 
     async def close(self) -> None:
         for stream in self._all():

@@ -49,6 +49,7 @@ async def events(request: web.Request) -> web.StreamResponse:
     )
     if request.version >= HttpVersion11:
         response.enable_chunked_encoding()  # said here, so the hub frames what it writes alike
+    await c.hub.listening()
     await response.prepare(request)
     # The first write sends the headers; from then on the hub writes the page's events
     # to the connection itself, and this handler only waits for the stream to end.

@@ -1,10 +1,11 @@
-"""The live fan-out's cost does not grow with the open pages, and a console process
-serves pages and streams without the webhooks."""
+"""The live fan-out's cost does not grow with the open pages, a process without pages
+reads no events, and a console process serves pages and streams without the webhooks."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -13,9 +14,9 @@ from aiohttp.test_utils import TestServer
 from admin.roles import Role
 from bot.app import build_app
 from bot.config import settings_from_mapping
-from bot.conversation.events import ConversationEvent, ConversationEvents
+from bot.conversation.events import CHANNEL, ConversationEvent, ConversationEvents
 from channels.wechat.fake_api import FakeWeChatAPI
-from tests.console.conftest import PASSWORD, Browserless, ConsoleRig
+from tests.console.conftest import PASSWORD, Browserless, ConsoleRig, make_rig
 from tests.console.live import EventReader
 from tests.console.test_inbox import ask_for_a_person
 from tests.harness import SAFE_ACCOUNT, gateway_config
@@ -78,3 +79,32 @@ async def test_a_console_process_serves_pages_and_streams_but_no_webhooks(
         queued = await inbox.next(where=lambda e: e["owner"] == "queue")
         assert queued["waiting"]["conversation"] == "wechat:demo:oConsoleRole"
         inbox.close()
+
+
+async def subscribers(redis: Any) -> int:
+    counts = await redis.pubsub_numsub(CHANNEL)
+    return int(counts[0][1])
+
+
+async def test_a_process_reads_events_only_while_it_has_open_pages(
+    redis: Any, aiohttp_client: Any, fake_wechat: tuple[FakeWeChatAPI, TestServer], redis_url: str, mongo_url: str
+) -> None:
+    rig = await make_rig(aiohttp_client, fake_wechat, redis_url, mongo_url, console={"live_idle_s": 0.3})
+    try:
+        alice = await rig.person("alice")
+        await until(lambda: subscribers(redis), 0)  # no page open: the webhook process reads no events
+        inbox = await EventReader.open(alice.http, rig.base + "/admin/events")
+        assert await subscribers(redis) == 1  # listening again before the stream opened
+        await ask_for_a_person(rig, "oIdle")
+        assert (await inbox.next(where=lambda e: e["owner"] == "queue"))["conversation"] == "wechat:demo:oIdle"
+        inbox.close()
+        await until(lambda: subscribers(redis), 0)
+    finally:
+        for http in rig.sessions:
+            await http.close()
+
+
+async def until(probe: Callable[[], Awaitable[int]], value: int, timeout_s: float = 5.0) -> None:
+    async with asyncio.timeout(timeout_s):
+        while await probe() != value:
+            await asyncio.sleep(0.05)
