@@ -274,15 +274,14 @@ def measured_wrk(pid: int, port: int, requests: Path, duration: int) -> dict[str
 
 
 async def relay_cpu(pid: int, base: str, seconds: int) -> list[tuple[float, float, str]]:
-    """The gateway's CPU per second with no requests, without then with 200 open inbox
+    """The gateway's CPU per second with no requests, with then without 200 open inbox
     streams, twice: what the relay itself costs, the least sensitive figure to the
-    machine's other load (no throughput involved)."""
+    machine's other load (no throughput involved). Streams first: the runs without them
+    follow within the minute a gateway keeps listening after its last page closed
+    (``console.live_idle_s``), so both read the same events."""
     rounds = []
     for _ in range(2):
         load = load_average()
-        before, t0 = cpu_seconds(pid), time.perf_counter()
-        await asyncio.sleep(seconds)
-        quiet = (cpu_seconds(pid) - before) / (time.perf_counter() - t0)
         streams, http = await open_inbox_streams(base, 200)
         try:
             await asyncio.sleep(1)
@@ -292,6 +291,9 @@ async def relay_cpu(pid: int, base: str, seconds: int) -> list[tuple[float, floa
         finally:
             await streams.close()
             await http.close()
+        before, t0 = cpu_seconds(pid), time.perf_counter()
+        await asyncio.sleep(seconds)
+        quiet = (cpu_seconds(pid) - before) / (time.perf_counter() - t0)
         rounds.append((quiet * 1000, busy * 1000, load))
     return rounds
 
