@@ -63,7 +63,7 @@ def build_console(settings: ConsoleSettings, resolve: Callable[[], ConsoleDeps])
         await audit.ensure_indexes()
         await notes.ensure_indexes()
         await canned.ensure_indexes()
-        hub = LiveHub(deps.redis, deps.store, deps.states)
+        hub = LiveHub(deps.redis, deps.store, deps.states, idle_s=settings.live_idle_s)
         app[CONSOLE] = Console(
             settings=settings,
             deps=deps,
@@ -77,10 +77,9 @@ def build_console(settings: ConsoleSettings, resolve: Callable[[], ConsoleDeps])
             hub=hub,
             routes=routes,
         )
-        task = asyncio.create_task(hub.run(), name="console-live")
+        hub.start()
         yield
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        await hub.stop()
 
     async def end_live_pages(app: web.Application) -> None:
         # On shutdown, before the root closes Redis: open event streams end now instead

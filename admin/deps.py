@@ -44,11 +44,14 @@ class ConsoleSettings:
     public_url: str = ""  # base of the webhook URLs shown on the channels page
     # (name, role, password) created at start when missing: the embedded demo's logins.
     demo_users: tuple[tuple[str, Role, str], ...] = ()
+    # The live-update subscription outlasts the process's last open page by this long
+    # (a page reloading does not resubscribe); a process without pages reads no events.
+    live_idle_s: float = 60.0
 
     @classmethod
     def from_section(cls, section: Mapping[str, Any], *, public_url: str) -> ConsoleSettings:
         known = {"session_ttl_s", "secure_cookies", "signin_per_user", "signin_per_address", "signin_window_s",
-                 "language", "time_zone", "public_url", "demo_users"}
+                 "language", "time_zone", "public_url", "demo_users", "live_idle_s"}
         unknown = set(section) - known
         if unknown:
             raise ConfigError(f"console: unknown keys {sorted(unknown)} (known: {', '.join(sorted(known))})")
@@ -70,6 +73,7 @@ class ConsoleSettings:
                 language=language,
                 time_zone=_known_zone(str(section.get("time_zone", d.time_zone))),
                 public_url=str(section.get("public_url") or public_url).rstrip("/"),
+                live_idle_s=float(section.get("live_idle_s", d.live_idle_s)),
                 demo_users=tuple(
                     (str(u["name"]), Role(u["role"]), str(u["password"])) for u in section.get("demo_users", ())
                 ),

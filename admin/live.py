@@ -3,8 +3,14 @@
 Each web process holds one Redis pub/sub subscription, whatever the number of open
 pages; an event from any process (a worker storing a customer's message, another web
 process's claim) reaches every page. Per event the hub reads the message records and
-the queue entry once and hands the same payload to every page that shows it. A page
-too slow to keep up loses events rather than holding memory; it reloads on reconnect.
+the queue entry once, encodes the frame once (per time zone for message times) and
+writes the same bytes to every page that shows it, in one pass from the relay: an open
+page costs a socket write per batch, not a task woken up, a timer, a queue and its own
+encoding. Inbox pages get the queue's changes gathered over ``INBOX_BATCH_S`` in one
+write. A page too slow to keep up has its stream ended rather than held in memory; it
+reconnects and catches up from the stores. A process reads events only while it has open
+pages (and ``idle_s`` after the last one closed): a web process whose pages are served
+elsewhere (``--role console``) spends nothing on them.
 """
 
 from __future__ import annotations
@@ -14,7 +20,6 @@ import contextlib
 import json
 import logging
 import time
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -29,7 +34,29 @@ from bot.store import MessageStore
 
 log = logging.getLogger(__name__)
 
-QUEUE_DEPTH = 256
+INBOX_BATCH_S = 0.25  # queue rows reach inbox pages at most this late, gathered into one write
+HEARTBEAT_S = 15.0  # a comment line keeps proxies from closing a quiet stream
+MAX_UNSENT = 256 * 1024  # bytes a page may leave unread before its stream is ended
+
+
+class Wire:
+    """Bytes ready for a page's connection: as they are (HTTP/1.0) or as one chunk of a
+    chunked HTTP/1.1 body, framed once and shared by every page."""
+
+    __slots__ = ("raw", "_chunk")
+
+    def __init__(self, raw: bytes) -> None:
+        self.raw = raw
+        self._chunk: bytes | None = None
+
+    @property
+    def chunk(self) -> bytes:
+        if self._chunk is None:
+            self._chunk = b"%x\r\n%b\r\n" % (len(self.raw), self.raw)
+        return self._chunk
+
+
+PING = Wire(b": ping\n\n")
 
 
 class Frame:
@@ -40,25 +67,53 @@ class Frame:
 
     def __init__(self, payload: dict[str, Any]) -> None:
         self.payload = payload
-        self._encoded: dict[str, bytes] = {}
+        self._encoded: dict[str, Wire] = {}
 
-    def encode(self, zone: ZoneInfo) -> bytes:
-        key = zone.key if self.payload.get("messages") else ""
-        frame = self._encoded.get(key)
-        if frame is None:
+    def encode(self, zone: ZoneInfo | None = None) -> Wire:
+        key = zone.key if zone is not None and self.payload.get("messages") else ""
+        wire = self._encoded.get(key)
+        if wire is None:
             payload = self.payload
-            if key:
+            if key and zone is not None:
                 messages = [{**m, "time": datetime.fromtimestamp(m["ts"], zone).strftime("%H:%M:%S")} for m in payload["messages"]]
                 payload = {**payload, "messages": messages}
             data = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
-            frame = self._encoded[key] = f"event: {payload['type']}\ndata: {data}\n\n".encode()
-        return frame
+            wire = self._encoded[key] = Wire(f"event: {payload['type']}\ndata: {data}\n\n".encode())
+        return wire
 
 
-@dataclass(eq=False)
-class Subscription:
-    conversation: str  # "" = the inbox: queue changes of every conversation
-    queue: asyncio.Queue[Frame | None] = field(default_factory=lambda: asyncio.Queue(QUEUE_DEPTH))
+class PageStream:
+    """One open page's event stream: the hub writes to its connection directly.
+
+    The response must have sent its headers (a first write) before the hub writes here.
+    ``ended`` resolves when the stream should close: the page went away or fell behind,
+    or the server shuts down.
+    """
+
+    __slots__ = ("conversation", "zone", "_transport", "_chunked", "ended")
+
+    def __init__(self, conversation: str, zone: ZoneInfo, transport: asyncio.Transport, *, chunked: bool) -> None:
+        self.conversation = conversation  # "" = the inbox: queue changes of every conversation
+        self.zone = zone
+        self._transport = transport
+        self._chunked = chunked
+        self.ended: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def send(self, wire: Wire) -> None:
+        if self.ended.done():
+            return
+        transport = self._transport
+        if transport.is_closing():
+            self.end()
+        elif transport.get_write_buffer_size() > MAX_UNSENT:
+            log.warning("console live: a page fell behind; its stream ends and it catches up on reconnect")
+            self.end()
+        else:
+            transport.write(wire.chunk if self._chunked else wire.raw)
+
+    def end(self) -> None:
+        if not self.ended.done():
+            self.ended.set_result(None)
 
 
 def message_view(doc: dict[str, Any]) -> dict[str, Any]:
@@ -82,27 +137,104 @@ def message_view(doc: dict[str, Any]) -> dict[str, Any]:
 
 
 class LiveHub:
-    def __init__(self, redis: Redis, store: MessageStore, states: StateStore, channel: str = CHANNEL) -> None:
+    def __init__(
+        self, redis: Redis, store: MessageStore, states: StateStore, channel: str = CHANNEL, *, idle_s: float = 60.0
+    ) -> None:
         self.redis = redis
         self.store = store
         self.states = states
         self.channel = channel
-        self.subscriptions: set[Subscription] = set()
+        self.idle_s = idle_s
+        self._task: asyncio.Task[None] | None = None
+        self._idle: asyncio.TimerHandle | None = None
+        self.watching: dict[str, set[PageStream]] = {}  # conversation -> its open pages
+        self.inbox: set[PageStream] = set()
         self.ready = asyncio.Event()
+        self._pending: list[Frame] = []  # for inbox pages, until the next batch goes out
+        self._flush: asyncio.TimerHandle | None = None
+        self._heartbeat: asyncio.TimerHandle | None = None
 
-    def subscribe(self, conversation: str = "") -> Subscription:
-        sub = Subscription(conversation)
-        self.subscriptions.add(sub)
-        return sub
+    @property
+    def streams(self) -> int:
+        return len(self.inbox) + sum(len(s) for s in self.watching.values())
 
-    def unsubscribe(self, sub: Subscription) -> None:
-        self.subscriptions.discard(sub)
+    def start(self) -> None:
+        """Listen from the start, as if a page had just closed: a page opened right after
+        a restart finds the subscription in place."""
+        self._listen()
+        self._idle_timer()
+
+    async def listening(self, timeout_s: float = 2.0) -> None:
+        """Subscribed (or ``timeout_s`` passed: Redis is away and the pages are told to
+        resync when it is back), so that a page sees every event after its stream opens."""
+        self._listen()
+        self._idle_timer()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout_s):
+                await self.ready.wait()
+
+    async def stop(self) -> None:
+        if self._idle is not None:
+            self._idle.cancel()
+            self._idle = None
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        self.ready.clear()
+
+    def _listen(self) -> None:
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self.run(), name="console-live")
+
+    def _idle_timer(self) -> None:
+        if self._idle is not None:
+            self._idle.cancel()
+        self._idle = asyncio.get_running_loop().call_later(self.idle_s, self._stop_if_idle) if not self.streams else None
+
+    def _stop_if_idle(self) -> None:
+        self._idle = None
+        if not self.streams and self._task is not None:
+            # Nobody to tell: events meanwhile concern no page of this process.
+            self._task.cancel()
+            self._task = None
+            self.ready.clear()
+
+    def attach(self, stream: PageStream) -> None:
+        if self._idle is not None:
+            self._idle.cancel()
+            self._idle = None
+        self._listen()
+        if stream.conversation:
+            self.watching.setdefault(stream.conversation, set()).add(stream)
+        else:
+            self.inbox.add(stream)
+        if self._heartbeat is None:
+            self._heartbeat = asyncio.get_running_loop().call_later(HEARTBEAT_S, self._ping)
+
+    def detach(self, stream: PageStream) -> None:
+        stream.end()
+        if not stream.conversation:
+            self.inbox.discard(stream)
+        else:
+            pages = self.watching.get(stream.conversation)
+            if pages is not None:
+                pages.discard(stream)
+                if not pages:
+                    del self.watching[stream.conversation]
+        if not self.streams and self._idle is None and self._task is not None:
+            self._idle_timer()
 
     async def close(self) -> None:
-        for sub in list(self.subscriptions):
-            with contextlib.suppress(asyncio.QueueFull):
-                sub.queue.put_nowait(None)  # the page's stream ends
-        self.subscriptions.clear()
+        for stream in self._all():
+            stream.end()  # the page's stream ends
+        self.watching.clear()
+        self.inbox.clear()
+        for timer in (self._flush, self._heartbeat):
+            if timer is not None:
+                timer.cancel()
+        self._flush = self._heartbeat = None
+        self._pending.clear()
 
     async def run(self) -> None:
         """Subscribe and relay until cancelled; resubscribes after a Redis outage."""
@@ -115,9 +247,7 @@ class LiveHub:
                 if lost:
                     # Events published while this process was not subscribed are gone:
                     # every open page re-reads what it shows.
-                    resync = Frame({"type": "resync", "sent_at": time.time()})
-                    for sub in list(self.subscriptions):
-                        self._put(sub, resync)
+                    self._send(self._all(), Frame({"type": "resync", "sent_at": time.time()}).encode())
                     lost = False
                 async for message in pubsub.listen():
                     if message.get("type") != "message":
@@ -140,12 +270,11 @@ class LiveHub:
                     await pubsub.aclose()
 
     async def relay(self, event: ConversationEvent) -> None:
-        watchers = [s for s in self.subscriptions if s.conversation == event.conversation]
+        watchers = self.watching.get(event.conversation)
         # The inbox shows the queue: a message matters to it only while the conversation
         # waits; it leaves the queue only through a hand-off event (claim and the rest).
-        queue_change = event.kind != "message" or event.owner == QUEUE
-        inbox = [s for s in self.subscriptions if not s.conversation] if queue_change else []
-        if not watchers and not inbox:
+        queue_change = bool(self.inbox) and (event.kind != "message" or event.owner == QUEUE)
+        if not watchers and not queue_change:
             return
         payload: dict[str, Any] = {
             "type": event.kind, "conversation": event.conversation, "owner": event.owner, "agent": event.agent,
@@ -154,14 +283,37 @@ class LiveHub:
         if watchers and event.messages:
             docs = await self.store.messages_by_id(list(event.messages))
             payload["messages"] = [message_view(d) for d in docs]
-        frame = Frame(payload)
-        for sub in watchers:
-            self._put(sub, frame)
-        if inbox:
+        if watchers:
+            frame = Frame(payload)
+            # Still open after the read above? A page may have closed meanwhile.
+            for stream in list(self.watching.get(event.conversation, ())):
+                stream.send(frame.encode(stream.zone))
+        if queue_change:
             row = await self.queue_row(event.conversation) if event.owner == QUEUE else None
-            summary = Frame({**payload, "messages": [], "waiting": row})
-            for sub in inbox:
-                self._put(sub, summary)
+            self._pending.append(Frame({**payload, "messages": [], "waiting": row}))
+            if self._flush is None:
+                # With many agents online each event would be one write per open inbox;
+                # a queue row a quarter of a second later is soon enough.
+                self._flush = asyncio.get_running_loop().call_later(INBOX_BATCH_S, self._flush_inbox)
+
+    def _flush_inbox(self) -> None:
+        self._flush = None
+        frames, self._pending = self._pending, []
+        if frames:
+            self._send(list(self.inbox), Wire(b"".join(f.encode().raw for f in frames)))
+
+    def _ping(self) -> None:
+        streams = self._all()
+        self._send(streams, PING)  # also finds the pages that went away
+        self._heartbeat = asyncio.get_running_loop().call_later(HEARTBEAT_S, self._ping) if self.streams else None
+
+    def _all(self) -> list[PageStream]:
+        return [*self.inbox, *(s for pages in self.watching.values() for s in pages)]
+
+    @staticmethod
+    def _send(streams: list[PageStream], wire: Wire) -> None:
+        for stream in streams:
+            stream.send(wire)
 
     async def queue_row(self, conversation: str) -> dict[str, Any] | None:
         since = await self.redis.zscore(WAITING, conversation)
@@ -173,10 +325,3 @@ class LiveHub:
             "reason_words": reason_words(state.handoff_reason),
             "customer": state.customer, "channel": state.channel, "language": state.language,
         }
-
-    @staticmethod
-    def _put(sub: Subscription, frame: Frame) -> None:
-        try:
-            sub.queue.put_nowait(frame)
-        except asyncio.QueueFull:
-            log.warning("console live: a page fell behind; event dropped")

@@ -9,12 +9,12 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from aiohttp import web
+from aiohttp import HttpVersion11, web
 
 from admin.actions import timeline
 from admin.errors import BadInput, NotFound
 from admin.forms import fields, one
-from admin.live import message_view
+from admin.live import PageStream, message_view
 from admin.roles import STAFF
 from admin.zones import zone
 from admin.state import ConsoleRoute, console, current_user
@@ -26,8 +26,6 @@ from channels.errors import PlatformError
 
 log = logging.getLogger(__name__)
 
-HEARTBEAT_S = 15.0
-INBOX_BATCH_S = 0.25
 MEDIA_CACHE_S = 3600
 MEDIA_PREFIX = "kefu:console:media:"
 
@@ -46,38 +44,25 @@ async def events(request: web.Request) -> web.StreamResponse:
     user = current_user(request)
     conversation = request.query.get("conversation", "")[:256]
     tz = await zone(user.time_zone)
-    sub = c.hub.subscribe(conversation)
     response = web.StreamResponse(
         headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store", "X-Accel-Buffering": "no"}
     )
+    if request.version >= HttpVersion11:
+        response.enable_chunked_encoding()  # said here, so the hub frames what it writes alike
+    await c.hub.listening()
+    await response.prepare(request)
+    # The first write sends the headers; from then on the hub writes the page's events
+    # to the connection itself, and this handler only waits for the stream to end.
+    await response.write(b"retry: 2000\n: live\n\n")
+    transport = request.transport
+    if transport is None or transport.is_closing():
+        return response  # the page went away meanwhile
+    stream = PageStream(conversation, tz, transport, chunked=response.chunked)
+    c.hub.attach(stream)
     try:
-        await response.prepare(request)
-        await response.write(b"retry: 2000\n: live\n\n")
-        while True:
-            try:
-                async with asyncio.timeout(HEARTBEAT_S):
-                    frame = await sub.queue.get()
-            except TimeoutError:
-                await response.write(b": ping\n\n")
-                continue
-            if not conversation and frame is not None:
-                # The inbox gathers a moment's events into one write: with many agents
-                # online each event is one write per open inbox, and a queue row
-                # a quarter of a second later is soon enough.
-                await asyncio.sleep(INBOX_BATCH_S)
-            # Whatever else queued up meanwhile goes out in the same write.
-            frames = [frame]
-            while frames[-1] is not None and not sub.queue.empty():
-                frames.append(sub.queue.get_nowait())
-            chunk = b"".join(f.encode(tz) for f in frames if f is not None)
-            if chunk:
-                await response.write(chunk)
-            if frames[-1] is None:
-                break
-    except ConnectionResetError:
-        pass  # the page went away
+        await stream.ended
     finally:
-        c.hub.unsubscribe(sub)
+        c.hub.detach(stream)
     return response
 
 

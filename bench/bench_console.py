@@ -15,7 +15,9 @@ the test extra). It starts its own Redis and MongoDB-protocol server, then:
    gateway relays to every open inbox stream (``--events``, ``--queue-events``). No
    worker runs here:
    its MongoDB writes would load the core wrk and the stores share and blur the
-   comparison.
+   comparison. Before the wrk runs, the gateway's CPU per second with no requests, with
+   and without the 200 streams: the relay's own cost, which the machine's other load
+   disturbs least. ``--only-ack`` runs this part alone.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.report import load_average  # noqa: E402
 from bench.bench_ack import ACCOUNT, TWO_CORES, make_requests, pct, pinned, run_wrk, start, start_stores, stop, wait_log  # noqa: E402
 from channels.wechat.simulator import signed_request, text_xml  # noqa: E402
 from tests.services import free_port, wait_port  # noqa: E402
@@ -272,6 +275,31 @@ def measured_wrk(pid: int, port: int, requests: Path, duration: int) -> dict[str
     return result
 
 
+async def relay_cpu(pid: int, base: str, seconds: int) -> list[tuple[float, float, str]]:
+    """The gateway's CPU per second with no requests, with then without 200 open inbox
+    streams, twice: what the relay itself costs, the least sensitive figure to the
+    machine's other load (no throughput involved). Streams first: the runs without them
+    follow within the minute a gateway keeps listening after its last page closed
+    (``console.live_idle_s``), so both read the same events."""
+    rounds = []
+    for _ in range(2):
+        load = load_average()
+        streams, http = await open_inbox_streams(base, 200)
+        try:
+            await asyncio.sleep(1)
+            before, t0 = cpu_seconds(pid), time.perf_counter()
+            await asyncio.sleep(seconds)
+            busy = (cpu_seconds(pid) - before) / (time.perf_counter() - t0)
+        finally:
+            await streams.close()
+            await http.close()
+        before, t0 = cpu_seconds(pid), time.perf_counter()
+        await asyncio.sleep(seconds)
+        quiet = (cpu_seconds(pid) - before) / (time.perf_counter() - t0)
+        rounds.append((quiet * 1000, busy * 1000, load))
+    return rounds
+
+
 async def open_inbox_streams(base: str, count: int) -> tuple[Streams, Any]:
     import aiohttp
 
@@ -293,6 +321,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3, help="alternating without/with runs of the ack path")
     parser.add_argument("--events", type=int, default=200, help="events/s published during the ack runs")
     parser.add_argument("--queue-events", type=int, default=10, help="of those, events/s about the queue (sent to inbox pages)")
+    parser.add_argument("--only-ack", action="store_true", help="only part 3 (the webhook ack path with and without streams)")
     args = parser.parse_args()
 
     from aiohttp import web
@@ -315,58 +344,66 @@ def main() -> int:
             try:
                 print(f"seeding {args.conversations} conversations ...", file=sys.stderr)
                 owned = await seed(redis_url, mongo_url, args.conversations, 200, 150)
-                a_port, b_port = free_port(), free_port()
-                a = await asyncio.to_thread(run_gateway, tmp, "web-a", gateway_config(a_port, redis_url, mongo_url, fake_port), "all")
-                running.append(a)
-                b = await asyncio.to_thread(run_gateway, tmp, "web-b", gateway_config(b_port, redis_url, mongo_url, fake_port), "web")
-                running.append(b)
-                base_a, base_b = f"http://127.0.0.1:{a_port}", f"http://127.0.0.1:{b_port}"
-                print("inbox render ...", file=sys.stderr)
-                out["render"] = await inbox_render(base_b, redis_url, args.renders)
-                print("live latency ...", file=sys.stderr)
-                out["live"] = await live_latency([base_a, base_b], base_a, owned, 100, args.messages)
-                for proc in running:
-                    stop(proc)
-                running.clear()
-
-                print("webhook ack with and without live connections ...", file=sys.stderr)
-                if TWO_CORES:
-                    os.sched_setaffinity(0, {1})  # the stream readers stay off the gateway's core
-                web_port = free_port()
-                cfg = gateway_config(web_port, redis_url, mongo_url, fake_port)
-                ack_web = await asyncio.to_thread(run_gateway, tmp, "ack-web", cfg, "web", 0)
-                running.append(ack_web)
-                names = ["warm", *(f"{kind}{i}" for i in range(args.rounds) for kind in ("without", "with"))]
-                files = {name: tmp / f"ack-{name}.txt" for name in names}  # fresh MsgIds: no run hits dedup
-                for i, f in enumerate(files.values()):
-                    make_requests(f, args.requests, 20_000_000 + i * 1_000_000)
-                waiting = [f"wechat:{ACCOUNT['account']}:oSeed{i}" for i in range(200)]
-                stop_events = asyncio.Event()
-                publisher = asyncio.create_task(publish_events(redis_url, waiting, args.events, args.queue_events / args.events, stop_events))
-                try:
-                    await asyncio.to_thread(run_wrk, web_port, 16, 2, files["warm"])
-                    # Alternating runs: on a shared machine the noise between two runs
-                    # can exceed the difference being measured.
-                    out["ack"] = []
-                    for i in range(args.rounds):
-                        without = await asyncio.to_thread(measured_wrk, ack_web.pid, web_port, files[f"without{i}"], args.duration)
-                        streams, http = await open_inbox_streams(f"http://127.0.0.1:{web_port}", 200)
-                        try:
-                            events_before = streams.events
-                            with_ = await asyncio.to_thread(measured_wrk, ack_web.pid, web_port, files[f"with{i}"], args.duration)
-                            delivered = streams.events - events_before
-                        finally:
-                            await streams.close()
-                            await http.close()
-                        out["ack"].append((without, with_, delivered))
-                finally:
-                    stop_events.set()
-                    await publisher
+                if not args.only_ack:
+                    await render_and_latency(owned, fake_port, out, running)
+                await ack_path(fake_port, out, running)
             finally:
                 for proc in running:
                     stop(proc)
                 await runner.cleanup()
             return out
+
+        async def render_and_latency(owned: list[str], fake_port: int, out: dict[str, Any], running: list[Any]) -> None:
+            a_port, b_port = free_port(), free_port()
+            a = await asyncio.to_thread(run_gateway, tmp, "web-a", gateway_config(a_port, redis_url, mongo_url, fake_port), "all")
+            running.append(a)
+            b = await asyncio.to_thread(run_gateway, tmp, "web-b", gateway_config(b_port, redis_url, mongo_url, fake_port), "web")
+            running.append(b)
+            base_a, base_b = f"http://127.0.0.1:{a_port}", f"http://127.0.0.1:{b_port}"
+            print("inbox render ...", file=sys.stderr)
+            out["render"] = await inbox_render(base_b, redis_url, args.renders)
+            print("live latency ...", file=sys.stderr)
+            out["live"] = await live_latency([base_a, base_b], base_a, owned, 100, args.messages)
+            for proc in running:
+                stop(proc)
+            running.clear()
+
+        async def ack_path(fake_port: int, out: dict[str, Any], running: list[Any]) -> None:
+            print("webhook ack with and without live connections ...", file=sys.stderr)
+            if TWO_CORES:
+                os.sched_setaffinity(0, {1})  # the stream readers stay off the gateway's core
+            web_port = free_port()
+            cfg = gateway_config(web_port, redis_url, mongo_url, fake_port)
+            ack_web = await asyncio.to_thread(run_gateway, tmp, "ack-web", cfg, "web", 0)
+            running.append(ack_web)
+            names = ["warm", *(f"{kind}{i}" for i in range(args.rounds) for kind in ("without", "with"))]
+            files = {name: tmp / f"ack-{name}.txt" for name in names}  # fresh MsgIds: no run hits dedup
+            for i, f in enumerate(files.values()):
+                make_requests(f, args.requests, 20_000_000 + i * 1_000_000)
+            waiting = [f"wechat:{ACCOUNT['account']}:oSeed{i}" for i in range(200)]
+            stop_events = asyncio.Event()
+            publisher = asyncio.create_task(publish_events(redis_url, waiting, args.events, args.queue_events / args.events, stop_events))
+            try:
+                await asyncio.to_thread(run_wrk, web_port, 16, 2, files["warm"])
+                out["relay"] = await relay_cpu(ack_web.pid, f"http://127.0.0.1:{web_port}", args.duration)
+                # Alternating runs: on a shared machine the noise between two runs
+                # can exceed the difference being measured.
+                out["ack"] = []
+                for i in range(args.rounds):
+                    load = load_average()
+                    without = await asyncio.to_thread(measured_wrk, ack_web.pid, web_port, files[f"without{i}"], args.duration)
+                    streams, http = await open_inbox_streams(f"http://127.0.0.1:{web_port}", 200)
+                    try:
+                        events_before = streams.events
+                        with_ = await asyncio.to_thread(measured_wrk, ack_web.pid, web_port, files[f"with{i}"], args.duration)
+                        delivered = streams.events - events_before
+                    finally:
+                        await streams.close()
+                        await http.close()
+                    out["ack"].append((without, with_, delivered, load))
+            finally:
+                stop_events.set()
+                await publisher
 
         try:
             out = asyncio.run(scenario())
@@ -374,25 +411,38 @@ def main() -> int:
             for proc in procs:
                 stop(proc)
 
+    print()
+    if "render" in out:
+        report_render_and_latency(args, out)
+    report_ack(args, out)
+    return 0
+
+
+def report_render_and_latency(args: argparse.Namespace, out: dict[str, Any]) -> None:
     times, redis_per_render, size = out["render"]
     live = out["live"]
-    print()
     print(f"1. Inbox render, {args.conversations} conversations (200 waiting, 150 with the agent), {len(times)} renders, one client")
     print(f"   p50 {pct(times, 50):.1f} ms   p95 {pct(times, 95):.1f} ms   max {max(times):.1f} ms   "
           f"{redis_per_render:.1f} Redis commands per render (incl. session), page {size / 1024:.0f} KB")
     print(f"2. Customer message -> visible on the agent's page, 2 web processes, 100 open streams, {len(live)} messages")
     print(f"   p50 {pct(live, 50):.0f} ms   p95 {pct(live, 95):.0f} ms   max {max(live):.0f} ms   mean {statistics.mean(live):.0f} ms")
+
+
+def report_ack(args: argparse.Namespace, out: dict[str, Any]) -> None:
     print(f"3. Webhook ack path, --role web pinned to core 0, wrk c=16 on core 1, {args.events} events/s ({args.queue_events} about the queue) in both runs")
     print(f"   {'round':>5} {'':28} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'CPU us/req':>11} {'errors':>7}")
-    for i, (without, with_, delivered) in enumerate(out["ack"], start=1):
+    for i, (without, with_, delivered, load) in enumerate(out["ack"], start=1):
         for name, res in (("no live connections", without), (f"200 streams ({delivered} events)", with_)):
             print(f"   {i:>5} {name:28} {res['rps']:>8.0f} {res['p50']:>8.2f} {res['p99']:>8.2f} {res['cpu_us']:>11.0f} {int(res['errors']):>7}")
-    rps = [w["rps"] / wo["rps"] - 1 for wo, w, _ in out["ack"]]
-    p99 = [w["p99"] / wo["p99"] - 1 for wo, w, _ in out["ack"]]
-    cpu = [w["cpu_us"] / wo["cpu_us"] - 1 for wo, w, _ in out["ack"]]
+        print(f"   {'':>5} {load}")
+    print("   gateway CPU with no requests, events as above: ms per second without / with 200 inbox streams")
+    for quiet, busy, load in out["relay"]:
+        print(f"   {'':>5} {quiet:>6.1f} / {busy:>6.1f} ms/s   relay {busy - quiet:+.1f} ms/s   {load}")
+    rps = [w["rps"] / wo["rps"] - 1 for wo, w, _, _ in out["ack"]]
+    p99 = [w["p99"] / wo["p99"] - 1 for wo, w, _, _ in out["ack"]]
+    cpu = [w["cpu_us"] / wo["cpu_us"] - 1 for wo, w, _, _ in out["ack"]]
     print(f"   with streams vs without, per round: throughput {', '.join(f'{100 * r:+.1f}%' for r in rps)}; "
           f"p99 {', '.join(f'{100 * r:+.1f}%' for r in p99)}; gateway CPU per request {', '.join(f'{100 * r:+.1f}%' for r in cpu)}")
-    return 0
 
 
 if __name__ == "__main__":

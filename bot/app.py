@@ -8,8 +8,11 @@ re-ordered after it is built. Resources are opened and closed in one ``cleanup_c
 (aiohttp's ``examples/background_tasks.py`` pattern); background work runs in one
 :class:`~bot.tasks.BackgroundTasks` owned by the app's lifetime.
 
-``role`` decides what this process does: ``web`` serves webhooks and the APIs,
-``worker`` runs the inbound workers, outbox senders and periodic jobs, ``all`` both.
+``role`` decides what this process does: ``web`` serves webhooks, the APIs and the web
+pages, ``worker`` runs the inbound workers, outbox senders and periodic jobs, ``all``
+both. ``console`` serves only the admin console (its pages and their live event streams,
+no webhooks, no ``/api``): a deployment sends ``/admin`` there so that the live updates'
+fan-out to every open page never shares a core with the webhooks' acknowledgements.
 
 How a package plugs in:
 
@@ -111,7 +114,7 @@ from skills.repair_dispatch.tickets import Tickets
 
 log = logging.getLogger(__name__)
 
-Role = Literal["all", "web", "worker"]
+Role = Literal["all", "web", "worker", "console"]
 SkillFactory = Callable[[SkillContext], list[list[Skill]]]
 # API keys issued in the console: checked by /api, managed by the console's admins.
 KEY_STORE = web.AppKey("api_key_store", ApiKeyStore)
@@ -159,12 +162,10 @@ def build_app(
         api_routes = [conversation_routes(), preference_routes(), skill_routes(), knowledge_routes()]
         keys = ApiKeys.from_section(settings.section("api"))
         app.add_subapp("/api", build_api(keys, api_routes, client_max_size=settings.http.max_body_bytes))
-        console = ConsoleSettings.from_section(settings.section("console"), public_url=settings.http.public_url)
-        app.add_subapp("/admin", build_console(console, lambda: console_deps(
-            app[RUNTIME], app[KEY_STORE], customer_card(app), app[preferences.SERVICES], app[business.SKILL_SERVICES],
-            conversation_actions(app), app.get(KNOWLEDGE),
-        )))
+        add_console(app, settings)
         app.add_subapp("/portal", build_portal(portal_settings(settings), lambda: app[PORTAL_DEPS]))
+    elif role == "console":
+        add_console(app, settings)
     probes.setup(app)  # every role: a worker serves them when started with --port
     if settings.simulator:
         for name, cls in registry.items():
@@ -173,6 +174,14 @@ def build_app(
         for name, fake in SIMULATED_CONNECTORS.items():  # ERP, ServiceNow, coupons, marketplaces
             app.add_subapp(f"/_sim/{name}", fake().app())
     return app
+
+
+def add_console(app: web.Application, settings: Settings) -> None:
+    console = ConsoleSettings.from_section(settings.section("console"), public_url=settings.http.public_url)
+    app.add_subapp("/admin", build_console(console, lambda: console_deps(
+        app[RUNTIME], app[KEY_STORE], customer_card(app), app[preferences.SERVICES], app[business.SKILL_SERVICES],
+        conversation_actions(app), app.get(KNOWLEDGE),
+    )))
 
 
 async def _start(

@@ -196,7 +196,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="start the gateway (HTTP, workers, scheduler)")
-    run.add_argument("--role", choices=["all", "web", "worker"], default="all")
+    run.add_argument(
+        "--role", choices=["all", "web", "worker", "console"], default="all",
+        help="web: webhooks, APIs and pages; console: the admin console alone (pages and live streams)",
+    )
     run.add_argument("--port", type=int, help="override http.port (a worker serves only its probes and /metrics there)")
     run.set_defaults(func=cmd_run)
 
