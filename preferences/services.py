@@ -109,7 +109,7 @@ async def build_preferences(
         # The gateway starts without Redis (its webhooks answer 503 meanwhile); the
         # every-process sync job loads the edited templates once Redis answers.
         log.warning("preferences: edited templates not loaded at start (%s); the sync job retries", type(exc).__name__)
-    activity = NotificationActivity(db, time_zone=str(section.get("time_zone", "Asia/Shanghai")))
+    activity = NotificationActivity(db, engine, time_zone=str(section.get("time_zone", "Asia/Shanghai")))
     await activity.ensure_indexes()
     return PreferenceServices(prefs, engine, rights, renderer, templates, activity)
 
