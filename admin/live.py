@@ -5,6 +5,10 @@ pages; an event from any process (a worker storing a customer's message, another
 process's claim) reaches every page. Per event the hub reads the message records and
 the queue entry once and hands the same payload to every page that shows it. A page
 too slow to keep up loses events rather than holding memory; it reloads on reconnect.
+
+Other live pages ride on the same subscription: a :class:`ChannelWatch` names a Redis
+channel of its own (the marketers' activity counts, for one) and the hub hands it what
+arrives there. :func:`stream` writes any page's frames as server-sent events.
 """
 
 from __future__ import annotations
@@ -14,11 +18,13 @@ import contextlib
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
+from aiohttp import web
 from redis.asyncio import Redis
 
 from admin.reasons import reason_words
@@ -30,6 +36,7 @@ from bot.store import MessageStore
 log = logging.getLogger(__name__)
 
 QUEUE_DEPTH = 256
+HEARTBEAT_S = 15.0
 
 
 class Frame:
@@ -81,6 +88,21 @@ def message_view(doc: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+class ChannelWatch(Protocol):
+    """A live page's own Redis channel, relayed by the hub's one subscription."""
+
+    channel: str
+
+    def changed(self, data: bytes) -> None:
+        """A message arrived (must not block: the hub's relay waits for it)."""
+
+    def resync(self) -> None:
+        """Messages may have been missed (the subscription was lost for a while)."""
+
+    def close(self) -> None:
+        """The process shuts down: end the open streams."""
+
+
 class LiveHub:
     def __init__(self, redis: Redis, store: MessageStore, states: StateStore, channel: str = CHANNEL) -> None:
         self.redis = redis
@@ -88,7 +110,12 @@ class LiveHub:
         self.states = states
         self.channel = channel
         self.subscriptions: set[Subscription] = set()
+        self.watches: dict[str, ChannelWatch] = {}
         self.ready = asyncio.Event()
+
+    def watch(self, watch: ChannelWatch) -> None:
+        """Relay ``watch.channel`` too; before :meth:`run` starts."""
+        self.watches[watch.channel] = watch
 
     def subscribe(self, conversation: str = "") -> Subscription:
         sub = Subscription(conversation)
@@ -103,6 +130,8 @@ class LiveHub:
             with contextlib.suppress(asyncio.QueueFull):
                 sub.queue.put_nowait(None)  # the page's stream ends
         self.subscriptions.clear()
+        for watch in self.watches.values():
+            watch.close()
 
     async def run(self) -> None:
         """Subscribe and relay until cancelled; resubscribes after a Redis outage."""
@@ -110,7 +139,7 @@ class LiveHub:
         while True:
             pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
             try:
-                await pubsub.subscribe(self.channel)
+                await pubsub.subscribe(self.channel, *self.watches)
                 self.ready.set()
                 if lost:
                     # Events published while this process was not subscribed are gone:
@@ -118,9 +147,16 @@ class LiveHub:
                     resync = Frame({"type": "resync", "sent_at": time.time()})
                     for sub in list(self.subscriptions):
                         self._put(sub, resync)
+                    for watch in self.watches.values():
+                        watch.resync()
                     lost = False
                 async for message in pubsub.listen():
                     if message.get("type") != "message":
+                        continue
+                    name = message.get("channel")
+                    relayed = self.watches.get(name.decode() if isinstance(name, bytes) else str(name))
+                    if relayed is not None:
+                        relayed.changed(message["data"])
                         continue
                     try:
                         event = ConversationEvent.from_json(message["data"])
@@ -180,3 +216,42 @@ class LiveHub:
             sub.queue.put_nowait(frame)
         except asyncio.QueueFull:
             log.warning("console live: a page fell behind; event dropped")
+
+
+async def stream(
+    request: web.Request, queue: asyncio.Queue[Frame | None], zone: ZoneInfo, *, gather_s: float = 0.0,
+    done: Callable[[], None] | None = None,
+) -> web.StreamResponse:
+    """Write the frames put on ``queue`` as server-sent events until a None or the page
+    goes away; ``gather_s`` waits that long after a frame so that what follows goes out
+    in the same write. ``done`` runs at the end (the page's unsubscription)."""
+    response = web.StreamResponse(
+        headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+    )
+    try:
+        await response.prepare(request)
+        await response.write(b"retry: 2000\n: live\n\n")
+        while True:
+            try:
+                async with asyncio.timeout(HEARTBEAT_S):
+                    frame = await queue.get()
+            except TimeoutError:
+                await response.write(b": ping\n\n")
+                continue
+            if gather_s and frame is not None:
+                await asyncio.sleep(gather_s)
+            # Whatever else queued up meanwhile goes out in the same write.
+            frames = [frame]
+            while frames[-1] is not None and not queue.empty():
+                frames.append(queue.get_nowait())
+            chunk = b"".join(f.encode(zone) for f in frames if f is not None)
+            if chunk:
+                await response.write(chunk)
+            if frames[-1] is None:
+                break
+    except ConnectionResetError:
+        pass  # the page went away
+    finally:
+        if done is not None:
+            done()
+    return response

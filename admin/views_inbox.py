@@ -14,7 +14,7 @@ from aiohttp import web
 from admin.actions import timeline
 from admin.errors import BadInput, NotFound
 from admin.forms import fields, one
-from admin.live import message_view
+from admin.live import message_view, stream
 from admin.roles import STAFF
 from admin.zones import zone
 from admin.state import ConsoleRoute, console, current_user
@@ -26,7 +26,6 @@ from channels.errors import PlatformError
 
 log = logging.getLogger(__name__)
 
-HEARTBEAT_S = 15.0
 INBOX_BATCH_S = 0.25
 MEDIA_CACHE_S = 3600
 MEDIA_PREFIX = "kefu:console:media:"
@@ -47,38 +46,10 @@ async def events(request: web.Request) -> web.StreamResponse:
     conversation = request.query.get("conversation", "")[:256]
     tz = await zone(user.time_zone)
     sub = c.hub.subscribe(conversation)
-    response = web.StreamResponse(
-        headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store", "X-Accel-Buffering": "no"}
-    )
-    try:
-        await response.prepare(request)
-        await response.write(b"retry: 2000\n: live\n\n")
-        while True:
-            try:
-                async with asyncio.timeout(HEARTBEAT_S):
-                    frame = await sub.queue.get()
-            except TimeoutError:
-                await response.write(b": ping\n\n")
-                continue
-            if not conversation and frame is not None:
-                # The inbox gathers a moment's events into one write: with many agents
-                # online each event is one write per open inbox, and a queue row
-                # a quarter of a second later is soon enough.
-                await asyncio.sleep(INBOX_BATCH_S)
-            # Whatever else queued up meanwhile goes out in the same write.
-            frames = [frame]
-            while frames[-1] is not None and not sub.queue.empty():
-                frames.append(sub.queue.get_nowait())
-            chunk = b"".join(f.encode(tz) for f in frames if f is not None)
-            if chunk:
-                await response.write(chunk)
-            if frames[-1] is None:
-                break
-    except ConnectionResetError:
-        pass  # the page went away
-    finally:
-        c.hub.unsubscribe(sub)
-    return response
+    # The inbox gathers a moment's events into one write: with many agents online each
+    # event is one write per open inbox, and a queue row a quarter of a second later is
+    # soon enough.
+    return await stream(request, sub.queue, tz, gather_s=0 if conversation else INBOX_BATCH_S, done=lambda: c.hub.unsubscribe(sub))
 
 
 async def _conversation_or_404(request: web.Request) -> Any:
