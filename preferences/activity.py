@@ -83,11 +83,13 @@ class NotificationActivity:
         local = dt.datetime.fromtimestamp(ts, self.zone)
         return local.replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
 
-    async def rollup(self, now: float | None = None, *, lock_s: float = 600.0) -> int:
+    async def rollup(self, now: float | None = None, *, lock_s: float = 3600.0) -> int:
         """Recount every hour from the last final one to now, the older hours the engine
         reported changes in, and the days they belong to; returns the records read (-1
         when another process's rollup is running). The first run counts the whole
-        collection."""
+        collection (a quarter of an hour for a million records on a loaded machine: the
+        lock outlasts it; a crashed holder only delays rollups, the live counts keep
+        the figures current meanwhile)."""
         epoch = await self.counts.begin_rollup(lock_s)
         if epoch is None:
             return -1
