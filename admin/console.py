@@ -22,6 +22,7 @@ from admin.audit import AuditLog
 from admin.canned import CannedReplies
 from admin.deps import ConsoleDeps, ConsoleSettings
 from admin.live import LiveHub
+from admin.live_activity import watch_activity
 from admin.notes import Notes
 from admin.ratelimit import SignInLimiter
 from admin.rendering import load_pages
@@ -64,6 +65,7 @@ def build_console(settings: ConsoleSettings, resolve: Callable[[], ConsoleDeps])
         await notes.ensure_indexes()
         await canned.ensure_indexes()
         hub = LiveHub(deps.redis, deps.store, deps.states, idle_s=settings.live_idle_s)
+        watch_activity(hub, deps.preferences.activity if deps.preferences is not None else None)
         app[CONSOLE] = Console(
             settings=settings,
             deps=deps,

@@ -128,7 +128,7 @@ MARKETING_TEXT: dict[str, tuple[str, str]] = {
     "last_days": ("最近 {n} 天", "Last {n} days"),
     "all_topics": ("全部主题", "all topics"),
     "show": ("显示", "Show"),
-    "rolled_up_at": ("统计更新于 {at}（每分钟汇总一次）", "Counted at {at} (summed up every minute)"),
+    "rolled_up_at": ("每分钟汇总一次，上次 {at}；之后的发送实时计入", "Summed up every minute, last at {at}; sends since then are counted live"),
     "out_sent": ("已发送", "Sent"),
     "out_digest": ("并入汇总", "Folded into digests"),
     "out_held": ("免打扰延后", "Held for quiet hours"),

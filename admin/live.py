@@ -11,6 +11,11 @@ write. A page too slow to keep up has its stream ended rather than held in memor
 reconnects and catches up from the stores. A process reads events only while it has open
 pages (and ``idle_s`` after the last one closed): a web process whose pages are served
 elsewhere (``--role console``) spends nothing on them.
+
+Other live pages ride on the same subscription: a :class:`ChannelWatch` names a Redis
+channel of its own (the marketers' activity counts, for one) and the hub hands it what
+arrives there; while a watch has pages open the process keeps listening. :func:`stream`
+writes such a page's frames from a queue as server-sent events.
 """
 
 from __future__ import annotations
@@ -20,10 +25,12 @@ import contextlib
 import json
 import logging
 import time
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
+from aiohttp import web
 from redis.asyncio import Redis
 
 from admin.reasons import reason_words
@@ -34,6 +41,7 @@ from bot.store import MessageStore
 
 log = logging.getLogger(__name__)
 
+QUEUE_DEPTH = 256  # frames a queue-fed page (see stream()) may have waiting
 INBOX_BATCH_S = 0.25  # queue rows reach inbox pages at most this late, gathered into one write
 HEARTBEAT_S = 15.0  # a comment line keeps proxies from closing a quiet stream
 MAX_UNSENT = 256 * 1024  # bytes a page may leave unread before its stream is ended
@@ -136,6 +144,25 @@ def message_view(doc: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+class ChannelWatch(Protocol):
+    """A live page's own Redis channel, relayed by the hub's one subscription."""
+
+    channel: str
+
+    @property
+    def active(self) -> bool:
+        """Pages are open: the process must go on listening."""
+
+    def changed(self, data: bytes) -> None:
+        """A message arrived (must not block: the hub's relay waits for it)."""
+
+    def resync(self) -> None:
+        """Messages may have been missed (the subscription was lost for a while)."""
+
+    def close(self) -> None:
+        """The process shuts down: end the open streams."""
+
+
 class LiveHub:
     def __init__(
         self, redis: Redis, store: MessageStore, states: StateStore, channel: str = CHANNEL, *, idle_s: float = 60.0
@@ -153,6 +180,11 @@ class LiveHub:
         self._pending: list[Frame] = []  # for inbox pages, until the next batch goes out
         self._flush: asyncio.TimerHandle | None = None
         self._heartbeat: asyncio.TimerHandle | None = None
+        self.watches: dict[str, ChannelWatch] = {}
+
+    def watch(self, watch: ChannelWatch) -> None:
+        """Relay ``watch.channel`` too; before the first page opens."""
+        self.watches[watch.channel] = watch
 
     @property
     def streams(self) -> int:
@@ -194,6 +226,9 @@ class LiveHub:
 
     def _stop_if_idle(self) -> None:
         self._idle = None
+        if any(w.active for w in self.watches.values()):
+            self._idle_timer()  # a watched page is open: look again later
+            return
         if not self.streams and self._task is not None:
             # Nobody to tell: events meanwhile concern no page of this process.
             self._task.cancel()
@@ -235,6 +270,8 @@ class LiveHub:
                 timer.cancel()
         self._flush = self._heartbeat = None
         self._pending.clear()
+        for watch in self.watches.values():
+            watch.close()
 
     async def run(self) -> None:
         """Subscribe and relay until cancelled; resubscribes after a Redis outage."""
@@ -242,15 +279,22 @@ class LiveHub:
         while True:
             pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
             try:
-                await pubsub.subscribe(self.channel)
+                await pubsub.subscribe(self.channel, *self.watches)
                 self.ready.set()
                 if lost:
                     # Events published while this process was not subscribed are gone:
                     # every open page re-reads what it shows.
                     self._send(self._all(), Frame({"type": "resync", "sent_at": time.time()}).encode())
+                    for watch in self.watches.values():
+                        watch.resync()
                     lost = False
                 async for message in pubsub.listen():
                     if message.get("type") != "message":
+                        continue
+                    name = message.get("channel")
+                    watched = self.watches.get(name.decode() if isinstance(name, bytes) else str(name))
+                    if watched is not None:
+                        watched.changed(message["data"])
                         continue
                     try:
                         event = ConversationEvent.from_json(message["data"])
@@ -325,3 +369,41 @@ class LiveHub:
             "reason_words": reason_words(state.handoff_reason),
             "customer": state.customer, "channel": state.channel, "language": state.language,
         }
+
+
+async def stream(
+    request: web.Request, queue: asyncio.Queue[Frame | None], zone: ZoneInfo, *, done: Callable[[], None] | None = None,
+) -> web.StreamResponse:
+    """Write the frames put on ``queue`` as server-sent events until a None or the page
+    goes away, with a heartbeat when quiet; ``done`` runs at the end (the unsubscription).
+
+    For pages fed by a :class:`ChannelWatch`; conversation pages are written by the hub
+    itself (:class:`PageStream`)."""
+    response = web.StreamResponse(
+        headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+    )
+    try:
+        await response.prepare(request)
+        await response.write(b"retry: 2000\n: live\n\n")
+        while True:
+            try:
+                async with asyncio.timeout(HEARTBEAT_S):
+                    frame = await queue.get()
+            except TimeoutError:
+                await response.write(PING.raw)
+                continue
+            # Whatever else queued up meanwhile goes out in the same write.
+            frames = [frame]
+            while frames[-1] is not None and not queue.empty():
+                frames.append(queue.get_nowait())
+            chunk = b"".join(f.encode(zone).raw for f in frames if f is not None)
+            if chunk:
+                await response.write(chunk)
+            if frames[-1] is None:
+                break
+    except ConnectionResetError:
+        pass  # the page went away
+    finally:
+        if done is not None:
+            done()
+    return response

@@ -4,12 +4,15 @@ calendar. Read-only pages; the charts draw from JSON embedded in the page."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import time
 from typing import Any
 
 from aiohttp import web
 
+from admin.live import stream
+from admin.live_activity import activity_watch
 from admin.marketing import prefs, skills
 from admin.roles import MARKETING
 from admin.state import ConsoleRoute, console, current_user
@@ -52,9 +55,32 @@ async def activity(request: web.Request) -> web.StreamResponse:
     labels = [dt.datetime.fromtimestamp(p, tz if hourly else act.zone).strftime("%H:00" if hourly else "%m-%d") for p in periods]
     return await c.pages.render(
         request, "marketing/activity.html", summary=summary, f=f, days=days, periods=list(PERIODS), outcomes=OUTCOMES,
+        # Every topic and channel has its row, zero or not: the live figures fill them in.
         topics=[t.value for t in Topic], channels=list(prefs(request).prefs.book.classes), rolled_at=await act.last_rollup(),
-        chart={"labels": labels, "series": [[o, [by_at.get(p, {}).get(o, 0) for p in periods]] for o in OUTCOMES]},
+        zero=dict.fromkeys(OUTCOMES, 0),
+        chart={"labels": labels, "at": periods, "series": [[o, [by_at.get(p, {}).get(o, 0) for p in periods]] for o in OUTCOMES]},
     )
+
+
+async def activity_events(request: web.Request) -> web.StreamResponse:
+    """The activity page's live figures as server-sent events (the page's own filter)."""
+    c = console(request)
+    watch = activity_watch(c.hub)
+    if watch is None:
+        prefs(request)  # not configured: 404
+        raise web.HTTPNotFound()
+    days = PERIODS.get(request.query.get("days", "7"), 7)
+    f = _filter(request, days)
+    try:
+        # The page's own first period, so that its figures and the live ones agree.
+        since = float(request.query.get("since", ""))
+        if f.since - DAY <= since <= f.since + DAY:
+            f = dataclasses.replace(f, since=since)
+    except ValueError:
+        pass
+    await c.hub.listening()  # the process may not be reading events while no page is open
+    sub = watch.subscribe(f, hourly=days == 1)
+    return await stream(request, sub.queue, await zone(current_user(request).time_zone), done=lambda: watch.unsubscribe(sub))
 
 
 async def activity_list(request: web.Request) -> web.StreamResponse:
@@ -131,6 +157,7 @@ async def schedule(request: web.Request) -> web.StreamResponse:
 ROUTES = (
     ConsoleRoute("GET", "/marketing/activity", activity, MARKETING, "mk_activity"),
     ConsoleRoute("GET", "/marketing/activity/notifications", activity_list, MARKETING, "mk_activity_list"),
+    ConsoleRoute("GET", "/marketing/activity/events", activity_events, MARKETING, "mk_activity_events"),
     ConsoleRoute("GET", "/marketing/carriers", carriers, MARKETING, "mk_carriers"),
     ConsoleRoute("GET", "/marketing/repair", repair, MARKETING, "mk_repair"),
     ConsoleRoute("GET", "/marketing/data-requests", data_requests, MARKETING, "mk_data_requests"),

@@ -1,6 +1,6 @@
 """Benchmark of the marketers' workspace: customer search and the notification-activity page.
 
-Run: ``python bench/bench_marketing.py [--customers 100000] [--notifications 1000000]``
+Run: ``python bench/bench_marketing.py [--customers 100000] [--notifications 1000000] [--checkpoint 250000]``
 (needs redis-server and the test extra). It starts its own Redis and MongoDB-protocol
 server, serves the gateway's web role in this process (its startup creates every index),
 writes the customers and notification records straight into the collections in the
@@ -26,6 +26,7 @@ import tempfile
 import time
 from collections import Counter
 from pathlib import Path
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,7 +34,10 @@ sys.path.insert(0, str(ROOT))
 
 from pymongo import monitoring  # noqa: E402
 
+from preferences.activity import NotificationActivity  # noqa: E402
+
 from bench.bench_ack import pct, start_stores, stop  # noqa: E402
+from bench.report import load_average  # noqa: E402
 from tests.services import free_port  # noqa: E402
 
 PASSWORD = "bench password 1"
@@ -43,6 +47,19 @@ TOPICS = ("repair", "renewal", "review", "account", "marketing")
 CHANNELS = ("wechat", "wecom", "email", "dingtalk")
 SEGMENTS = ("vip", "smb", "gov", "bank", "retail")
 DAY = 86_400.0
+
+
+class Rows(list[tuple[str, str]]):
+    """The result rows, each also printed the moment it is measured: a long run that is
+    stopped early still leaves what it measured."""
+
+    def append(self, row: tuple[str, str]) -> None:
+        super().append(row)
+        print(f"  {row[0]}: {row[1]} ({load_average()})", file=sys.stderr, flush=True)
+
+    def extend(self, rows: Any) -> None:
+        for row in rows:
+            self.append(row)
 
 
 class Commands(monitoring.CommandListener):
@@ -107,11 +124,12 @@ def notification(i: int, now: float, customers: int, span_days: int) -> dict[str
     return doc
 
 
-async def seed(mongo_url: str, customers: int, notifications: int, span_days: int) -> dict[str, float]:
+async def seed(
+    mongo_url: str, customers: int, notifications: int, span_days: int, activity: NotificationActivity,
+    checkpoint: Callable[[int], Awaitable[None]], every: int,
+) -> dict[str, float]:
     from pymongo import AsyncMongoClient
 
-    from preferences.activity import NotificationActivity
-    
     client: AsyncMongoClient[Any] = AsyncMongoClient(mongo_url)
     db = client.get_default_database()
     now = time.time()
@@ -121,12 +139,24 @@ async def seed(mongo_url: str, customers: int, notifications: int, span_days: in
         await db["pref_customers"].insert_many([customer(i, now) for i in range(start, min(customers, start + 1000))], ordered=False)
     took["customers"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    activity = NotificationActivity(db)
+    paused = 0.0
     for start in range(0, notifications, 1000):
         await db["notifications"].insert_many([notification(i, now, customers, span_days) for i in range(start, min(notifications, start + 1000))], ordered=False)
-        if start % 100_000 == 0 and start:
-            print(f"  {start:,} notifications ...", file=sys.stderr)
-    took["notifications"] = time.perf_counter() - t0
+        done = min(notifications, start + 1000)
+        if done % 50_000 == 0:
+            spent = time.perf_counter() - t0 - paused
+            # Per record as it goes: a run stopped before the end still tells its rate.
+            print(f"  {done:,} notifications in {spent:.0f} s ({spent / done * 1e6:.0f} us per record), {load_average()}",
+                  file=sys.stderr, flush=True)
+        if done % every == 0 and done < notifications:
+            # The pages at this size, in case the run is stopped before the end.
+            t1 = time.perf_counter()
+            await checkpoint(done)
+            paused += time.perf_counter() - t1
+    took["notifications"] = time.perf_counter() - t0 - paused
+    print(f"  {notifications:,} notifications seeded in {took['notifications']:.0f} s; rollup ...", file=sys.stderr, flush=True)
+    # A checkpoint's rollup left marks: the first run counts every record again.
+    await db["notification_stats"].delete_many({"kind": "mark"})
     t0 = time.perf_counter()
     took["rollup_read"] = await activity.rollup()
     took["rollup_full"] = time.perf_counter() - t0
@@ -160,6 +190,7 @@ async def measure(redis_url: str, mongo_url: str, args: argparse.Namespace, comm
     from admin.users import UserStore
     from bot.app import build_app
     from bot.config import settings_from_mapping
+    from preferences.services import SERVICES
     from tests.console.conftest import Browserless
 
     cfg = {
@@ -173,57 +204,75 @@ async def measure(redis_url: str, mongo_url: str, args: argparse.Namespace, comm
     port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     base = f"http://127.0.0.1:{port}"
-    rows: list[tuple[str, str]] = []
-    try:
-        print(f"seeding {args.customers:,} customers and {args.notifications:,} notifications ...", file=sys.stderr)
-        took = await seed(mongo_url, args.customers, args.notifications, args.span_days)
-        rows += [
-            ("seed customers (insert_many of 1,000, indexes in place)", f"{took['customers']:.1f} s"),
-            ("seed notifications (insert_many of 1,000, indexes in place)", f"{took['notifications']:.1f} s"),
-            ("activity rollup, first run (every record)", f"{took['rollup_full']:.1f} s for {int(took['rollup_read']):,} records -> {int(took['stats_rows']):,} documents"),
-            ("activity rollup, next run (hours still changing)", f"{took['rollup_again']:.2f} s for {int(took['rollup_again_read']):,} records"),
-        ]
-        from pymongo import AsyncMongoClient
+    rows = Rows()
+    from pymongo import AsyncMongoClient
 
-        client: AsyncMongoClient[Any] = AsyncMongoClient(mongo_url)
-        await UserStore(client.get_default_database()).create(MARKETER, Role.MARKETER, PASSWORD)
-        await client.close()
-        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
-            who = Browserless(base, http)
-            assert (await who.sign_in(MARKETER, PASSWORD)).status == 303
-            rnd = random.Random(7)
-            n, q = args.customers, args.queries
-            kinds = {
-                "name prefix (2 chars)": [f"name={rnd.choice(SURNAMES)}{rnd.choice(SURNAMES)}" for _ in range(q)],
-                "phone": [f"phone=13{rnd.randrange(n):09d}" for _ in range(q)],
-                "channel identity": [f"identity=oBench{rnd.randrange(n):06d}" for _ in range(q)],
-                "segment": [f"segment={rnd.choice(SEGMENTS)}" for _ in range(q)],
-            }
-            await timed(http, [base + "/admin/marketing/customers?name=王"], commands)  # warm-up
-            # A segment's first search (and one every preferences.segment_samples.MAX_AGE_S)
-            # runs the index query and remembers a sample; the others read the sample back.
-            times, per = await timed(http, [f"{base}/admin/marketing/customers?segment={s}" for s in SEGMENTS], commands)
-            rows.append((f"customer search, segment, first per segment ({n:,} customers)",
+    client: AsyncMongoClient[Any] = AsyncMongoClient(mongo_url)
+    await UserStore(client.get_default_database()).create(MARKETER, Role.MARKETER, PASSWORD)
+    await client.close()
+    http = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+    activity = app[SERVICES].activity  # the gateway's own: it reads the records through its engine
+
+    async def pages_at(size: int) -> None:
+        if not any(label.startswith("activity rollup, full, at") for label, _ in rows):
+            t0 = time.perf_counter()
+            read = await activity.rollup()
+            spent = time.perf_counter() - t0
+            rows.append((f"activity rollup, full, at {size:,} records", f"{spent:.1f} s ({spent / max(1, read) * 1e6:.0f} us per record)"))
+        for label, query in (("activity page, 90 days (stats of the first checkpoint's rollup)", "activity?days=90"),
+                             ("activity drill-down, 7 days, renewal, suppressed", "activity/notifications?days=7&topic=renewal&outcome=suppressed")):
+            times, per = await timed(http, [f"{base}/admin/marketing/{query}"] * 5, commands)
+            rows.append((f"{label}, at {size:,} records",
                          f"p50 {statistics.median(times):.0f} ms, max {max(times):.0f} ms, {per:.1f} MongoDB commands"))
-            for kind, queries in kinds.items():
-                times, per = await timed(http, [f"{base}/admin/marketing/customers?{x}" for x in queries], commands)
-                rows.append((f"customer search, {kind} ({n:,} customers)",
-                             f"p50 {statistics.median(times):.0f} ms, p95 {pct(times, 95):.0f} ms, {per:.1f} MongoDB commands"))
-            pages = {
-                "7 days, all topics": "days=7",
-                "30 days, all topics": "days=30",
-                "90 days, all topics": "days=90",
-                "30 days, renewal": "days=30&topic=renewal",
-                "30 days, email": "days=30&channel=email",
-            }
-            for label, query in pages.items():
-                times, per = await timed(http, [f"{base}/admin/marketing/activity?{query}"] * args.renders, commands)
-                rows.append((f"activity page, {label} ({args.notifications:,} records)",
-                             f"p50 {statistics.median(times):.0f} ms, p95 {pct(times, 95):.0f} ms, {per:.1f} MongoDB commands"))
-            times, per = await timed(http, [f"{base}/admin/marketing/activity/notifications?days=7&topic=renewal&outcome=suppressed"] * args.renders, commands)
-            rows.append(("activity drill-down, 7 days, renewal, suppressed (200 rows)",
+
+    try:
+        assert (await Browserless(base, http).sign_in(MARKETER, PASSWORD)).status == 303
+        print(f"seeding {args.customers:,} customers and {args.notifications:,} notifications ...", file=sys.stderr)
+        took = await seed(mongo_url, args.customers, args.notifications, args.span_days, activity, pages_at, args.checkpoint)
+        rows.extend([
+            ("seed customers (insert_many of 1,000, indexes in place)", f"{took['customers']:.1f} s"),
+            ("seed notifications (insert_many of 1,000, indexes in place)",
+             f"{took['notifications']:.1f} s ({took['notifications'] / max(1, args.notifications) * 1e6:.0f} us per record)"),
+            ("activity rollup, first run (every record)",
+             f"{took['rollup_full']:.1f} s for {int(took['rollup_read']):,} records ({took['rollup_full'] / max(1, took['rollup_read']) * 1e6:.0f} us per record)"
+             f" -> {int(took['stats_rows']):,} documents"),
+            ("activity rollup, next run (hours still changing)", f"{took['rollup_again']:.2f} s for {int(took['rollup_again_read']):,} records"),
+        ])
+        rnd = random.Random(7)
+        n, q = args.customers, args.queries
+        kinds = {
+            "name prefix (2 chars)": [f"name={rnd.choice(SURNAMES)}{rnd.choice(SURNAMES)}" for _ in range(q)],
+            "phone": [f"phone=13{rnd.randrange(n):09d}" for _ in range(q)],
+            "channel identity": [f"identity=oBench{rnd.randrange(n):06d}" for _ in range(q)],
+            "segment": [f"segment={rnd.choice(SEGMENTS)}" for _ in range(q)],
+        }
+        await timed(http, [base + "/admin/marketing/customers?name=王"], commands)  # warm-up
+        # The web role's background job built each segment's sample while the records
+        # were written (preferences.segment_samples): even a segment's first search reads
+        # its sample back by _id.
+        times, per = await timed(http, [f"{base}/admin/marketing/customers?segment={s}" for s in SEGMENTS], commands)
+        rows.append((f"customer search, segment, first per segment ({n:,} customers)",
+                     f"p50 {statistics.median(times):.0f} ms, max {max(times):.0f} ms, {per:.1f} MongoDB commands"))
+        for kind, queries in kinds.items():
+            times, per = await timed(http, [f"{base}/admin/marketing/customers?{x}" for x in queries], commands)
+            rows.append((f"customer search, {kind} ({n:,} customers)",
                          f"p50 {statistics.median(times):.0f} ms, p95 {pct(times, 95):.0f} ms, {per:.1f} MongoDB commands"))
+        pages = {
+            "7 days, all topics": "days=7",
+            "30 days, all topics": "days=30",
+            "90 days, all topics": "days=90",
+            "30 days, renewal": "days=30&topic=renewal",
+            "30 days, email": "days=30&channel=email",
+        }
+        for label, query in pages.items():
+            times, per = await timed(http, [f"{base}/admin/marketing/activity?{query}"] * args.renders, commands)
+            rows.append((f"activity page, {label} ({args.notifications:,} records)",
+                         f"p50 {statistics.median(times):.0f} ms, p95 {pct(times, 95):.0f} ms, {per:.1f} MongoDB commands"))
+        times, per = await timed(http, [f"{base}/admin/marketing/activity/notifications?days=7&topic=renewal&outcome=suppressed"] * args.renders, commands)
+        rows.append(("activity drill-down, 7 days, renewal, suppressed (200 rows)",
+                     f"p50 {statistics.median(times):.0f} ms, p95 {pct(times, 95):.0f} ms, {per:.1f} MongoDB commands"))
     finally:
+        await http.close()
         await runner.cleanup()
     return rows
 
@@ -235,6 +284,7 @@ def main() -> int:
     parser.add_argument("--span-days", type=int, default=90, help="notifications spread over this many days")
     parser.add_argument("--queries", type=int, default=100, help="searches per kind")
     parser.add_argument("--renders", type=int, default=30, help="renders per activity page")
+    parser.add_argument("--checkpoint", type=int, default=250_000, help="time the activity pages every so many records seeded")
     args = parser.parse_args()
     commands = Commands()
     monitoring.register(commands)
@@ -246,6 +296,7 @@ def main() -> int:
         finally:
             for proc in procs:
                 stop(proc)
+    print(load_average())
     width = max(len(k) for k, _ in rows)
     for k, v in rows:
         print(f"{k:<{width}}  {v}")

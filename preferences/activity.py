@@ -8,8 +8,13 @@ period as ``{"<topic>|<channel>|<outcome>|<reason>": n}``. ``rollup`` recounts t
 record could still change in (statuses move from sending to sent or fallen back for a
 while after a notification was recorded: the outbox's retries, a fallback) from the
 engine's ``notifications``, read through a ``created_at`` index, and sums the days those
-hours belong to from their hours; older hours are final. The page reads day documents
-(hours for the last day); a drill-down reads single notifications through the index.
+hours belong to from their hours; older hours are final,
+unless the engine reports a change in one (a fallback on yesterday's record), which the
+next rollup recounts. The page reads day documents (hours for the last day) plus the
+changes the engine counted in Redis since the last rollup
+(:mod:`preferences.activity_counts`), so it is current to the engine's last batch; a
+drill-down reads single notifications. The records belong to the engine: they are read
+through its methods, which its indexes serve.
 
 Outcomes: ``sent``, ``digest`` (folded into a digest), ``held`` (quiet hours; sent when
 they end), ``suppressed`` (with the policy's reason), ``fell_back`` (a channel failed,
@@ -25,13 +30,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING, IndexModel, ReplaceOne
+from pymongo import ASCENDING, IndexModel, ReplaceOne
 from pymongo.asynchronous.database import AsyncDatabase
 
+from preferences.activity_counts import HOUR, outcome_of, stats_key
+from preferences.engine import NotificationEngine
 from preferences.model import zone
 
 Document = dict[str, Any]
-HOUR = 3600.0
 OUTCOMES = ("sent", "digest", "held", "suppressed", "fell_back", "failed")
 _FIELDS = {"topic": 1, "channel": 1, "channels": 1, "action": 1, "status": 1, "reason": 1, "failed": 1, "created_at": 1}
 
@@ -50,21 +56,6 @@ def outcome_query(outcome: str) -> Document:
     return filters.get(outcome, {})
 
 
-def outcome_of(doc: Mapping[str, Any]) -> tuple[str, str, str]:
-    """(outcome, channel, reason) of one notification record."""
-    channels = doc.get("channels") or []
-    channel = str(doc.get("channel") or (channels[0] if channels else "") or "none")
-    failed = doc.get("failed") or []
-    if doc.get("status") == "undeliverable":
-        return "failed", str(failed[0]) if failed else channel, str(doc.get("reason", ""))
-    if failed:
-        return "fell_back", str(failed[0]), ""
-    action = str(doc.get("action", ""))
-    if action == "suppress":
-        return "suppressed", channel, str(doc.get("reason", ""))
-    return {"send": "sent", "hold": "held", "digest": "digest"}.get(action, action or "unknown"), channel, ""
-
-
 @dataclass(frozen=True, slots=True)
 class ActivityFilter:
     since: float
@@ -73,48 +64,64 @@ class ActivityFilter:
     channel: str = ""
 
 
-def _key(topic: str, channel: str, outcome: str, reason: str) -> str:
-    # "." and "$" cannot start or sit in a stored field name; the parts never hold "|".
-    return "|".join(p.replace(".", "_").replace("$", "_").replace("|", "/") for p in (topic, channel, outcome, reason))
-
-
 class NotificationActivity:
     """Counts of notification outcomes per hour and day, and single notifications."""
 
-    def __init__(self, db: AsyncDatabase[Document], *, time_zone: str = "Asia/Shanghai", settle_s: float = 2 * HOUR) -> None:
-        self.notifications = db["notifications"]  # read only: the notification engine writes it
+    def __init__(
+        self, db: AsyncDatabase[Document], engine: NotificationEngine, *, time_zone: str = "Asia/Shanghai", settle_s: float = 2 * HOUR
+    ) -> None:
+        self.engine = engine  # owns the records; read only here
+        self.counts = engine.counts
         self.stats = db["notification_stats"]
         self.zone = zone(time_zone)
         self.settle_s = settle_s
 
     async def ensure_indexes(self) -> None:
         await self.stats.create_indexes([IndexModel([("kind", ASCENDING), ("at", ASCENDING)])])
-        await self.notifications.create_indexes(
-            [IndexModel([("created_at", DESCENDING)]), IndexModel([("topic", ASCENDING), ("created_at", DESCENDING)]),
-             IndexModel([("action", ASCENDING), ("created_at", DESCENDING)])]
-        )
 
     def day_start(self, ts: float) -> float:
         local = dt.datetime.fromtimestamp(ts, self.zone)
         return local.replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
 
-    async def rollup(self, now: float | None = None) -> int:
-        """Recount every hour from the last final one to now and the days they belong
-        to; returns the records read. The first run counts the whole collection."""
-        now = time.time() if now is None else now
+    async def rollup(self, now: float | None = None, *, lock_s: float = 3600.0) -> int:
+        """Recount every hour from the last final one to now, the older hours the engine
+        reported changes in, and the days they belong to; returns the records read (-1
+        when another process's rollup is running). The first run counts the whole
+        collection (a quarter of an hour for a million records on a loaded machine: the
+        lock outlasts it; a crashed holder only delays rollups, the live counts keep
+        the figures current meanwhile)."""
+        epoch = await self.counts.begin_rollup(lock_s)
+        if epoch is None:
+            return -1
+        try:
+            return await self._rollup(time.time() if now is None else now, epoch)
+        finally:
+            await self.counts.release_rollup()
+
+    async def _rollup(self, now: float, epoch: int) -> int:
         mark = await self.stats.find_one({"_id": "final"})
+        last = await self.stats.find_one({"_id": "last"})
         start = float(mark["at"]) if mark is not None else 0.0
+        since_epoch = int(last.get("epoch", 0)) if last is not None else 0
+        # Older hours with changes the engine counted since the last rollup.
+        touched = {float(f.split("|", 1)[0]) for f in await self.counts.pending(since_epoch, epoch)}
+        older = sorted(h for h in touched if h < start)
         hours: dict[float, Counter[str]] = {}
         read = 0
-        async for doc in self.notifications.find({"created_at": {"$gte": start}}, projection=_FIELDS).batch_size(5000):
-            read += 1
-            outcome, channel, reason = outcome_of(doc)
-            hour = float(doc["created_at"]) // HOUR * HOUR
-            hours.setdefault(hour, Counter())[_key(str(doc.get("topic", "")), channel, outcome, reason)] += 1
+        ranges: list[tuple[float, float | None]] = [(h, h + HOUR) for h in older] + [(start, None)]
+        for since, until in ranges:
+            async for doc in self.engine.records_between(since, until, _FIELDS).batch_size(5000):
+                read += 1
+                outcome, channel, reason = outcome_of(doc)
+                hour = float(doc["created_at"]) // HOUR * HOUR
+                hours.setdefault(hour, Counter())[stats_key(str(doc.get("topic", "")), channel, outcome, reason)] += 1
         # The recount replaces its hours whole: counts whose outcome moved on disappear.
         await self.stats.delete_many({"kind": "hour", "at": {"$gte": start}})
+        if older:
+            await self.stats.delete_many({"_id": {"$in": [f"hour:{int(h)}" for h in older]}})
         await self._write("hour", hours)
-        days = sorted({self.day_start(h) for h in hours} | ({self.day_start(start)} if mark is not None else set()))
+        days = sorted({self.day_start(h) for h in hours} | {self.day_start(h) for h in older}
+                      | ({self.day_start(start)} if mark is not None else set()))
         totals: dict[float, Counter[str]] = {}
         for day in days:
             total: Counter[str] = Counter()
@@ -126,7 +133,9 @@ class NotificationActivity:
         final = (now - self.settle_s) // HOUR * HOUR
         if final > start:
             await self.stats.replace_one({"_id": "final"}, {"kind": "mark", "at": final}, upsert=True)
-        await self.stats.replace_one({"_id": "last"}, {"kind": "mark", "at": now}, upsert=True)
+        # The figures now hold every change of the epochs before this one.
+        await self.stats.replace_one({"_id": "last"}, {"kind": "mark", "at": now, "epoch": epoch}, upsert=True)
+        await self.counts.drop(since_epoch, epoch)
         return read
 
     async def _write(self, kind: str, periods: Mapping[float, Counter[str]]) -> None:
@@ -138,6 +147,24 @@ class NotificationActivity:
         mark = await self.stats.find_one({"_id": "last"})
         return None if mark is None else float(mark["at"])
 
+    async def periods(self, kind: str, since: float, until: float) -> list[tuple[float, Mapping[str, int]]]:
+        """The stored counts of each hour or day in ``[since, until)`` and, as periods of
+        their own, the changes counted live since the last rollup."""
+        # Two reads: the embedded server scans the whole collection for an $or of both.
+        last = await self.stats.find_one({"_id": "last"}, projection={"epoch": 1})
+        epoch = int(last.get("epoch", 0)) if last is not None else 0
+        query = {"kind": kind, "at": {"$gte": since, "$lt": until}}
+        rows: list[tuple[float, Mapping[str, int]]] = [
+            (float(row["at"]), row["counts"]) async for row in self.stats.find(query, projection={"at": 1, "counts": 1})
+        ]
+        live: dict[float, Counter[str]] = {}
+        for field, n in (await self.counts.pending(epoch)).items():
+            hour_s, key = field.split("|", 1)
+            at = float(hour_s) if kind == "hour" else self.day_start(float(hour_s))
+            if n and since <= at < until:
+                live.setdefault(at, Counter())[key] += n
+        return rows + list(live.items())
+
     async def summary(self, f: ActivityFilter, *, hourly: bool = False) -> Document:
         """Totals per outcome, per period (hours, or days in the gateway's time zone), per
         topic and channel, and the reasons for suppressions and failures."""
@@ -148,9 +175,8 @@ class NotificationActivity:
         by_topic: dict[str, Counter[str]] = {}
         by_channel: dict[str, Counter[str]] = {}
         reasons: Counter[str] = Counter()
-        async for row in self.stats.find({"kind": kind, "at": {"$gte": since, "$lt": f.until}}, projection={"at": 1, "counts": 1}):
-            at = float(row["at"])
-            for key, n in row["counts"].items():
+        for at, counts in await self.periods(kind, since, f.until):
+            for key, n in counts.items():
                 topic, channel, o, reason = key.split("|")
                 if (f.topic and topic != f.topic) or (f.channel and channel != f.channel):
                     continue
@@ -172,12 +198,10 @@ class NotificationActivity:
     async def recent(self, template: str, limit: int = 10) -> list[Document]:
         """The latest notifications rendered with ``template`` (ids and times), to preview
         an edited template with real data."""
-        cursor = self.notifications.find({"template": template}, projection={"_id": 1, "created_at": 1}).sort("created_at", DESCENDING)
-        return [d async for d in cursor.limit(limit)]
+        return [d async for d in self.engine.newest_records({"template": template}, {"_id": 1, "created_at": 1}, limit)]
 
     async def data_of(self, notification_id: str) -> Document | None:
-        doc = await self.notifications.find_one({"_id": notification_id}, projection={"data": 1})
-        return None if doc is None else dict(doc.get("data") or {})
+        return await self.engine.data_of(notification_id)
 
     async def notifications_of(self, f: ActivityFilter, outcome: str = "", limit: int = 100) -> list[Document]:
         """Single notifications for a drill-down, newest first."""
@@ -186,7 +210,7 @@ class NotificationActivity:
             query["topic"] = f.topic
         out: list[Document] = []
         fields = {**_FIELDS, "customer": 1, "importance": 1, "template": 1, "deliver_at": 1, "digest_id": 1}
-        async for doc in self.notifications.find(query, projection=fields).sort("created_at", DESCENDING).limit(limit * 2):
+        async for doc in self.engine.newest_records(query, fields, limit * 2):
             o, channel, reason = outcome_of(doc)
             if (outcome and o != outcome) or (f.channel and channel != f.channel):
                 continue

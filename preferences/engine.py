@@ -36,6 +36,7 @@ from typing import Any
 import bson
 from bson.raw_bson import RawBSONDocument
 from pymongo import ASCENDING, DESCENDING, IndexModel
+from pymongo.asynchronous.cursor import AsyncCursor
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, OperationFailure
 from redis.asyncio import Redis
@@ -45,6 +46,7 @@ from bot.messages import OutboundMessage
 from bot.mongo import Document, find_by_ids, newest_first
 from bot.outbox import Outbox
 from bot.store import MessageStore
+from preferences.activity_counts import ActivityCounts, Changes
 from preferences.clock import Clock, SystemClock, utc
 from preferences.errors import InvalidPreference, UnknownCustomer
 from preferences.model import Importance, Notification, Preferences, Topic
@@ -116,6 +118,8 @@ class NotificationEngine:
             outbox, prefs, renderer, message_store=message_store, channel_ok=channel_ok, default_accounts=default_accounts
         )
         self.digests = Digests(db, prefs, self.delivery, self.clock)
+        # What each batch did, counted live for the console's activity dashboard.
+        self.counts = ActivityCounts(redis)
 
     @property
     def renderer(self) -> Renderer:
@@ -143,6 +147,12 @@ class NotificationEngine:
                 # A due batch's items in one range scan (see Digests.send).
                 IndexModel([("deliver_at", ASCENDING), ("digest_id", ASCENDING)]),
                 IndexModel([("status", ASCENDING)]),
+                # The activity dashboard's reads (see the reads below): its recount by
+                # time, its drill-down by topic or outcome, the latest of a template.
+                IndexModel([("created_at", DESCENDING)]),
+                IndexModel([("topic", ASCENDING), ("created_at", DESCENDING)]),
+                IndexModel([("action", ASCENDING), ("created_at", DESCENDING)]),
+                IndexModel([("template", ASCENDING), ("created_at", DESCENDING)]),
             ]
         )
         await self.digests.ensure_indexes()
@@ -237,6 +247,10 @@ class NotificationEngine:
         # for a message that never was.
         await self.delivery.enqueue([p.message for p in planned if p.message is not None], record=False)
         inserted = await self._insert(planned, results)
+        changes = Changes()
+        for p in inserted:
+            changes.recorded(p.doc)
+        await self.counts.add(changes)
         await self.schedule.add_many({p.member: p.deliver_at for p in inserted if p.member and p.deliver_at is not None})
         for p in inserted:
             results[p.index] = p.decision
@@ -315,16 +329,21 @@ class NotificationEngine:
         return [p for k, p in enumerate(planned) if k not in failed]
 
     async def _send_notification(self, doc: Document, prefs: Preferences, channel: str) -> str | None:
+        """Queue ``doc`` on ``channel``; ``doc`` is updated as its record is (the caller
+        counts the change)."""
         text = self.delivery.render_notification(doc, channel)
         msg = self.delivery.outbound(prefs, channel, f"{KEY_PREFIX}n:{doc['_id']}:{channel}", text, doc["topic"])
         if msg is None:
             await self.notifications.update_one({"_id": doc["_id"]}, {"$set": {"status": "undeliverable"}})
+            doc["status"] = "undeliverable"
             return None
         await self.delivery.enqueue([msg])
+        sent_at = self.clock.now()
         await self.notifications.update_one(
             {"_id": doc["_id"]},
-            {"$set": {"status": "enqueued", "channel": channel, "sent_at": self.clock.now()}, "$addToSet": {"tried": channel}},
+            {"$set": {"status": "enqueued", "channel": channel, "sent_at": sent_at}, "$addToSet": {"tried": channel}},
         )
+        doc.update(status="enqueued", channel=channel, sent_at=sent_at, tried=_added(doc.get("tried"), channel))
         return channel
 
     # -- the customer's own view ------------------------------------------------------------
@@ -383,15 +402,22 @@ class NotificationEngine:
         docs = (await find_by_ids(self.notifications, ids, where={"status": "held"})).values()
         records = await self.prefs.records({d["customer"] for d in docs})
         prefs = {cid: self.delivery.available(await self.prefs.effective_of(doc)) for cid, doc in records.items()}
-        for doc in docs:
-            p = prefs.get(doc["customer"])
-            channels = list(p.reachable()) if p else []
-            if p is None or not channels:
-                await self.notifications.update_one({"_id": doc["_id"]}, {"$set": {"status": "undeliverable"}})
-                continue
-            await self.notifications.update_one({"_id": doc["_id"]}, {"$set": {"channels": channels}})
-            doc["channels"] = channels
-            await self._send_notification(doc, p, channels[0])
+        changes = Changes()
+        try:
+            for doc in docs:
+                before = dict(doc)
+                p = prefs.get(doc["customer"])
+                channels = list(p.reachable()) if p else []
+                if p is None or not channels:
+                    await self.notifications.update_one({"_id": doc["_id"]}, {"$set": {"status": "undeliverable"}})
+                    doc["status"] = "undeliverable"
+                else:
+                    await self.notifications.update_one({"_id": doc["_id"]}, {"$set": {"channels": channels}})
+                    doc["channels"] = channels
+                    await self._send_notification(doc, p, channels[0])
+                changes.moved(before, doc)
+        finally:
+            await self.counts.add(changes)  # what was done, even when one send failed
 
     # -- fallback -------------------------------------------------------------------------------
     async def on_give_up(self, reply: OutboundMessage, status: str, reason: str) -> None:
@@ -412,13 +438,24 @@ class NotificationEngine:
         channels: list[str] = list(doc.get("channels") or [])
         nxt = channels[channels.index(channel) + 1] if channel in channels[:-1] else None
         log.info("notification %s undeliverable on %s (%s: %s); next: %s", ref(key), channel, status, reason, nxt)
+        before = dict(doc)
+        changes = Changes()
         await coll.update_one({"_id": ident}, {"$addToSet": {"failed": channel}})
+        doc["failed"] = _added(doc.get("failed"), channel)
         if nxt is None:
             await coll.update_one({"_id": ident}, {"$set": {"status": "undeliverable"}})
+            doc["status"] = "undeliverable"
+            if kind == "n":
+                changes.moved(before, doc)
+                await self.counts.add(changes)
             return
         prefs = self.delivery.available(await self.prefs.effective(doc["customer"]))
         if kind == "n":
-            await self._send_notification(doc, prefs, nxt)
+            try:
+                await self._send_notification(doc, prefs, nxt)
+            finally:
+                changes.moved(before, doc)
+                await self.counts.add(changes)
             return
         msg = self.digests.message(ident, prefs, nxt, self.delivery.render_digest(prefs.language, nxt, await self.digests.items_of(doc)))
         if msg is not None:
@@ -451,12 +488,39 @@ class NotificationEngine:
         await self.schedule.add_many({m: t for m, t in members.items() if m not in leased})
         resent = 0
         cutoff = self.clock.now() - stale_s
+        changes = Changes()
         async for doc in self.notifications.find({"status": "sending", "created_at": {"$lt": cutoff}}):
             prefs = self.delivery.available(await self.prefs.effective(doc["customer"]))
             if doc["channels"]:
+                before = dict(doc)
                 await self._send_notification(doc, prefs, doc["channels"][0])
+                changes.moved(before, doc)
                 resent += 1
+        await self.counts.add(changes)
         return len(members) + resent
+
+    # -- reads for the console's activity dashboard ---------------------------------------------
+    # The dashboard (preferences.activity) reads the records through these, served by
+    # the indexes ensure_indexes creates for them.
+    def records_between(self, since: float, until: float | None, projection: Mapping[str, Any]) -> AsyncCursor[Document]:
+        """The records created in ``[since, until)`` (to now when ``until`` is None)."""
+        created: Document = {"$gte": since} if until is None else {"$gte": since, "$lt": until}
+        return self.notifications.find({"created_at": created}, projection=projection)
+
+    def newest_records(self, where: Mapping[str, Any], projection: Mapping[str, Any], limit: int) -> AsyncCursor[Document]:
+        """Records matching ``where``, newest first."""
+        return self.notifications.find(dict(where), projection=projection).sort("created_at", DESCENDING).limit(limit)
+
+    async def data_of(self, notification_id: str) -> Document | None:
+        """The data a notification was rendered from (to preview a template with it)."""
+        doc = await self.notifications.find_one({"_id": notification_id}, projection={"data": 1})
+        return None if doc is None else dict(doc.get("data") or {})
+
+
+def _added(values: Any, value: str) -> list[Any]:
+    """A record's list after ``$addToSet``."""
+    out = list(values or [])
+    return out if value in out else [*out, value]
 
 
 def _parse(kind: Any, value: Any, field: str) -> Any:

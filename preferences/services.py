@@ -109,7 +109,7 @@ async def build_preferences(
         # The gateway starts without Redis (its webhooks answer 503 meanwhile); the
         # every-process sync job loads the edited templates once Redis answers.
         log.warning("preferences: edited templates not loaded at start (%s); the sync job retries", type(exc).__name__)
-    activity = NotificationActivity(db, time_zone=str(section.get("time_zone", "Asia/Shanghai")))
+    activity = NotificationActivity(db, engine, time_zone=str(section.get("time_zone", "Asia/Shanghai")))
     await activity.ensure_indexes()
     return PreferenceServices(prefs, engine, rights, renderer, templates, activity)
 
@@ -143,8 +143,17 @@ async def _rollup_step(activity: NotificationActivity) -> bool:
 
 def every_process_jobs(services: PreferenceServices) -> list[Job]:
     """What web and worker processes alike run: the reload of templates edited in the
-    console (any process may render a notification)."""
-    return [Job("prefs-templates", 1.0, lambda: _sync_step(services.templates))]
+    console (any process may render a notification), and the segment samples' refresh
+    (one process at a time, under a Redis lock), so no search waits for it."""
+    return [
+        Job("prefs-templates", 1.0, lambda: _sync_step(services.templates)),
+        Job("prefs-segment-samples", 30.0, lambda: _samples_step(services.prefs)),
+    ]
+
+
+async def _samples_step(prefs: PreferenceStore) -> bool:
+    await prefs.segment_samples.refresh()
+    return False
 
 
 async def _sync_step(templates: TemplateVersions) -> bool:

@@ -127,7 +127,7 @@ class PreferenceStore:
         self.layers = db["pref_layers"]
         self.history = db["pref_history"]
         self.consents = db["pref_consents"]
-        self.segment_samples = SegmentSamples(db, self.customers, lambda: self.clock.now())
+        self.segment_samples = SegmentSamples(db, self.customers, lambda: self.clock.now(), redis=redis)
         self._layer_cache: dict[str, tuple[float, JsonDict]] = {}
 
     async def ensure_indexes(self) -> None:
@@ -215,6 +215,13 @@ class PreferenceStore:
             for c in new
         ]
         created = await _insert_new(self.customers, docs)
+        joined: dict[str, list[str]] = {}
+        for d in docs:
+            if d["_id"] in created:
+                for seg in d["segments"]:
+                    joined.setdefault(seg, []).append(d["_id"])
+        if joined:
+            await self.segment_samples.changed(joined, {})
         actors = {c.customer_id: c.actor for c in new}
         await _insert_new(self.history, [
             _history_doc(d["_id"], 1, now, actors[d["_id"]], via, {}, d["settings"], "created") for d in docs if d["_id"] in created
@@ -228,9 +235,12 @@ class PreferenceStore:
         if not fields:
             return
         async with self._changing(customer_id):
-            res = await self.customers.update_one({"_id": customer_id}, {"$set": fields})
-        if res.matched_count == 0:
+            before = await self.customers.find_one_and_update({"_id": customer_id}, {"$set": fields}, projection={"segments": 1})
+        if before is None:
             raise UnknownCustomer(f"unknown customer {customer_id!r}")
+        if segments is not None:
+            old, new = set(before.get("segments") or ()), set(segments)
+            await self.segment_samples.changed({s: [customer_id] for s in new - old}, {s: [customer_id] for s in old - new})
 
     async def find_by_address(self, channel: str, account: str, recipient: str) -> str | None:
         """The customer whose address on ``channel`` is ``recipient`` (and ``account``)."""

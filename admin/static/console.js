@@ -206,4 +206,5 @@
     if (root.dataset.live === "conversation") setupConversation(root);
   });
   window.kefuCsrf = csrf;
+  window.kefuLive = connect;  // other live pages (the marketers' dashboards) use the same stream handling
 })();

@@ -44,6 +44,55 @@
     });
   }
 
+  // The activity page follows the engine's counts: the server sends the page's whole
+  // view (totals, periods, topics, channels, reasons) when they change.
+  function liveActivity() {
+    const root = document.querySelector('[data-live="activity"]');
+    const data = dataOf("activity-data");
+    if (!root || !data || !window.kefuLive) return;
+    const outcomes = Array.from(document.querySelectorAll("#outcome-names li")).map((li) => li.dataset.outcome);
+    const slot = new Map(data.at.map((at, i) => [at, i]));
+    const cells = (tr, row) => {
+      tr.querySelectorAll("td").forEach((td, k) => {
+        const target = td.querySelector("a") || td;
+        target.textContent = String(row[outcomes[k]] || 0);
+      });
+    };
+    const apply = (ev) => {
+      for (const [o, n] of Object.entries(ev.totals)) {
+        const el = root.querySelector('#activity-totals [data-outcome="' + o + '"] strong');
+        if (el) el.textContent = String(n);
+      }
+      const chart = window.Chart && window.Chart.getChart(document.getElementById("activity-chart"));
+      if (chart) {
+        chart.data.datasets.forEach((ds) => { ds.data = data.at.map(() => 0); });
+        for (const period of ev.series) {
+          const i = slot.get(period.at);
+          if (i === undefined) continue;  // a period this page does not draw
+          chart.data.datasets.forEach((ds, k) => { ds.data[i] = period[data.series[k][0]] || 0; });
+        }
+        chart.update("none");
+      }
+      // Every topic and configured channel has its row; a channel outside them shows on reload.
+      document.querySelectorAll("#activity-topics tr[data-topic]").forEach((tr) => cells(tr, ev.topics[tr.dataset.topic] || {}));
+      document.querySelectorAll("#activity-channels tr[data-channel]").forEach((tr) => cells(tr, ev.channels[tr.dataset.channel] || {}));
+      const reasons = document.getElementById("activity-reasons");
+      if (reasons && ev.reasons.length) {
+        reasons.replaceChildren(...ev.reasons.map(([reason, n]) => {
+          const li = document.createElement("li");
+          const span = document.createElement("span");
+          span.className = "mono";
+          span.textContent = reason;
+          li.append(span, " · " + n);
+          return li;
+        }));
+      }
+      root.dataset.updated = String(ev.sent_at);
+    };
+    // After a lost connection the page reads everything again.
+    window.kefuLive(root.dataset.events, { activity: apply }, () => window.location.reload());
+  }
+
   // Ask the server after the user stops typing; only the newest answer counts.
   function debounced(fn, ms) {
     let timer = null;
@@ -119,6 +168,7 @@
 
   document.addEventListener("DOMContentLoaded", () => {
     activityChart();
+    liveActivity();
     carrierChart();
     templateEditor();
     ruleEditor();

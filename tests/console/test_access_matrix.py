@@ -83,6 +83,7 @@ CONSOLE: dict[tuple[str, str], set[str] | None] = {
     ("POST", "/admin/marketing/rules/{rule}/restore"): MARKETING,
     ("GET", "/admin/marketing/activity"): MARKETING,
     ("GET", "/admin/marketing/activity/notifications"): MARKETING,
+    ("GET", "/admin/marketing/activity/events"): MARKETING,
     ("GET", "/admin/marketing/carriers"): MARKETING,
     ("GET", "/admin/marketing/repair"): MARKETING,
     ("GET", "/admin/marketing/data-requests"): MARKETING,
@@ -96,6 +97,9 @@ CONSOLE: dict[tuple[str, str], set[str] | None] = {
     ("POST", "/admin/trainer/transcripts/{mid}/review"): TRAINING,
     ("POST", "/admin/messages/{mid}/transcript"): STAFF,  # an agent's correction, kept for the trainer
 }
+
+# Server-sent event streams: asked for as such, closed once answered.
+STREAMS = {"/admin/events", "/admin/marketing/activity/events"}
 
 # The scope an API key needs; "public" routes authenticate otherwise (a signed
 # platform request, a one-time token) or publish nothing private.
@@ -222,18 +226,18 @@ async def test_console_role_matrix(matrix_rig: ConsoleRig) -> None:
             if path == "/admin/static/{name}":
                 url = "/admin/static/console.css"
             if method == "GET":
-                resp = await person.get(url, headers={"Accept": "text/event-stream"} if path == "/admin/events" else {})
+                resp = await person.get(url, headers={"Accept": "text/event-stream"} if path in STREAMS else {})
             else:
                 resp = await person.post(url, {})
             status = resp.status
-            if path == "/admin/events" and status == 200:
+            if path in STREAMS and status == 200:
                 resp.close()
             label = f"{who} {method} {path} -> {status}"
             assert status < 500, label  # junk ids and empty forms get a clear refusal, never a crash
             if allowed is OPEN:
                 assert status not in (401, 403), label
             elif who == "anonymous":
-                assert (status == 303 and resp.headers["Location"].startswith("/admin/signin")) if method == "GET" and path != "/admin/events" else status == 401, label
+                assert (status == 303 and resp.headers["Location"].startswith("/admin/signin")) if method == "GET" and path not in STREAMS else status == 401, label
             elif who in allowed:
                 assert status not in (401, 403), label
             else:
