@@ -51,16 +51,26 @@ SENT_PREFIX = "kefu:outbox:sent:"
 HANDLED_PREFIX = "kefu:handled:"
 KEY_TTL_S = 7 * 86_400
 
-_ENQUEUE = """
--- KEYS[1] outbox stream, KEYS[2] handled marker ('' = none), KEYS[3..] idempotency keys
--- ARGV[1] ttl, ARGV[3..] payloads
-local added = 0
-for i = 3, #KEYS do
-  if redis.call('SET', KEYS[i], '1', 'NX', 'EX', ARGV[1]) then
-    redis.call('XADD', KEYS[1], '*', 'm', ARGV[i], 'a', '0')
-    added = added + 1
+# A Lua function for every script that queues replies (this module's enqueue, the end of
+# a worker's turn in bot.end_of_turn): the idempotency keys are KEYS[first_key..], each
+# one's payload the ARGV at the same distance from first_arg.
+QUEUE_REPLIES_LUA = """
+local function queue_replies(stream, ttl, first_key, first_arg)
+  local added = 0
+  for i = first_key, #KEYS do
+    if redis.call('SET', KEYS[i], '1', 'NX', 'EX', ttl) then
+      redis.call('XADD', stream, '*', 'm', ARGV[first_arg + i - first_key], 'a', '0')
+      added = added + 1
+    end
   end
+  return added
 end
+"""
+
+_ENQUEUE = QUEUE_REPLIES_LUA + """
+-- KEYS[1] outbox stream, KEYS[2] handled marker ('' = none), KEYS[3..] idempotency keys
+-- ARGV[1] ttl, ARGV[2..] payloads
+local added = queue_replies(KEYS[1], ARGV[1], 3, 2)
 if KEYS[2] ~= '' then redis.call('SET', KEYS[2], '1', 'EX', ARGV[1]) end
 return added
 """
@@ -116,13 +126,10 @@ class Outbox:
 
     async def enqueue(self, replies: Sequence[OutboundMessage], *, handled: str = "") -> int:
         """Queue replies not queued before; optionally mark an inbound message handled."""
-        keys: list[bytes | str] = [self.stream, HANDLED_PREFIX + handled if handled else ""]
-        args: list[bytes | str | int] = [KEY_TTL_S, ""]
-        for reply in replies:
-            key, payload = _encoded(reply)
-            keys.append(key)
-            args.append(payload)
-        return int(await self._enqueue(keys=keys, args=args))
+        keys, payloads = encoded(replies)
+        return int(await self._enqueue(
+            keys=[self.stream, HANDLED_PREFIX + handled if handled else "", *keys], args=[KEY_TTL_S, *payloads]
+        ))
 
     async def requeue(self, payload: str) -> None:
         """Queue a dead-lettered reply again, past its idempotency key (a person decided
@@ -146,6 +153,12 @@ class Outbox:
 
 
 _repairs = Throttle(log)
+
+
+def encoded(replies: Sequence[OutboundMessage]) -> tuple[list[bytes], list[bytes]]:
+    """The replies' idempotency keys and payloads, as QUEUE_REPLIES_LUA takes them."""
+    pairs = [_encoded(reply) for reply in replies]
+    return [key for key, _ in pairs], [payload for _, payload in pairs]
 
 
 def _encoded(reply: OutboundMessage) -> tuple[bytes, bytes]:

@@ -176,6 +176,11 @@ class StreamGroup:
             pipe.xack(self.stream, self.group, entry_id)
             pipe.xdel(self.stream, entry_id)
             await pipe.execute()
+        self.forget(entry_id)
+
+    def forget(self, entry_id: str) -> None:
+        """Drop a finished entry from this process's own (acknowledged elsewhere: the
+        end of a worker's turn does it in its script)."""
         for mine in self._mine.values():
             mine.discard(entry_id)
 
