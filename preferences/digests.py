@@ -155,15 +155,13 @@ class Digests:
         }
 
     def _rendered_text(self, digest: Mapping[str, Any], language: str, channel: str) -> str | None:
-        """The digest's text rendered at filing, if it still says what a render now would.
-        A record read without its items (the build's read) brings their count."""
+        """The digest's text rendered at filing, if it still says what a render now would."""
         r = digest.get("rendered")
         if not isinstance(r, dict) or r.get("rev") != digest.get("rev"):
             return None
         # The item count guards against items removed without a filing (withdrawn).
-        n = len(digest.get("items") or {}) if "items" in digest else digest.get("item_count")
         if (r.get("n"), r.get("language"), r.get("channel"), r.get("templates")) != (
-            n, language, channel, self.delivery.renderer.fingerprint
+            len(digest.get("items") or {}), language, channel, self.delivery.renderer.fingerprint
         ):
             return None
         text = r.get("text")
@@ -187,13 +185,7 @@ class Digests:
             # Digests created after this read (notify() filing into a digest that is due
             # already) fall inside the id range too; the batch's runs must not cover them.
             read_at = time.time()
-            # Without their items, only their count: the text rendered at filing is what
-            # goes out, and the items (each with its own rendered texts) are most of a
-            # record's size; the server's time on this read follows the bytes it returns.
-            in_range = [
-                d async for d in self.records.find({"due_at": due, "_id": {"$gte": lo, "$lte": hi}}, projection=_WITHOUT_ITEMS)
-                .sort("_id", ASCENDING)
-            ]
+            in_range = [d async for d in self.records.find({"due_at": due, "_id": {"$gte": lo, "$lte": hi}}).sort("_id", ASCENDING)]
             settled = await self._settled_ids(due, lo, hi)
             built = await self._built(due)
             found.update(str(d["_id"]) for d in in_range if d["_id"] in mine)
@@ -370,56 +362,27 @@ class Digests:
         outcomes: dict[str, tuple[Any, ...]] = {}
         messages: list[OutboundMessage] = []
         customers = await self._digest_customers(todo)
-        unread = await self._build_each(todo, customers, outcomes, messages)
-        if unread:
-            # Read without their items, and the text rendered at filing does not do (the
-            # customer changed language or channel since): their items, in one read.
-            full = await find_by_ids(self.records, unread, projection={"items": 1})
-            rest: dict[str, Document] = {}
-            for did in unread:
-                items = full.get(did, {}).get("items")
-                # A record from before items travelled inside it has none: _build_one
-                # reads them from the notifications.
-                rest[did] = {**todo[did], "items": items} if items is not None else {**todo[did], _ITEMS_READ: True}
-            await self._build_each(rest, customers, outcomes, messages)
+        for did, digest in todo.items():
+            try:
+                outcome, msg = await self._build_one(did, digest, customers.get(str(digest["customer"])))
+            except Exception as exc:  # noqa: BLE001 - any one digest's data; the batch goes on
+                log.warning("digest %s not built: %s", ref(did), type(exc).__name__)
+                log.debug("digest %s not built", ref(did), exc_info=True)
+                outcome, msg = ("failed", ()), None
+            outcomes[did] = outcome
+            if msg is not None:
+                messages.append(msg)
         # The outbox's sender writes each digest's message record when it sends it: one
         # write per message here would cost more than the whole build.
         await self.delivery.enqueue(messages, record=False)
         return outcomes
 
-    async def _build_each(
-        self, todo: Mapping[str, Document], customers: Mapping[str, Document],
-        outcomes: dict[str, tuple[Any, ...]], messages: list[OutboundMessage],
-    ) -> list[str]:
-        """Build ``todo`` into ``outcomes`` and ``messages``; returns the digests that need
-        their items read first."""
-        unread: list[str] = []
-        for did, digest in todo.items():
-            try:
-                built = await self._build_one(did, digest, customers.get(str(digest["customer"])))
-            except Exception as exc:  # noqa: BLE001 - any one digest's data; the batch goes on
-                log.warning("digest %s not built: %s", ref(did), type(exc).__name__)
-                log.debug("digest %s not built", ref(did), exc_info=True)
-                built = ("failed", ()), None
-            if built is None:
-                unread.append(did)
-                continue
-            outcomes[did] = built[0]
-            if built[1] is not None:
-                messages.append(built[1])
-        return unread
-
     async def _build_one(
         self, did: str, digest: Document, cust: Document | None
-    ) -> tuple[tuple[Any, ...], OutboundMessage | None] | None:
-        """The digest's outcome and message; None if it was read without its items and
-        needs them."""
-        compact = "items" not in digest and not digest.get(_ITEMS_READ)
-        if compact and not digest.get("item_count"):
-            return None  # empty, or older than items in records: decided on the whole record
+    ) -> tuple[tuple[Any, ...], OutboundMessage | None]:
         # Items travel in the record; older records' items are read from the notifications.
-        its = None if compact or "items" in digest else await self.items_of(digest)
-        if not (compact or its or digest.get("items")):
+        its = None if "items" in digest else await self.items_of(digest)
+        if not (its or digest.get("items")):
             return ("empty", ()), None
         p = self.delivery.available(await self.prefs.effective_of(cust)) if cust else None
         channels = p.reachable() if p else ()
@@ -427,8 +390,6 @@ class Digests:
             return ("undeliverable", ()), None
         text = self._rendered_text(digest, p.language, channels[0])
         if text is None:
-            if compact:
-                return None
             text = self.delivery.render_digest(p.language, channels[0], its or await self.items_of(digest))
         return ("sent", channels), self.message(did, p, channels[0], text)
 
@@ -479,13 +440,6 @@ async def _bulk(coll: Any, ops: list[UpdateOne], dids: Sequence[str], groups: Ma
         return int(exc.details.get("nMatched", 0)) + int(exc.details.get("nUpserted", 0))
 
 
-# The build reads digest records without their items, only how many there are (see send) ...
-_WITHOUT_ITEMS: Document = {
-    **{f: 1 for f in ("customer", "due_at", "status", "created_at", "rev", "rendered", "who", "who_at")},
-    "item_count": {"$size": {"$objectToArray": {"$ifNull": ["$items", {}]}}},
-}
-# ... and marks a record it then found without items as read (older than items in records).
-_ITEMS_READ = "_items_read"
 _ITEM_FIELDS = {f: 1 for f in ("digest_id", "topic", "template", "language", "detail", "data", "created_at", "period")}
 
 
