@@ -23,9 +23,9 @@ two writes to one document in flight at once (the conversation's turn ensures th
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from pymongo import UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
@@ -80,21 +80,13 @@ class GroupCommit:
             self._flushing = None
 
     async def _commit(self, batch: list[_Waiter]) -> None:
-        ops = [op for waiter in batch for op in waiter.ops]
-        try:
-            outcome = await self._send(ops)
-        except ConnectionFailure as exc:
-            _fail(batch, exc)
-            return
-        except Exception as exc:
-            if len(batch) == 1:
-                _fail(batch, exc)
-                return
-            await asyncio.gather(*(self._commit([waiter]) for waiter in batch))
-            return
-        except BaseException as exc:
-            _fail(batch, exc)
-            raise
+        await commit_isolating(batch, self._send_batch, self._settle, outage=(ConnectionFailure,))
+
+    async def _send_batch(self, batch: list[_Waiter]) -> _Outcome:
+        return await self._send([op for waiter in batch for op in waiter.ops])
+
+    @staticmethod
+    def _settle(batch: list[_Waiter], outcome: _Outcome) -> None:
         offset = 0
         for waiter in batch:
             indexes = range(offset, offset + len(waiter.ops))
@@ -121,7 +113,51 @@ class GroupCommit:
         return _Outcome(upserted={int(i) for i in result.upserted_ids or ()})
 
 
-def _fail(batch: list[_Waiter], exc: BaseException) -> None:
+class Waiter(Protocol):
+    """A caller of a group commit, waiting for its part's outcome."""
+
+    @property
+    def future(self) -> asyncio.Future[Any]: ...
+
+
+W = TypeVar("W", bound=Waiter)
+R = TypeVar("R")
+
+
+async def commit_isolating(
+    batch: list[W],
+    send: Callable[[list[W]], Awaitable[R]],
+    settle: Callable[[list[W], R], None],
+    *,
+    outage: tuple[type[BaseException], ...],
+    on_split: Callable[[int, BaseException], None] | None = None,
+) -> None:
+    """Send ``batch`` as one command and ``settle`` its waiters from the result, so that
+    one caller's poison never fails another's: an ``outage`` (the connection) fails them
+    all at once, since retrying piece by piece cannot help; any other error makes each
+    waiter's part go again alone (``on_split`` is told first), so only the poison one
+    fails. The MongoDB group commit here and the Redis one of the inbound queue both
+    commit this way."""
+    try:
+        result = await send(batch)
+    except outage as exc:
+        _fail(batch, exc)
+        return
+    except Exception as exc:
+        if len(batch) == 1:
+            _fail(batch, exc)
+            return
+        if on_split is not None:
+            on_split(len(batch), exc)
+        await asyncio.gather(*(commit_isolating([w], send, settle, outage=outage, on_split=on_split) for w in batch))
+        return
+    except BaseException as exc:
+        _fail(batch, exc)
+        raise
+    settle(batch, result)
+
+
+def _fail(batch: Sequence[Waiter], exc: BaseException) -> None:
     for waiter in batch:
         if waiter.future.done():
             continue

@@ -51,16 +51,26 @@ SENT_PREFIX = "kefu:outbox:sent:"
 HANDLED_PREFIX = "kefu:handled:"
 KEY_TTL_S = 7 * 86_400
 
-_ENQUEUE = """
--- KEYS[1] outbox stream, KEYS[2] handled marker ('' = none), KEYS[3..] idempotency keys
--- ARGV[1] ttl, ARGV[3..] payloads
-local added = 0
-for i = 3, #KEYS do
-  if redis.call('SET', KEYS[i], '1', 'NX', 'EX', ARGV[1]) then
-    redis.call('XADD', KEYS[1], '*', 'm', ARGV[i], 'a', '0')
-    added = added + 1
+# A Lua function for every script that queues replies (this module's enqueue, the end of
+# a worker's turn in bot.end_of_turn): the idempotency keys are KEYS[first_key..], each
+# one's payload the ARGV at the same distance from first_arg.
+QUEUE_REPLIES_LUA = """
+local function queue_replies(stream, ttl, first_key, first_arg)
+  local added = 0
+  for i = first_key, #KEYS do
+    if redis.call('SET', KEYS[i], '1', 'NX', 'EX', ttl) then
+      redis.call('XADD', stream, '*', 'm', ARGV[first_arg + i - first_key], 'a', '0')
+      added = added + 1
+    end
   end
+  return added
 end
+"""
+
+_ENQUEUE = QUEUE_REPLIES_LUA + """
+-- KEYS[1] outbox stream, KEYS[2] handled marker ('' = none), KEYS[3..] idempotency keys
+-- ARGV[1] ttl, ARGV[2..] payloads
+local added = queue_replies(KEYS[1], ARGV[1], 3, 2)
 if KEYS[2] ~= '' then redis.call('SET', KEYS[2], '1', 'EX', ARGV[1]) end
 return added
 """
@@ -116,13 +126,10 @@ class Outbox:
 
     async def enqueue(self, replies: Sequence[OutboundMessage], *, handled: str = "") -> int:
         """Queue replies not queued before; optionally mark an inbound message handled."""
-        keys: list[bytes | str] = [self.stream, HANDLED_PREFIX + handled if handled else ""]
-        args: list[bytes | str | int] = [KEY_TTL_S, ""]
-        for reply in replies:
-            key, payload = _encoded(reply)
-            keys.append(key)
-            args.append(payload)
-        return int(await self._enqueue(keys=keys, args=args))
+        keys, payloads = encoded(replies)
+        return int(await self._enqueue(
+            keys=[self.stream, HANDLED_PREFIX + handled if handled else "", *keys], args=[KEY_TTL_S, *payloads]
+        ))
 
     async def requeue(self, payload: str) -> None:
         """Queue a dead-lettered reply again, past its idempotency key (a person decided
@@ -146,6 +153,12 @@ class Outbox:
 
 
 _repairs = Throttle(log)
+
+
+def encoded(replies: Sequence[OutboundMessage]) -> tuple[list[bytes], list[bytes]]:
+    """The replies' idempotency keys and payloads, as QUEUE_REPLIES_LUA takes them."""
+    pairs = [_encoded(reply) for reply in replies]
+    return [key for key, _ in pairs], [payload for _, payload in pairs]
 
 
 def _encoded(reply: OutboundMessage) -> tuple[bytes, bytes]:
@@ -199,40 +212,70 @@ class OutboxSender:
         while not stop.is_set():
             try:
                 entries = await self.group.read(self.consumer, count=self.batch, block_ms=500)
+                if not entries:
+                    continue
+                runs = _by_conversation(entries)
+                batch = _Batch(sent=await self._sent_marks(runs))
                 # Conversations are sent side by side, each one's replies in stream order: a
                 # text and the image after it must not overtake each other.
-                await asyncio.gather(*(self._deliver_in_order(run) for run in _by_conversation(entries)))
+                await asyncio.gather(*(self._deliver_in_order(run, batch) for run in runs))
+                await self.group.done_many(batch.acks)
             except asyncio.CancelledError:
                 raise
             except Exception:
                 await self.group.recover("outbox")
 
-    async def _deliver_in_order(self, entries: list[_Pending]) -> None:
+    async def _sent_marks(self, runs: list[list[_Pending]]) -> set[str]:
+        """The batch's replies already marked sent: one MGET for the batch instead of an
+        EXISTS per entry."""
+        keys = [parsed.idempotency_key for run in runs for _, _, parsed in run if parsed is not None]
+        if not keys:
+            return set()
+        marks = await self.outbox.redis.mget([SENT_PREFIX + key for key in keys])
+        return {key for key, mark in zip(keys, marks) if mark is not None}
+
+    async def _deliver_in_order(self, entries: list[_Pending], batch: _Batch) -> None:
         reply = entries[0][2]
         if reply is None:  # unparsable: a group of its own, dead-lettered by deliver()
             await self.deliver(*entries[0])
             return
         async with self.outbox.conversation_slot(reply.conversation):
             for entry, attempts, parsed in entries:
-                await self.deliver(entry, attempts, parsed)
+                await self.deliver(entry, attempts, parsed, batch=batch)
 
-    async def deliver(self, entry: Entry, attempts: int, reply: OutboundMessage | None = None) -> None:
-        """Send one entry; ``reply`` is its payload when the caller parsed it already."""
+    async def deliver(
+        self, entry: Entry, attempts: int, reply: OutboundMessage | None = None, *, batch: _Batch | None = None
+    ) -> None:
+        """Send one entry; ``reply`` is its payload when the caller parsed it already.
+        ``batch``: the read it came with, which knows its sent marks and acknowledges
+        its delivered entries together at its end."""
         if reply is None:
             reply = OutboundMessage.from_json(entry.payload)
         key = reply.idempotency_key
         if key in self.outbox.unmarked:
             return  # sent by this process; the task retrying its mark acknowledges it
-        if await self.outbox.redis.exists(SENT_PREFIX + key):
+        if batch is not None:
+            already_sent = key in batch.sent
+        else:
+            already_sent = bool(await self.outbox.redis.exists(SENT_PREFIX + key))
+        if already_sent:
             # Delivered by a sender that died before its record and ack: finish both.
             await self.store.mark_outbound(key, "sent", reply=reply)
-            await self.group.done(entry.entry_id)
+            await self._delivered(entry, batch)
             self._count(reply, "already_sent")
             return
         with context(conversation=reply.conversation, message=key):
-            await self._send(entry, attempts, reply)
+            await self._send(entry, attempts, reply, batch)
 
-    async def _send(self, entry: Entry, attempts: int, reply: OutboundMessage) -> None:
+    async def _delivered(self, entry: Entry, batch: _Batch | None) -> None:
+        # Delivered, marked sent and recorded: the ack may wait for the batch's end (a
+        # crash before it leaves an entry whose sent mark makes its takeover a no-op).
+        if batch is None:
+            await self.group.done(entry.entry_id)
+        else:
+            batch.acks.append(entry.entry_id)
+
+    async def _send(self, entry: Entry, attempts: int, reply: OutboundMessage, batch: _Batch | None) -> None:
         key = reply.idempotency_key
         channel = self.channels(reply.channel, reply.account)
         attempts += 1
@@ -263,7 +306,7 @@ class OutboxSender:
         await self._mark_sent(key)
         self._count(reply, "sent")
         await self.store.mark_outbound(key, "sent", reply=reply, attempts=attempts, sent_at=time.time())
-        await self.group.done(entry.entry_id)
+        await self._delivered(entry, batch)
 
     def _count(self, reply: OutboundMessage, outcome: str) -> None:
         if self.metrics is not None:
@@ -305,6 +348,14 @@ class OutboxSender:
 
 
 _Pending = tuple[Entry, int, OutboundMessage | None]
+
+
+@dataclass
+class _Batch:
+    """One read's shared work: its replies already marked sent, its entries to ack."""
+
+    sent: set[str]
+    acks: list[str] = field(default_factory=list)
 
 
 def _by_conversation(entries: list[Entry]) -> list[list[_Pending]]:

@@ -27,6 +27,7 @@ from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from bot.conversation.ordering import PENDING_PREFIX
+from bot.group_commit import commit_isolating
 from bot.logs import Outage, Throttle, ref
 from bot.messages import InboundMessage
 
@@ -172,10 +173,22 @@ class StreamGroup:
 
     async def done(self, entry_id: str) -> None:
         """Acknowledge and delete, so the stream holds only work still to do."""
+        await self.done_many((entry_id,))
+
+    async def done_many(self, entry_ids: Sequence[str]) -> None:
+        """:meth:`done` for several entries in one round trip."""
+        if not entry_ids:
+            return
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.xack(self.stream, self.group, entry_id)
-            pipe.xdel(self.stream, entry_id)
+            pipe.xack(self.stream, self.group, *entry_ids)
+            pipe.xdel(self.stream, *entry_ids)
             await pipe.execute()
+        for entry_id in entry_ids:
+            self.forget(entry_id)
+
+    def forget(self, entry_id: str) -> None:
+        """Drop a finished entry from this process's own (acknowledged elsewhere: the
+        end of a worker's turn does it in its script)."""
         for mine in self._mine.values():
             mine.discard(entry_id)
 
@@ -195,7 +208,13 @@ class MessageRefused(RedisError):
 
 # What one message adds to a group commit: dedup key, pending-list key, payload, key.
 _Item = tuple[bytes, bytes, bytes, bytes]
-_Waiter = tuple[list[_Item], "asyncio.Future[int]"]
+
+
+@dataclass(slots=True)
+class _Waiter:
+    items: list[_Item]
+    future: asyncio.Future[int]
+
 
 # Failures of the connection rather than of one item's data: retrying the items one by
 # one cannot help, so the whole batch fails at once and every webhook answers 503.
@@ -238,7 +257,7 @@ class InboundQueue(StreamGroup):
         items = [self._encode(m) for m in messages]
         loop = asyncio.get_running_loop()
         future: asyncio.Future[int] = loop.create_future()
-        self._batch.append((items, future))
+        self._batch.append(_Waiter(items, future))
         if len(self._batch) == 1:
             loop.call_soon(self._start_flush)
         return await future
@@ -270,31 +289,10 @@ class InboundQueue(StreamGroup):
         task.add_done_callback(self._flushing.discard)
 
     async def _flush(self, batch: list[_Waiter]) -> None:
-        try:
-            flags = await self._run([item for items, _ in batch for item in items])
-        except _CONNECTION_ERRORS as exc:
-            _fail(batch, exc)
-            return
-        except Exception as exc:
-            if len(batch) == 1:
-                _fail(batch, exc)
-                return
-            log.warning("group commit of %d webhooks refused (%s); retrying each alone", len(batch), type(exc).__name__)
-            await asyncio.gather(*(self._flush([waiter]) for waiter in batch))
-            return
-        except BaseException as exc:
-            _fail(batch, exc)
-            raise
-        offset = 0
-        for items, future in batch:
-            mine = [int(f) for f in flags[offset : offset + len(items)]]
-            offset += len(items)
-            if future.done():
-                continue
-            if -1 in mine:
-                future.set_exception(MessageRefused(f"Redis refused {mine.count(-1)} of {len(mine)} messages"))
-            else:
-                future.set_result(sum(mine))
+        await commit_isolating(batch, self._run_batch, _settle, outage=_CONNECTION_ERRORS, on_split=_split)
+
+    async def _run_batch(self, batch: list[_Waiter]) -> list[int]:
+        return await self._run([item for waiter in batch for item in waiter.items])
 
     async def _run(self, items: list[_Item]) -> list[int]:
         keys: list[bytes | str] = [self.stream]
@@ -314,7 +312,18 @@ def _item(m: InboundMessage) -> _Item:
     )
 
 
-def _fail(batch: list[_Waiter], exc: BaseException) -> None:
-    for _, future in batch:
-        if not future.done():
-            future.set_exception(exc)
+def _split(size: int, exc: BaseException) -> None:
+    log.warning("group commit of %d webhooks refused (%s); retrying each alone", size, type(exc).__name__)
+
+
+def _settle(batch: list[_Waiter], flags: list[int]) -> None:
+    offset = 0
+    for waiter in batch:
+        mine = [int(f) for f in flags[offset : offset + len(waiter.items)]]
+        offset += len(waiter.items)
+        if waiter.future.done():
+            continue
+        if -1 in mine:
+            waiter.future.set_exception(MessageRefused(f"Redis refused {mine.count(-1)} of {len(mine)} messages"))
+        else:
+            waiter.future.set_result(sum(mine))

@@ -33,6 +33,7 @@ from bot.conversation.events import ConversationEvent, ConversationEvents
 from bot.conversation.keywords import keyword_intent
 from bot.conversation.ordering import ConversationGate
 from bot.conversation.state import ConversationState, StateStore
+from bot.end_of_turn import EndOfTurn
 from bot.routing import SkillRouter, Reply, Turn
 from bot.language import detect
 from bot.logs import Outage, context, ref
@@ -49,8 +50,6 @@ from bot.voice import CorrectedTranscript, Deferred, VoiceStep
 from channels.base import Channel, ChannelLookup
 
 log = logging.getLogger(__name__)
-
-_HANDLED_AND_STATE = "return {redis.call('EXISTS', KEYS[1]), redis.call('GET', KEYS[2])}"
 
 # Failures of a store rather than of the message.
 STORE_OUTAGES = (ConnectionFailure, RedisConnectionError, RedisTimeoutError)
@@ -95,7 +94,9 @@ class InboundWorker:
         self.metrics = metrics
         self._outage = Outage(log, "inbound turns (a store is unreachable)")
         self._in_hand: set[str] = set()  # stream entries being handled now
-        self._handled_and_state = queue.redis.register_script(_HANDLED_AND_STATE)
+        self._end_of_turn = EndOfTurn(
+            queue.redis, outbox, queue, event_channel=events.channel if events is not None else ""
+        )
 
     async def run(self, stop: asyncio.Event) -> None:
         """Read and handle messages until ``stop``.
@@ -160,7 +161,7 @@ class InboundWorker:
         start = time.perf_counter()
         try:
             async with self.queue.kept(self.consumer, entry.entry_id):
-                await self.handle(msg)
+                acknowledged = await self.handle(msg, entry.entry_id)
         except Deferred as exc:
             # Not the message's fault: no attempt is counted. It stays pending and is
             # taken over again after claim_idle_ms.
@@ -193,11 +194,14 @@ class InboundWorker:
         finally:
             self._in_hand.discard(entry.entry_id)
         self._outage.ok()
-        await self.queue.done(entry.entry_id)
+        if not acknowledged:
+            await self.queue.done(entry.entry_id)
         if self.metrics is not None:
             self.metrics.turn_seconds.labels(msg.channel).observe(time.perf_counter() - start)
 
-    async def handle(self, msg: InboundMessage) -> None:
+    async def handle(self, msg: InboundMessage, entry_id: str = "") -> bool:
+        """Handle one message in its conversation's turn; True if the end of the turn
+        acknowledged its stream entry ``entry_id`` as well."""
         channel = self.channels(msg.channel, msg.account)
         if channel is not None:
             expanded = await channel.expand(msg)
@@ -205,16 +209,15 @@ class InboundWorker:
                 # A notification: what it announced was queued (or is handled) on its own.
                 await self.outbox.enqueue((), handled=msg.key)
                 await self.gate.finished(msg.conversation, msg.key)
-                return
-        async with self.gate.turn(msg.conversation, msg.key), self._text_first(msg):
-            # Whether it was handled and the cached state: one Redis round trip. Nobody
-            # else changes the state meanwhile: the conversation's turn is ours.
-            handled, cached = await self._handled_and_state(
-                keys=[self.outbox.handled_key(msg.key), self.states.redis_key(msg.conversation)]
-            )
+                return False
+        # Whether it was handled and the cached state are read as the turn is taken: one
+        # Redis round trip. Nobody else changes them meanwhile: the turn is ours.
+        peek = (self.outbox.handled_key(msg.key), self.states.redis_key(msg.conversation))
+        async with self.gate.turn(msg.conversation, msg.key, peek=peek) as held, self._text_first(msg):
+            handled, cached = held.peeked
             if handled:
                 await self.gate.finished(msg.conversation, msg.key)
-                return  # handled before a crash that came before the ack
+                return False  # handled before a crash that came before the ack
             created = await self.store.save_inbound(msg)
             state = await self.states.load(
                 msg.conversation,
@@ -230,12 +233,16 @@ class InboundWorker:
             replies = await self._turn(msg, channel, state)
             outbound = [self._outbound(msg, i, r) for i, r in enumerate(replies)]
             # Both durable before the handled mark; each rides its collection's group commit.
-            await asyncio.gather(self.states.save(state), self.store.save_outbound_many(outbound))
-            await self.outbox.enqueue(outbound, handled=msg.key)
-            await self.gate.finished(msg.conversation, msg.key)
-        if self.events is not None:
-            records = (msg.key, *("out:" + r.idempotency_key for r in outbound))
-            await self.events.publish(ConversationEvent("message", msg.conversation, owner=state.owner, messages=records))
+            await asyncio.gather(self.states.write_through(state), self.store.save_outbound_many(outbound))
+            event = None
+            if self.events is not None:
+                records = (msg.key, *("out:" + r.idempotency_key for r in outbound))
+                event = ConversationEvent("message", msg.conversation, owner=state.owner, messages=records)
+            # State, outbox, handled mark, pending list, lock, ack and event: one script.
+            await self._end_of_turn.write(
+                message_key=msg.key, state=state, replies=outbound, held=held, entry_id=entry_id, event=event
+            )
+        return bool(entry_id)
 
     @contextlib.asynccontextmanager
     async def _text_first(self, msg: InboundMessage) -> AsyncIterator[None]:

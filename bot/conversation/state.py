@@ -151,8 +151,14 @@ class StateStore:
         return [ConversationState.from_dict(dict(doc["state"])) async for doc in cursor if doc.get("state")]
 
     async def save(self, state: ConversationState) -> None:
-        state.updated_at = time.time()
+        """Write the state through to MongoDB, then to Redis."""
+        await self.write_through(state)
         await self.redis.set(STATE_PREFIX + state.conversation, state.to_json(), ex=STATE_TTL_S)
+
+    async def write_through(self, state: ConversationState) -> None:
+        """The MongoDB half of :meth:`save` (the worker sets the Redis half in its
+        end-of-turn script, see bot.end_of_turn)."""
+        state.updated_at = time.time()
         # The status field mirrors the owner so the console can list by it with an index.
         status = "bot" if state.bot_active else "waiting" if state.owner == QUEUE else "agent"
         await self.writes.write([UpdateOne(
