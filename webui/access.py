@@ -1,26 +1,24 @@
-"""Fail-closed route declarations and the CSRF token check, for any of our web apps."""
+"""Fail-closed route declarations, the CSRF token check and the way back after a refused
+form, for any of our web apps."""
 
 from __future__ import annotations
 
 import hmac
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Protocol, TypeVar
+from typing import NoReturn, TypeVar
 
 from aiohttp import web
+
+from webui.routes import Route
+from webui.sessions import SESSION, SessionStore
 
 log = logging.getLogger(__name__)
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 FormReader = Callable[[web.Request], Awaitable[dict[str, str]]]
 
-
-class Declared(Protocol):
-    @property
-    def name(self) -> str: ...
-
-
-R = TypeVar("R", bound=Declared)
+R = TypeVar("R", bound=Route)
 
 
 def declared_route(request: web.Request, routes: Sequence[R], app: str) -> R:
@@ -43,3 +41,18 @@ async def csrf_matches(request: web.Request, expected: str, read_form: FormReade
     if not presented and request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
         presented = (await read_form(request)).get("_csrf", "")
     return bool(presented) and bool(expected) and hmac.compare_digest(presented.encode(), expected.encode())
+
+
+def wants_json(request: web.Request) -> bool:
+    return request.headers.get("Accept", "").startswith("application/json")
+
+
+async def back_with_message(request: web.Request, sessions: SessionStore, message: str, *, root: str) -> NoReturn:
+    """Send a refused form post back to the page it came from (a path under ``root``,
+    never another site), with ``message`` shown there once."""
+    session = request.get(SESSION)
+    if session is not None:
+        await sessions.set_flash(session, message)
+    referer = request.headers.get("Referer", "")
+    at = referer.find(root)
+    raise web.HTTPSeeOther(referer[at:] if at >= 0 else root)
