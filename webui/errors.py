@@ -23,8 +23,3 @@ class NotFound(WebError):
 
     code = "not_found"
     status = 404
-
-
-class Forbidden(WebError):
-    code = "forbidden"
-    status = 403
