@@ -45,7 +45,7 @@ class Pages:
         self.assets = assets
         # Readable JSON (Chinese as itself) as plain text, escaped by autoescape like any
         # other value; jinja's tojson is meant for <script> and writes \uXXXX.
-        self.env.filters["reason"] = reason_in  # {{ state.handoff_reason|reason(lang) }}
+        self.env.filters["reason"] = reason_in  # {{ w.reason|reason(w.reason_code, w.reason_params, lang) }}
         self.env.filters["readable"] = lambda value, indent=None: json.dumps(value, ensure_ascii=False, sort_keys=True, indent=indent, default=str)
 
     def language(self, request: web.Request) -> str:
