@@ -18,7 +18,8 @@ from aiohttp import web
 from admin.state import console
 from admin.users import USER
 from bot.conversation.handoff import HandoffError
-from webui.access import SAFE_METHODS, back_with_message, csrf_matches, declared_route, wants_json
+from bot.errors import KefuError
+from webui.access import SAFE_METHODS, back_with_message, csrf_matches, declared_route, refusal_middleware, wants_json
 from webui.errors import WebError
 from webui.forms import fields
 from webui.routes import Handler
@@ -38,18 +39,15 @@ def secure_cookies(request: web.Request) -> bool:
     return secure_by(request, console(request).settings.secure_cookies)
 
 
-@web.middleware
-async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    try:
-        return await handler(request)
-    except (WebError, HandoffError) as exc:
-        status = int(getattr(exc, "status", 400))
-        log.info("console: %s %s refused: %s (%s)", request.method, request.path, exc.code, status)
-        if wants_json(request):
-            return web.json_response({"error": {"code": exc.code, "message": exc.message}}, status=status)
-        if USER in request and request.method == "POST" and SESSION in request:
-            await back_with_message(request, console(request).sessions, exc.message, root="/admin/")
-        return console(request).pages.error(request, status, exc.message)
+async def _refused(request: web.Request, exc: KefuError, status: int) -> web.StreamResponse:
+    if wants_json(request):
+        return web.json_response({"error": {"code": exc.code, "message": exc.message}}, status=status)
+    if USER in request and request.method == "POST" and SESSION in request:
+        await back_with_message(request, console(request).sessions, exc.message, root="/admin/")
+    return console(request).pages.error(request, status, exc.message)
+
+
+error_middleware = refusal_middleware("console", log, (WebError, HandoffError), _refused)
 
 
 @web.middleware

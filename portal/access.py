@@ -14,13 +14,14 @@ import logging
 
 from aiohttp import web
 
+from bot.errors import KefuError
 from portal.i18n import text
 from portal.members import Module, Viewer, owner_viewer
 from portal.rendering import Locale
 from portal.state import VIEWER, portal
 from preferences.errors import PreferenceError
 from preferences.model import zone
-from webui.access import SAFE_METHODS, back_with_message, csrf_matches, declared_route
+from webui.access import SAFE_METHODS, back_with_message, csrf_matches, declared_route, refusal_middleware
 from webui.errors import WebError
 from webui.forms import fields
 from webui.routes import Handler
@@ -74,16 +75,13 @@ async def take_flash(request: web.Request) -> str:
     return await take_session_flash(request, portal(request).sessions)
 
 
-@web.middleware
-async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    try:
-        return await handler(request)
-    except (WebError, PreferenceError) as exc:
-        status = int(getattr(exc, "status", 400))
-        log.info("portal: %s %s refused: %s (%s)", request.method, request.match_info.route.name or "?", exc.code, status)
-        if request.method == "POST" and VIEWER in request:
-            await back_with_message(request, portal(request).sessions, exc.message, root="/portal/")
-        return render(request, "error.html", status=status, message=exc.message)
+async def _refused(request: web.Request, exc: KefuError, status: int) -> web.StreamResponse:
+    if request.method == "POST" and VIEWER in request:
+        await back_with_message(request, portal(request).sessions, exc.message, root="/portal/")
+    return render(request, "error.html", status=status, message=exc.message)
+
+
+error_middleware = refusal_middleware("portal", log, (WebError, PreferenceError), _refused)
 
 
 @web.middleware

@@ -1,5 +1,5 @@
-"""Fail-closed route declarations, the CSRF token check and the way back after a refused
-form, for any of our web apps."""
+"""Fail-closed route declarations, the CSRF token check, refused requests and the way
+back after a refused form, for any of our web apps."""
 
 from __future__ import annotations
 
@@ -9,14 +9,18 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import NoReturn, TypeVar
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
-from webui.routes import Route
+from bot.errors import KefuError
+from webui.routes import Handler, Route
 from webui.sessions import SESSION, SessionStore
 
 log = logging.getLogger(__name__)
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 FormReader = Callable[[web.Request], Awaitable[dict[str, str]]]
+# How an app answers a request refused on purpose: the error and its HTTP status.
+RefusalAnswer = Callable[[web.Request, KefuError, int], Awaitable[web.StreamResponse]]
 
 R = TypeVar("R", bound=Route)
 
@@ -56,3 +60,22 @@ async def back_with_message(request: web.Request, sessions: SessionStore, messag
     referer = request.headers.get("Referer", "")
     at = referer.find(root)
     raise web.HTTPSeeOther(referer[at:] if at >= 0 else root)
+
+
+def refusal_middleware(
+    app: str, app_log: logging.Logger, refusals: tuple[type[KefuError], ...], answer: RefusalAnswer
+) -> Middleware:
+    """The errors ``app`` raises on purpose become ``answer`` and one line in the app's
+    own log, never a traceback. The line names the route, not the path: paths carry
+    customer ids."""
+
+    @web.middleware
+    async def refused(request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except refusals as exc:
+            status = int(getattr(exc, "status", 400))
+            app_log.info("%s: %s %s refused: %s (%s)", app, request.method, request.match_info.route.name or "?", exc.code, status)
+            return await answer(request, exc, status)
+
+    return refused
