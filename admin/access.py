@@ -15,13 +15,16 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from admin.errors import ConsoleError
-from admin.forms import fields
-from admin.sessions import COOKIE, SESSION, Session, set_cookie
-from admin.state import Handler, console
+from admin.state import console
 from admin.users import USER
 from bot.conversation.handoff import HandoffError
-from webui.access import SAFE_METHODS, csrf_matches, declared_route
+from bot.errors import KefuError
+from webui.access import SAFE_METHODS, back_with_message, csrf_matches, declared_route, refusal_middleware, wants_json
+from webui.errors import WebError
+from webui.forms import fields
+from webui.routes import Handler
+from webui.sessions import SESSION, Session, load_session
+from webui.sessions import secure_cookies as secure_by
 
 log = logging.getLogger(__name__)
 
@@ -33,40 +36,25 @@ def wants_page(request: web.Request) -> bool:
 
 
 def secure_cookies(request: web.Request) -> bool:
-    configured = console(request).settings.secure_cookies
-    return request.secure if configured is None else configured
+    return secure_by(request, console(request).settings.secure_cookies)
 
 
-@web.middleware
-async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    try:
-        return await handler(request)
-    except (ConsoleError, HandoffError) as exc:
-        status = int(getattr(exc, "status", 400))
-        log.info("console: %s %s refused: %s (%s)", request.method, request.path, exc.code, status)
-        if request.headers.get("Accept", "").startswith("application/json"):
-            return web.json_response({"error": {"code": exc.code, "message": exc.message}}, status=status)
-        if USER in request and request.method == "POST" and SESSION in request:
-            # A refused form post goes back where it came from, with the reason shown there.
-            sessions = console(request).sessions
-            await sessions.set_flash(request[SESSION], exc.message)
-            raise web.HTTPSeeOther(_back(request)) from None
-        return console(request).pages.error(request, status, exc.message)
+async def _refused(request: web.Request, exc: KefuError, status: int) -> web.StreamResponse:
+    if wants_json(request):
+        return web.json_response({"error": {"code": exc.code, "message": exc.message}}, status=status)
+    if USER in request and request.method == "POST" and SESSION in request:
+        await back_with_message(request, console(request).sessions, exc.message, root="/admin/")
+    return console(request).pages.error(request, status, exc.message)
 
 
-def _back(request: web.Request) -> str:
-    referer = request.headers.get("Referer", "")
-    marker = "/admin/"
-    at = referer.find(marker)
-    return referer[at:] if at >= 0 else "/admin/"
+error_middleware = refusal_middleware("console", log, (WebError, HandoffError), _refused)
 
 
 @web.middleware
 async def session_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     c = console(request)
-    session = await c.sessions.load(request.cookies.get(COOKIE, ""))
+    session = await load_session(request, c.sessions)
     if session is not None:
-        request[SESSION] = session
         if session.user:
             user = await c.users.get(session.user)
             if user is not None and not user.disabled:
@@ -97,7 +85,7 @@ async def access_middleware(request: web.Request, handler: Handler) -> web.Strea
         request[SESSION] = fresh
     response = await handler(request)
     if fresh is not None:
-        set_cookie(response, fresh, secure=secure_cookies(request), max_age=c.sessions.anonymous_ttl_s)
+        c.sessions.scheme.set_cookie(response, fresh, secure=secure_cookies(request), max_age=c.sessions.anonymous_ttl_s)
     return response
 
 

@@ -10,8 +10,8 @@ from typing import Any
 from pymongo import ASCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 
-from admin.errors import BadInput, NotFound
 from admin.users import LANGUAGES
+from webui.errors import BadInput, NotFound
 
 
 @dataclass(frozen=True, slots=True)

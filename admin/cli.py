@@ -13,8 +13,8 @@ import getpass
 import sys
 from typing import Any
 
-from admin.errors import BadInput
 from admin.roles import Role
+from webui.errors import BadInput
 
 
 def register(subparsers: Any) -> None:

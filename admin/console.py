@@ -16,7 +16,6 @@ from collections.abc import AsyncIterator, Callable
 from aiohttp import web
 
 from admin import views_account, views_admin, views_inbox, views_outbox, views_trainer
-from admin.views_marketing import MARKETING_ROUTES
 from admin.access import access_middleware, error_middleware, session_middleware
 from admin.audit import AuditLog
 from admin.canned import CannedReplies
@@ -26,9 +25,12 @@ from admin.live_activity import watch_activity
 from admin.notes import Notes
 from admin.ratelimit import SignInLimiter
 from admin.rendering import load_pages
-from admin.sessions import SessionStore
+from admin.sessions import CONSOLE_SESSIONS
 from admin.state import CONSOLE, Console, ConsoleRoute
 from admin.users import UserStore
+from admin.views_marketing import MARKETING_ROUTES
+from webui.routes import routed_app
+from webui.sessions import SessionStore
 
 log = logging.getLogger(__name__)
 
@@ -48,13 +50,11 @@ def console_routes() -> tuple[ConsoleRoute, ...]:
 def build_console(settings: ConsoleSettings, resolve: Callable[[], ConsoleDeps]) -> web.Application:
     """The console sub-application; ``resolve`` is called once, at startup."""
     routes = console_routes()
-    app = web.Application(middlewares=[error_middleware, session_middleware, access_middleware])
-    for route in routes:
-        app.router.add_route(route.method, route.path, route.handler, name=route.name)
+    app = routed_app(routes, [error_middleware, session_middleware, access_middleware])
 
     async def console_ctx(app: web.Application) -> AsyncIterator[None]:
         deps = resolve()
-        sessions = SessionStore(deps.redis, ttl_s=settings.session_ttl_s)
+        sessions = SessionStore(deps.redis, CONSOLE_SESSIONS, ttl_s=settings.session_ttl_s)
         pages = await asyncio.to_thread(load_pages, sessions, language=settings.language, time_zone=settings.time_zone)
         users = UserStore(deps.db)
         audit = AuditLog(deps.db)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pymongo.asynchronous.database import AsyncDatabase
 from redis.asyncio import Redis
@@ -14,8 +13,8 @@ from admin.keys import ApiKeyStore
 from admin.ratelimit import Limits
 from admin.roles import Role
 from bot.conversation.handoff import Handoff
-from bot.customer_card import ConversationActions, CustomerCard
 from bot.conversation.state import StateStore
+from bot.customer_card import ConversationActions, CustomerCard
 from bot.errors import ConfigError
 from bot.outbox import Outbox
 from bot.queue import InboundQueue
@@ -24,6 +23,7 @@ from bot.voice_archive import VoiceArchive
 from channels.base import Channel
 from preferences.services import PreferenceServices
 from skills.services import SkillServices
+from webui.settings import language_setting, secure_cookies_setting, time_zone_setting
 
 if TYPE_CHECKING:
     from knowledge.service import Knowledge
@@ -62,16 +62,12 @@ class ConsoleSettings:
                 per_address=int(section.get("signin_per_address", d.signin.per_address)),
                 window_s=int(section.get("signin_window_s", d.signin.window_s)),
             )
-            secure = section.get("secure_cookies")
-            language = str(section.get("language", d.language))
-            if language not in ("zh", "en"):
-                raise ValueError("language must be zh or en")
             return cls(
                 session_ttl_s=int(section.get("session_ttl_s", d.session_ttl_s)),
-                secure_cookies=None if secure is None else bool(secure),
+                secure_cookies=secure_cookies_setting(section),
                 signin=limits,
-                language=language,
-                time_zone=_known_zone(str(section.get("time_zone", d.time_zone))),
+                language=language_setting(section, d.language),
+                time_zone=time_zone_setting(section, d.time_zone),
                 public_url=str(section.get("public_url") or public_url).rstrip("/"),
                 live_idle_s=float(section.get("live_idle_s", d.live_idle_s)),
                 demo_users=tuple(
@@ -80,14 +76,6 @@ class ConsoleSettings:
             )
         except (TypeError, ValueError, KeyError) as exc:
             raise ConfigError(f"console: {exc}") from exc
-
-
-def _known_zone(name: str) -> str:
-    try:
-        ZoneInfo(name)  # read at configuration time, before the event loop serves anyone
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"unknown time zone {name!r}") from None
-    return name
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,29 +1,14 @@
-"""The console's errors: each carries a code, an HTTP status and a message for the user."""
+"""The console's own errors; the ones every web app shares are in :mod:`webui.errors`."""
 
 from __future__ import annotations
 
-from bot.errors import KefuError
+from webui.errors import WebError
 
 
-class ConsoleError(KefuError):
+class ConsoleError(WebError):
     """A console request that cannot be done as asked."""
 
     code = "console"
-    status = 400
-
-
-class NotFound(ConsoleError):
-    code = "not_found"
-    status = 404
-
-
-class Forbidden(ConsoleError):
-    code = "forbidden"
-    status = 403
-
-
-class BadInput(ConsoleError):
-    code = "bad_input"
     status = 400
 
 

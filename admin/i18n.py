@@ -62,6 +62,26 @@ TEXT: dict[str, tuple[str, str]] = {
     "nothing_waiting": ("当前没有等待的会话。", "Nobody is waiting."),
     "none_mine": ("您目前没有会话。", "You have no conversations."),
     "reason": ("原因", "Reason"),
+    # hand-off reasons by code (bot.conversation.handoff_reasons; the skills name the codes)
+    "reason_human_requested": ("客户要求转人工", "Customer asked for a person"),
+    "reason_nlu_unavailable": ("语义理解服务长时间不可用", "Language understanding unavailable for too long"),
+    "reason_repeated_fallback": ("连续 {count} 次未能理解", "Not understood {count} times in a row"),
+    "reason_product_complaint": ("产品投诉，投诉单 {case}", "Product complaint, case {case}"),
+    "reason_renewal_no_contract": ("续约：未找到客户合同", "Renewal: no contract on file"),
+    "reason_renewal_review": ("续约 {contract}：{action}（规则 {rule}）", "Renewal {contract}: {action} (rule {rule})"),
+    "reason_renewal_unverified_contract": (
+        "续约：客户身份未核实，客户提供合同 {contract}（CRM 记录 {found}）",
+        "Renewal: unverified customer gives contract {contract} (CRM has {found})",
+    ),
+    "reason_renewal_unverified_phone": (
+        "续约：客户身份未核实，客户提供手机号 {phone}（CRM 记录 {found}）",
+        "Renewal: unverified customer gives phone {phone} (CRM has {found})",
+    ),
+    # the renewal rules' blocking actions (skills.renewal.rules.ACTIONS)
+    "renewal_action_legal_review": ("需法务审核", "legal review needed"),
+    "renewal_action_handoff": ("需人工处理", "needs a person"),
+    "renewal_action_sales_todo": ("需销售跟进", "sales follow-up needed"),
+    "renewal_action_notify_contact": ("需通知联系人", "contact to be notified"),
     "channel": ("渠道", "Channel"),
     "customer": ("客户", "Customer"),
     "waiting_for": ("等待时长", "Waiting"),

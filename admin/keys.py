@@ -15,7 +15,7 @@ from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from admin.errors import BadInput, NotFound
+from webui.errors import BadInput, NotFound
 
 
 @dataclass(frozen=True, slots=True)

@@ -366,7 +366,8 @@ class LiveHub:
             return None
         return {
             "conversation": conversation, "waiting_since": float(since), "reason": state.handoff_reason,
-            "reason_words": reason_words(state.handoff_reason),
+            "reason_code": state.handoff_code, "reason_params": state.handoff_params,
+            "reason_words": reason_words(state.handoff_reason, state.handoff_code, state.handoff_params),
             "customer": state.customer, "channel": state.channel, "language": state.language,
         }
 

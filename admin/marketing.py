@@ -13,13 +13,14 @@ from typing import Any
 
 from aiohttp import web
 
-from admin.errors import BadInput, NotFound
-from admin.forms import fields
-from admin.sessions import SESSION
-from admin.state import Handler, console
+from admin.state import console
 from bot.errors import KefuError
 from preferences.services import PreferenceServices
 from skills.services import SkillServices
+from webui.errors import BadInput, NotFound
+from webui.forms import fields
+from webui.routes import Handler
+from webui.sessions import SESSION
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from typing import Any
 from pymongo import ASCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 
-from admin.errors import BadInput
+from webui.errors import BadInput
 
 MAX_NOTE = 4000
 

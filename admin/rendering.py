@@ -8,31 +8,26 @@ the user's own language (:mod:`admin.i18n`).
 from __future__ import annotations
 
 import json
-from dataclasses import replace
-from datetime import datetime
 from typing import Any
 
-import jinja2
 from aiohttp import web
 
 from admin.i18n import LANGUAGES
 from admin.i18n import text as i18n_text
 from admin.reasons import reason_in
-from admin.sessions import SESSION, SessionStore
 from admin.users import USER
 from admin.zones import zone
-from webui.assets import Asset, read_assets, read_tree, serve
+from webui.assets import Asset, read_assets, serve
+from webui.pages import clock, environment, page_headers, read_templates
+from webui.sessions import SESSION, SessionStore, take_flash
 
-CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "media-src 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
-)
+# Voice notes play in the page (media-src); the referrer stays within the console.
+HEADERS = page_headers(referrer="same-origin", media=True)
 
 
 def load_pages(sessions: SessionStore, *, language: str, time_zone: str) -> Pages:
     """Read templates and assets (blocking: call it in a thread)."""
-    templates = {name: body.decode("utf-8") for name, body in read_tree("admin", "templates", "*.html").items()}
-    return Pages(templates, read_assets("admin"), sessions, language=language, time_zone=time_zone)
+    return Pages(read_templates("admin"), read_assets("admin"), sessions, language=language, time_zone=time_zone)
 
 
 class Pages:
@@ -46,22 +41,12 @@ class Pages:
         self.sessions = sessions
         self.default_language = language
         self.default_time_zone = time_zone
-        self.env = jinja2.Environment(
-            loader=jinja2.DictLoader(templates),
-            autoescape=True,  # every template, whatever its name: customer text is never markup
-            undefined=jinja2.StrictUndefined,
-            trim_blocks=True,
-            lstrip_blocks=True,
-        )
+        self.env = environment(templates, app="console", root="/admin", assets=assets)
         self.assets = assets
-        self.env.globals["asset"] = self.asset_url
         # Readable JSON (Chinese as itself) as plain text, escaped by autoescape like any
         # other value; jinja's tojson is meant for <script> and writes \uXXXX.
-        self.env.filters["reason"] = reason_in  # {{ state.handoff_reason|reason(lang) }}
+        self.env.filters["reason"] = reason_in  # {{ w.reason|reason(w.reason_code, w.reason_params, lang) }}
         self.env.filters["readable"] = lambda value, indent=None: json.dumps(value, ensure_ascii=False, sort_keys=True, indent=indent, default=str)
-
-    def asset_url(self, name: str) -> str:
-        return f"/admin/static/{name}?v={self.assets[name].etag}"
 
     def language(self, request: web.Request) -> str:
         user = request.get(USER)
@@ -78,21 +63,14 @@ class Pages:
         session = request.get(SESSION)
         language = self.language(request)
         tz = await zone(user.time_zone if user is not None else self.default_time_zone)
-        flash = ""
-        if session is not None and session.flash:
-            flash = session.flash
-            request[SESSION] = replace(session, flash="")
-            await self.sessions.save(request[SESSION])
+        flash = await take_flash(request, self.sessions)
 
         def t(key: str, **values: Any) -> str:
             return i18n_text(key, language, **values)
 
-        def when(ts: float | None, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:
-            return datetime.fromtimestamp(float(ts), tz).strftime(fmt) if ts else ""
-
         html = self.env.get_template(template).render(
             t=t,
-            when=when,
+            when=clock(tz, "%Y-%m-%d %H:%M:%S"),
             lang=language,
             user=user,
             csrf=session.csrf if session is not None else "",
@@ -100,12 +78,7 @@ class Pages:
             path=request.path,
             **context,
         )
-        return web.Response(
-            text=html,
-            status=status,
-            content_type="text/html",
-            headers={"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin", "Cache-Control": "no-store"},
-        )
+        return web.Response(text=html, status=status, content_type="text/html", headers=HEADERS)
 
     def error(self, request: web.Request, status: int, message: str) -> web.Response:
         if request.headers.get("Accept", "").startswith("application/json") or request.path.startswith("/admin/events"):
@@ -115,7 +88,7 @@ class Pages:
             t=lambda key, **v: i18n_text(key, language, **v), lang=language, message=message, status=status,
             user=None, csrf="", flash="", path=request.path,
         )
-        return web.Response(text=html, status=status, content_type="text/html", headers={"Content-Security-Policy": CSP})
+        return web.Response(text=html, status=status, content_type="text/html", headers=HEADERS)
 
     def static(self, request: web.Request) -> web.Response:
         return serve(request, self.assets)

@@ -3,7 +3,6 @@ and the route declaration the access middleware checks."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -16,11 +15,9 @@ from admin.notes import Notes
 from admin.ratelimit import SignInLimiter
 from admin.rendering import Pages
 from admin.roles import Role
-from admin.sessions import SessionStore
 from admin.users import USER, User, UserStore
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
+from webui.routes import Handler
+from webui.sessions import SessionStore
 
 @dataclass(frozen=True, slots=True)
 class ConsoleRoute:

@@ -19,9 +19,9 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from admin.errors import BadInput, NotFound
 from admin.roles import Role
 from admin.zones import zone
+from webui.errors import BadInput, NotFound
 
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{1,31}$")
 MIN_PASSWORD = 10

@@ -8,11 +8,12 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from admin.access import secure_cookies
-from admin.forms import fields, one
 from admin.roles import ALL_ROLES, STAFF, Role
-from admin.sessions import SESSION, clear_cookie, set_cookie
+from admin.sessions import CONSOLE_SESSIONS
 from admin.state import ConsoleRoute, console, current_user
 from admin.users import LANGUAGES
+from webui.forms import fields, one
+from webui.sessions import SESSION
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ async def signin(request: web.Request) -> web.StreamResponse:
     session = await c.sessions.rotate(request.get(SESSION), user.name)
     log.info("console: %s signed in", user.name)
     response = web.HTTPSeeOther(target)
-    set_cookie(response, session, secure=secure_cookies(request), max_age=c.settings.session_ttl_s)
+    CONSOLE_SESSIONS.set_cookie(response, session, secure=secure_cookies(request), max_age=c.settings.session_ttl_s)
     raise response
 
 
@@ -61,7 +62,7 @@ async def signout(request: web.Request) -> web.StreamResponse:
     if session is not None:
         await c.sessions.delete(session)
     response = web.HTTPSeeOther("/admin/signin")
-    clear_cookie(response, secure=secure_cookies(request))
+    CONSOLE_SESSIONS.clear_cookie(response, secure=secure_cookies(request))
     raise response
 
 
@@ -91,7 +92,7 @@ async def change_password(request: web.Request) -> web.StreamResponse:
     await c.sessions.end_all(user.name, keep=session)
     session = await c.sessions.set_flash(session, c.pages.text(request, "password_changed"))
     response = web.HTTPSeeOther("/admin/account")
-    set_cookie(response, session, secure=secure_cookies(request), max_age=c.settings.session_ttl_s)
+    CONSOLE_SESSIONS.set_cookie(response, session, secure=secure_cookies(request), max_age=c.settings.session_ttl_s)
     raise response
 
 

@@ -8,14 +8,14 @@ from typing import Any
 from aiohttp import web
 
 from admin.canned import CannedReply
-from admin.errors import BadInput
-from admin.forms import fields, one
 from admin.roles import ADMINS, Role
-from admin.users import LANGUAGES
-from admin.sessions import SESSION
 from admin.state import ConsoleRoute, console, current_user
+from admin.users import LANGUAGES
 from bot.config import redact
 from channels.base import Channel
+from webui.errors import BadInput
+from webui.forms import fields, one
+from webui.sessions import SESSION
 
 ChannelLookup = Callable[[str, str], Channel | None]
 

@@ -12,17 +12,17 @@ from zoneinfo import ZoneInfo
 from aiohttp import HttpVersion11, web
 
 from admin.actions import timeline
-from admin.errors import BadInput, NotFound
-from admin.forms import fields, one
 from admin.live import PageStream, message_view
 from admin.roles import STAFF
-from admin.zones import zone
 from admin.state import ConsoleRoute, console, current_user
+from admin.zones import zone
 from bot.conversation.handoff import WAITING, HandoffError
 from bot.conversation.state import AGENT_PREFIX
 from bot.customer_card import CardSubject
 from bot.messages import MediaRef
 from channels.errors import PlatformError
+from webui.errors import BadInput, NotFound
+from webui.forms import fields, one
 
 log = logging.getLogger(__name__)
 

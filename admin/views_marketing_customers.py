@@ -11,16 +11,16 @@ from typing import Any
 
 from aiohttp import web
 
-from admin.errors import BadInput
-from admin.forms import fields, one
 from admin.marketing import prefs, refusing, version_field
 from admin.roles import MARKETING
-from admin.sessions import SESSION
 from admin.state import ConsoleRoute, console, current_user
 from preferences.data_rights import mask_value
 from preferences.model import Topic
 from preferences.provenance import BUILTIN, DEFAULT, OWN, diff, effective, is_customers_own, own_setters
 from preferences.store import DEFAULT_LAYER, segment_layer
+from webui.errors import BadInput
+from webui.forms import fields, one
+from webui.sessions import SESSION
 
 TOPIC_FIELDS = ("frequency", "detail", "opted_out", "at", "weekday")
 GENERAL_FIELDS = ("channels", "language", "timezone", "quiet_hours")

@@ -7,8 +7,6 @@ from typing import Any
 
 from aiohttp import web
 
-from admin.errors import BadInput
-from admin.forms import fields
 from admin.marketing import done, log_refused, prefs, refusing, version_field
 from admin.roles import MARKETING
 from admin.state import ConsoleRoute, console, current_user
@@ -16,6 +14,8 @@ from bot.errors import KefuError
 from preferences.model import LANGUAGES, Detail, Frequency, Topic, validate_layer
 from preferences.provenance import diff
 from preferences.store import DEFAULT_LAYER
+from webui.errors import BadInput
+from webui.forms import fields
 
 TOPIC_FIELDS = ("frequency", "detail", "opted_out", "at", "weekday")
 

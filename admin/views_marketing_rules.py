@@ -8,12 +8,12 @@ from typing import Any
 
 from aiohttp import web
 
-from admin.errors import BadInput, NotFound
-from admin.forms import fields, one
 from admin.marketing import done, json_field, log_refused, refusing, skills, version_field
 from admin.roles import MARKETING
 from admin.state import ConsoleRoute, console, current_user
 from skills.renewal.rules import RuleError, validate_rule
+from webui.errors import BadInput, NotFound
+from webui.forms import fields, one
 
 RULE_ID_MAX = 40
 

@@ -7,13 +7,13 @@ from typing import Any
 
 from aiohttp import web
 
-from admin.errors import BadInput
-from admin.forms import fields
 from admin.marketing import done, log_refused, prefs, refusing, version_field
 from admin.roles import MARKETING
 from admin.state import ConsoleRoute, console, current_user
 from preferences.model import LANGUAGES
 from preferences.template_versions import NOTIFICATION_TEMPLATES, TemplateName, TemplateProblem, check, unified_diff
+from webui.errors import BadInput
+from webui.forms import fields
 
 
 def _name(request: web.Request, key: str) -> TemplateName:

@@ -11,11 +11,11 @@ from typing import Any
 
 from aiohttp import web
 
-from admin.errors import BadInput, NotFound
 from admin.roles import STAFF
-from admin.sessions import SESSION
 from admin.state import ConsoleRoute, console, current_user
 from bot.messages import InboundMessage
+from webui.errors import BadInput, NotFound
+from webui.sessions import SESSION
 
 
 def _summary(doc: dict[str, Any]) -> dict[str, Any]:

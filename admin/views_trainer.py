@@ -15,8 +15,6 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from admin.errors import BadInput, NotFound
-from admin.forms import fields, one
 from admin.marketing import done, refusing
 from admin.reasons import reason_in
 from admin.roles import STAFF, TRAINING
@@ -26,6 +24,8 @@ from knowledge.labels import STATUSES
 from knowledge.service import Knowledge
 from knowledge.trainer import group_similar
 from knowledge.transcripts import NEW, VERDICTS
+from webui.errors import BadInput, NotFound
+from webui.forms import fields, one
 
 GROUPED_TURNS = 500  # the most recent unlabelled turns grouped on one page
 REASONS = ("out_of_scope", "fallback", "low_confidence", "knowledge_rejected", "handoff")
@@ -43,7 +43,10 @@ def knowledge(request: web.Request) -> Knowledge:
 def reason_text(request: web.Request, reason: str) -> str:
     pages = console(request).pages
     if reason.startswith("handoff:"):
-        why = reason_in(reason.removeprefix("handoff:"), pages.language(request))
+        # Missed turns keep the hand-off's code (older ones its sentence); a code whose
+        # words need parameters is shown as the code.
+        why = reason.removeprefix("handoff:")
+        why = reason_in(why, why, {}, pages.language(request))
         return f"{pages.text(request, 'tr_reason_handoff')}: {why}"
     return pages.text(request, f"tr_reason_{reason}") if reason in REASONS else reason
 

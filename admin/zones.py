@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from admin.errors import BadInput
+from webui.errors import BadInput
 
 _loaded: dict[str, ZoneInfo] = {}
 

@@ -95,7 +95,8 @@ async def seed(redis_url: str, mongo_url: str, conversations: int, waiting: int,
         cid = f"wechat:{ACCOUNT['account']}:{sender}"
         owner = QUEUE if i < waiting else AGENT_PREFIX + AGENT if i < waiting + mine else "bot"
         state = ConversationState(cid, f"wechat:{ACCOUNT['account']}:{sender}", "wechat", ACCOUNT["account"], sender,
-                                  owner=owner, handoff_reason="customer asked for a human" if owner == QUEUE else "", updated_at=now - i)
+                                  owner=owner, handoff_reason="customer asked for a human" if owner == QUEUE else "",
+                                  handoff_code="human_requested" if owner == QUEUE else "", updated_at=now - i)
         status = "waiting" if owner == QUEUE else "agent" if owner != "bot" else "bot"
         docs.append({"_id": cid, "state": json.loads(state.to_json()), "status": status, "owner": owner,
                      "customer": state.customer, "channel": "wechat", "account": ACCOUNT["account"], "last_at": now - i})

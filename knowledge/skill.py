@@ -166,7 +166,7 @@ class Watched(Skill):
         confidence = turn.nlu.confidence if turn.nlu else 0.0
         reason = ""
         if was_bot and not state.bot_active:
-            reason = f"handoff:{state.handoff_reason or 'unspecified'}"
+            reason = f"handoff:{state.handoff_code or state.handoff_reason or 'unspecified'}"
         elif turn.nlu is not None and turn.intent not in UNOWNED and confidence < self.low_confidence:
             reason = "low_confidence"
         if reason:

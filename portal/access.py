@@ -11,42 +11,40 @@ log line, never a traceback; customer ids stay out of the log.
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
 
 from aiohttp import web
 
-from admin.errors import ConsoleError
-from admin.forms import fields
-from admin.sessions import SESSION, Session
-from portal.errors import PortalError
+from bot.errors import KefuError
 from portal.i18n import text
 from portal.members import Module, Viewer, owner_viewer
 from portal.rendering import Locale
-from portal.state import VIEWER, Handler, portal
+from portal.state import VIEWER, portal
 from preferences.errors import PreferenceError
 from preferences.model import zone
-from webui.access import SAFE_METHODS, csrf_matches, declared_route
+from webui.access import SAFE_METHODS, back_with_message, csrf_matches, declared_route, refusal_middleware
+from webui.errors import WebError
+from webui.forms import fields
+from webui.routes import Handler
+from webui.sessions import SESSION, Session, load_session
+from webui.sessions import secure_cookies as secure_by
+from webui.sessions import take_flash as take_session_flash
 
 log = logging.getLogger(__name__)
 
-COOKIE = "kefu_portal"
 LOCALE = web.RequestKey("portal_locale", Locale)
 
 
 def secure_cookies(request: web.Request) -> bool:
-    configured = portal(request).settings.secure_cookies
-    return request.secure if configured is None else configured
+    return secure_by(request, portal(request).settings.secure_cookies)
 
 
 def set_cookie(request: web.Request, response: web.StreamResponse, session: Session, *, max_age: int | None = None) -> None:
-    response.set_cookie(
-        COOKIE, session.sid, max_age=portal(request).sessions.ttl_s if max_age is None else max_age, path="/portal", httponly=True,
-        samesite="Lax", secure=secure_cookies(request),
-    )
+    sessions = portal(request).sessions
+    sessions.scheme.set_cookie(response, session, secure=secure_cookies(request), max_age=sessions.ttl_s if max_age is None else max_age)
 
 
 def clear_cookie(request: web.Request, response: web.StreamResponse) -> None:
-    response.del_cookie(COOKIE, path="/portal", secure=secure_cookies(request), httponly=True, samesite="Lax")
+    portal(request).sessions.scheme.clear_cookie(response, secure=secure_cookies(request))
 
 
 def session_user(v: Viewer) -> str:
@@ -74,39 +72,23 @@ async def flash(request: web.Request, message: str) -> None:
 
 
 async def take_flash(request: web.Request) -> str:
-    if SESSION not in request or not request[SESSION].flash:
-        return ""
-    session = request[SESSION]
-    request[SESSION] = replace(session, flash="")
-    await portal(request).sessions.save(request[SESSION])
-    return session.flash
+    return await take_session_flash(request, portal(request).sessions)
 
 
-@web.middleware
-async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    try:
-        return await handler(request)
-    except (PortalError, ConsoleError, PreferenceError) as exc:
-        status = int(getattr(exc, "status", 400))
-        log.info("portal: %s %s refused: %s (%s)", request.method, request.match_info.route.name or "?", exc.code, status)
-        if request.method == "POST" and VIEWER in request:
-            await flash(request, exc.message)
-            raise web.HTTPSeeOther(_back(request)) from None
-        return render(request, "error.html", status=status, message=exc.message)
+async def _refused(request: web.Request, exc: KefuError, status: int) -> web.StreamResponse:
+    if request.method == "POST" and VIEWER in request:
+        await back_with_message(request, portal(request).sessions, exc.message, root="/portal/")
+    return render(request, "error.html", status=status, message=exc.message)
 
 
-def _back(request: web.Request) -> str:
-    referer = request.headers.get("Referer", "")
-    at = referer.find("/portal/")
-    return referer[at:] if at >= 0 else "/portal/"
+error_middleware = refusal_middleware("portal", log, (WebError, PreferenceError), _refused)
 
 
 @web.middleware
 async def session_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     p = portal(request)
-    session = await p.sessions.load(request.cookies.get(COOKIE, ""))
+    session = await load_session(request, p.sessions)
     if session is not None:
-        request[SESSION] = session
         who = await _viewer(request, session.user)
         if who is not None:
             request[VIEWER] = who

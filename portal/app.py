@@ -12,7 +12,6 @@ from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
-from admin.sessions import SessionStore
 from portal import (
     views_auth, views_contracts, views_data, views_notify, views_people, views_rules, views_summary, views_tickets,
 )
@@ -22,11 +21,10 @@ from portal.deps import PortalDeps, PortalSettings
 from portal.exports import Exports
 from portal.members import Members
 from portal.rendering import load_pages
+from portal.sessions import PORTAL_SESSIONS
 from portal.state import PORTAL, Portal, PortalRoute
-
-SESSION_PREFIX = "kefu:portal:session:"
-PERSON_SESSIONS = "kefu:portal:person-sessions:"
-
+from webui.routes import routed_app
+from webui.sessions import SessionStore
 
 def portal_routes() -> tuple[PortalRoute, ...]:
     """Every portal route with the module it belongs to (the access middleware's table)."""
@@ -39,9 +37,7 @@ def portal_routes() -> tuple[PortalRoute, ...]:
 def build_portal(settings: PortalSettings, resolve: Callable[[], PortalDeps]) -> web.Application:
     """The portal sub-application; ``resolve`` is called once, at startup."""
     routes = portal_routes()
-    app = web.Application(middlewares=[error_middleware, session_middleware, access_middleware])
-    for route in routes:
-        app.router.add_route(route.method, route.path, route.handler, name=route.name)
+    app = routed_app(routes, [error_middleware, session_middleware, access_middleware])
 
     async def portal_ctx(app: web.Application) -> AsyncIterator[None]:
         deps = resolve()
@@ -51,7 +47,7 @@ def build_portal(settings: PortalSettings, resolve: Callable[[], PortalDeps]) ->
         exports = Exports(deps.db, ttl_s=settings.export_ttl_s)
         for owner in (members, audit, exports, deps.rules):
             await owner.ensure_indexes()
-        sessions = SessionStore(deps.redis, ttl_s=settings.session_ttl_s, prefix=SESSION_PREFIX, user_prefix=PERSON_SESSIONS)
+        sessions = SessionStore(deps.redis, PORTAL_SESSIONS, ttl_s=settings.session_ttl_s)
         app[PORTAL] = Portal(settings, deps, pages, sessions, members, audit, exports, routes)
         yield
 

@@ -21,6 +21,7 @@ from preferences.store import PreferenceStore
 from skills.renewal.service import Renewals
 from skills.repair_dispatch.assign import RepairDispatch
 from skills.repair_dispatch.tickets import Tickets
+from webui.settings import language_setting, secure_cookies_setting, time_zone_setting
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,18 +56,14 @@ class PortalSettings:
             raise ConfigError(f"portal: unknown keys {sorted(unknown)} (known: {', '.join(sorted(known))})")
         try:
             d = cls()
-            secure = section.get("secure_cookies")
-            language = str(section.get("language", d.language))
-            if language not in ("zh", "en"):
-                raise ValueError("language must be zh or en")
             return cls(
                 session_ttl_s=int(section.get("session_ttl_s", d.session_ttl_s)),
                 link_ttl_s=int(section.get("link_ttl_s", d.link_ttl_s)),
                 invite_ttl_s=int(section.get("invite_ttl_s", d.invite_ttl_s)),
                 export_ttl_s=int(section.get("export_ttl_s", d.export_ttl_s)),
-                secure_cookies=None if secure is None else bool(secure),
-                language=language,
-                time_zone=str(section.get("time_zone", d.time_zone)),
+                secure_cookies=secure_cookies_setting(section),
+                language=language_setting(section, d.language),
+                time_zone=time_zone_setting(section, d.time_zone),
                 link_secret=str(section.get("link_secret", "")),
                 wechat_web_auth=tuple(str(a) for a in section.get("wechat_web_auth") or ()),
                 wechat_authorize_url=str(section.get("wechat_authorize_url", d.wechat_authorize_url)),

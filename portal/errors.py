@@ -1,11 +1,11 @@
-"""The portal's errors: each carries a code, an HTTP status and a message for the customer."""
+"""The portal's own errors; the ones every web app shares are in :mod:`webui.errors`."""
 
 from __future__ import annotations
 
-from bot.errors import KefuError
+from webui.errors import WebError
 
 
-class PortalError(KefuError):
+class PortalError(WebError):
     """A portal request that cannot be done as asked."""
 
     code = "portal"
@@ -15,15 +15,3 @@ class PortalError(KefuError):
 class LinkRefused(PortalError):
     code = "link_refused"
     status = 403
-
-
-class NotFound(PortalError):
-    """Also the answer for another customer's ids: their existence is not confirmed."""
-
-    code = "not_found"
-    status = 404
-
-
-class BadInput(PortalError):
-    code = "bad_input"
-    status = 400

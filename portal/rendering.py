@@ -8,21 +8,17 @@ before they are known); times are shown in the customer's own time zone.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import jinja2
 from aiohttp import web
 
 from portal.i18n import LANGUAGES, text
-from webui.assets import Asset, read_assets, read_tree, serve
+from webui.assets import Asset, read_assets, serve
+from webui.pages import clock, environment, page_headers, read_templates
 
-CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
-)
-HEADERS = {"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer", "Cache-Control": "no-store"}
+# Sign-in links carry a token in the URL: no page tells another site where it came from.
+HEADERS = page_headers(referrer="no-referrer")
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,19 +31,14 @@ class Locale:
 
 def load_pages(*, language: str) -> Pages:
     """Read templates and assets (blocking: call it in a thread)."""
-    templates = {name: body.decode("utf-8") for name, body in read_tree("portal", "templates").items()}
-    return Pages(templates, read_assets("portal"), language=language)
+    return Pages(read_templates("portal"), read_assets("portal"), language=language)
 
 
 class Pages:
     def __init__(self, templates: dict[str, str], assets: dict[str, Asset], *, language: str) -> None:
         self.default_language = language
         self.assets = assets
-        self.env = jinja2.Environment(
-            loader=jinja2.DictLoader(templates), autoescape=True, undefined=jinja2.StrictUndefined,
-            trim_blocks=True, lstrip_blocks=True,
-        )
-        self.env.globals["asset"] = lambda name: f"/portal/static/{name}?v={self.assets[name].etag}"
+        self.env = environment(templates, app="portal", root="/portal", assets=assets)
 
     def guest_language(self, request: web.Request) -> str:
         wanted = request.query.get("lang", "")
@@ -59,13 +50,10 @@ class Pages:
         def t(key: str, **values: Any) -> str:
             return text(key, language, **values)
 
-        def when(ts: float | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
-            return datetime.fromtimestamp(float(ts), locale.tz).strftime(fmt) if ts else ""
-
         context.setdefault("viewer", None)
         context.setdefault("csrf", "")
         context.setdefault("flash", "")
-        html = self.env.get_template(template).render(t=t, when=when, lang=language, path=request.path, **context)
+        html = self.env.get_template(template).render(t=t, when=clock(locale.tz, "%Y-%m-%d %H:%M"), lang=language, path=request.path, **context)
         return web.Response(text=html, status=status, content_type="text/html", headers=HEADERS)
 
     def static(self, request: web.Request) -> web.Response:

@@ -3,19 +3,17 @@ route declaration the access middleware checks."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from aiohttp import web
 
-from admin.sessions import SessionStore
 from portal.audit import PortalAudit
 from portal.deps import PortalDeps, PortalSettings
 from portal.exports import Exports
 from portal.members import Members, Module, Viewer
 from portal.rendering import Pages
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+from webui.routes import Handler
+from webui.sessions import SessionStore
 
 VIEWER = web.RequestKey("portal_viewer", Viewer)
 

@@ -8,8 +8,6 @@ import secrets
 
 from aiohttp import web
 
-from admin.forms import fields
-from admin.sessions import SESSION
 from portal.access import clear_cookie, locale, render, session_user, set_cookie, take_flash
 from portal.errors import LinkRefused
 from portal.i18n import text
@@ -17,6 +15,8 @@ from portal.links import Grant
 from portal.members import Module, Viewer, owner_viewer
 from portal.state import PortalRoute, portal, viewer
 from webui.access import csrf_matches
+from webui.forms import fields
+from webui.sessions import SESSION
 
 log = logging.getLogger(__name__)
 OAUTH_STATE = "kefu:portal:oauth:"

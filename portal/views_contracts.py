@@ -5,9 +5,9 @@ from __future__ import annotations
 from aiohttp import web
 
 from portal.access import render, take_flash
-from portal.errors import NotFound
 from portal.members import Module
 from portal.state import PortalRoute, portal, viewer
+from webui.errors import NotFound
 
 
 async def _portfolio(request: web.Request) -> tuple[list[dict[str, object]], list[dict[str, object]]]:

@@ -9,14 +9,14 @@ import time
 
 from aiohttp import web
 
-from admin.forms import fields, one
-from admin.sessions import SESSION
 from portal.access import clear_cookie, render, take_flash
-from portal.errors import BadInput, NotFound
 from portal.members import Module
 from portal.state import PortalRoute, portal, viewer
 from portal.views_summary import summary_context
 from preferences.data_rights import EXPORT_FORMATS
+from webui.errors import BadInput, NotFound
+from webui.forms import fields, one
+from webui.sessions import SESSION
 
 SHOWN_ONCE = "kefu:portal:export-password:"
 COUNTS = "kefu:portal:counts:"

@@ -11,13 +11,13 @@ from typing import Any
 
 from aiohttp import web
 
-from admin.forms import fields, one
 from portal.access import render, take_flash
-from portal.errors import NotFound
 from portal.members import Module
 from portal.state import PortalRoute, portal, viewer
 from preferences.model import Detail, Frequency, Topic
 from preferences.store import DEFAULT_LAYER, segment_layer
+from webui.errors import NotFound
+from webui.forms import fields, one
 
 CUSTOMER_VIA = ("chat", "portal")  # changes the customer's side made, which they may roll back
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from admin.forms import fields, one
 from portal.access import render, take_flash
 from portal.links import Grant
 from portal.members import GRANTABLE, Module
 from portal.state import PortalRoute, portal, viewer
+from webui.forms import fields, one
 
 INVITE_LINK = "kefu:portal:invite-shown:"
 

@@ -8,14 +8,14 @@ from typing import Any
 
 from aiohttp import web
 
-from admin.forms import fields, one
 from portal.access import render, take_flash
-from portal.errors import NotFound
 from portal.members import Module
 from portal.state import PortalRoute, portal, viewer
 from preferences.errors import InvalidPreference
 from preferences.model import Topic
 from preferences.rules import CONDITIONS, Rule, matches, validate
+from webui.errors import NotFound
+from webui.forms import fields, one
 
 PREVIEW_OVER = 100  # recent notifications a preview looks at
 DRAFT = ("topic", "condition", "value", "email")

@@ -19,16 +19,17 @@ from typing import Any
 
 from aiohttp import web
 
-from admin.forms import fields, one
 from bot.errors import KefuError
 from portal.access import flash, locale
-from portal.errors import BadInput, PortalError
+from portal.errors import PortalError
 from portal.i18n import text
 from portal.members import Module, parse_contact
 from portal.signing import fingerprint
 from portal.state import PortalRoute, portal, viewer
 from portal.summary import SummaryFacts, find_font, render_pdf
 from portal.summary_mail import summary_mail
+from webui.errors import BadInput
+from webui.forms import fields, one
 
 log = logging.getLogger(__name__)
 

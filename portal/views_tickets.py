@@ -7,13 +7,13 @@ import time
 
 from aiohttp import web
 
-from admin.forms import fields, one
 from portal.access import render, take_flash
-from portal.errors import BadInput, NotFound
 from portal.members import Module
 from portal.state import PortalRoute, portal, viewer
 from skills.repair_dispatch.assign import qr_png
 from skills.repair_dispatch.tickets import Ticket
+from webui.errors import BadInput, NotFound
+from webui.forms import fields, one
 
 PAGE = 20
 

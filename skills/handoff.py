@@ -8,10 +8,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from bot.conversation.handoff import Handoff
+from bot.conversation.handoff_reasons import HandoffCode
 from bot.conversation.state import QUEUE
 from bot.nlu.client import UNDERSTANDING_UNAVAILABLE
 from bot.routing import Reply, Skill, Turn
 from bot.templates import Templates
+
+HUMAN_REQUESTED = HandoffCode("human_requested", "customer asked for a human")
+NLU_UNAVAILABLE = HandoffCode("nlu_unavailable", "understanding unavailable for too long")
 
 
 class HumanRequestSkill(Skill):
@@ -30,9 +34,9 @@ class HumanRequestSkill(Skill):
     async def handle(self, turn: Turn) -> Sequence[Reply]:
         assert turn.state is not None
         if turn.intent == UNDERSTANDING_UNAVAILABLE:
-            await self.handoff.to_queue(turn.state, "understanding unavailable for too long")
+            await self.handoff.to_queue(turn.state, NLU_UNAVAILABLE())
             return (Reply(text=self.templates.render("handoff_nlu_down", turn.language)),)
-        await self.handoff.to_queue(turn.state, "customer asked for a human")
+        await self.handoff.to_queue(turn.state, HUMAN_REQUESTED())
         return (Reply(text=self.templates.render("handoff_queued", turn.language)),)
 
 

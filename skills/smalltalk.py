@@ -11,11 +11,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from bot.conversation.handoff import Handoff
+from bot.conversation.handoff_reasons import HandoffCode
 from bot.routing import Reply, Skill, Turn
 from bot.templates import Templates
 
 SMALL_TALK = {"greet": "greet", "goodbye": "goodbye", "thank": "thank", "affirm": "affirm_idle", "deny": "deny_idle"}
 NOT_UNDERSTOOD = frozenset({"nlu_fallback", ""})
+REPEATED_FALLBACK = HandoffCode("repeated_fallback", "not understood {count} times in a row")
 
 
 class SmallTalkSkill(Skill):
@@ -71,6 +73,6 @@ class FallbackSkill(Skill):
         assert state is not None
         state.fallback_count += 1
         if state.fallback_count >= self.limit:
-            await self.handoff.to_queue(state, f"not understood {state.fallback_count} times in a row")
+            await self.handoff.to_queue(state, REPEATED_FALLBACK(count=state.fallback_count))
             return (Reply(text=self.templates.render("fallback_handoff", turn.language)),)
         return (Reply(text=self.templates.render("fallback_rephrase", turn.language)),)

@@ -1,5 +1,6 @@
-"""Small pieces the console (``admin``) and the customer portal (``portal``) share:
-the fail-closed route table lookup, CSRF token checks, word tables, shipped assets.
+"""What the console (``admin``) and the customer portal (``portal``) share: errors, form
+fields, server-side sessions and CSRF, the fail-closed route table, the page skeleton
+and headers, settings, word tables and shipped assets.
 
 Each web app keeps its own sessions' meaning, pages and routes; this package knows
 nothing of either.

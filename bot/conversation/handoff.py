@@ -21,10 +21,11 @@ from pymongo.asynchronous.database import AsyncDatabase
 from redis.asyncio import Redis
 
 from bot.conversation.events import ConversationEvent, ConversationEvents
-from bot.logs import ref
+from bot.conversation.handoff_reasons import HandoffReason
 from bot.conversation.ordering import ConversationGate
 from bot.conversation.state import AGENT_PREFIX, BOT, QUEUE, ConversationState, StateStore
 from bot.errors import KefuError
+from bot.logs import ref
 from bot.messages import OutboundMessage
 from bot.outbox import Outbox
 from bot.store import MessageStore
@@ -76,18 +77,20 @@ class Handoff:
             [IndexModel([("conversation", ASCENDING), ("at", ASCENDING)]), IndexModel([("event", ASCENDING), ("at", ASCENDING)])]
         )
 
-    async def to_queue(self, state: ConversationState, reason: str) -> None:
+    async def to_queue(self, state: ConversationState, reason: HandoffReason) -> None:
         """Put a conversation in the human queue (called by skills, inside the turn)."""
         if not state.bot_active:
             return
         state.owner = QUEUE
-        state.handoff_reason = reason
+        state.handoff_reason = reason.text
+        state.handoff_code = reason.code
+        state.handoff_params = dict(reason.params)
         state.told_waiting = False
         state.form = None
         state.active_skill = ""
         await self.redis.zadd(WAITING, {state.conversation: time.time()}, nx=True)
-        await self._record(state.conversation, "queued", reason=reason)
-        log.info("%s queued for a human (%s)", ref(state.conversation), reason)
+        await self._record(state.conversation, "queued", reason=reason.text, code=reason.code, params=reason.params)
+        log.info("%s queued for a human (%s)", ref(state.conversation), reason.text)
 
     async def position(self, conversation: str) -> int:
         """How many conversations wait ahead of this one (0: next)."""
@@ -95,9 +98,13 @@ class Handoff:
         return int(rank) if rank is not None else 0
 
     async def queued_between(self, start: float, end: float) -> list[tuple[str, str]]:
-        """(conversation, reason) of every hand-off to the queue in ``[start, end)``."""
-        cursor = self.events.find({"event": "queued", "at": {"$gte": start, "$lt": end}}, {"conversation": 1, "reason": 1})
-        return [(str(d["conversation"]), str(d.get("reason", ""))) async for d in cursor]
+        """(conversation, reason) of every hand-off to the queue in ``[start, end)``: the
+        reason's code, so that hand-offs of one kind count together (one complaint case's
+        id does not make a kind of its own); the sentence for records without a code."""
+        cursor = self.events.find(
+            {"event": "queued", "at": {"$gte": start, "$lt": end}}, {"conversation": 1, "reason": 1, "code": 1}
+        )
+        return [(str(d["conversation"]), str(d.get("code") or d.get("reason", ""))) async for d in cursor]
 
     async def waiting(self) -> list[dict[str, Any]]:
         """Conversations waiting for an agent, longest-waiting first (two round trips)."""
@@ -112,6 +119,8 @@ class Handoff:
                     "conversation": conversation,
                     "waiting_since": since,
                     "reason": state.handoff_reason if state else "",
+                    "reason_code": state.handoff_code if state else "",
+                    "reason_params": dict(state.handoff_params) if state else {},
                     "customer": state.customer if state else "",
                     "channel": state.channel if state else "",
                     "language": state.language if state else "",
@@ -179,6 +188,8 @@ class Handoff:
             state.fallback_count = 0
             state.small_talk_count = 0
             state.handoff_reason = ""
+            state.handoff_code = ""
+            state.handoff_params = {}
             await self.states.save(state)
             await self._record(conversation, event, agent=agent)
         await self._tell_platform(state, "")
@@ -228,5 +239,5 @@ class Handoff:
         await self.outbox.enqueue((reply,))
         return "out:" + key
 
-    async def _record(self, conversation: str, event: str, **fields: str) -> None:
+    async def _record(self, conversation: str, event: str, **fields: str | dict[str, str]) -> None:
         await self.events.insert_one({"conversation": conversation, "event": event, "at": time.time(), **fields})

@@ -54,7 +54,11 @@ class ConversationState:
     fallback_count: int = 0  # consecutive turns the bot did not understand
     small_talk_count: int = 0  # consecutive small-talk / out-of-scope turns
     last_intent: str = ""
+    # Why the conversation waits for a human: the English sentence (what the API shows),
+    # and the code and parameters it was made from (empty in records older than codes).
     handoff_reason: str = ""
+    handoff_code: str = ""
+    handoff_params: dict[str, str] = field(default_factory=dict)
     # The last inbound message's channel hints (DingTalk sessionWebhook, email
     # Message-ID), so that an agent's or the bot's later messages thread like a reply.
     reply_hints: tuple[tuple[str, str], ...] = ()

@@ -13,6 +13,7 @@ import re
 from collections.abc import Sequence
 
 from bot.conversation.handoff import Handoff
+from bot.conversation.handoff_reasons import HandoffCode
 from bot.routing import Reply, Skill, Turn
 from bot.templates import Templates
 from skills.renewal.service import Renewals
@@ -20,6 +21,12 @@ from skills.renewal.service import Renewals
 
 _CONTRACT = re.compile(r"(?<![A-Za-z0-9])(HT\d{8}|K-\d{4}-\d{3})(?![0-9])", re.I)
 _PHONE = re.compile(r"(?<!\d)(1[3-9]\d{9})(?!\d)")
+
+NO_CONTRACT = HandoffCode("renewal_no_contract", "renewal: no contract on file")
+# A renewal rule's blocking action (skills.renewal.rules.ACTIONS) and the rule's name.
+NEEDS_REVIEW = HandoffCode("renewal_review", "renewal {contract}: {action} ({rule})")
+UNVERIFIED_CONTRACT = HandoffCode("renewal_unverified_contract", "renewal: unverified customer gives contract {contract} (CRM {found})")
+UNVERIFIED_PHONE = HandoffCode("renewal_unverified_phone", "renewal: unverified customer gives phone {phone} (CRM {found})")
 
 
 class RenewalSkill(Skill):
@@ -47,11 +54,12 @@ class RenewalSkill(Skill):
         contract = next((c for c in contracts if str(c["_id"]).upper() == wanted), None) if wanted else None
         contract = contract or (contracts[0] if contracts else None)
         if contract is None:
-            await self.handoff.to_queue(turn.state, "renewal: no contract on file")
+            await self.handoff.to_queue(turn.state, NO_CONTRACT())
             return (Reply(text=self.templates.render("renewal_no_contract", lang)),)
         blocking = await self.renewals.needs_review(contract, customer)
         if blocking:
-            await self.handoff.to_queue(turn.state, f"renewal {contract['_id']}: {blocking[0]['action']} ({blocking[0].get('rule')})")
+            first = blocking[0]
+            await self.handoff.to_queue(turn.state, NEEDS_REVIEW(contract=contract["_id"], action=first["action"], rule=first.get("rule")))
             return (Reply(text=self.templates.render("renewal_review", lang, contract=contract, reason=blocking[0]["action"])),)
         quote = self.renewals.quote(contract)
         if turn.intent == "renew_contract":
@@ -82,6 +90,9 @@ class RenewalSkill(Skill):
             state.awaiting = self.name
             return (Reply(text=self.templates.render("renewal_reference_unknown", lang)),)
         state.awaiting = ""
-        given = f"contract {contract_no.upper()}" if contract_no else f"phone {phone[:3]}****{phone[-4:]}"
-        await self.handoff.to_queue(state, f"renewal: unverified customer gives {given} (CRM {found})")
+        reason = (
+            UNVERIFIED_CONTRACT(contract=contract_no.upper(), found=found) if contract_no
+            else UNVERIFIED_PHONE(phone=f"{phone[:3]}****{phone[-4:]}", found=found)
+        )
+        await self.handoff.to_queue(state, reason)
         return (Reply(text=self.templates.render("renewal_reference_found", lang)),)

@@ -21,6 +21,7 @@ from pymongo import ASCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 
 from bot.conversation.handoff import Handoff
+from bot.conversation.handoff_reasons import HandoffCode
 from bot.routing import Reply, Skill, Turn
 from bot.templates import Templates
 from preferences.render import local_time
@@ -29,6 +30,7 @@ from skills.repair_dispatch.models import resolve_model
 from skills.review_remediation.detect import order_id_in
 from skills.review_remediation.service import Reviews
 
+PRODUCT_COMPLAINT = HandoffCode("product_complaint", "product complaint, case {case}")
 
 
 class LogisticsComplaintSkill(Skill):
@@ -114,7 +116,7 @@ class ProductComplaintSkill(Skill):
         case_id = await self.cases.open(
             conversation=state.conversation, customer=state.customer, product=product, problem=turn.text, intent=turn.intent
         )
-        await self.handoff.to_queue(state, f"product complaint, case {case_id}")
+        await self.handoff.to_queue(state, PRODUCT_COMPLAINT(case=case_id))
         return (Reply(text=self.templates.render("complaint_case_opened", turn.language, case_id=case_id, product=product)),)
 
     async def _only_model(self, identity: str) -> str:

@@ -9,7 +9,7 @@ import pytest
 
 from admin.deps import ConsoleSettings
 from admin.roles import Role
-from admin.sessions import COOKIE
+from admin.sessions import CONSOLE_SESSIONS
 from bot.errors import ConfigError
 from tests.console.conftest import PASSWORD, ConsoleRig, make_rig
 
@@ -20,10 +20,10 @@ async def test_sign_in_issues_a_new_session_and_sign_out_ends_it(rig: ConsoleRig
     resp = await alice.http.get(rig.base + "/admin/inbox", allow_redirects=False)
     assert resp.status == 303 and resp.headers["Location"].startswith("/admin/signin")
     await alice.http.get(rig.base + "/admin/signin")
-    anonymous = alice.http.cookie_jar.filter_cookies(rig.server.make_url("/admin/"))[COOKIE].value
+    anonymous = alice.http.cookie_jar.filter_cookies(rig.server.make_url("/admin/"))[CONSOLE_SESSIONS.cookie].value
     resp = await alice.sign_in("alice")
     assert resp.status == 303
-    cookie = alice.http.cookie_jar.filter_cookies(rig.server.make_url("/admin/"))[COOKIE]
+    cookie = alice.http.cookie_jar.filter_cookies(rig.server.make_url("/admin/"))[CONSOLE_SESSIONS.cookie]
     assert cookie.value != anonymous  # a fresh id at sign-in: no session fixation
     raw = resp.headers.getall("Set-Cookie")[0]
     assert "HttpOnly" in raw and "SameSite=Lax" in raw and "Path=/admin" in raw
@@ -33,7 +33,7 @@ async def test_sign_in_issues_a_new_session_and_sign_out_ends_it(rig: ConsoleRig
     assert resp.status == 303
     # The old cookie no longer opens anything, even if someone kept a copy.
     replay = await rig.person()
-    replay.http.cookie_jar.update_cookies({COOKIE: cookie.value}, rig.server.make_url("/admin/"))
+    replay.http.cookie_jar.update_cookies({CONSOLE_SESSIONS.cookie: cookie.value}, rig.server.make_url("/admin/"))
     assert (await replay.get("/admin/inbox")).status == 303
 
 

@@ -36,7 +36,7 @@ async def test_queue_appears_live_then_claim_reply_and_hand_back(rig: ConsoleRig
     assert event["messages"] == []  # the inbox stream carries no customer text
     page = await (await alice.get("/admin/inbox")).text()
     assert CID in page and "客户要求转人工" in page  # alice reads Chinese (admin.reasons)
-    assert event["waiting"]["reason_words"] == {"zh": "客户要求转人工", "en": "customer asked for a human"}
+    assert event["waiting"]["reason_words"] == {"zh": "客户要求转人工", "en": "Customer asked for a person"}
 
     resp = await alice.post(f"/admin/conversations/{CID}/claim")
     assert resp.status == 303 and resp.headers["Location"] == f"/admin/conversations/{CID}"

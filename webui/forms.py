@@ -1,4 +1,4 @@
-"""Reading console form fields: strings only, bounded, stripped."""
+"""Reading form fields in any of our web apps: strings only, bounded, stripped."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ from urllib.parse import parse_qsl
 
 from aiohttp import web
 
-from admin.errors import BadInput
+from webui.errors import BadInput
 
 
-FORM = web.RequestKey("console_form", dict)
+FORM = web.RequestKey("web_form", dict)
 
 
 async def fields(request: web.Request) -> dict[str, str]:
