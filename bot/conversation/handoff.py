@@ -90,7 +90,10 @@ class Handoff:
         state.active_skill = ""
         await self.redis.zadd(WAITING, {state.conversation: time.time()}, nx=True)
         await self._record(state.conversation, "queued", reason=reason.text, code=reason.code, params=reason.params)
-        log.info("%s queued for a human (%s)", ref(state.conversation), reason.text)
+        # The code at INFO: a reason's sentence can hold what the customer typed (a
+        # contract number, a masked phone), which stays at DEBUG.
+        log.info("%s queued for a human (%s)", ref(state.conversation), reason.code)
+        log.debug("%s queued for a human: %s", ref(state.conversation), reason.text)
 
     async def position(self, conversation: str) -> int:
         """How many conversations wait ahead of this one (0: next)."""

@@ -5,12 +5,18 @@ how long the wait is, and still answered where the bot can help meanwhile."""
 from __future__ import annotations
 
 import asyncio
+import logging
+
+import pytest
 
 from tests.harness import Harness
 from tests.skills.conftest import SkillChat
 
 
-async def test_unknown_customer_gives_a_reference_then_waits_with_answers(gateway: Harness) -> None:
+async def test_unknown_customer_gives_a_reference_then_waits_with_answers(
+    gateway: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
     chat = SkillChat(gateway, "oNewToUs")
     asked = chat.texts(await chat.say("我的合同快到期了，想续约"))
     assert "合同编号" in asked and "手机号" in asked, asked
@@ -22,6 +28,10 @@ async def test_unknown_customer_gives_a_reference_then_waits_with_answers(gatewa
     assert "核实您的身份" in found, found
     [waiting] = await gateway.runtime.handoff.waiting()
     assert waiting["conversation"] == "wechat:demo:oNewToUs" and "contract K-2025-001" in waiting["reason"]
+    # The contract number the customer typed is in the reason, which logs keep at DEBUG only.
+    queued = [r for r in caplog.records if "queued for a human" in r.getMessage()]
+    assert queued and all(r.levelno == logging.DEBUG for r in queued if "K-2025-001" in r.getMessage()), queued
+    assert not [r.getMessage() for r in caplog.records if r.levelno > logging.DEBUG and "K-2025-001" in r.getMessage()]
 
     # Waiting: what the bot may answer is answered, the rest told once.
     settings = chat.texts(await chat.say("我现在的通知设置是什么"))
