@@ -159,7 +159,8 @@ class FormSkill(Skill):
                 # The answer to our own question: an entity that covers only a fragment
                 # of it ("Road" of "88 Zhongshan Road, Nanjing") is worse than the
                 # answer itself; one that covers most of it ("the XK-8800") is better.
-                value = value if value and len(value) * 2 >= len(text) else text
+                # Half is not most: "上午" of "明天上午" loses the day.
+                value = value if value and len(value) * 2 > len(text) else text
             elif asked is not None and not answered and slot.free_text and not form.slots.get(slot.name) and self.fits(slot, text) is Fit.YES:
                 # Not what we asked, but clearly this slot's answer ("明天上午" when the
                 # address was asked; NLU's entity may hold only "上午"): taken whole.
