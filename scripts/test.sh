@@ -14,8 +14,11 @@ done
 # Paths given: one pytest run over them. Otherwise one pytest process per test folder, so
 # that what a folder's gateways and models leave in memory is returned before the next
 # (a whole-suite run in one process grew to 15 GB and was OOM-killed at 91 %).
+# (A path is an argument naming a file or folder, with or without a ``::test`` suffix; an
+# option's value such as ``-p no:cacheprovider`` is not one.)
 for arg in "$@"; do
-  case "$arg" in -*) ;; *) exec python -m pytest -q "$@" ;; esac
+  case "$arg" in -*) continue ;; esac
+  if [ -e "${arg%%::*}" ]; then exec python -m pytest -q "$@"; fi
 done
 failed=()
 for dir in tests/*/; do

@@ -64,8 +64,11 @@ async def test_steady_text_cannot_starve_voice(child: int) -> None:
             seen.append((time.monotonic() - started, state(child)))
             await asyncio.sleep(0.02)
     # stopped until 0.5 s, running until 1.0 s, stopped until 1.5 s, running again
-    # (the margins leave room for a loaded machine's late timers)
-    assert all(s == "T" for t, s in seen if t < 0.4)
+    # (the margins leave room for a loaded machine's late timers; SIGSTOP lands
+    # asynchronously, so the first look may still see the child running)
+    stopped_at = min(t for t, s in seen if s == "T")
+    assert stopped_at < 0.3
+    assert all(s == "T" for t, s in seen if stopped_at <= t < 0.4)
     assert all(s != "T" for t, s in seen if 0.65 < t < 0.9)
     assert all(s == "T" for t, s in seen if 1.15 < t < 1.4)
     assert any(s != "T" for t, s in seen if 1.6 < t)
