@@ -507,10 +507,12 @@ class NotificationEngine:
         created: Document = {"$gte": since} if until is None else {"$gte": since, "$lt": until}
         return self.notifications.find({"created_at": created}, projection=projection)
 
-    async def oldest_record_at(self) -> float | None:
-        """When the oldest record was created (None: there is none), through the
-        ``created_at`` index."""
-        doc = await self.notifications.find_one({"created_at": {"$gte": 0}}, projection={"created_at": 1}, sort=[("created_at", ASCENDING)])
+    async def newest_record_before(self, before: float) -> float | None:
+        """When the newest record created before ``before`` was (None: there is none),
+        through the ``created_at`` index."""
+        doc = await self.notifications.find_one(
+            {"created_at": {"$lt": before}}, projection={"created_at": 1}, sort=[("created_at", DESCENDING)]
+        )
         return None if doc is None else float(doc["created_at"])
 
     def newest_records(self, where: Mapping[str, Any], projection: Mapping[str, Any], limit: int) -> AsyncCursor[Document]:

@@ -140,7 +140,7 @@ def jobs(
 async def _rollup_step(activity: NotificationActivity, budget_s: float) -> bool:
     # A long recount (the first one) goes on at once where it stopped, the lock let go
     # in between: each round holds it for about ``budget_s``.
-    return await activity.rollup(budget_s=budget_s) >= 0 and not activity.finished
+    return await activity.rollup(budget_s=budget_s) >= 0 and await activity.recounting()
 
 
 def every_process_jobs(services: PreferenceServices) -> list[Job]:
