@@ -68,7 +68,8 @@ def build_console(settings: ConsoleSettings, resolve: Callable[[], ConsoleDeps])
         hub = LiveHub(deps.redis, deps.store, deps.states, idle_s=settings.live_idle_s)
         watch_activity(hub, deps.preferences.activity if deps.preferences is not None else None)
         watch_boards(hub, pages, deps.skills.tickets if deps.skills is not None else None,
-                     deps.preferences.rights if deps.preferences is not None else None)
+                     deps.preferences.rights if deps.preferences is not None else None,
+                     deps.skills.reviews if deps.skills is not None else None)
         app[CONSOLE] = Console(
             settings=settings,
             deps=deps,

@@ -1,6 +1,7 @@
-"""The repair-operations and data-requests boards, live.
+"""The carrier, repair-operations and data-requests boards, live.
 
-The owners of the data announce their writes: the tickets' owner on
+The owners of the data announce their writes: the review skill on
+:data:`skills.review_remediation.service.CHANGED` (the carrier counters moved), the tickets' owner on
 :data:`skills.repair_dispatch.tickets.CHANGED` (a ticket opened, a step recorded, a status
 changed), the data-rights service on :data:`preferences.data_rights.CHANGED` (an export or
 erasure requested, built, sent, done). The console's live hub relays those channels here
@@ -25,6 +26,8 @@ from preferences.data_rights import CHANGED as DATA_REQUESTS_CHANGED
 from preferences.data_rights import DataRights
 from skills.repair_dispatch.tickets import CHANGED as TICKETS_CHANGED
 from skills.repair_dispatch.tickets import Tickets
+from skills.review_remediation.service import CHANGED as CARRIERS_CHANGED
+from skills.review_remediation.service import Reviews
 
 DAY = 86_400.0
 Loader = Callable[[], Awaitable[dict[str, Any]]]
@@ -69,12 +72,21 @@ async def data_requests_board(rights: DataRights) -> dict[str, Any]:
     return {"rows": await rights.requests()}
 
 
+async def carriers_board(reviews: Reviews) -> dict[str, Any]:
+    """The carrier board's table (the weekly chart and the reviews behind a figure are
+    read with the page)."""
+    return {"board": await reviews.carrier_performance()}
+
+
 REPAIR = "repair"
 DATA_REQUESTS = "data-requests"
+CARRIERS = "carriers"
 
 
-def watch_boards(hub: LiveHub, pages: Pages, tickets: Tickets | None, rights: DataRights | None) -> None:
+def watch_boards(hub: LiveHub, pages: Pages, tickets: Tickets | None, rights: DataRights | None, reviews: Reviews | None) -> None:
     """Have the console's hub relay the boards whose owners this gateway runs."""
+    if reviews is not None:
+        hub.watch(BoardWatch(CARRIERS, CARRIERS_CHANGED, "marketing/_carriers_board.html", lambda: carriers_board(reviews), pages))
     if tickets is not None:
         hub.watch(BoardWatch(REPAIR, TICKETS_CHANGED, "marketing/_repair_board.html", lambda: repair_board(tickets), pages))
     if rights is not None:

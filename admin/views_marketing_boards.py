@@ -13,7 +13,7 @@ from aiohttp import web
 
 from admin.live import stream
 from admin.live_activity import activity_watch
-from admin.live_boards import DATA_REQUESTS, REPAIR, Reader, board_watch, data_requests_board, repair_board
+from admin.live_boards import CARRIERS, DATA_REQUESTS, REPAIR, Reader, board_watch, carriers_board, data_requests_board, repair_board
 from admin.marketing import prefs, skills
 from admin.roles import MARKETING
 from admin.state import ConsoleRoute, console, current_user
@@ -97,7 +97,7 @@ async def activity_list(request: web.Request) -> web.StreamResponse:
 async def carriers(request: web.Request) -> web.StreamResponse:
     c = console(request)
     reviews = skills(request).reviews
-    board = await reviews.carrier_performance()
+    board = (await carriers_board(reviews))["board"]
     weeks = await reviews.carrier_weeks(time.time() - 12 * 7 * DAY)
     selected = request.query.get("carrier", "")[:64]
     behind = await reviews.reviews_of(selected) if selected else []
@@ -130,6 +130,10 @@ async def board_events(request: web.Request, name: str) -> web.StreamResponse:
     await c.hub.listening()  # the process may not be reading events while no page is open
     sub = watch.subscribe(Reader(c.pages.language(request), user.time_zone))
     return await stream(request, sub.queue, await zone(user.time_zone), done=lambda: watch.unsubscribe(sub))
+
+
+async def carriers_events(request: web.Request) -> web.StreamResponse:
+    return await board_events(request, CARRIERS)
 
 
 async def repair_events(request: web.Request) -> web.StreamResponse:
@@ -177,6 +181,7 @@ ROUTES = (
     ConsoleRoute("GET", "/marketing/activity/notifications", activity_list, MARKETING, "mk_activity_list"),
     ConsoleRoute("GET", "/marketing/activity/events", activity_events, MARKETING, "mk_activity_events"),
     ConsoleRoute("GET", "/marketing/carriers", carriers, MARKETING, "mk_carriers"),
+    ConsoleRoute("GET", "/marketing/carriers/events", carriers_events, MARKETING, "mk_carriers_events"),
     ConsoleRoute("GET", "/marketing/repair", repair, MARKETING, "mk_repair"),
     ConsoleRoute("GET", "/marketing/repair/events", repair_events, MARKETING, "mk_repair_events"),
     ConsoleRoute("GET", "/marketing/data-requests", data_requests, MARKETING, "mk_data_requests"),

@@ -1,5 +1,5 @@
-"""The repair-operations and data-requests boards follow their data live, in every web
-process: the tickets' owner and the data-rights service announce their writes on Redis
+"""The repair-operations, data-requests and carrier boards follow their data live, in every
+web process: the tickets' owner, the data-rights service and the review skill announce their writes on Redis
 (one publish per burst), the console's one subscription per process relays them, and an
 open page gets its board rendered again in its reader's language."""
 
@@ -16,6 +16,7 @@ from admin.roles import Role
 from bot.app import build_app
 from bot.config import settings_from_mapping
 from channels.wechat.fake_api import FakeWeChatAPI
+from skills.connectors.marketplace import Review
 from tests.console.conftest import PASSWORD, Browserless, ConsoleRig
 from tests.console.live import EventReader
 from tests.console.test_marketing import seed_customers, services
@@ -41,6 +42,7 @@ async def test_boards_in_a_second_web_process_follow_tickets_and_data_requests(
         assert (await mia.sign_in("mia")).status == 303
         repair = await EventReader.open(http, mia.base + "/admin/marketing/repair/events")
         requests = await EventReader.open(http, mia.base + "/admin/marketing/data-requests/events")
+        carriers = await EventReader.open(http, mia.base + "/admin/marketing/carriers/events")
         try:
             first = await repair.next()  # the board as of the subscription
             assert first["type"] == "board" and "servicenow failed" not in html(first)
@@ -79,9 +81,17 @@ async def test_boards_in_a_second_web_process_follow_tickets_and_data_requests(
             export_id, _ = await prefs.rights.export_my_data("c-li", via="api")
             ready = await requests.next(where=lambda e: f'data-request="{export_id}" data-status="ready"' in html(e))
             assert "可下载" in html(ready) and "c-li" in html(ready)
+
+            # A bad review about a late parcel (no carrier named: "unknown"): the counters
+            # move, the board follows.
+            assert 'data-carrier="unknown"' not in html(await carriers.next())
+            await sk.reviews.ingest_and_process(Review("amazon", "R1", 1, "Arrived 4 days late. Not happy."), via="csv")
+            board = await carriers.next(where=lambda e: 'data-carrier="unknown"' in html(e))
+            assert re.search(r'data-carrier="unknown">.*?</th><td>1</td><td>100.0%</td>', html(board)), html(board)
         finally:
             repair.close()
             requests.close()
+            carriers.close()
         # The page itself renders the same board.
         page = await (await mia.get("/admin/marketing/repair")).text()
         assert 'data-live="board"' in page and f'data-ticket="{ticket["number"]}"' in page
