@@ -13,13 +13,14 @@ the page swaps its board for it.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from admin.live import Frame, LiveHub
-from admin.live_watch import GatheredWatch
+from admin.live_watch import GatheredWatch, Subscription
 from admin.rendering import Pages
 from admin.zones import zone
 from preferences.data_rights import CHANGED as DATA_REQUESTS_CHANGED
@@ -30,6 +31,8 @@ from skills.review_remediation.service import CHANGED as CARRIERS_CHANGED
 from skills.review_remediation.service import Reviews
 
 DAY = 86_400.0
+#: How often an open repair board is read again without any write (tickets turn overdue).
+OVERDUE_CHECK_S = 300.0
 Loader = Callable[[], Awaitable[dict[str, Any]]]
 
 
@@ -42,9 +45,11 @@ class Reader:
 
 
 class BoardWatch(GatheredWatch[Reader]):
-    """One board: the data read once per announcement burst, rendered per reader."""
+    """One board: the data read once per announcement burst, rendered per reader; with
+    ``every_s``, also that often while pages are open (what changes with time alone: a
+    ticket open for more than a day is overdue without any write)."""
 
-    def __init__(self, name: str, channel: str, template: str, load: Loader, pages: Pages) -> None:
+    def __init__(self, name: str, channel: str, template: str, load: Loader, pages: Pages, *, every_s: float | None = None) -> None:
         super().__init__()
         self.name = name
         self.channel = channel
@@ -52,7 +57,27 @@ class BoardWatch(GatheredWatch[Reader]):
         self.what = f"{name} board"
         self.load = load
         self.pages = pages
+        self.every_s = every_s
         self._context: dict[str, Any] = {}
+        self._timer: asyncio.TimerHandle | None = None
+
+    def subscribe(self, view: Reader) -> Subscription[Reader]:
+        sub = super().subscribe(view)
+        if self.every_s is not None and self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(self.every_s, self._tick)
+        return sub
+
+    def _tick(self) -> None:
+        self._timer = None
+        if self.subscriptions and self.every_s is not None:
+            self.changed(b"")
+            self._timer = asyncio.get_running_loop().call_later(self.every_s, self._tick)
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        super().close()
 
     async def prepare(self) -> None:
         self._context = await self.load()
@@ -88,7 +113,8 @@ def watch_boards(hub: LiveHub, pages: Pages, tickets: Tickets | None, rights: Da
     if reviews is not None:
         hub.watch(BoardWatch(CARRIERS, CARRIERS_CHANGED, "marketing/_carriers_board.html", lambda: carriers_board(reviews), pages))
     if tickets is not None:
-        hub.watch(BoardWatch(REPAIR, TICKETS_CHANGED, "marketing/_repair_board.html", lambda: repair_board(tickets), pages))
+        hub.watch(BoardWatch(REPAIR, TICKETS_CHANGED, "marketing/_repair_board.html", lambda: repair_board(tickets), pages,
+                             every_s=OVERDUE_CHECK_S))
     if rights is not None:
         hub.watch(BoardWatch(DATA_REQUESTS, DATA_REQUESTS_CHANGED, "marketing/_data_requests_board.html",
                              lambda: data_requests_board(rights), pages))

@@ -5,6 +5,7 @@ open page gets its board rendered again in its reader's language."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from typing import Any
@@ -12,6 +13,7 @@ from typing import Any
 import aiohttp
 from aiohttp.test_utils import TestServer
 
+from admin.live_boards import BoardWatch, Reader
 from admin.roles import Role
 from bot.app import build_app
 from bot.config import settings_from_mapping
@@ -95,3 +97,29 @@ async def test_boards_in_a_second_web_process_follow_tickets_and_data_requests(
         # The page itself renders the same board.
         page = await (await mia.get("/admin/marketing/repair")).text()
         assert 'data-live="board"' in page and f'data-ticket="{ticket["number"]}"' in page
+
+
+async def test_an_open_board_is_read_again_on_its_own_while_pages_are_open(rig: ConsoleRig) -> None:
+    # What changes with time alone (a ticket turns overdue after a day) shows without a write.
+    loads = 0
+
+    async def load() -> dict[str, Any]:
+        nonlocal loads
+        loads += 1
+        return {"rows": []}
+
+    watch = BoardWatch("test", "kefu:test:never", "marketing/_data_requests_board.html", load, rig.console.pages, every_s=0.2)
+    sub = watch.subscribe(Reader("en", "UTC"))
+    try:
+        async with asyncio.timeout(5):
+            for _ in range(3):  # the subscription's own read, then two on the clock
+                frame = await sub.queue.get()
+                assert frame is not None and "Data requests" in frame.payload["html"]
+        assert loads >= 3
+        watch.unsubscribe(sub)
+        await asyncio.sleep(1.5)
+        settled = loads
+        await asyncio.sleep(1.0)
+        assert loads == settled  # no page open: nothing read
+    finally:
+        watch.close()
