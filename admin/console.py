@@ -22,6 +22,7 @@ from admin.canned import CannedReplies
 from admin.deps import ConsoleDeps, ConsoleSettings
 from admin.live import LiveHub
 from admin.live_activity import watch_activity
+from admin.live_boards import watch_boards
 from admin.notes import Notes
 from admin.ratelimit import SignInLimiter
 from admin.rendering import load_pages
@@ -66,6 +67,9 @@ def build_console(settings: ConsoleSettings, resolve: Callable[[], ConsoleDeps])
         await canned.ensure_indexes()
         hub = LiveHub(deps.redis, deps.store, deps.states, idle_s=settings.live_idle_s)
         watch_activity(hub, deps.preferences.activity if deps.preferences is not None else None)
+        watch_boards(hub, pages, deps.skills.tickets if deps.skills is not None else None,
+                     deps.preferences.rights if deps.preferences is not None else None,
+                     deps.skills.reviews if deps.skills is not None else None)
         app[CONSOLE] = Console(
             settings=settings,
             deps=deps,

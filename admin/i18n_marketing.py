@@ -164,6 +164,8 @@ MARKETING_TEXT: dict[str, tuple[str, str]] = {
     "req_export": ("数据导出", "Export"),
     "req_erasure": ("数据删除", "Erasure"),
     "erased": ("（已删除）", "(erased)"),
+    "st_requested": ("已受理，等待生成", "requested"),
+    "st_building": ("正在生成", "being built"),
     "st_ready": ("可下载", "ready"),
     "st_expired": ("已过期", "expired"),
     "st_done": ("已完成", "done"),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
@@ -79,6 +80,14 @@ class Pages:
             **context,
         )
         return web.Response(text=html, status=status, content_type="text/html", headers=HEADERS)
+
+    def fragment(self, template: str, language: str, tz: ZoneInfo, **context: Any) -> str:
+        """A part of a page for a live update, in ``language`` with times in ``tz``."""
+
+        def t(key: str, **values: Any) -> str:
+            return i18n_text(key, language, **values)
+
+        return self.env.get_template(template).render(t=t, when=clock(tz, "%Y-%m-%d %H:%M:%S"), lang=language, **context)
 
     def error(self, request: web.Request, status: int, message: str) -> web.Response:
         if request.headers.get("Accept", "").startswith("application/json") or request.path.startswith("/admin/events"):

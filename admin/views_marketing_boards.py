@@ -13,6 +13,7 @@ from aiohttp import web
 
 from admin.live import stream
 from admin.live_activity import activity_watch
+from admin.live_boards import CARRIERS, DATA_REQUESTS, REPAIR, Reader, board_watch, carriers_board, data_requests_board, repair_board
 from admin.marketing import prefs, skills
 from admin.roles import MARKETING
 from admin.state import ConsoleRoute, console, current_user
@@ -21,6 +22,7 @@ from preferences.activity import OUTCOMES, ActivityFilter
 from preferences.model import Topic
 from preferences.provenance import BUILTIN, DEFAULT, effective
 from preferences.store import DEFAULT_LAYER
+from webui.errors import NotFound
 
 DAY = 86_400.0
 PERIODS = {"1": 1, "7": 7, "30": 30, "90": 90}
@@ -79,7 +81,7 @@ async def activity_events(request: web.Request) -> web.StreamResponse:
     except ValueError:
         pass
     await c.hub.listening()  # the process may not be reading events while no page is open
-    sub = watch.subscribe(f, hourly=days == 1)
+    sub = watch.subscribe_filter(f, hourly=days == 1)
     return await stream(request, sub.queue, await zone(current_user(request).time_zone), done=lambda: watch.unsubscribe(sub))
 
 
@@ -95,7 +97,7 @@ async def activity_list(request: web.Request) -> web.StreamResponse:
 async def carriers(request: web.Request) -> web.StreamResponse:
     c = console(request)
     reviews = skills(request).reviews
-    board = await reviews.carrier_performance()
+    board = (await carriers_board(reviews))["board"]
     weeks = await reviews.carrier_weeks(time.time() - 12 * 7 * DAY)
     selected = request.query.get("carrier", "")[:64]
     behind = await reviews.reviews_of(selected) if selected else []
@@ -110,16 +112,36 @@ async def carriers(request: web.Request) -> web.StreamResponse:
 
 async def repair(request: web.Request) -> web.StreamResponse:
     c = console(request)
-    tickets = skills(request).tickets
-    attention = await tickets.needing_attention(overdue_before=time.time() - DAY)
-    return await c.pages.render(request, "marketing/repair.html", tickets=attention, load=await tickets.engineer_load(),
-                                now=time.time())
+    return await c.pages.render(request, "marketing/repair.html", **await repair_board(skills(request).tickets))
 
 
 async def data_requests(request: web.Request) -> web.StreamResponse:
     c = console(request)
-    rows = await prefs(request).rights.requests()
-    return await c.pages.render(request, "marketing/data_requests.html", rows=rows)
+    return await c.pages.render(request, "marketing/data_requests.html", **await data_requests_board(prefs(request).rights))
+
+
+async def board_events(request: web.Request, name: str) -> web.StreamResponse:
+    """A live board's updates as server-sent events, in the user's words and time zone."""
+    c = console(request)
+    watch = board_watch(c.hub, name)
+    if watch is None:
+        raise NotFound("this board is not configured on this gateway")
+    user = current_user(request)
+    await c.hub.listening()  # the process may not be reading events while no page is open
+    sub = watch.subscribe(Reader(c.pages.language(request), user.time_zone))
+    return await stream(request, sub.queue, await zone(user.time_zone), done=lambda: watch.unsubscribe(sub))
+
+
+async def carriers_events(request: web.Request) -> web.StreamResponse:
+    return await board_events(request, CARRIERS)
+
+
+async def repair_events(request: web.Request) -> web.StreamResponse:
+    return await board_events(request, REPAIR)
+
+
+async def data_requests_events(request: web.Request) -> web.StreamResponse:
+    return await board_events(request, DATA_REQUESTS)
 
 
 async def schedule(request: web.Request) -> web.StreamResponse:
@@ -159,7 +181,10 @@ ROUTES = (
     ConsoleRoute("GET", "/marketing/activity/notifications", activity_list, MARKETING, "mk_activity_list"),
     ConsoleRoute("GET", "/marketing/activity/events", activity_events, MARKETING, "mk_activity_events"),
     ConsoleRoute("GET", "/marketing/carriers", carriers, MARKETING, "mk_carriers"),
+    ConsoleRoute("GET", "/marketing/carriers/events", carriers_events, MARKETING, "mk_carriers_events"),
     ConsoleRoute("GET", "/marketing/repair", repair, MARKETING, "mk_repair"),
+    ConsoleRoute("GET", "/marketing/repair/events", repair_events, MARKETING, "mk_repair_events"),
     ConsoleRoute("GET", "/marketing/data-requests", data_requests, MARKETING, "mk_data_requests"),
+    ConsoleRoute("GET", "/marketing/data-requests/events", data_requests_events, MARKETING, "mk_data_requests_events"),
     ConsoleRoute("GET", "/marketing/schedule", schedule, MARKETING, "mk_schedule"),
 )

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import random
 import statistics
 import sys
@@ -26,7 +27,7 @@ import tempfile
 import time
 from collections import Counter
 from pathlib import Path
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -67,15 +68,23 @@ class Commands(monitoring.CommandListener):
 
     def __init__(self) -> None:
         self.counts: Counter[str] = Counter()
+        self.timing = False  # while set, the longest command is kept
+        self.longest: tuple[float, str] = (0.0, "")
+        self.timed = 0
 
     def started(self, event: monitoring.CommandStartedEvent) -> None:
         self.counts[event.command_name] += 1
 
     def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
+        self._took(event)
 
     def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
+        self._took(event)
+
+    def _took(self, event: monitoring.CommandSucceededEvent | monitoring.CommandFailedEvent) -> None:
+        if self.timing:
+            self.timed += 1
+            self.longest = max(self.longest, (event.duration_micros / 1000, event.command_name))
 
     def total(self) -> int:
         return sum(n for name, n in self.counts.items() if name not in ("hello", "isMaster", "ping", "endSessions"))
@@ -124,16 +133,46 @@ def notification(i: int, now: float, customers: int, span_days: int) -> dict[str
     return doc
 
 
+class Probe:
+    """Another client's small read (one customer by _id) every 50 ms while the rollup
+    runs: how long the rollup's reads keep the server from answering anyone else."""
+
+    def __init__(self, db: Any) -> None:
+        self.db = db
+        self.times: list[float] = []
+        self.task: asyncio.Task[None] | None = None
+
+    async def run(self) -> None:
+        while True:
+            t0 = time.perf_counter()
+            await self.db["pref_customers"].find_one({"_id": "cust-000001"})
+            self.times.append((time.perf_counter() - t0) * 1000)
+            await asyncio.sleep(0.05)
+
+
+@contextlib.contextmanager
+def watching(commands: Commands, db: Any) -> Iterator[Probe]:
+    """Keep the longest MongoDB command and run a :class:`Probe` meanwhile."""
+    commands.timing, commands.longest, commands.timed = True, (0.0, ""), 0
+    probe = Probe(db)
+    probe.task = asyncio.get_running_loop().create_task(probe.run())
+    try:
+        yield probe
+    finally:
+        commands.timing = False
+        probe.task.cancel()
+
+
 async def seed(
     mongo_url: str, customers: int, notifications: int, span_days: int, activity: NotificationActivity,
-    checkpoint: Callable[[int], Awaitable[None]], every: int,
-) -> dict[str, float]:
+    checkpoint: Callable[[int], Awaitable[None]], every: int, commands: Commands,
+) -> dict[str, Any]:
     from pymongo import AsyncMongoClient
 
     client: AsyncMongoClient[Any] = AsyncMongoClient(mongo_url)
     db = client.get_default_database()
     now = time.time()
-    took: dict[str, float] = {}
+    took: dict[str, Any] = {}
     t0 = time.perf_counter()
     for start in range(0, customers, 1000):
         await db["pref_customers"].insert_many([customer(i, now) for i in range(start, min(customers, start + 1000))], ordered=False)
@@ -158,8 +197,12 @@ async def seed(
     # A checkpoint's rollup left marks: the first run counts every record again.
     await db["notification_stats"].delete_many({"kind": "mark"})
     t0 = time.perf_counter()
-    took["rollup_read"] = await activity.rollup()
+    with watching(commands, db) as probe:
+        took["rollup_read"] = await activity.rollup()
     took["rollup_full"] = time.perf_counter() - t0
+    took["rollup_longest_ms"], took["rollup_commands"] = commands.longest[0], commands.timed
+    took["rollup_longest_name"] = commands.longest[1]
+    took["probe_max_ms"], took["probe_n"] = max(probe.times, default=0.0), len(probe.times)
     t0 = time.perf_counter()
     took["rollup_again_read"] = await activity.rollup()
     took["rollup_again"] = time.perf_counter() - t0
@@ -228,7 +271,7 @@ async def measure(redis_url: str, mongo_url: str, args: argparse.Namespace, comm
     try:
         assert (await Browserless(base, http).sign_in(MARKETER, PASSWORD)).status == 303
         print(f"seeding {args.customers:,} customers and {args.notifications:,} notifications ...", file=sys.stderr)
-        took = await seed(mongo_url, args.customers, args.notifications, args.span_days, activity, pages_at, args.checkpoint)
+        took = await seed(mongo_url, args.customers, args.notifications, args.span_days, activity, pages_at, args.checkpoint, commands)
         rows.extend([
             ("seed customers (insert_many of 1,000, indexes in place)", f"{took['customers']:.1f} s"),
             ("seed notifications (insert_many of 1,000, indexes in place)",
@@ -236,6 +279,10 @@ async def measure(redis_url: str, mongo_url: str, args: argparse.Namespace, comm
             ("activity rollup, first run (every record)",
              f"{took['rollup_full']:.1f} s for {int(took['rollup_read']):,} records ({took['rollup_full'] / max(1, took['rollup_read']) * 1e6:.0f} us per record)"
              f" -> {int(took['stats_rows']):,} documents"),
+            ("activity rollup, first run: longest single MongoDB command",
+             f"{took['rollup_longest_ms']:.0f} ms ({took['rollup_longest_name']}; {int(took['rollup_commands']):,} commands)"),
+            ("activity rollup, first run: another client's find_one by _id meanwhile",
+             f"max {took['probe_max_ms']:.0f} ms over {int(took['probe_n'])} reads"),
             ("activity rollup, next run (hours still changing)", f"{took['rollup_again']:.2f} s for {int(took['rollup_again_read']):,} records"),
         ])
         rnd = random.Random(7)

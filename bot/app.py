@@ -57,6 +57,7 @@ from portal import PortalDeps, PortalSettings, build_portal
 from portal.links import Grant, SignInLinks
 from portal.signing import SummarySigner
 from portal.wechat_oauth import WeChatOAuth
+from bot.announce import Announcer
 from bot.api import ISSUED_KEYS, build_api
 from bot.apikeys import SCOPES, ApiKeys
 from bot.config import Settings
@@ -110,6 +111,7 @@ from skills.connectors.base import ConnectorSettings
 from skills.connectors.registry import SIMULATED_CONNECTORS
 from skills.connectors.todo import TodoApiFactory
 from skills.notifier import Notifier
+from skills.repair_dispatch.tickets import CHANGED as TICKETS_CHANGED
 from skills.repair_dispatch.tickets import Tickets
 
 log = logging.getLogger(__name__)
@@ -215,7 +217,7 @@ async def _start(
     handoff = Handoff(redis, db, states, gate, outbox, store, templates, lambda n, a: channels.get((n, a)), events)
     await handoff.ensure_indexes()
     prefs_section = settings.section("preferences")
-    tickets = Tickets(db)
+    tickets = Tickets(db, announcer=Announcer(redis, TICKETS_CHANGED))
     prefs = await preferences.build_preferences(
         prefs_section, db, redis, outbox, store,
         clock=SystemClock(), tickets=tickets, channels=registry,

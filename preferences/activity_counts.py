@@ -17,7 +17,10 @@ falls. The script reads the epoch and adds in one step. Records are written befo
 counts are added: a rollup that moves the epoch in the milliseconds between the two
 counts that record twice until the next rollup recounts its hour (never misses it).
 A rollup also recounts the older hours the dropped hashes name (a fallback on a record
-from yesterday), which a recount of the last hours alone would miss.
+from yesterday), which a recount of the last hours alone would miss. A recount spread
+over several calls (see :meth:`~preferences.activity.NotificationActivity.rollup`)
+records the epoch of the call that finishes it, after reading again the hours that
+changed since an earlier call read them.
 """
 
 from __future__ import annotations

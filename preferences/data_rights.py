@@ -12,6 +12,9 @@ accounting, stripped of everything but ``ticket_keep_fields``), removes their en
 from Redis (due-list, pending confirmations, queued stream entries, any key naming
 them) and keeps an audit record that says an erasure happened, by whom and how much
 was removed, but nothing about the person.
+
+Every request that arrives or moves on (requested, building, sent, erased) is announced
+on :data:`CHANGED`, so the console's data-requests page follows it in every web process.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from bson.binary import Binary
 from pymongo.asynchronous.database import AsyncDatabase
 from redis.asyncio import Redis
 
+from bot.announce import Announcer
 from bot.mongo import Document, find_by_ids, newest_first, update_and_get
 from bot.signing import shared_key
 from bot.store import channel_identity
@@ -56,6 +60,8 @@ EXPORT_SECTIONS = (
 ACK_WAIT_S = 60.0
 ERASE_CODE_PREFIX = "kefu:prefs:erase:"
 SECRET_KEY = "kefu:prefs:link_secret"
+#: Redis channel a data request's arrival or progress is announced on.
+CHANGED = "kefu:data-requests:changed"
 _PHONE = re.compile(r"(?<!\d)(1[3-9]\d)(\d{4})(\d{4})(?!\d)")
 
 
@@ -182,6 +188,7 @@ class DataRights:
         self.retention_days = retention_days
         self.exports = db["pref_exports"]
         self.erasures = db["pref_erasures"]
+        self.announcer = Announcer(redis, CHANGED)
 
     # -- who the customer is, everywhere ------------------------------------------------
     async def identities(self, customer_id: str) -> tuple[set[str], set[str]]:
@@ -302,6 +309,7 @@ class DataRights:
         """Build the export, store it and send the link; returns ``(export_id, url)``."""
         export_id = uuid.uuid4().hex
         await self.exports.insert_one({"_id": export_id, "customer": customer_id, "created_at": self.clock.now(), "via": via, "status": "building"})
+        self.announcer.changed()
         return export_id, await self._build_and_send(export_id, customer_id)
 
     async def request_export(self, customer_id: str, *, via: str, after: str) -> str:
@@ -312,6 +320,7 @@ class DataRights:
         await self.exports.insert_one(
             {"_id": export_id, "customer": customer_id, "created_at": self.clock.now(), "via": via, "status": "requested", "after": after}
         )
+        self.announcer.changed()
         return export_id
 
     async def send_requested(self, handled: Callable[[str], Awaitable[bool]], *, lease_s: float = 300.0) -> bool:
@@ -328,6 +337,7 @@ class DataRights:
                 {"$set": {"status": "building", "lease_until": now + lease_s}},
             )
             if claimed is not None:
+                self.announcer.changed()
                 await self._build_and_send(str(doc["_id"]), str(doc["customer"]))
                 return True
         return False
@@ -336,6 +346,7 @@ class DataRights:
         data = await self.export_zip(customer_id)
         expires = self.clock.now() + self.link_ttl_s
         await self.exports.update_one({"_id": export_id}, {"$set": {"zip": Binary(data), "expires_at": expires, "status": "sent"}})
+        self.announcer.changed()
         url = f"{self.public_url}/api/preferences/exports/{await self.sign(export_id, expires)}"
         prefs = await self.prefs.effective(customer_id)
         await self.engine.notify(
@@ -391,8 +402,11 @@ class DataRights:
         out: list[Document] = []
         now = self.clock.now()
         async for e in self.exports.find({}, projection={"zip": 0}).sort("created_at", -1).limit(limit):
+            # Not sent yet: requested (waiting for its acknowledgement) or being built.
+            status = str(e.get("status", "")) if e.get("status") in ("requested", "building") else (
+                "expired" if float(e.get("expires_at") or 0) < now else "ready")
             out.append({"kind": "export", "id": e["_id"], "customer": e.get("customer"), "at": e.get("created_at"), "via": e.get("via", ""),
-                        "status": "expired" if float(e.get("expires_at", 0)) < now else "ready", "expires_at": e.get("expires_at")})
+                        "status": status, "expires_at": e.get("expires_at")})
         async for e in self.erasures.find({}).sort("at", -1).limit(limit):
             out.append({"kind": "erasure", "id": e["_id"], "customer": "", "at": e.get("at"), "via": e.get("via", ""), "status": "done",
                         "actor": e.get("actor", ""), "removed": e.get("removed", {})})
@@ -459,6 +473,7 @@ class DataRights:
         if actor in ids:
             audit["actor"] = "customer"
         await self.erasures.insert_one(audit)
+        self.announcer.changed()
         return audit
 
     async def _erase_redis(self, customer_id: str, needles: set[str]) -> int:

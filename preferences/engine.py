@@ -507,6 +507,14 @@ class NotificationEngine:
         created: Document = {"$gte": since} if until is None else {"$gte": since, "$lt": until}
         return self.notifications.find({"created_at": created}, projection=projection)
 
+    async def newest_record_before(self, before: float) -> float | None:
+        """When the newest record created before ``before`` was (None: there is none),
+        through the ``created_at`` index."""
+        doc = await self.notifications.find_one(
+            {"created_at": {"$lt": before}}, projection={"created_at": 1}, sort=[("created_at", DESCENDING)]
+        )
+        return None if doc is None else float(doc["created_at"])
+
     def newest_records(self, where: Mapping[str, Any], projection: Mapping[str, Any], limit: int) -> AsyncCursor[Document]:
         """Records matching ``where``, newest first."""
         return self.notifications.find(dict(where), projection=projection).sort("created_at", DESCENDING).limit(limit)

@@ -109,7 +109,8 @@ async def build_preferences(
         # The gateway starts without Redis (its webhooks answer 503 meanwhile); the
         # every-process sync job loads the edited templates once Redis answers.
         log.warning("preferences: edited templates not loaded at start (%s); the sync job retries", type(exc).__name__)
-    activity = NotificationActivity(db, engine, time_zone=str(section.get("time_zone", "Asia/Shanghai")))
+    activity = NotificationActivity(db, engine, time_zone=str(section.get("time_zone", "Asia/Shanghai")),
+                                    window_s=float(section.get("activity_window_h", 6)) * 3600.0)
     await activity.ensure_indexes()
     return PreferenceServices(prefs, engine, rights, renderer, templates, activity)
 
@@ -132,13 +133,14 @@ def jobs(
         Job("prefs-exports", float(section.get("export_interval_s", 0.2)), lambda: rights.send_requested(handled)),
     ]
     if activity is not None:
-        out.append(Job("prefs-activity", float(section.get("activity_interval_s", 60.0)), lambda: _rollup_step(activity)))
+        out.append(Job("prefs-activity", float(section.get("activity_interval_s", 60.0)), lambda: _rollup_step(activity, float(section.get("activity_budget_s", 20.0)))))
     return out
 
 
-async def _rollup_step(activity: NotificationActivity) -> bool:
-    await activity.rollup()
-    return False
+async def _rollup_step(activity: NotificationActivity, budget_s: float) -> bool:
+    # A long recount (the first one) goes on at once where it stopped, the lock let go
+    # in between: each round holds it for about ``budget_s``.
+    return await activity.rollup(budget_s=budget_s) >= 0 and await activity.recounting()
 
 
 def every_process_jobs(services: PreferenceServices) -> list[Job]:

@@ -1,6 +1,9 @@
 // Marketers' workspace: charts from JSON in the page, live template previews, rule
 // validation as you type, the layer editor's preview count. Every page works without it.
-// Text from the server is only ever put into the page with textContent.
+// Text from the server is only ever put into the page with textContent, but for the
+// live boards: they swap in a part the server rendered with the same autoescaped
+// template as the page itself, parsed inertly (DOMParser runs no script; the CSP
+// allows no inline script either).
 "use strict";
 
 (function () {
@@ -93,6 +96,19 @@
     window.kefuLive(root.dataset.events, { activity: apply }, () => window.location.reload());
   }
 
+  // Repair operations and data requests: the server sends the board again, rendered,
+  // whenever the tickets or the requests change (from any process).
+  function liveBoard() {
+    const root = document.querySelector('[data-live="board"]');
+    if (!root || !window.kefuLive) return;
+    const apply = (ev) => {
+      const parsed = new DOMParser().parseFromString(ev.html, "text/html");
+      root.replaceChildren(...Array.from(parsed.body.childNodes));
+      root.dataset.updated = String(ev.sent_at);
+    };
+    window.kefuLive(root.dataset.events, { board: apply }, () => window.location.reload());
+  }
+
   // Ask the server after the user stops typing; only the newest answer counts.
   function debounced(fn, ms) {
     let timer = null;
@@ -169,6 +185,7 @@
   document.addEventListener("DOMContentLoaded", () => {
     activityChart();
     liveActivity();
+    liveBoard();
     carrierChart();
     templateEditor();
     ruleEditor();

@@ -1,7 +1,9 @@
 """Repair tickets: :class:`Tickets` is the one owner of the ``tickets`` collection.
 
 The chat form opens tickets, the dispatch records its steps, the API lists them and
-changes their status: all through the methods here, none through the collection.
+changes their status: all through the methods here, none through the collection. Each
+write is announced on :data:`CHANGED` (gathered: a batch of writes publishes once), so
+the console's repair board follows them in every web process.
 """
 
 from __future__ import annotations
@@ -15,11 +17,14 @@ from typing import Any, TypedDict, cast
 from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 
+from bot.announce import Announcer
 from bot.mongo import newest_first, update_and_get
 from skills.repair_dispatch.catalog import fault_category
 
 
 OPEN_STATUSES = ("new", "assigned", "on_the_way")
+#: Redis channel a change of any ticket is announced on (no payload: read the board again).
+CHANGED = "kefu:tickets:changed"
 
 
 class TimelineEntry(TypedDict, total=False):
@@ -70,8 +75,13 @@ class Ticket(TypedDict, total=False):
 
 
 class Tickets:
-    def __init__(self, db: AsyncDatabase[dict[str, Any]]) -> None:
+    def __init__(self, db: AsyncDatabase[dict[str, Any]], *, announcer: Announcer | None = None) -> None:
         self._collection = db["tickets"]
+        self.announcer = announcer
+
+    def _changed(self) -> None:
+        if self.announcer is not None:
+            self.announcer.changed()
 
     async def ensure_indexes(self) -> None:
         await self._collection.create_indexes(
@@ -100,6 +110,7 @@ class Tickets:
             "timeline": [{"at": now, "step": "opened", "by": "bot", "detail": dict(fields)}],
         }
         await self._collection.update_one({"_id": source_message}, {"$setOnInsert": doc}, upsert=True)
+        self._changed()
         stored = await self.get(source_message)
         assert stored is not None
         return stored
@@ -168,6 +179,7 @@ class Tickets:
         rating = {"stars": stars, "comment": comment, "at": at, "by": by}
         entry = {"at": at, "step": "rated", "by": "customer", "ok": True, "detail": {"stars": stars}}
         await self._collection.update_one({"_id": ticket_id}, {"$set": {"rating": rating}, "$push": {"timeline": entry}})
+        self._changed()
 
     async def listing(self, *, attention: bool = False, status: str = "", limit: int = 50) -> list[Ticket]:
         """Newest first; ``attention`` keeps those an agent should look at."""
@@ -188,6 +200,7 @@ class Tickets:
         if fields:
             update["$set"] = dict(fields)
         await self._collection.update_one({"_id": ticket_id}, update)
+        self._changed()
 
     async def of_customers(self, customers: Sequence[str]) -> list[dict[str, Any]]:
         """Every ticket of these customer ids, whole and in ``_id`` order (a data export)."""
@@ -201,6 +214,8 @@ class Tickets:
             kept = {k: ticket[k] for k in keep if k in ticket}
             await self._collection.replace_one({"_id": ticket["_id"]}, {**kept, "customer": marker})
             n += 1
+        if n:
+            self._changed()
         return n
 
     async def change_status(self, ticket_id: str, status: str, *, at: float, by: str) -> Ticket | None:
@@ -210,6 +225,8 @@ class Tickets:
             self._collection, {"_id": ticket_id, "status": {"$ne": status}},
             {"$set": {"status": status, "status_at": at}, "$push": {"timeline": entry}},
         )
+        if found is not None:
+            self._changed()
         return cast(Ticket | None, found)
 
     async def needing_attention(self, *, overdue_before: float, limit: int = 100) -> list[Ticket]:

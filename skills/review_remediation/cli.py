@@ -86,6 +86,7 @@ async def import_rows(settings: Any, rows: list[dict[str, str]], *, progress: bo
                     counts[outcome.status] += 1
                 bar.update(min(IMPORT_BATCH, len(rows) - start))
             bar.close()
+            await svc.reviews.announcer.flush()  # the last batch's announcement, before Redis closes
     finally:
         await close_stores(redis, mongo, embedded)
     return counts

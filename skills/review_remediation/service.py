@@ -34,6 +34,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 from redis.asyncio import Redis
 
+from bot.announce import Announcer
 from bot.language import detect
 from bot.logs import ref
 from bot.mongo import IN_CHUNK, Document, find_by_ids
@@ -51,6 +52,8 @@ log = logging.getLogger(__name__)
 
 DAY = 86_400.0
 RESOLVE_WITHIN_S = 48 * 3600.0
+#: Redis channel a change of the carrier counters is announced on (the console's board).
+CHANGED = "kefu:carriers:changed"
 MARKETPLACES = ("amazon", "shopee", "temu")
 
 
@@ -121,6 +124,8 @@ class Reviews:
         self.clock = clock or SystemClock()
         self.nlu = nlu  # bot.nlu.client.NluClient, when the gateway has one
         self._aliases: dict[str, str] | None = None
+        # The carrier counters' changes, for the console's carrier board (once per batch).
+        self.announcer = Announcer(redis, CHANGED)
 
     async def ensure_indexes(self) -> None:
         await self.reviews.create_indexes(
@@ -256,6 +261,7 @@ class Reviews:
             await self.stats.bulk_write(
                 [UpdateOne({"_id": c}, {"$inc": inc}, upsert=True) for c, inc in batch.counters.items()], ordered=False
             )
+            self.announcer.changed()
         return outcomes
 
     async def _claim(self, keys: Sequence[str]) -> dict[str, Document]:
@@ -355,6 +361,7 @@ class Reviews:
             return ChatRemedy("remedied", order_id, facts, coupon, repeat=True)
         inc = {**_counts(facts), "resolved": 1, "resolved_48h": 1}
         await self.stats.update_one({"_id": facts["carrier"] or "unknown"}, {"$inc": inc}, upsert=True)
+        self.announcer.changed()
         return ChatRemedy("remedied", order_id, facts, coupon)
 
     async def remedies_in(self, conversation: str, limit: int = 20) -> list[Document]:

@@ -85,8 +85,11 @@ CONSOLE: dict[tuple[str, str], set[str] | None] = {
     ("GET", "/admin/marketing/activity/notifications"): MARKETING,
     ("GET", "/admin/marketing/activity/events"): MARKETING,
     ("GET", "/admin/marketing/carriers"): MARKETING,
+    ("GET", "/admin/marketing/carriers/events"): MARKETING,
     ("GET", "/admin/marketing/repair"): MARKETING,
+    ("GET", "/admin/marketing/repair/events"): MARKETING,
     ("GET", "/admin/marketing/data-requests"): MARKETING,
+    ("GET", "/admin/marketing/data-requests/events"): MARKETING,
     ("GET", "/admin/marketing/schedule"): MARKETING,
     ("GET", "/admin/trainer"): TRAINING,
     ("POST", "/admin/trainer/labels"): TRAINING,
@@ -99,7 +102,8 @@ CONSOLE: dict[tuple[str, str], set[str] | None] = {
 }
 
 # Server-sent event streams: asked for as such, closed once answered.
-STREAMS = {"/admin/events", "/admin/marketing/activity/events"}
+STREAMS = {"/admin/events", "/admin/marketing/activity/events", "/admin/marketing/repair/events", "/admin/marketing/data-requests/events",
+           "/admin/marketing/carriers/events"}
 
 # The scope an API key needs; "public" routes authenticate otherwise (a signed
 # platform request, a one-time token) or publish nothing private.
