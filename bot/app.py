@@ -246,7 +246,8 @@ async def _start(
         todo_api=dingtalk_todos(http, tokens),
     )
     await business.start_services(services)
-    kb = await _knowledge(settings, db, redis, CrmCustomerFacts(services.catalog, prefs.prefs), enabled=nlu is not None)
+    kb = await _knowledge(settings, db, redis, CrmCustomerFacts(services.catalog, prefs.prefs), enabled=nlu is not None,
+                          nlu_data=nlu_settings.data_path / "data" if nlu_settings is not None else None)
     portal_cfg = portal_settings(settings)
     links = SignInLinks(
         redis, public_url=settings.http.public_url, ttl_s=portal_cfg.link_ttl_s,
@@ -319,7 +320,8 @@ def skill_router(skills: SkillFactory, ctx: SkillContext, readiness: NluReadines
 
 
 async def _knowledge(
-    settings: Settings, db: AsyncDatabase[Document], redis: Redis, customers: CustomerFacts, *, enabled: bool
+    settings: Settings, db: AsyncDatabase[Document], redis: Redis, customers: CustomerFacts, *, enabled: bool,
+    nlu_data: Path | None = None,
 ) -> Knowledge | None:
     """The knowledge base; on by default where NLU runs (its skills answer what NLU
     leaves), or where ``knowledge.enabled`` says so (its API alone)."""
@@ -327,7 +329,8 @@ async def _knowledge(
     if not section.get("enabled", enabled):
         return None
     kb = await build_knowledge(
-        db, redis, customers, tuning=tuning_from(dict(section)), low_confidence=float(section.get("low_confidence", 0.6))
+        db, redis, customers, tuning=tuning_from(dict(section)), low_confidence=float(section.get("low_confidence", 0.6)),
+        nlu_data=nlu_data,
     )
     if settings.simulator:
         await load_demo(kb.store)

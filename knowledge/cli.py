@@ -185,6 +185,7 @@ async def _export(settings: Any, known: dict[str, str], out: Path | None, labell
     """Render the intent labels; with ``out``, write the file and mark them exported."""
     from bot.stores import close_stores, open_stores
     from knowledge.export import check, render, render_set
+    from knowledge.exported import ExportedFile
     from knowledge.labels import TrainerLabels
 
     redis, mongo, embedded = await open_stores(settings)
@@ -198,7 +199,7 @@ async def _export(settings: Any, known: dict[str, str], out: Path | None, labell
         export = render(await labels.intents(), known, written_at=now)
         check(export.text)
         if out is not None:
-            await asyncio.to_thread(out.write_text, export.text, encoding="utf-8")
+            await ExportedFile(out).write(export.text)
             await labels.mark_exported(export.labels)
         return export
     finally:

@@ -26,6 +26,8 @@ from knowledge.containment import UNANSWERED, KnowledgeAnswers, Sources
 from knowledge.customer import CustomerFacts
 from knowledge.encoder import UniversalSentenceEncoder
 from knowledge.evaluation import DEMO_BASE
+from knowledge.export import FILE_NAME
+from knowledge.exported import ExportedFile
 from knowledge.importer import parse_file
 from knowledge.label_trail import LabelTrail
 from knowledge.labels import TrainerLabels
@@ -97,9 +99,10 @@ def tuning_from(section: dict[str, Any]) -> Tuning:
 
 async def build_knowledge(
     db: AsyncDatabase[dict[str, Any]], redis: Redis, customers: CustomerFacts, *, tuning: Tuning = Tuning(),
-    user_dict: Path | None = None, low_confidence: float = 0.6,
+    user_dict: Path | None = None, low_confidence: float = 0.6, nlu_data: Path | None = None,
 ) -> Knowledge:
-    """Stores with their indexes, the encoder and jieba loaded (off the loop)."""
+    """Stores with their indexes, the encoder and jieba loaded (off the loop). ``nlu_data``
+    is the NLU training data folder the reviewed export writes into (a revert edits it)."""
     encoder = UniversalSentenceEncoder()
     words = Words(user_dict)
     store = KnowledgeStore(db, redis, encoder)
@@ -115,7 +118,8 @@ async def build_knowledge(
     await encoder.run(words.load)
     return Knowledge(
         store, Retriever(store, encoder, words, tuning), missed, customers, encoder, labels, answers,
-        LabelReview(store, labels, missed, trail), trail, transcripts, low_confidence,
+        LabelReview(store, labels, missed, trail, ExportedFile(nlu_data / FILE_NAME) if nlu_data is not None else None),
+        trail, transcripts, low_confidence,
     )
 
 
