@@ -69,6 +69,13 @@ TRAINER_TEXT: dict[str, tuple[str, str]] = {
     "tr_verdict_accepted": ("已采用", "Accepted"),
     "tr_verdict_rejected": ("不采用", "Rejected"),
     "tr_reviewed_done": ("已记录。", "Recorded."),
+    "tr_transcripts_export": ("采用的更正中的产品型号由 `kefu kb export-labels` 写入语音词表（nlu_data/speech_vocabulary.txt），审核后语音识别下次启动即可识别；客服的更正须由另一人审核。",
+                              "Product names in accepted corrections go into the speech vocabulary (nlu_data/speech_vocabulary.txt) with `kefu kb export-labels`; once reviewed, speech recognition spells them right from its next start. An agent's correction is reviewed by another person."),
+    "tr_own_correction": ("自己的更正需由他人审核", "Your own correction: another person reviews it"),
+    "tr_vocabulary_exported": ("已导出到语音词表", "exported to the speech vocabulary"),
+    "tr_action_corrected": ("更正", "corrected"),
+    "tr_action_accepted": ("采用", "accepted"),
+    "tr_action_rejected": ("不采用", "rejected"),
     "tr_no_transcripts": ("没有更正的语音转写。", "No corrected transcripts."),
     "tr_not_enabled": ("本网关未启用知识库。", "The knowledge base is not enabled on this gateway."),
 }
