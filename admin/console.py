@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
-from admin import views_account, views_admin, views_inbox, views_outbox, views_trainer
+from admin import views_account, views_admin, views_inbox, views_outbox, views_trainer, views_trainer_model
 from admin.access import access_middleware, error_middleware, session_middleware
 from admin.audit import AuditLog
 from admin.canned import CannedReplies
@@ -44,6 +44,7 @@ def console_routes() -> tuple[ConsoleRoute, ...]:
         *views_admin.ROUTES,
         *MARKETING_ROUTES,
         *views_trainer.ROUTES,
+        *views_trainer_model.ROUTES,
     )
 
 

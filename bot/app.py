@@ -73,6 +73,7 @@ from bot.metrics import Metrics
 from bot import probes
 from bot.nlu.client import NluClient
 from bot.nlu.readiness import NluReadiness
+from bot.nlu.switch import ModelSwitch
 from bot.outbox import GiveUpHook, Outbox, OutboxSender
 from bot.queue import InboundQueue
 from bot.routing import Skill, SkillRouter
@@ -272,7 +273,8 @@ async def _start(
         settings=settings, redis=redis, store=store, queue=queue, outbox=outbox,
         templates=templates, router=skill_router(skills, skill_ctx, readiness),
         health=HealthMonitor(mongo, interval_s=0.25, timeout_s=0.5), states=states, gate=gate, handoff=handoff,
-        channels=channels, metrics=metrics, nlu=nlu, nlu_readiness=readiness, voice=await build_voice(settings, store, voice_archive, kb.transcripts if kb is not None else None),
+        channels=channels, metrics=metrics, nlu=nlu, nlu_readiness=readiness,
+        nlu_switch=ModelSwitch(nlu_settings) if nlu_settings is not None else None, voice=await build_voice(settings, store, voice_archive, kb.transcripts if kb is not None else None),
         events=events,
     )
     app[RUNTIME] = rt
@@ -366,7 +368,7 @@ def console_deps(
         channels=rt.channel, channel_settings=rt.settings.channels, api_scopes=SCOPES,
         api_keys=api_keys, customer_card=card, audio_to_browser=to_wav, preferences=prefs, skills=skills,
         voice_archive=rt.voice.archive if rt.voice is not None else None, conversation_actions=actions, inbound=rt.queue,
-        knowledge=knowledge,
+        knowledge=knowledge, model_switch=rt.nlu_switch,
     )
 
 

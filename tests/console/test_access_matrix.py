@@ -95,6 +95,8 @@ CONSOLE: dict[tuple[str, str], set[str] | None] = {
     ("POST", "/admin/trainer/labels/{lid}/revert"): TRAINING,
     ("GET", "/admin/trainer/transcripts"): TRAINING,
     ("POST", "/admin/trainer/transcripts/{mid}/review"): TRAINING,
+    ("GET", "/admin/trainer/model"): TRAINING,  # the held-out gate's figures
+    ("POST", "/admin/trainer/model/switch"): TRAINING,  # the switch to the model the gate passed
     ("POST", "/admin/messages/{mid}/transcript"): STAFF,  # an agent's correction, kept for the trainer
 }
 
