@@ -22,6 +22,7 @@ from admin.canned import CannedReplies
 from admin.deps import ConsoleDeps, ConsoleSettings
 from admin.live import LiveHub
 from admin.live_activity import watch_activity
+from admin.live_trainer import watch_trainer
 from admin.notes import Notes
 from admin.ratelimit import SignInLimiter
 from admin.rendering import load_pages
@@ -67,6 +68,7 @@ def build_console(settings: ConsoleSettings, resolve: Callable[[], ConsoleDeps])
         await canned.ensure_indexes()
         hub = LiveHub(deps.redis, deps.store, deps.states, idle_s=settings.live_idle_s)
         watch_activity(hub, deps.preferences.activity if deps.preferences is not None else None)
+        watch_trainer(hub, deps.knowledge)
         app[CONSOLE] = Console(
             settings=settings,
             deps=deps,

@@ -97,6 +97,10 @@ TRAINER_TEXT: dict[str, tuple[str, str]] = {
     "tr_switched": ("已由 {who} 于 {when} 切换：", "Switched in by {who} on {when}:"),
     "tr_switched_done": ("新模型已加载，正在服务。", "The new model is loaded and serving."),
     "tr_no_nlu": ("本网关未配置 NLU。", "NLU is not configured on this gateway."),
+    # live updates
+    "tr_live_missed": ("待标注问题有变化：现在共 {n} 条未标注。", "The missed questions changed: {n} unlabelled now."),
+    "tr_live_labels": ("有新的标注待审核（{n} 条待审核）。", "New labels to review ({n} proposed)."),
+    "tr_live_reload": ("刷新查看", "Reload to see them"),
     "tr_not_enabled": ("本网关未启用知识库。", "The knowledge base is not enabled on this gateway."),
 }
 TRAINER_TEXT.update({

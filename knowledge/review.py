@@ -26,6 +26,7 @@ from knowledge.labels import APPROVED, PROPOSED, REVERTED, TrainerLabel, Trainer
 from knowledge.label_trail import APPROVED as APPROVED_EVENT
 from knowledge.label_trail import REVERTED as REVERTED_EVENT
 from knowledge.missed import MissedTurns
+from knowledge.news import LABEL, TrainerNews
 from knowledge.store import KnowledgeStore
 
 UNLABELLED = "unlabelled"
@@ -41,7 +42,7 @@ class Labelled:
 class LabelReview:
     def __init__(
         self, store: KnowledgeStore, labels: TrainerLabels, missed: MissedTurns, trail: LabelTrail,
-        exported: ExportedFile | None = None,
+        exported: ExportedFile | None = None, news: TrainerNews | None = None,
     ) -> None:
         self.store = store
         self.labels = labels
@@ -49,6 +50,7 @@ class LabelReview:
         self.trail = trail
         # The NLU data file intent labels are exported to (None: this process has no NLU data).
         self.exported = exported
+        self.news = news  # open trainer pages hear of each change
 
     async def label(self, data: Mapping[str, Any], *, by: str, proposed: bool) -> Labelled:
         """Label a group's sentences; junk is refused (:class:`InvalidEntry`, :class:`UnknownEntry`)
@@ -60,6 +62,7 @@ class LabelReview:
         stored = await self.labels.add(label)
         marked = await self.missed.mark_labelled(list(label.texts), stored.id)
         await self.trail.add(TrailEvent(stored.id, by, LABELLED, UNLABELLED, f"{stored.summary()} · {stored.status}"))
+        await self._announce(stored.id)
         return Labelled(stored, marked, entry_saved)
 
     async def approve(self, label_id: str, *, by: str) -> TrainerLabel:
@@ -78,6 +81,7 @@ class LabelReview:
             await self.labels.change_status(label_id, was=APPROVED, now=PROPOSED, by=label.reviewed_by)
             raise
         await self.trail.add(TrailEvent(label_id, by, APPROVED_EVENT, PROPOSED, APPROVED))
+        await self._announce(label_id)
         return approved
 
     async def revert(self, label_id: str, *, by: str) -> TrainerLabel:
@@ -96,7 +100,12 @@ class LabelReview:
                 after = f"{REVERTED} · {len(taken)} taken out of {self.exported.path.name}"
         await self.missed.unmark(label_id)
         await self.trail.add(TrailEvent(label_id, by, REVERTED_EVENT, label.status, after))
+        await self._announce(label_id)
         return reverted
+
+    async def _announce(self, label_id: str) -> None:
+        if self.news is not None:
+            await self.news.announce(LABEL, label_id)
 
     async def _get(self, label_id: str) -> TrainerLabel:
         label = await self.labels.get(label_id)

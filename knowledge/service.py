@@ -33,6 +33,7 @@ from knowledge.label_trail import LabelTrail
 from knowledge.labels import TrainerLabels
 from knowledge.lexical import Words
 from knowledge.missed import MissedTurns
+from knowledge.news import TrainerNews
 from knowledge.retrieval import Retriever, Tuning
 from knowledge.review import LabelReview
 from knowledge.skill import KnowledgeFirst, RejectedAnswer, Watched, unowned, unsure_question
@@ -106,19 +107,20 @@ async def build_knowledge(
     encoder = UniversalSentenceEncoder()
     words = Words(user_dict)
     store = KnowledgeStore(db, redis, encoder)
-    missed = MissedTurns(db)
+    news = TrainerNews(redis)
+    missed = MissedTurns(db, news)
     await store.ensure_indexes()
     labels = TrainerLabels(db)
     answers = KnowledgeAnswers(db)
     trail = LabelTrail(db)
-    transcripts = CorrectedTranscripts(db)
+    transcripts = CorrectedTranscripts(db, news)
     for owner in (missed, labels, answers, trail, transcripts):
         await owner.ensure_indexes()
     await encoder.warm()
     await encoder.run(words.load)
     return Knowledge(
         store, Retriever(store, encoder, words, tuning), missed, customers, encoder, labels, answers,
-        LabelReview(store, labels, missed, trail, ExportedFile(nlu_data / FILE_NAME) if nlu_data is not None else None),
+        LabelReview(store, labels, missed, trail, ExportedFile(nlu_data / FILE_NAME) if nlu_data is not None else None, news),
         trail, transcripts, low_confidence,
     )
 

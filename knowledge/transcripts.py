@@ -32,6 +32,7 @@ from bot.group_commit import GroupCommit
 from bot.voice import CorrectedTranscript
 from knowledge.errors import InvalidEntry, ReviewRefused
 from knowledge.missed import Document
+from knowledge.news import TRANSCRIPT, TrainerNews
 
 NEW, ACCEPTED, REJECTED = "new", "accepted", "rejected"
 VERDICTS = (ACCEPTED, REJECTED)
@@ -68,9 +69,10 @@ class KeptCorrection:
 
 
 class CorrectedTranscripts:
-    def __init__(self, db: AsyncDatabase[Document]) -> None:
+    def __init__(self, db: AsyncDatabase[Document], news: TrainerNews | None = None) -> None:
         self.kept = db["transcript_corrections"]
         self.writes = GroupCommit(self.kept)
+        self.news = news  # open trainer pages hear of each correction and verdict
 
     async def ensure_indexes(self) -> None:
         await self.kept.create_indexes([IndexModel([("status", ASCENDING), ("at", DESCENDING)])])
@@ -81,6 +83,7 @@ class CorrectedTranscripts:
             "at": time.time(), "conversation": c.conversation, "heard": c.heard, "meant": c.meant,
             "correction": c.correction, "language": c.language, "how": c.how, "status": NEW,
         }}, upsert=True)])
+        await self._announce(c.message)
 
     async def corrected_by_agent(self, correction: CorrectedTranscript) -> None:
         """An agent's correction: it replaces the customer's (or an earlier agent's), and
@@ -94,6 +97,7 @@ class CorrectedTranscripts:
             "$setOnInsert": {"at": time.time()},
             "$push": {"trail": step},
         }, upsert=True)])
+        await self._announce(c.message)
 
     async def recent(self, *, status: str = "", limit: int = 100) -> list[KeptCorrection]:
         query: Document = {"status": status} if status else {}
@@ -126,7 +130,15 @@ class CorrectedTranscripts:
         )
         if doc is None:
             raise ReviewRefused("someone changed the correction meanwhile")
+        await self._announce(message)
         return _kept(doc)
+
+    async def count(self, status: str) -> int:
+        return int(await self.kept.count_documents({"status": status}))
+
+    async def _announce(self, message: str) -> None:
+        if self.news is not None:
+            await self.news.announce(TRANSCRIPT, message)
 
     async def accepted(self) -> list[KeptCorrection]:
         """Every accepted correction, oldest first: the export is written whole from them."""

@@ -91,6 +91,7 @@ CONSOLE: dict[tuple[str, str], set[str] | None] = {
     ("GET", "/admin/trainer"): TRAINING,
     ("POST", "/admin/trainer/labels"): TRAINING,
     ("GET", "/admin/trainer/labels"): TRAINING,
+    ("GET", "/admin/trainer/events"): TRAINING,  # the trainer pages' live updates
     ("POST", "/admin/trainer/labels/{lid}/approve"): TRAINING,
     ("POST", "/admin/trainer/labels/{lid}/revert"): TRAINING,
     ("GET", "/admin/trainer/transcripts"): TRAINING,
@@ -101,7 +102,7 @@ CONSOLE: dict[tuple[str, str], set[str] | None] = {
 }
 
 # Server-sent event streams: asked for as such, closed once answered.
-STREAMS = {"/admin/events", "/admin/marketing/activity/events"}
+STREAMS = {"/admin/events", "/admin/marketing/activity/events", "/admin/trainer/events"}
 
 # The scope an API key needs; "public" routes authenticate otherwise (a signed
 # platform request, a one-time token) or publish nothing private.
