@@ -100,6 +100,7 @@ TRAINER_TEXT: dict[str, tuple[str, str]] = {
     # live updates
     "tr_live_missed": ("待标注问题有变化：现在共 {n} 条未标注。", "The missed questions changed: {n} unlabelled now."),
     "tr_live_labels": ("有新的标注待审核（{n} 条待审核）。", "New labels to review ({n} proposed)."),
+    "tr_live_transcripts": ("有语音更正变化：现在 {n} 条待查看。", "Corrected transcripts changed: {n} new now."),
     "tr_live_reload": ("刷新查看", "Reload to see them"),
     "tr_not_enabled": ("本网关未启用知识库。", "The knowledge base is not enabled on this gateway."),
 }

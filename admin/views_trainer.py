@@ -171,7 +171,7 @@ async def transcripts(request: web.Request) -> web.StreamResponse:
     return await console(request).pages.render(
         request, "trainer_transcripts.html", kept=kept, current=status,
         statuses=[(s, console(request).pages.text(request, f"tr_verdict_{s}")) for s in (NEW, *VERDICTS)],
-        can_play=current_user(request).role in STAFF,
+        can_play=current_user(request).role in STAFF, new_count=await kb.transcripts.count(NEW),
     )
 
 

@@ -12,11 +12,13 @@
     return d.getFullYear() + "-" + p(d.getMonth() + 1) + "-" + p(d.getDate()) + " " + p(d.getHours()) + ":" + p(d.getMinutes()) + ":" + p(d.getSeconds());
   }
 
-  function setupMissed(news) {
-    const shown = parseInt(news.dataset.unlabelled, 10);
+  // A page that lists what a count counts (unlabelled turns, new transcripts): when the
+  // count moves away from the one the page was drawn with, it offers a reload.
+  function setupCount(news, field) {
+    const shown = parseInt(news.dataset.shown, 10);
     return (ev) => {
-      if (ev.unlabelled === shown) return;
-      news.querySelector("span").textContent = fill(news.dataset.words, ev.unlabelled);
+      if (ev[field] === shown) return;
+      news.querySelector("span").textContent = fill(news.dataset.words, ev[field]);
       news.hidden = false;
     };
   }
@@ -65,9 +67,9 @@
     const news = document.getElementById("trainer-news");
     if (!news || !window.kefuLive) return;
     const labels = news.dataset.page === "labels";
-    const apply = labels ? setupLabels(news) : setupMissed(news);
-    // After a reconnect the stream starts with the counts, so the missed-question page
-    // catches up from them (no reload: a form may be half filled in); the label page
+    const apply = labels ? setupLabels(news) : setupCount(news, news.dataset.page === "transcripts" ? "transcripts" : "unlabelled");
+    // After a reconnect the stream starts with the counts, so the counting pages
+    // catch up from them (no reload: a form may be half filled in); the label page
     // cannot know which rows changed meanwhile and reads them again.
     window.kefuLive(news.dataset.events, { trainer: apply }, labels ? () => window.location.reload() : () => {});
   });

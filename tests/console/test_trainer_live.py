@@ -82,7 +82,7 @@ async def test_the_pages_carry_the_live_hooks(rig: ConsoleRig) -> None:  # noqa:
     await seed(rig)
     tina = await rig.person("tina", Role.TRAINER)
     missed = await (await tina.get("/admin/trainer")).text()
-    assert 'data-events="/admin/trainer/events"' in missed and 'data-unlabelled="4"' in missed and "trainer.js" in missed
+    assert 'data-events="/admin/trainer/events"' in missed and 'data-page="missed"' in missed and 'data-shown="4"' in missed and "trainer.js" in missed
     labels = await (await tina.get("/admin/trainer/labels")).text()
     assert 'data-page="labels"' in labels and "status_approved" in labels and "trainer.js" in labels
     script = await tina.get("/admin/static/trainer.js")
