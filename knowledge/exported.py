@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
-import os
 import re
-import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+from bot.files import write_atomically
 
 _SOURCE = re.compile(r"^# source: trainer label ([0-9a-zA-Z]+)\b")
 _INTENT = re.compile(r"^- intent:", re.MULTILINE)
@@ -77,9 +77,6 @@ class ExportedFile:
     async def write(self, text: str) -> None:
         await asyncio.to_thread(self._locked, lambda _old: text)
 
-    async def read(self) -> str:
-        return await asyncio.to_thread(self._read)
-
     async def take_out(self, label_id: str) -> tuple[str, ...]:
         """Remove label ``label_id``'s block; the examples it held (none: not in the file)."""
         found: list[tuple[str, ...]] = []
@@ -102,16 +99,8 @@ class ExportedFile:
         """Apply ``edit`` to the file's text under the lock; None leaves the file alone."""
         with self._lock():
             new = edit(self._read())
-            if new is None:
-                return
-            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
-            try:
-                with os.fdopen(fd, "w", encoding="utf-8") as out:
-                    out.write(new)
-                os.replace(tmp, self.path)
-            except BaseException:
-                os.unlink(tmp)
-                raise
+            if new is not None:
+                write_atomically(self.path, new)
 
     @contextmanager
     def _lock(self) -> Iterator[None]:

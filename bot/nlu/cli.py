@@ -307,17 +307,14 @@ def cmd_gate(args: argparse.Namespace) -> int:
     if not args.switch:
         print(f"passed; {model.name} waits for a trainer to switch it in (/admin/trainer/model)")
         return 0
-    served: list[str] = []
     for url in settings.urls:
         try:
             switch_model(url, model)
             print(f"{url}: now serving {loaded_model(url)}")
-            served.append(url)
         except OSError as exc:
             print(f"{url}: not switched ({exc}); it keeps its model", file=sys.stderr)
-            return 1
-        finally:
-            save_record(where, record.switched("kefu nlu gate --switch", time.time(), served))
+            return 1  # the record stays unswitched: the console can try again
+    save_record(where, record.switched("kefu nlu gate --switch", time.time(), settings.urls))
     return 0
 
 

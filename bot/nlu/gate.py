@@ -21,15 +21,15 @@ confirms (:mod:`bot.nlu.switch`); ``--switch`` on the command line does so at on
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
+
+from bot.files import write_atomically
 
 Summary = Mapping[str, Any]
 
@@ -120,16 +120,8 @@ def record_path(state_path: Path) -> Path:
 
 
 def save_record(path: Path, record: GateRecord) -> None:
-    """Write ``record`` whole and rename it into place: a reader never sees half of it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".gate-", suffix=".json")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            json.dump({**asdict(record), "served": list(record.served)}, out, ensure_ascii=False, indent=1)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    """Write ``record`` whole (a reader never sees half of it)."""
+    write_atomically(path, json.dumps({**asdict(record), "served": list(record.served)}, ensure_ascii=False, indent=1))
 
 
 def load_record(path: Path) -> GateRecord | None:
