@@ -41,8 +41,8 @@ async def test_open_trainer_pages_follow_new_questions_and_another_trainers_appr
     assert await row.get_attribute("data-status") == "proposed" and await row.locator(".own").count() == 1
     await asyncio.sleep(0.5)  # the page's stream is open
     await kb.review.approve(proposed.label.id, by="rex")  # rex, on another web process
-    await tina.wait_for_function(
-        f'document.querySelector(\'#label-list tr[data-label="{proposed.label.id}"]\').dataset.status === "approved"', timeout=10_000)
+    # The row changes in place (the page's CSP allows no evaluated script, so wait on the selector).
+    await tina.locator(f'#label-list tr[data-label="{proposed.label.id}"][data-status="approved"]').wait_for(timeout=10_000)
     assert (await row.locator("td.status").inner_text()).strip() == "已批准"
     assert await row.locator(".own").count() == 0
     trail = [line.strip() for line in (await row.locator("ol.trail").inner_text()).splitlines() if line.strip()]
@@ -63,7 +63,7 @@ async def test_a_trainer_accepts_a_corrected_transcript_but_not_their_own(browse
     own = ada.locator('#transcript-list tr[data-message="wechat:demo:v9"]')
     assert "自己的更正需由他人审核" in await own.inner_text() and await own.get_by_role("button").count() == 0
     customer = ada.locator('#transcript-list tr[data-message="wechat:demo:m1"]')
-    await customer.get_by_role("button", name="采用").click()
+    await customer.get_by_role("button", name="采用", exact=True).click()
     await ada.wait_for_url("**/admin/trainer/transcripts")
     assert "已记录" in await ada.locator(".flash").inner_text()
     customer = ada.locator('#transcript-list tr[data-message="wechat:demo:m1"]')
