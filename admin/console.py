@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
-from admin import views_account, views_admin, views_inbox, views_outbox, views_trainer
+from admin import views_account, views_admin, views_inbox, views_outbox, views_trainer, views_trainer_model
 from admin.access import access_middleware, error_middleware, session_middleware
 from admin.audit import AuditLog
 from admin.canned import CannedReplies
@@ -23,6 +23,7 @@ from admin.deps import ConsoleDeps, ConsoleSettings
 from admin.live import LiveHub
 from admin.live_activity import watch_activity
 from admin.live_boards import watch_boards
+from admin.live_trainer import watch_trainer
 from admin.notes import Notes
 from admin.ratelimit import SignInLimiter
 from admin.rendering import load_pages
@@ -45,6 +46,7 @@ def console_routes() -> tuple[ConsoleRoute, ...]:
         *views_admin.ROUTES,
         *MARKETING_ROUTES,
         *views_trainer.ROUTES,
+        *views_trainer_model.ROUTES,
     )
 
 
@@ -70,6 +72,7 @@ def build_console(settings: ConsoleSettings, resolve: Callable[[], ConsoleDeps])
         watch_boards(hub, pages, deps.skills.tickets if deps.skills is not None else None,
                      deps.preferences.rights if deps.preferences is not None else None,
                      deps.skills.reviews if deps.skills is not None else None)
+        watch_trainer(hub, deps.knowledge)
         app[CONSOLE] = Console(
             settings=settings,
             deps=deps,

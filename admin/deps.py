@@ -16,6 +16,7 @@ from bot.conversation.handoff import Handoff
 from bot.conversation.state import StateStore
 from bot.customer_card import ConversationActions, CustomerCard
 from bot.errors import ConfigError
+from bot.nlu.switch import ModelSwitch
 from bot.outbox import Outbox
 from bot.queue import InboundQueue
 from bot.store import MessageStore
@@ -108,3 +109,5 @@ class ConsoleDeps:
     skills: SkillServices | None = None
     # The trainer's pages: missed turns, labels and their review, corrected transcripts.
     knowledge: Knowledge | None = None
+    # The held-out gate's last figures and the switch a trainer confirms; None: no NLU here.
+    model_switch: ModelSwitch | None = None

@@ -15,10 +15,13 @@ from urllib.parse import quote
 
 from aiohttp import web
 
+from admin.live import stream
+from admin.live_trainer import trainer_watch
 from admin.marketing import done, refusing
 from admin.reasons import reason_in
 from admin.roles import STAFF, TRAINING
 from admin.state import ConsoleRoute, console, current_user
+from admin.zones import zone
 from bot.voice import CorrectedTranscript
 from knowledge.labels import STATUSES
 from knowledge.service import Knowledge
@@ -66,7 +69,7 @@ async def missed(request: web.Request) -> web.StreamResponse:
     entries, _ = await kb.store.page(limit=500)
     return await console(request).pages.render(
         request, "trainer_missed.html", groups=groups, reason=reason, reason_options=[(r, reason_text(request, r)) for r in REASONS],
-        entries=entries, reason_text=lambda r: reason_text(request, r), kinds=FORM_KINDS,
+        entries=entries, reason_text=lambda r: reason_text(request, r), kinds=FORM_KINDS, unlabelled=await kb.missed.unlabelled(),
     )
 
 
@@ -118,9 +121,13 @@ async def labels(request: web.Request) -> web.StreamResponse:
     status = _status(request)
     found = await kb.labels.listing(status=status, limit=200, newest_first=True)
     trail = await kb.trail.of([label.id for label in found])
-    return await console(request).pages.render(
+    pages = console(request).pages
+    # What the page's script writes when a label changes while it is open.
+    live_words = {**{f"status_{s}": pages.text(request, f"tr_status_{s}") for s in STATUSES},
+                  **{f"action_{a}": pages.text(request, f"tr_action_{a}") for a in ("labelled", "approved", "reverted")}}
+    return await pages.render(
         request, "trainer_labels.html", labels=found, trail=trail, current=status,
-        statuses=[(s, console(request).pages.text(request, f"tr_status_{s}")) for s in STATUSES],
+        statuses=[(s, pages.text(request, f"tr_status_{s}")) for s in STATUSES], live_words=live_words,
     )
 
 
@@ -143,6 +150,18 @@ async def revert(request: web.Request) -> web.StreamResponse:
     return await done(request, "/admin/trainer/labels", "tr_reverted_done")
 
 
+async def events(request: web.Request) -> web.StreamResponse:
+    """The trainer pages' live updates as server-sent events (:mod:`admin.live_trainer`)."""
+    c = console(request)
+    knowledge(request)  # not enabled: 404
+    watch = trainer_watch(c.hub)
+    if watch is None:
+        raise NotFound(c.pages.text(request, "tr_not_enabled"))
+    await c.hub.listening()  # the process may not be reading announcements while no page is open
+    sub = watch.subscribe()
+    return await stream(request, sub.queue, await zone(current_user(request).time_zone), done=lambda: watch.unsubscribe(sub))
+
+
 async def transcripts(request: web.Request) -> web.StreamResponse:
     kb = knowledge(request)
     status = request.query.get("status", "")
@@ -152,7 +171,7 @@ async def transcripts(request: web.Request) -> web.StreamResponse:
     return await console(request).pages.render(
         request, "trainer_transcripts.html", kept=kept, current=status,
         statuses=[(s, console(request).pages.text(request, f"tr_verdict_{s}")) for s in (NEW, *VERDICTS)],
-        can_play=current_user(request).role in STAFF,
+        can_play=current_user(request).role in STAFF, new_count=await kb.transcripts.count(NEW),
     )
 
 
@@ -189,6 +208,7 @@ ROUTES = (
     ConsoleRoute("GET", "/trainer", missed, TRAINING, "tr_missed"),
     ConsoleRoute("POST", "/trainer/labels", add_label, TRAINING, "tr_label_add"),
     ConsoleRoute("GET", "/trainer/labels", labels, TRAINING, "tr_labels"),
+    ConsoleRoute("GET", "/trainer/events", events, TRAINING, "tr_events"),
     ConsoleRoute("POST", "/trainer/labels/{lid}/approve", approve, TRAINING, "tr_label_approve"),
     ConsoleRoute("POST", "/trainer/labels/{lid}/revert", revert, TRAINING, "tr_label_revert"),
     ConsoleRoute("GET", "/trainer/transcripts", transcripts, TRAINING, "tr_transcripts"),

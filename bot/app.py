@@ -74,6 +74,7 @@ from bot.metrics import Metrics
 from bot import probes
 from bot.nlu.client import NluClient
 from bot.nlu.readiness import NluReadiness
+from bot.nlu.switch import ModelSwitch
 from bot.outbox import GiveUpHook, Outbox, OutboxSender
 from bot.queue import InboundQueue
 from bot.routing import Skill, SkillRouter
@@ -248,7 +249,8 @@ async def _start(
         todo_api=dingtalk_todos(http, tokens),
     )
     await business.start_services(services)
-    kb = await _knowledge(settings, db, redis, CrmCustomerFacts(services.catalog, prefs.prefs), enabled=nlu is not None)
+    kb = await _knowledge(settings, db, redis, CrmCustomerFacts(services.catalog, prefs.prefs), enabled=nlu is not None,
+                          nlu_data=nlu_settings.data_path / "data" if nlu_settings is not None else None)
     portal_cfg = portal_settings(settings)
     links = SignInLinks(
         redis, public_url=settings.http.public_url, ttl_s=portal_cfg.link_ttl_s,
@@ -273,7 +275,8 @@ async def _start(
         settings=settings, redis=redis, store=store, queue=queue, outbox=outbox,
         templates=templates, router=skill_router(skills, skill_ctx, readiness),
         health=HealthMonitor(mongo, interval_s=0.25, timeout_s=0.5), states=states, gate=gate, handoff=handoff,
-        channels=channels, metrics=metrics, nlu=nlu, nlu_readiness=readiness, voice=await build_voice(settings, store, voice_archive, kb.transcripts if kb is not None else None),
+        channels=channels, metrics=metrics, nlu=nlu, nlu_readiness=readiness,
+        nlu_switch=ModelSwitch(nlu_settings) if nlu_settings is not None else None, voice=await build_voice(settings, store, voice_archive, kb.transcripts if kb is not None else None),
         events=events,
     )
     app[RUNTIME] = rt
@@ -321,7 +324,8 @@ def skill_router(skills: SkillFactory, ctx: SkillContext, readiness: NluReadines
 
 
 async def _knowledge(
-    settings: Settings, db: AsyncDatabase[Document], redis: Redis, customers: CustomerFacts, *, enabled: bool
+    settings: Settings, db: AsyncDatabase[Document], redis: Redis, customers: CustomerFacts, *, enabled: bool,
+    nlu_data: Path | None = None,
 ) -> Knowledge | None:
     """The knowledge base; on by default where NLU runs (its skills answer what NLU
     leaves), or where ``knowledge.enabled`` says so (its API alone)."""
@@ -329,7 +333,8 @@ async def _knowledge(
     if not section.get("enabled", enabled):
         return None
     kb = await build_knowledge(
-        db, redis, customers, tuning=tuning_from(dict(section)), low_confidence=float(section.get("low_confidence", 0.6))
+        db, redis, customers, tuning=tuning_from(dict(section)), low_confidence=float(section.get("low_confidence", 0.6)),
+        nlu_data=nlu_data,
     )
     if settings.simulator:
         await load_demo(kb.store)
@@ -365,7 +370,7 @@ def console_deps(
         channels=rt.channel, channel_settings=rt.settings.channels, api_scopes=SCOPES,
         api_keys=api_keys, customer_card=card, audio_to_browser=to_wav, preferences=prefs, skills=skills,
         voice_archive=rt.voice.archive if rt.voice is not None else None, conversation_actions=actions, inbound=rt.queue,
-        knowledge=knowledge,
+        knowledge=knowledge, model_switch=rt.nlu_switch,
     )
 
 

@@ -14,6 +14,7 @@ from bot.conversation.ordering import ConversationGate
 from bot.conversation.state import StateStore
 from bot.nlu.client import NluClient
 from bot.nlu.readiness import NluReadiness
+from bot.nlu.switch import ModelSwitch
 from bot.voice import VoiceStep
 from bot.routing import SkillRouter
 from bot.health import HealthMonitor
@@ -45,6 +46,8 @@ class Runtime:
     metrics: Metrics
     nlu: NluClient | None = None
     nlu_readiness: NluReadiness | None = None
+    # Switches in the model the held-out gate passed, on a trainer's word (the console's model page).
+    nlu_switch: ModelSwitch | None = None
     voice: VoiceStep | None = None
     events: ConversationEvents | None = None
 

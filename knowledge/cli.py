@@ -15,6 +15,8 @@ person to review (``git diff``) before ``kefu nlu gate`` trains and compares. On
 approved labels are written (a label made in the console waits for a second person).
 ``--set FILE`` also writes the approved ``entry`` and ``no_answer`` labels as a labelled
 set, so ``kefu kb test --set FILE`` measures the base on what customers actually asked.
+The voice transcripts a trainer accepted go out as the speech vocabulary
+(``nlu_data/speech_vocabulary.txt``, ``--vocabulary``; see :mod:`knowledge.vocabulary`).
 """
 
 from __future__ import annotations
@@ -55,6 +57,8 @@ def register(subparsers: Any) -> None:
     exp.add_argument("--set", dest="labelled_set", type=Path, default=None,
                      help="also write the approved entry and no-answer labels here, as a labelled set for `kefu kb test --set`")
     exp.add_argument("--out", default="", help=f"file to write (default: DATA/trainer_labels.yml; - for stdout)")
+    exp.add_argument("--vocabulary", type=Path, default=None,
+                     help="where the names from accepted transcript corrections go (default: DATA/../speech_vocabulary.txt)")
     exp.set_defaults(func=cmd_export_labels)
 
 
@@ -163,6 +167,7 @@ def _print_cross_validation(outcomes: list[Any], tuning: Any, folds: int) -> Non
 def cmd_export_labels(args: argparse.Namespace) -> int:
     from bot.config import load_settings
     from knowledge.export import FILE_NAME, known_examples
+    from knowledge.vocabulary import FILE_NAME as VOCABULARY
 
     settings = load_settings(args.config)
     out = None if args.out == "-" else Path(args.out) if args.out else args.data / FILE_NAME
@@ -170,7 +175,8 @@ def cmd_export_labels(args: argparse.Namespace) -> int:
         print(f"kefu kb export-labels: no NLU data folder {args.data}", file=sys.stderr)
         return 2
     known = known_examples(args.data, leave_out=out)
-    export = asyncio.run(_export(settings, known, out, args.labelled_set))
+    vocabulary = None if out is None else args.vocabulary or args.data.parent / VOCABULARY
+    export = asyncio.run(_export(settings, known, out, args.labelled_set, vocabulary))
     for what, why in export.skipped:
         print(f"skipped {what!r}: {why}", file=sys.stderr)
     if out is None:
@@ -181,11 +187,16 @@ def cmd_export_labels(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _export(settings: Any, known: dict[str, str], out: Path | None, labelled_set: Path | None = None) -> Any:
+async def _export(
+    settings: Any, known: dict[str, str], out: Path | None, labelled_set: Path | None = None, vocabulary: Path | None = None,
+) -> Any:
     """Render the intent labels; with ``out``, write the file and mark them exported."""
     from bot.stores import close_stores, open_stores
+    from knowledge import vocabulary as speech_vocabulary
     from knowledge.export import check, render, render_set
+    from knowledge.exported import ExportedFile
     from knowledge.labels import TrainerLabels
+    from knowledge.transcripts import CorrectedTranscripts
 
     redis, mongo, embedded = await open_stores(settings)
     try:
@@ -198,8 +209,17 @@ async def _export(settings: Any, known: dict[str, str], out: Path | None, labell
         export = render(await labels.intents(), known, written_at=now)
         check(export.text)
         if out is not None:
-            await asyncio.to_thread(out.write_text, export.text, encoding="utf-8")
+            await ExportedFile(out).write(export.text)
             await labels.mark_exported(export.labels)
+        if vocabulary is not None:
+            transcripts = CorrectedTranscripts(mongo.get_default_database("kefu"))
+            configured = settings.section("speech").get("vocabulary") or ()
+            names = speech_vocabulary.render(await transcripts.accepted(),
+                                             configured=[configured] if isinstance(configured, str) else configured)
+            await ExportedFile(vocabulary).write(names.text)
+            await transcripts.mark_exported(names.messages)
+            print(f"{vocabulary}: {len(names.terms)} product names from {len(names.messages)} accepted transcript corrections",
+                  file=sys.stderr)
         return export
     finally:
         await close_stores(redis, mongo, embedded)

@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from knowledge.exported import empty_as_list
 from knowledge.labels import TrainerLabel
 
 #: Where the export goes by default, inside the NLU data folder ``kefu nlu train`` reads.
@@ -105,7 +106,7 @@ def render(labels: Iterable[TrainerLabel], known: Mapping[str, str], *, written_
         ]
         export.labels.append(label.id)
         export.examples += len(examples)
-    export.text = "\n".join(lines) + "\n"
+    export.text = empty_as_list("\n".join(lines) + "\n")
     return export
 
 

@@ -156,6 +156,9 @@ class TrainerLabels:
         query = {"kind": {"$in": list(kinds)}, **_status_is(APPROVED)}
         return [_label(d) async for d in self.labels.find(query).sort("at", ASCENDING)]
 
+    async def count(self, status: str) -> int:
+        return int(await self.labels.count_documents(_status_is(status)))
+
     async def change_status(self, label_id: str, *, was: str, now: str, by: str) -> TrainerLabel | None:
         """Move a label from ``was`` to ``now``; None when it is no longer at ``was`` (a
         second reviewer got there first), so one review wins."""

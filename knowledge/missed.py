@@ -19,6 +19,8 @@ from typing import Any
 from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 
+from knowledge.news import MISSED, TrainerNews
+
 Document = dict[str, Any]
 
 
@@ -37,8 +39,9 @@ class MissedTurn:
 
 
 class MissedTurns:
-    def __init__(self, db: AsyncDatabase[Document]) -> None:
+    def __init__(self, db: AsyncDatabase[Document], news: TrainerNews | None = None) -> None:
         self.turns = db["missed_turns"]
+        self.news = news  # open trainer pages hear of each new turn
 
     async def ensure_indexes(self) -> None:
         await self.turns.create_indexes(
@@ -48,6 +51,8 @@ class MissedTurns:
 
     async def add(self, turn: MissedTurn) -> None:
         await self.turns.insert_one({"at": time.time(), **_fields(turn)})
+        if self.news is not None:
+            await self.news.announce(MISSED)
 
     async def recent(self, *, reason: str = "", limit: int = 100, unlabelled: bool = False) -> list[MissedTurn]:
         query: Document = {"reason": reason} if reason else {}
@@ -55,6 +60,9 @@ class MissedTurns:
             query["label"] = {"$exists": False}
         cursor = self.turns.find(query, {"_id": 0, "at": 0}).sort("at", DESCENDING).limit(limit)
         return [MissedTurn(**{k: v for k, v in d.items() if k in MissedTurn.__dataclass_fields__}) async for d in cursor]
+
+    async def unlabelled(self) -> int:
+        return int(await self.turns.count_documents({"label": {"$exists": False}}))
 
     async def count_between(self, start: float, end: float, reasons: tuple[str, ...]) -> int:
         return int(await self.turns.count_documents({"reason": {"$in": list(reasons)}, "at": {"$gte": start, "$lt": end}}))

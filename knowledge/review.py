@@ -5,8 +5,9 @@ nothing the bot does changes until another person approves it. Approval makes it
 effect (an ``entry`` label adds its sentences to the entry's question forms, creating
 the entry first when it is new; an ``intent`` label becomes exportable as NLU data).
 A revert undoes that (the forms are taken off again, an entry the label created is
-deleted; its versions stay in ``kb_history``) and gives the sentences back to the
-groups. Labels from the JSON API are approved as they are made: a scoped key holder is
+deleted; its versions stay in ``kb_history``; an intent label's block is taken out of
+the exported NLU data file, so the next training does not learn what was reverted) and
+gives the sentences back to the groups. Labels from the JSON API are approved as they are made: a scoped key holder is
 the reviewer there. Every step goes into the review trail with who, when, before and
 after.
 """
@@ -19,11 +20,13 @@ from typing import Any
 
 from knowledge.entry import MAX_QUESTIONS, Entry, entry_from_json
 from knowledge.errors import InvalidEntry, ReviewRefused, UnknownEntry, UnknownLabel
+from knowledge.exported import ExportedFile
 from knowledge.label_trail import LABELLED, LabelTrail, TrailEvent
 from knowledge.labels import APPROVED, PROPOSED, REVERTED, TrainerLabel, TrainerLabels, label_from_json
 from knowledge.label_trail import APPROVED as APPROVED_EVENT
 from knowledge.label_trail import REVERTED as REVERTED_EVENT
 from knowledge.missed import MissedTurns
+from knowledge.news import LABEL, TrainerNews
 from knowledge.store import KnowledgeStore
 
 UNLABELLED = "unlabelled"
@@ -37,11 +40,17 @@ class Labelled:
 
 
 class LabelReview:
-    def __init__(self, store: KnowledgeStore, labels: TrainerLabels, missed: MissedTurns, trail: LabelTrail) -> None:
+    def __init__(
+        self, store: KnowledgeStore, labels: TrainerLabels, missed: MissedTurns, trail: LabelTrail,
+        exported: ExportedFile | None = None, news: TrainerNews | None = None,
+    ) -> None:
         self.store = store
         self.labels = labels
         self.missed = missed
         self.trail = trail
+        # The NLU data file intent labels are exported to (None: this process has no NLU data).
+        self.exported = exported
+        self.news = news  # open trainer pages hear of each change
 
     async def label(self, data: Mapping[str, Any], *, by: str, proposed: bool) -> Labelled:
         """Label a group's sentences; junk is refused (:class:`InvalidEntry`, :class:`UnknownEntry`)
@@ -53,6 +62,7 @@ class LabelReview:
         stored = await self.labels.add(label)
         marked = await self.missed.mark_labelled(list(label.texts), stored.id)
         await self.trail.add(TrailEvent(stored.id, by, LABELLED, UNLABELLED, f"{stored.summary()} · {stored.status}"))
+        await self._announce(stored.id)
         return Labelled(stored, marked, entry_saved)
 
     async def approve(self, label_id: str, *, by: str) -> TrainerLabel:
@@ -71,6 +81,7 @@ class LabelReview:
             await self.labels.change_status(label_id, was=APPROVED, now=PROPOSED, by=label.reviewed_by)
             raise
         await self.trail.add(TrailEvent(label_id, by, APPROVED_EVENT, PROPOSED, APPROVED))
+        await self._announce(label_id)
         return approved
 
     async def revert(self, label_id: str, *, by: str) -> TrainerLabel:
@@ -82,9 +93,19 @@ class LabelReview:
             raise ReviewRefused("someone reviewed the label meanwhile")
         if label.status == APPROVED and label.kind == "entry":
             await self._take_back(label)
+        after = REVERTED
+        if label.kind == "intent" and label.exported_at and self.exported is not None:
+            taken = await self.exported.take_out(label_id)
+            if taken:
+                after = f"{REVERTED} · {len(taken)} taken out of {self.exported.path.name}"
         await self.missed.unmark(label_id)
-        await self.trail.add(TrailEvent(label_id, by, REVERTED_EVENT, label.status, REVERTED))
+        await self.trail.add(TrailEvent(label_id, by, REVERTED_EVENT, label.status, after))
+        await self._announce(label_id)
         return reverted
+
+    async def _announce(self, label_id: str) -> None:
+        if self.news is not None:
+            await self.news.announce(LABEL, label_id)
 
     async def _get(self, label_id: str) -> TrainerLabel:
         label = await self.labels.get(label_id)

@@ -26,11 +26,14 @@ from knowledge.containment import UNANSWERED, KnowledgeAnswers, Sources
 from knowledge.customer import CustomerFacts
 from knowledge.encoder import UniversalSentenceEncoder
 from knowledge.evaluation import DEMO_BASE
+from knowledge.export import FILE_NAME
+from knowledge.exported import ExportedFile
 from knowledge.importer import parse_file
 from knowledge.label_trail import LabelTrail
 from knowledge.labels import TrainerLabels
 from knowledge.lexical import Words
 from knowledge.missed import MissedTurns
+from knowledge.news import TrainerNews
 from knowledge.retrieval import Retriever, Tuning
 from knowledge.review import LabelReview
 from knowledge.skill import KnowledgeFirst, RejectedAnswer, Watched, unowned, unsure_question
@@ -97,25 +100,28 @@ def tuning_from(section: dict[str, Any]) -> Tuning:
 
 async def build_knowledge(
     db: AsyncDatabase[dict[str, Any]], redis: Redis, customers: CustomerFacts, *, tuning: Tuning = Tuning(),
-    user_dict: Path | None = None, low_confidence: float = 0.6,
+    user_dict: Path | None = None, low_confidence: float = 0.6, nlu_data: Path | None = None,
 ) -> Knowledge:
-    """Stores with their indexes, the encoder and jieba loaded (off the loop)."""
+    """Stores with their indexes, the encoder and jieba loaded (off the loop). ``nlu_data``
+    is the NLU training data folder the reviewed export writes into (a revert edits it)."""
     encoder = UniversalSentenceEncoder()
     words = Words(user_dict)
     store = KnowledgeStore(db, redis, encoder)
-    missed = MissedTurns(db)
+    news = TrainerNews(redis)
+    missed = MissedTurns(db, news)
     await store.ensure_indexes()
     labels = TrainerLabels(db)
     answers = KnowledgeAnswers(db)
     trail = LabelTrail(db)
-    transcripts = CorrectedTranscripts(db)
+    transcripts = CorrectedTranscripts(db, news)
     for owner in (missed, labels, answers, trail, transcripts):
         await owner.ensure_indexes()
     await encoder.warm()
     await encoder.run(words.load)
     return Knowledge(
         store, Retriever(store, encoder, words, tuning), missed, customers, encoder, labels, answers,
-        LabelReview(store, labels, missed, trail), trail, transcripts, low_confidence,
+        LabelReview(store, labels, missed, trail, ExportedFile(nlu_data / FILE_NAME) if nlu_data is not None else None, news),
+        trail, transcripts, low_confidence,
     )
 
 

@@ -14,6 +14,8 @@ Every key is optional; these are the defaults::
       max_duration_s: 120
       language: auto-zh-en        # auto-zh-en | zh | en
       vocabulary: []              # e.g. [XK-8800, XK-9900]
+      vocabulary_file: ""         # more names, one a line ('#' starts a comment): e.g. the
+                                  # trainer's export, nlu_data/speech_vocabulary.txt
       low_confidence: 0.5
       use_platform_recognition: false  # true: use WeChat/DingTalk recognition instead of Whisper
       beam_size: 5
@@ -76,6 +78,9 @@ class SpeechSettings:
             ``"zh"`` / ``"en"``.
         vocabulary: product and model names (``XK-8800``) put in the decoding prompt so
             they come out spelled right.
+        vocabulary_file: a file of more such names, read once when the settings are
+            built and added after ``vocabulary``; a file that does not exist yet (no
+            export has run) adds none.
         low_confidence: transcripts below this confidence should be read back to the
             customer before acting on them (see :meth:`needs_confirmation`).
         use_platform_recognition: prefer the platform's own recognition text (WeChat's
@@ -110,6 +115,7 @@ class SpeechSettings:
     max_duration_s: float = 120.0
     language: str = "auto-zh-en"
     vocabulary: tuple[str, ...] = ()
+    vocabulary_file: str = ""
     low_confidence: float = 0.5
     use_platform_recognition: bool = False
     beam_size: int = 5
@@ -162,6 +168,9 @@ class SpeechSettings:
                 values[key] = _coerce(default, raw)
             except (TypeError, ValueError) as exc:
                 raise SettingsError(f"speech.{key}: {exc}") from exc
+        if values.get("vocabulary_file"):
+            listed = values.get("vocabulary", ())
+            values["vocabulary"] = tuple(dict.fromkeys((*listed, *read_vocabulary(values["vocabulary_file"]))))
         return cls(**values)
 
     def threads_per_worker(self) -> int:
@@ -173,6 +182,22 @@ class SpeechSettings:
     def needs_confirmation(self, confidence: float) -> bool:
         """Whether a transcript this confident should be read back to the customer."""
         return confidence < self.low_confidence
+
+
+def read_vocabulary(path: str) -> tuple[str, ...]:
+    """The names in a vocabulary file: one a line, ``#`` starts a comment.
+
+    Raises:
+        SettingsError: the file cannot be read as text.
+    """
+    try:
+        with open(path, encoding="utf-8") as handle:
+            lines = handle.read().splitlines()
+    except FileNotFoundError:
+        return ()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SettingsError(f"speech.vocabulary_file: {exc}") from None
+    return tuple(dict.fromkeys(name for line in lines if (name := line.split("#", 1)[0].strip())))
 
 
 def _coerce(default: Any, raw: Any) -> Any:

@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -84,6 +85,8 @@ def _add_commands(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--tolerance", type=float, default=0.0, help="largest drop of a gated metric that still passes")
     p.add_argument("--switch", action="store_true",
                    help="on a pass, train on all data and have the running servers load it (PUT /model)")
+    p.add_argument("--propose", action="store_true",
+                   help="on a pass, train on all data and leave the switch to a trainer (console: /admin/trainer/model)")
     p.set_defaults(func=_guarded(cmd_gate))
 
 
@@ -264,8 +267,12 @@ def _test_model(settings: NluSettings, model: Path, test_file: Path, results: Pa
 
 
 def cmd_gate(args: argparse.Namespace) -> int:
-    """``nlu gate``: the new examples' held-out comparison; on a pass, train and switch."""
-    from bot.nlu.gate import base_data, compare, loaded_model, switch_model
+    """``nlu gate``: the new examples' held-out comparison; on a pass, train and switch
+    (``--switch``) or leave the switch to a trainer (``--propose``). Each run's figures are
+    recorded for the console either way."""
+    import time
+
+    from bot.nlu.gate import GateRecord, base_data, loaded_model, record_path, save_record, switch_model
 
     settings = load_settings(args)
     service.install(settings)
@@ -279,23 +286,35 @@ def cmd_gate(args: argparse.Namespace) -> int:
     train_file, test_file = _split(settings, base, work / "split", args.seed, args.training_fraction)
     before = _test_model(settings, service.train(settings, nlu=[train_file]), test_file, work / "before")
     after = _test_model(settings, service.train(settings, nlu=[train_file, new]), test_file, work / "after")
-    comparison = compare(before, after, tolerance=args.tolerance)
+    record = GateRecord(at=time.time(), new=new.name, seed=args.seed, tolerance=args.tolerance, before=before, after=after)
+    comparison = record.comparison
     print(f"held-out comparison without and with {new} ({before['intent']['support']} sentences, seed {args.seed}):")
     print(comparison.table())
+    where = record_path(settings.state_path)
     if not comparison.passed:
+        save_record(where, record)
         print("not switching: the new examples make the model worse on held-out sentences", file=sys.stderr)
         return 1
-    if not args.switch:
-        print("passed; run again with --switch to train on all data and switch the servers to it")
+    if not (args.switch or args.propose):
+        save_record(where, record)
+        print("passed; run again with --propose (a trainer switches on the console) or --switch to train on all data")
         return 0
+    from bot.nlu.training import training_hash
+
     model = service.train(settings)
+    record = replace(record, model=str(model.resolve()), data_hash=training_hash(settings))
+    save_record(where, record)
+    if not args.switch:
+        print(f"passed; {model.name} waits for a trainer to switch it in (/admin/trainer/model)")
+        return 0
     for url in settings.urls:
         try:
             switch_model(url, model)
             print(f"{url}: now serving {loaded_model(url)}")
         except OSError as exc:
             print(f"{url}: not switched ({exc}); it keeps its model", file=sys.stderr)
-            return 1
+            return 1  # the record stays unswitched: the console can try again
+    save_record(where, record.switched("kefu nlu gate --switch", time.time(), settings.urls))
     return 0
 
 

@@ -11,6 +11,11 @@ numbers incomparable; this way the only difference is the new file.
 every entity's F1 did not drop by more than ``tolerance``. Only then is the model for
 the whole data trained and switched in on the running Rasa servers with Rasa's
 ``PUT /model`` (it loads the new model and replaces the old one in place: no restart).
+
+Every run leaves a :class:`GateRecord` (``<state>/gate/last.json``): both summaries, the
+verdict, the model trained on all data after a pass, and the hash of the data it was
+trained on. The trainer's console shows it and switches the model in when a trainer
+confirms (:mod:`bot.nlu.switch`); ``--switch`` on the command line does so at once.
 """
 
 from __future__ import annotations
@@ -20,9 +25,11 @@ import shutil
 import urllib.error
 import urllib.request
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
+
+from bot.files import write_atomically
 
 Summary = Mapping[str, Any]
 
@@ -75,6 +82,64 @@ def compare(before: Summary, after: Summary, *, tolerance: float = 0.0) -> Compa
         if per_b.get(name) != per_a.get(name):
             rows.append(Row(f"  intent {name} F1", float(per_b.get(name, 0.0)), float(per_a.get(name, 0.0)), False))
     return Comparison(tuple(rows), tolerance)
+
+
+RECORD_NAME = "last.json"
+
+
+@dataclass(frozen=True, slots=True)
+class GateRecord:
+    """One gate run as the console shows it: :func:`compare` of ``before`` and ``after``."""
+
+    at: float
+    new: str  # the new examples' file name
+    seed: int
+    tolerance: float
+    before: Mapping[str, Any]  # :func:`bot.nlu.cli.summarize`'s summary, without the new file
+    after: Mapping[str, Any]  # ... and with it
+    model: str = ""  # the model trained on all data after a pass; empty: none (failed, or not asked for)
+    data_hash: str = ""  # :func:`bot.nlu.training.training_hash` of the data ``model`` was trained on
+    switched_by: str = ""
+    switched_at: float = 0.0
+    served: tuple[str, ...] = field(default_factory=tuple)  # the servers that loaded ``model``
+
+    @property
+    def comparison(self) -> Comparison:
+        return compare(self.before, self.after, tolerance=self.tolerance)
+
+    @property
+    def support(self) -> int:
+        return int(self.before["intent"]["support"])
+
+    def switched(self, by: str, at: float, served: Sequence[str]) -> GateRecord:
+        return replace(self, switched_by=by, switched_at=at, served=tuple(served))
+
+
+def record_path(state_path: Path) -> Path:
+    return state_path / "gate" / RECORD_NAME
+
+
+def save_record(path: Path, record: GateRecord) -> None:
+    """Write ``record`` whole (a reader never sees half of it)."""
+    write_atomically(path, json.dumps({**asdict(record), "served": list(record.served)}, ensure_ascii=False, indent=1))
+
+
+def load_record(path: Path) -> GateRecord | None:
+    """The record at ``path``; None when no gate has run.
+
+    Raises:
+        ValueError: the file is not a gate record.
+    """
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    try:
+        record = GateRecord(**{**raw, "served": tuple(raw.get("served") or ())})
+        compare(record.before, record.after)  # the summaries have the fields it reads
+    except (TypeError, KeyError) as exc:
+        raise ValueError(f"{path}: not a gate record ({exc})") from None
+    return record
 
 
 def _f1(row: Mapping[str, Any] | None) -> float:

@@ -94,16 +94,19 @@ CONSOLE: dict[tuple[str, str], set[str] | None] = {
     ("GET", "/admin/trainer"): TRAINING,
     ("POST", "/admin/trainer/labels"): TRAINING,
     ("GET", "/admin/trainer/labels"): TRAINING,
+    ("GET", "/admin/trainer/events"): TRAINING,  # the trainer pages' live updates
     ("POST", "/admin/trainer/labels/{lid}/approve"): TRAINING,
     ("POST", "/admin/trainer/labels/{lid}/revert"): TRAINING,
     ("GET", "/admin/trainer/transcripts"): TRAINING,
     ("POST", "/admin/trainer/transcripts/{mid}/review"): TRAINING,
+    ("GET", "/admin/trainer/model"): TRAINING,  # the held-out gate's figures
+    ("POST", "/admin/trainer/model/switch"): TRAINING,  # the switch to the model the gate passed
     ("POST", "/admin/messages/{mid}/transcript"): STAFF,  # an agent's correction, kept for the trainer
 }
 
 # Server-sent event streams: asked for as such, closed once answered.
 STREAMS = {"/admin/events", "/admin/marketing/activity/events", "/admin/marketing/repair/events", "/admin/marketing/data-requests/events",
-           "/admin/marketing/carriers/events"}
+           "/admin/marketing/carriers/events", "/admin/trainer/events"}
 
 # The scope an API key needs; "public" routes authenticate otherwise (a signed
 # platform request, a one-time token) or publish nothing private.

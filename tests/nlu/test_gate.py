@@ -9,6 +9,7 @@ server that is switched to the new model while it runs.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import shutil
@@ -20,9 +21,18 @@ import pytest
 
 from bot.nlu import service
 from bot.nlu.cli import cmd_gate
-from bot.nlu.gate import compare
+from bot.nlu.gate import compare, load_record, record_path
 from bot.nlu.settings import NluSettings
+from bot.nlu.switch import ModelSwitch
 from tests.nlu.conftest import ROOT
+
+
+def _why_not(switch: ModelSwitch, record: Any) -> str:
+    return str(asyncio.run(switch.why_not(record)))
+
+
+def _switched(switch: ModelSwitch, by: str) -> Any:
+    return asyncio.run(switch.switch(by=by))
 
 
 def _summary(macro: float, device: float, per: dict[str, float]) -> dict[str, Any]:
@@ -101,7 +111,8 @@ def test_new_examples_pass_the_gate_and_the_running_server_switches_to_them(tmp_
         labels = data / "data" / "trainer_labels.yml"
         labels.write_text('version: "3.1"\nnlu:\n# source: trainer label t1\n- intent: report_repair\n  examples: |\n'
                           + "".join(f"    - {e}\n" for e in NEW), encoding="utf-8")
-        args = argparse.Namespace(nlu_settings=settings, new=None, seed=1, training_fraction=0.7, tolerance=0.0, switch=True)
+        args = argparse.Namespace(nlu_settings=settings, new=None, seed=1, training_fraction=0.7, tolerance=0.0, switch=True,
+                                  propose=False)
         assert cmd_gate(args) == 0
         out = capsys.readouterr().out
         print(out)
@@ -109,6 +120,19 @@ def test_new_examples_pass_the_gate_and_the_running_server_switches_to_them(tmp_
         new = service.model_path(settings)
         assert new != old and f"now serving {new.name}" in out
         assert _parse(url, SENTENCE) == "report_repair"  # the same server, the new model
+        record = load_record(record_path(settings.state_path))  # what the trainer's model page shows
+        assert record is not None and record.comparison.passed and record.model == str(new.resolve())
+        assert record.switched_by == "kefu nlu gate --switch" and record.served == (url,)
+
+        # --propose: the same comparison (the models are cached by data hash), the switch left
+        # to a trainer, who confirms it on the console (ModelSwitch, as the page does).
+        assert cmd_gate(argparse.Namespace(**{**vars(args), "switch": False, "propose": True})) == 0
+        assert "waits for a trainer" in capsys.readouterr().out
+        switch = ModelSwitch(settings)
+        proposed = load_record(record_path(settings.state_path))
+        assert proposed is not None and not proposed.switched_at and _why_not(switch, proposed) == ""
+        switched = _switched(switch, "tina")
+        assert switched.switched_by == "tina" and _parse(url, SENTENCE) == "report_repair"
 
         # Examples that teach the wrong thing are refused and the server keeps its model.
         labels.write_text('version: "3.1"\nnlu:\n- intent: greet\n  examples: |\n'
@@ -119,3 +143,6 @@ def test_new_examples_pass_the_gate_and_the_running_server_switches_to_them(tmp_
         print(refused.out)
         assert "FAILED (intent macro F1 dropped)" in refused.out and "not switching" in refused.err
         assert _parse(url, SENTENCE) == "report_repair"
+        failed = load_record(record_path(settings.state_path))
+        assert failed is not None and not failed.comparison.passed and failed.model == ""
+        assert "the gate failed: intent macro F1 dropped" in _why_not(switch, failed)
