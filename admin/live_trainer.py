@@ -13,15 +13,13 @@ filling in a form), the label page updates the rows it shows in place.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import logging
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
-from admin.live import QUEUE_DEPTH, Frame, LiveHub
+from admin.live import Frame, LiveHub
+from admin.live_watch import GatheredWatch, Subscription
 from knowledge.news import CHANNEL, LABEL
 from knowledge.service import Knowledge
 from knowledge.transcripts import NEW
@@ -33,100 +31,54 @@ GATHER_S = 0.3
 MAX_LABELS = 200  # label ids kept from one burst; past that the page reloads its list
 
 
-@dataclass(eq=False)
-class TrainerSubscription:
-    queue: asyncio.Queue[Frame | None] = field(default_factory=lambda: asyncio.Queue(QUEUE_DEPTH))
+class TrainerWatch(GatheredWatch[str]):
+    """Relays the trainer's announcements to the open trainer pages of this process.
 
-
-class TrainerWatch:
-    """Relays the trainer's announcements to the open trainer pages of this process."""
+    Every trainer page sees the same figures, so there is one view; what changed since
+    the last frame (the label ids announced) rides along in it."""
 
     channel = CHANNEL
+    what = "trainer page"
+    gather_s = GATHER_S
 
     def __init__(self, kb: Knowledge) -> None:
+        super().__init__()
         self.kb = kb
-        self.subscriptions: set[TrainerSubscription] = set()
         self._labels: set[str] = set()
         self._overflow = False
-        self._task: asyncio.Task[None] | None = None
-        self._again = False
 
-    def subscribe(self) -> TrainerSubscription:
-        sub = TrainerSubscription()
-        self.subscriptions.add(sub)
-        self._refresh_soon()  # what changed between the page's render and now
-        return sub
-
-    def unsubscribe(self, sub: TrainerSubscription) -> None:
-        self.subscriptions.discard(sub)
-
-    @property
-    def active(self) -> bool:
-        return bool(self.subscriptions)
+    def subscribe(self, view: str = "trainer") -> Subscription[str]:
+        return super().subscribe(view)
 
     def changed(self, data: bytes) -> None:
-        if not self.subscriptions:
-            return  # nobody watching: nothing to read
-        try:
-            news = json.loads(data)
-            if news.get("what") == LABEL and news.get("id"):
-                if len(self._labels) < MAX_LABELS:
-                    self._labels.add(str(news["id"]))
-                else:
-                    self._overflow = True
-        except (ValueError, AttributeError) as exc:
-            log.warning("console live: unreadable trainer announcement (%s)", type(exc).__name__)
-        self._refresh_soon()
+        if self.subscriptions and data:
+            try:
+                news = json.loads(data)
+                if news.get("what") == LABEL and news.get("id"):
+                    if len(self._labels) < MAX_LABELS:
+                        self._labels.add(str(news["id"]))
+                    else:
+                        self._overflow = True
+            except (ValueError, AttributeError) as exc:
+                log.warning("console live: unreadable trainer announcement (%s)", type(exc).__name__)
+        super().changed(data)
 
     def resync(self) -> None:
         self._overflow = True  # announcements may be lost: label pages reload their list
-        self._refresh_soon()
+        super().resync()
 
-    def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-        for sub in list(self.subscriptions):
-            with contextlib.suppress(asyncio.QueueFull):
-                sub.queue.put_nowait(None)
-        self.subscriptions.clear()
-
-    def _refresh_soon(self) -> None:
-        if self._task is not None and not self._task.done():
-            self._again = True  # the running refresh reads once more when it is done
-            return
-        self._task = asyncio.create_task(self._refresh(), name="console-live-trainer")
-
-    async def _refresh(self) -> None:
-        while True:
-            await asyncio.sleep(GATHER_S)
-            self._again = False
-            try:
-                await self.publish()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                # The pages keep what they show; the next announcement tries again.
-                log.warning("console live: trainer counts not read (%s)", type(exc).__name__)
-            if not self._again:
-                return
-
-    async def publish(self) -> None:
-        """Read the counts and the changed labels once; the same frame to every page."""
+    async def frame(self, view: str) -> Frame:
+        """The counts and the changed labels, read once for every open page."""
         ids, self._labels = sorted(self._labels), set()
         overflow, self._overflow = self._overflow, False
         labels = [await self._label(i) for i in ids]
         trail = await self.kb.trail.of(ids) if ids else {}
-        frame = Frame({
+        return Frame({
             "type": "trainer", "sent_at": time.time(), "reload_labels": overflow,
             "unlabelled": await self.kb.missed.unlabelled(), "proposed": await self.kb.labels.count("proposed"),
             "transcripts": await self.kb.transcripts.count(NEW),
             "labels": [{**label, "trail": [_step(e) for e in trail.get(label["id"], [])]} for label in labels if label],
         })
-        for sub in list(self.subscriptions):
-            try:
-                sub.queue.put_nowait(frame)
-            except asyncio.QueueFull:
-                log.warning("console live: a trainer page fell behind; update dropped")
 
     async def _label(self, label_id: str) -> dict[str, Any]:
         label = await self.kb.labels.get(label_id)

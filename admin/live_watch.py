@@ -35,6 +35,7 @@ class GatheredWatch(Generic[V]):
 
     channel: str
     what = "dashboard"  # in log lines
+    gather_s = GATHER_S
 
     def __init__(self) -> None:
         self.subscriptions: set[Subscription[V]] = set()
@@ -75,7 +76,7 @@ class GatheredWatch(Generic[V]):
 
     async def _refresh(self) -> None:
         while True:
-            await asyncio.sleep(GATHER_S)
+            await asyncio.sleep(self.gather_s)
             self._again = False
             try:
                 await self.publish()
