@@ -20,6 +20,9 @@ from channels.wechat.fake_api import FakeWeChatAPI
 from tests.harness import Harness, gateway_config
 from tests.services import mongo_server, redis_server
 
+# The real Rasa server: one per test process, whichever packages use it.
+pytest_plugins = ["tests.rasa"]
+
 OUR_PACKAGES = ["bot", "channels", "skills", "speech", "preferences", "admin", "knowledge", "portal", "webui"]
 
 

@@ -15,7 +15,6 @@ from bot.app import build_app
 from bot.config import settings_from_mapping
 from channels.wechat.fake_api import FakeWeChatAPI
 from tests.harness import Harness, gateway_config
-from tests.nlu.conftest import nlu_settings, rasa_model, rasa_url  # noqa: F401  (shared session Rasa)
 
 
 @dataclass

@@ -18,7 +18,6 @@ from channels.wechat.fake_api import FakeWeChatAPI
 from tests.conversation.conftest import Chat, make_gateway
 from tests.harness import Harness
 from tests.knowledge.conftest import FIXTURES
-from tests.nlu.conftest import nlu_settings, rasa_model, rasa_url  # noqa: F401  (shared session Rasa)
 
 pytestmark = pytest.mark.slow
 

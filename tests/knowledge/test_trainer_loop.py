@@ -24,7 +24,7 @@ from channels.wechat.fake_api import FakeWeChatAPI
 from tests.conversation.conftest import Chat
 from tests.harness import Harness, gateway_config
 from tests.knowledge.test_conversation import _warm
-from tests.nlu.conftest import ROOT, nlu_settings, rasa_model, rasa_url  # noqa: F401  (shared session Rasa)
+from tests.nlu.conftest import ROOT
 
 pytestmark = pytest.mark.slow
 

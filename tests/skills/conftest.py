@@ -20,7 +20,6 @@ from skills.connectors.fakes import FakeAmazon, FakeCoupons, FakeErp, FakeServic
 from skills.demo import load_demo
 from skills.services import SKILL_SERVICES, SkillServices
 from tests.harness import Harness, gateway_config
-from tests.nlu.conftest import nlu_settings, rasa_model, rasa_url  # noqa: F401  (shared session Rasa)
 
 API_KEY = "skills-test-key"
 SN_USER, SN_PASSWORD = "kefu", "sn-secret"

@@ -10,7 +10,6 @@ from aiohttp.test_utils import TestServer
 
 from channels.wechat.fake_api import FakeWeChatAPI
 from tests.conversation.conftest import Chat
-from tests.nlu.conftest import nlu_settings, rasa_model, rasa_url  # noqa: F401
 from tests.speech.conftest import Clips, clips, model_path  # noqa: F401
 from tests.voice.test_voice_notes import send_voice, voice_gateway
 

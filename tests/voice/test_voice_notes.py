@@ -13,7 +13,6 @@ from channels.wechat.fake_api import FakeWeChatAPI
 from channels.wechat.simulator import voice_xml
 from tests.conversation.conftest import Chat
 from tests.harness import Harness, gateway_config, next_msg_id
-from tests.nlu.conftest import nlu_settings, rasa_model, rasa_url  # noqa: F401
 from tests.speech.conftest import Clips, clips, model_path  # noqa: F401
 
 
