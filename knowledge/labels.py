@@ -61,12 +61,18 @@ class TrainerLabel:
     reviewed_at: float = 0.0
     # The entry a label of kind ``entry`` creates when it takes effect (its JSON body).
     new_entry: Mapping[str, Any] | None = None
+    # What taking effect changed in the entry: the question forms it added (not those the
+    # entry had already) and the entry's version after it. A revert takes back only these,
+    # so a form someone had added by hand stays (empty for labels stored before this).
+    added: tuple[str, ...] = ()
+    applied_version: int = 0
 
     def to_json(self) -> Document:
         return {"id": self.id, "kind": self.kind, "texts": list(self.texts), "intent": self.intent,
                 "entities": dict(self.entities), "entry": self.entry, "by": self.by, "at": self.at,
                 "exported_at": self.exported_at, "status": self.status, "reviewed_by": self.reviewed_by,
-                "reviewed_at": self.reviewed_at, "new_entry": dict(self.new_entry) if self.new_entry is not None else None}
+                "reviewed_at": self.reviewed_at, "new_entry": dict(self.new_entry) if self.new_entry is not None else None,
+                "added": list(self.added), "applied_version": self.applied_version}
 
     def summary(self) -> str:
         """What the label says, in one line (the review trail's before and after)."""
@@ -168,6 +174,10 @@ class TrainerLabels:
         )
         return _label(doc) if doc is not None else None
 
+    async def set_applied(self, label_id: str, *, added: tuple[str, ...], version: int) -> None:
+        """Record what the label's approval changed in its entry (see :attr:`TrainerLabel.added`)."""
+        await self.labels.update_one({"_id": label_id}, {"$set": {"added": list(added), "applied_version": version}})
+
     async def mark_exported(self, ids: list[str]) -> None:
         await self.labels.update_many({"_id": {"$in": ids}, "exported_at": 0.0}, {"$set": {"exported_at": time.time()}})
 
@@ -185,4 +195,5 @@ def _label(doc: Document) -> TrainerLabel:
         entry=doc.get("entry", ""), by=doc.get("by", ""), id=str(doc["_id"]), at=float(doc.get("at", 0.0)),
         exported_at=float(doc.get("exported_at", 0.0)), status=doc.get("status") or APPROVED,
         reviewed_by=doc.get("reviewed_by", ""), reviewed_at=float(doc.get("reviewed_at", 0.0)), new_entry=doc.get("new_entry"),
+        added=tuple(doc.get("added") or ()), applied_version=int(doc.get("applied_version") or 0),
     )

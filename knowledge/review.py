@@ -4,8 +4,9 @@ A label made in the console is *proposed*: the sentences leave the trainer's gro
 nothing the bot does changes until another person approves it. Approval makes it take
 effect (an ``entry`` label adds its sentences to the entry's question forms, creating
 the entry first when it is new; an ``intent`` label becomes exportable as NLU data).
-A revert undoes that (the forms are taken off again, an entry the label created is
-deleted; its versions stay in ``kb_history``; an intent label's block is taken out of
+A revert undoes that (the forms the approval added are taken off again, not those the
+entry already had; an entry the label created is deleted, or, when someone edited it
+since, keeps their work without the label's forms; its versions stay in ``kb_history``; an intent label's block is taken out of
 the exported NLU data file, so the next training does not learn what was reverted) and
 gives the sentences back to the groups. Labels from the JSON API are approved as they are made: a scoped key holder is
 the reviewer there. Every step goes into the review trail with who, when, before and
@@ -59,6 +60,8 @@ class LabelReview:
         if label.kind == "entry":
             await self._check_entry(label)
         entry_saved = None if proposed else await self._apply(label)
+        if entry_saved is not None:
+            label = replace(label, added=entry_saved["added"], applied_version=entry_saved["version"])
         stored = await self.labels.add(label)
         marked = await self.missed.mark_labelled(list(label.texts), stored.id)
         await self.trail.add(TrailEvent(stored.id, by, LABELLED, UNLABELLED, f"{stored.summary()} · {stored.status}"))
@@ -75,7 +78,10 @@ class LabelReview:
         if approved is None:
             raise ReviewRefused("someone reviewed the label meanwhile")
         try:
-            await self._apply(approved)
+            applied = await self._apply(approved)
+            if applied is not None:
+                await self.labels.set_applied(label_id, added=applied["added"], version=applied["version"])
+                approved = replace(approved, added=applied["added"], applied_version=applied["version"])
         except BaseException:
             # The entry could not take the forms (deleted, full, changed): the label stays proposed.
             await self.labels.change_status(label_id, was=APPROVED, now=PROPOSED, by=label.reviewed_by)
@@ -91,9 +97,10 @@ class LabelReview:
         reverted = await self.labels.change_status(label_id, was=label.status, now=REVERTED, by=by)
         if reverted is None:
             raise ReviewRefused("someone reviewed the label meanwhile")
-        if label.status == APPROVED and label.kind == "entry":
-            await self._take_back(label)
         after = REVERTED
+        if label.status == APPROVED and label.kind == "entry":
+            if kept := await self._take_back(label):
+                after = f"{REVERTED} · {kept}"
         if label.kind == "intent" and label.exported_at and self.exported is not None:
             taken = await self.exported.take_out(label_id)
             if taken:
@@ -131,22 +138,40 @@ class LabelReview:
         current: Entry
         if label.new_entry is not None:
             current, _ = await self.store.save(entry_from_json(label.new_entry, entry_id=label.entry), actor="trainer", expected_version=0)
+            had: tuple[str, ...] = ()  # every form of an entry the label creates is the label's
         else:
             current = await self.store.get(label.entry)
+            had = current.questions
         questions = tuple(dict.fromkeys((*current.questions, *label.texts)))
         if len(questions) > MAX_QUESTIONS:
             raise InvalidEntry(f"texts: entry {label.entry!r} would have more than {MAX_QUESTIONS} question forms")
         saved, _ = await self.store.save(replace(current, questions=questions), actor="trainer", expected_version=current.version)
-        return {"id": saved.id, "version": saved.version, "questions": len(saved.questions)}
+        added = tuple(q for q in saved.questions if q not in had)
+        return {"id": saved.id, "version": saved.version, "questions": len(saved.questions), "added": added}
 
-    async def _take_back(self, label: TrainerLabel) -> None:
+    async def _take_back(self, label: TrainerLabel) -> str:
+        """Undo what the label's approval did to its entry; returns what was kept, if
+        anything, for the trail. Only the forms the approval added go: one the entry had
+        before stays. An entry the label created is deleted, unless someone edited it
+        since; then only the label's forms go and the rest of their work stays."""
         try:
             current = await self.store.get(label.entry)
         except UnknownEntry:
-            return  # deleted since: nothing left to take back
-        if label.new_entry is not None:
+            return ""  # deleted since: nothing left to take back
+        # Labels approved before `added` was recorded: all their sentences were added.
+        added = set(label.added if label.applied_version else label.texts)
+        if label.new_entry is not None and (current.version == label.applied_version or not label.applied_version):
             await self.store.delete(label.entry, actor="trainer", expected_version=current.version)
-            return
-        kept = tuple(q for q in current.questions if q not in label.texts)
+            return ""
+        kept = tuple(q for q in current.questions if q not in added)
+        if not kept:
+            if label.new_entry is not None:  # edited, but none of its forms was anyone else's
+                await self.store.delete(label.entry, actor="trainer", expected_version=current.version)
+                return ""
+            return f"entry {label.entry} left as it is: it would have no question forms"
         if kept != current.questions:
             await self.store.save(replace(current, questions=kept), actor="trainer", expected_version=current.version)
+        if label.new_entry is not None:
+            return f"entry {label.entry} kept (edited since the approval); its forms from this label taken off"
+        before = len(label.texts) - len(added)
+        return f"{before} form(s) the entry had before kept" if before else ""

@@ -104,7 +104,7 @@ async def test_a_label_from_the_api_is_approved_as_made_and_in_the_trail(api: Ha
     resp = await c.post("/api/kb/labels", json={"kind": "entry", "texts": ["能开专票吗"], "entry": "invoice"}, headers=WRITE)
     body = await resp.json()
     assert resp.status == 201 and body["status"] == "approved" and body["turns_marked"] == 1
-    assert body["entry_saved"] == {"id": "invoice", "version": 2, "questions": 3}
+    assert body["entry_saved"] == {"id": "invoice", "version": 2, "questions": 3, "added": ["能开专票吗"]}
     trail = await kb.trail.of([body["id"]])
     assert [(e.by, e.action, e.after) for e in trail[body["id"]]] == [("api", "labelled", "entry invoice · approved")]
     none = await c.post("/api/kb/labels", json={"kind": "no_answer", "texts": ["你们老板是谁"]}, headers=WRITE)

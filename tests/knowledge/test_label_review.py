@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +88,34 @@ async def test_a_new_entry_label_creates_the_entry_on_approval_and_a_revert_dele
     await review.revert(made.label.id, by="rex")
     with pytest.raises(UnknownEntry):
         await review.store.get("warehouse")
+
+
+async def test_a_revert_takes_back_only_what_the_approval_added(review: LabelReview) -> None:
+    # One of the group's sentences was already a form of the entry before the label:
+    # the revert must not take it off.
+    made = await review.label({"kind": "entry", "texts": ["你们几点上班？", *ASKED], "entry": "hours"}, by="tina", proposed=True)
+    approved = await review.approve(made.label.id, by="rex")
+    assert approved.added == tuple(ASKED)
+    await review.revert(made.label.id, by="rex")
+    assert (await review.store.get("hours")).questions == ("你们几点上班？", "When are you open?")
+    trail = (await review.trail.of([made.label.id]))[made.label.id]
+    assert trail[-1].after == f"{REVERTED} · 1 form(s) the entry had before kept"
+
+
+async def test_a_created_entry_someone_edited_since_is_kept_without_the_labels_forms(review: LabelReview) -> None:
+    body = {"kind": "entry", "texts": ["仓库在哪"], "entry": "warehouse",
+            "new_entry": {"title": "仓库", "questions": ["仓库在哪"], "answers": {"zh": "在苏州。"}}}
+    made = await review.label(body, by="tina", proposed=True)
+    await review.approve(made.label.id, by="rex")
+    entry = await review.store.get("warehouse")
+    # An editor adds a form by hand after the approval.
+    await review.store.save(replace(entry, questions=(*entry.questions, "Where is your warehouse?")), actor="ann",
+                            expected_version=entry.version)
+    await review.revert(made.label.id, by="rex")
+    kept = await review.store.get("warehouse")
+    assert kept.questions == ("Where is your warehouse?",) and kept.answers["zh"].short == "在苏州。"
+    trail = (await review.trail.of([made.label.id]))[made.label.id]
+    assert "kept (edited since the approval)" in trail[-1].after
 
 
 @pytest.mark.parametrize("body, field", [
