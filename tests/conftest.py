@@ -17,7 +17,7 @@ from aiohttp.test_utils import TestServer
 from bot.app import build_app
 from bot.config import settings_from_mapping
 from channels.wechat.fake_api import FakeWeChatAPI
-from tests.harness import Harness, gateway_config
+from tests.harness import Harness, forget_served_apps, gateway_config
 from tests.services import mongo_server, redis_server
 
 # The real Rasa server: one per test process, whichever packages use it.
@@ -41,6 +41,14 @@ def blockbuster(request: pytest.FixtureRequest) -> Iterator[BlockBuster | None]:
             if func in bb.functions:
                 bb.functions[func].can_block_in("redis/utils.py", {"get_lib_version"})
         yield bb
+
+
+@pytest.fixture(autouse=True)
+def served_apps_forgotten() -> Iterator[None]:
+    """Each test's apps are freed when it ends, not kept by aiohttp's middleware cache
+    for the rest of the run (see :func:`tests.harness.forget_served_apps`)."""
+    yield
+    forget_served_apps()
 
 
 @pytest.fixture(scope="session")

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Callable
-from functools import cache
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -31,17 +30,21 @@ def cjk(text: str) -> list[str]:
     return [c for c in text if unicodedata.name(c, "").startswith("CJK UNIFIED")]
 
 
-@cache
-def _engine(settings: SpeechSettings) -> Engine:
-    return load_engine(settings)
-
-
 @pytest.fixture(scope="module")
-def engine_for(settings_for: Callable[..., SpeechSettings]) -> Callable[..., Engine]:
-    def get(**overrides: object) -> Engine:
-        return _engine(settings_for(**overrides))
+def engine_for(settings_for: Callable[..., SpeechSettings]) -> Iterator[Callable[..., Engine]]:
+    """Each engine loaded once for this module, and let go when the module is done (a
+    module-level cache kept every model these tests load, 2.2 GB, for the rest of a
+    whole-suite run)."""
+    engines: dict[SpeechSettings, Engine] = {}
 
-    return get
+    def get(**overrides: object) -> Engine:
+        settings = settings_for(**overrides)
+        if settings not in engines:
+            engines[settings] = load_engine(settings)
+        return engines[settings]
+
+    yield get
+    engines.clear()
 
 
 @pytest.mark.parametrize("name", ["en.amr", "en.silk", "en.wav"])
