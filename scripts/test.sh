@@ -12,20 +12,29 @@ for part in speech nlu email compose browser; do
   fi
 done
 # Paths given: one pytest run over them. Otherwise one pytest process per test folder, so
-# that what a folder's gateways and models leave in memory is returned before the next
-# (a whole-suite run in one process grew to 15 GB and was OOM-killed at 91 %).
+# that what a folder's gateways and models leave in memory is returned before the next,
+# except that the folders which talk to the real Rasa server share one process: the
+# server starts once per process (tests/rasa.py), and each start costs about 40 s.
 # (A path is an argument naming a file or folder, with or without a ``::test`` suffix; an
 # option's value such as ``-p no:cacheprovider`` is not one.)
 for arg in "$@"; do
   case "$arg" in -*) continue ;; esac
   if [ -e "${arg%%::*}" ]; then exec python -m pytest -q "$@"; fi
 done
-failed=()
+with_rasa=()
+runs=()
 for dir in tests/*/; do
   ls "$dir"test_*.py >/dev/null 2>&1 || continue
-  echo "== $dir"
-  python -m pytest -q "$@" "$dir" || { rc=$?; [ "$rc" = 5 ] || failed+=("$dir"); }
+  if grep -q "rasa_url" "$dir"*.py; then with_rasa+=("$dir"); else runs+=("$dir"); fi
 done
+failed=()
+run() {
+  echo "== $*"
+  python -m pytest -q "${options[@]}" "$@" || { rc=$?; [ "$rc" = 5 ] || failed+=("$*"); }
+}
+options=("$@")
+[ ${#with_rasa[@]} -gt 0 ] && run "${with_rasa[@]}"
+for dir in "${runs[@]}"; do run "$dir"; done
 if [ ${#failed[@]} -gt 0 ]; then
   echo "failed in: ${failed[*]}" >&2
   exit 1
