@@ -6,15 +6,20 @@ the conversation through the WeChat webhook is in test_clarify_conversation.py.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 import re
 import subprocess
 import sys
+from collections.abc import Sequence
 
 import pytest
 
-from bot.conversation.state import ConversationState, KnowledgeOffer
+from bot.conversation.state import ConversationState, FormState, KnowledgeOffer
+from bot.messages import InboundMessage, MessageKind
+from bot.routing import Reply, Skill, SkillRouter, Turn
+from bot.templates import Templates
 from knowledge.clarify import NEITHER, pick
 from knowledge.encoder import UniversalSentenceEncoder
 from knowledge.evaluation import DEMO_BASE, Labelled, Outcome, build_index, decide, score
@@ -102,3 +107,28 @@ def test_kb_test_reports_the_clarified_questions() -> None:
     clarified, questions, right, answerable = map(int, m.groups())
     assert questions == 233 and 0 < right <= answerable <= clarified
     assert "'怎么申请发票': expected invoice-request, answered None (best invoice-request 1.105; offered invoice-request, invoice-change)" in proc.stdout
+
+
+class _Offering(Skill):
+    """Stands in for KnowledgeFirst's clarifying question."""
+
+    name = "offering"
+
+    def accepts(self, turn: Turn) -> bool:
+        return True
+
+    async def handle(self, turn: Turn) -> Sequence[Reply]:
+        assert turn.state is not None
+        turn.state.offer = KnowledgeOffer(["a", "b"], ["A", "B"], turn.text, turn.message.timestamp)
+        return (Reply(text="which one?"),)
+
+
+async def test_a_choice_offered_during_an_open_form_comes_without_the_form_reminder() -> None:
+    """One question at a time: the form's reminder waits for a later turn."""
+    templates = await asyncio.to_thread(Templates)  # reads the template files
+    state = ConversationState("wechat:demo:o1", "c1", "wechat", "demo", "o1")
+    state.form = FormState("repair_report", asking="address", prompt="error")  # any template
+    message = InboundMessage("wechat", "demo", "o1", "wechat:demo:o1", MessageKind.TEXT, "m1", 1.0, text="怎么申请发票")
+    replies = await SkillRouter([[_Offering()]], templates).route(Turn(message, "zh", message.text, state=state))
+    assert [r.text for r in replies] == ["which one?"]
+    assert state.form.paused and not state.form.reminded
