@@ -117,7 +117,9 @@ class SkillRouter:
         if state is None or form is None or form.last_turn == turn.message.key:
             return ()  # no form, or the form took the turn itself
         form.paused = True
-        if not remind or form.reminded or not form.prompt or not state.bot_active or state.awaiting:
+        # A skill's own open question (an awaited number, a choice of knowledge entries
+        # offered) comes first: one question at a time.
+        if not remind or form.reminded or not form.prompt or not state.bot_active or state.awaiting or state.offer:
             return ()
         form.reminded = True
         question = self.templates.render(form.prompt, turn.language, slots=form.slots)

@@ -117,6 +117,9 @@ def default_skills(ctx: SkillContext) -> list[list[Skill]]:
         business = [kb.answering_unsure_questions(s, t) for s in business]
     groups: list[list[Skill]] = [
         [waiting],
+        # A pick from the close entries the bot just offered ("2"): the bot's own last
+        # question, so before an open form's (which would read "2" as its answer).
+        *([[kb.choice(t)]] if kb else []),
         [  # an open form (or the self-check it offered) takes the answer to its own question first
             *([SelfCheckAnswer(t, svc.tickets, repair, svc.notifier)] if repair else []),
             repair_form,

@@ -49,6 +49,8 @@ def register(subparsers: Any) -> None:
     test.add_argument("--date", help="answer as on this day, YYYY-MM-DD (entries have validity dates)")
     test.add_argument("--sweep", action="store_true", help="also print the figures over a range of thresholds")
     test.add_argument("--errors", action="store_true", help="list the questions answered wrongly or not at all")
+    test.add_argument("--offer-floor", type=float, help="the score an entry needs to be offered in a clarifying "
+                      "question beside an unsure best one (default: the threshold)")
     test.add_argument("--folds", type=int, default=0,
                       help="also choose threshold and margin on all folds but one and score the one left out, in turn")
     test.set_defaults(func=cmd_test)
@@ -124,7 +126,7 @@ def cmd_test(args: argparse.Namespace) -> int:
         vectors = encoder.encode_blocking([item.question for item in labelled])
     finally:
         encoder.close()
-    tuning = Tuning()
+    tuning = Tuning() if args.offer_floor is None else Tuning(offer_floor=args.offer_floor)
     outcomes = run(index, labelled, vectors, tuning, day)
     s = score(outcomes)
     answered_for = {item.entry for item in labelled if item.entry}
@@ -134,6 +136,10 @@ def cmd_test(args: argparse.Namespace) -> int:
     print(f"answer accuracy     {s.accuracy:7.1%}  ({s.correct}/{s.answerable} answerable questions answered right)")
     print(f"confident wrong     {s.confident_wrong_rate:7.1%}  ({s.confident_wrong}/{s.questions} questions answered wrongly)")
     print(f"no-answer recall    {s.no_answer_recall:7.1%}  ({s.silent_unanswerable}/{s.unanswerable} left to the fallback)")
+    # A clarification is no answer: the figures above count it as left to the fallback.
+    print(f"clarified           {s.clarified / s.questions if s.questions else 0.0:7.1%}  ({s.clarified}/{s.questions} questions "
+          f"offered a choice instead; the right entry among those offered for {s.clarified_right}/{s.clarified_answerable} "
+          f"answerable ones, offer floor {tuning.offer_floor})")
     if args.sweep:
         print(f"\n{'threshold':>9} {'accuracy':>9} {'conf.wrong':>10} {'no-answer':>9}")
         for threshold, row in sweep(index, labelled, vectors, replace(tuning), day, default_thresholds()):
@@ -145,7 +151,7 @@ def cmd_test(args: argparse.Namespace) -> int:
         for o in outcomes:
             if o.answered != o.labelled.entry:
                 print(f"{o.labelled.question!r}: expected {o.labelled.entry}, answered {o.answered} "
-                      f"(best {o.best} {o.score:.3f})")
+                      f"(best {o.best} {o.score:.3f}" + (f"; offered {', '.join(o.offered)})" if o.offered else ")"))
     return 0
 
 

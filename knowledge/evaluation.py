@@ -11,6 +11,11 @@ threshold and margin) or stays silent (the bot's fallback). Three figures:
   misled by, so it is the figure to keep low (target under 2%);
 * no-answer recall: of the questions without an answer, the share left to the fallback.
 
+Beside them, ``clarified``: the questions that get no answer but a choice between two
+or three close entries (the bot asks which one was meant). A clarification is no
+answer, so the three figures count it as left to the fallback, as before; it is
+reported with how often the right entry is among the ones offered.
+
 The run is in memory (entries parsed and encoded here), so it needs no database and
 gives the same numbers wherever it runs.
 
@@ -64,12 +69,14 @@ class Outcome:
     best: str | None
     score: float
     lead: float = 0.0  # over the best competing entry
+    offered: tuple[str, ...] = ()  # the entries the customer is asked to choose from
 
 
 def decide(outcome: Outcome, tuning: Tuning) -> Outcome:
-    """The same search outcome under another threshold and margin (no new search)."""
+    """The same search outcome under another threshold and margin (no new search); the
+    offered choices belong to the search's own settings, so they are dropped here."""
     answered = outcome.best if outcome.best is not None and tuning.accepts(outcome.score, outcome.lead) else None
-    return replace(outcome, answered=answered)
+    return replace(outcome, answered=answered, offered=())
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +87,9 @@ class Scores:
     correct: int
     confident_wrong: int
     silent_unanswerable: int
+    clarified: int = 0  # questions offered a choice instead of an answer
+    clarified_answerable: int = 0  # of those, the ones the base can answer
+    clarified_right: int = 0  # of those, the ones offered with their right entry
 
     @property
     def accuracy(self) -> float:
@@ -129,7 +139,7 @@ def run(
         found = index.search(item.question, vector, tuning, day=day)
         best = found.best
         out.append(Outcome(item, found.answer.id if found.answer else None, best.entry.id if best else None,
-                           best.score if best else 0.0, found.lead))
+                           best.score if best else 0.0, found.lead, tuple(m.entry.id for m in found.choices)))
     return out
 
 
@@ -143,6 +153,9 @@ def score(outcomes: Sequence[Outcome]) -> Scores:
         correct=sum(1 for o in answerable if o.answered == o.labelled.entry),
         confident_wrong=sum(1 for o in outcomes if o.answered is not None and o.answered != o.labelled.entry),
         silent_unanswerable=sum(1 for o in unanswerable if o.answered is None),
+        clarified=sum(1 for o in outcomes if o.offered),
+        clarified_answerable=sum(1 for o in answerable if o.offered),
+        clarified_right=sum(1 for o in answerable if o.labelled.entry in o.offered),
     )
 
 

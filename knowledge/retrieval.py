@@ -71,10 +71,20 @@ class Tuning:
     margin: float = 0.11
     lexical_weight: float = 0.4
     product_boost: float = 0.15
+    # A best entry that clears the threshold but not the margin is offered with the
+    # entries within the margin of it that score at least this much: the customer picks
+    # (a clarifying question, see knowledge/skill.py). The threshold's own value: on the
+    # demo set (knowledge/README.md) a lower bar of 0.50 offers 5 more choices with 3
+    # more right entries among them, for entries the bot would not answer with alone.
+    offer_floor: float = 0.60
 
     def accepts(self, score: float, lead: float) -> bool:
         """Whether a best entry with this score and lead over the runner-up is answered."""
         return score >= self.threshold and lead >= self.margin
+
+    def offers(self, best: float, other: float) -> bool:
+        """Whether an entry scoring ``other`` is offered beside an unsure best one."""
+        return best >= self.threshold and other >= self.offer_floor and best - other < self.margin
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +102,9 @@ class Found:
     matches: tuple[Match, ...]
     confident: bool
     lead: float = 0.0  # the best score minus the best competing entry's
+    # When not confident: the close entries to let the customer choose from, best
+    # first (two or three, else none).
+    choices: tuple[Match, ...] = ()
 
     @property
     def best(self) -> Match | None:
@@ -240,7 +253,21 @@ class KnowledgeIndex:
             return Found((), False)
         runner_up = self._runner_up(top, focus)
         lead = matches[0].score - (float(score[runner_up]) if runner_up is not None else 0.0)
-        return Found(matches, tuning.accepts(matches[0].score, lead), lead)
+        if tuning.accepts(matches[0].score, lead):
+            return Found(matches, True, lead)
+        return Found(matches, False, lead, self._choices(matches, top, focus, tuning))
+
+    def _choices(self, matches: tuple[Match, ...], top: npt.NDArray[np.int64], focus: frozenset[str], tuning: Tuning) -> tuple[Match, ...]:
+        """The best entry and the competing ones close to it, when there are any; an
+        entry only about other products than the ones in focus is no choice (see
+        :meth:`_runner_up`)."""
+        best = matches[0]
+        mine = bool(self.models[top[0]] & focus)
+        close = [
+            m for m, i in zip(matches[1:], top[1:])
+            if tuning.offers(best.score, m.score) and not (mine and self.models[i] and not self.models[i] & focus)
+        ]
+        return (best, *close[:2]) if close else ()
 
     def products_matter(self, text: str, found: Found) -> bool:
         """Whether the customer's products could change this search's outcome."""

@@ -22,6 +22,7 @@ from bot.routing import Skill, Turn
 from bot.templates import Templates
 from bot.conversation.handoff import Handoff
 from bot.store import MessageStore
+from knowledge.clarify import ChosenAnswer
 from knowledge.containment import UNANSWERED, KnowledgeAnswers, Sources
 from knowledge.customer import CustomerFacts
 from knowledge.encoder import UniversalSentenceEncoder
@@ -80,6 +81,10 @@ class Knowledge:
     def rejection(self, templates: Templates) -> Skill:
         return RejectedAnswer(self.missed, templates)
 
+    def choice(self, templates: Templates) -> Skill:
+        """Takes the customer's pick from a clarifying question (first, after the queue)."""
+        return ChosenAnswer(self.store, self.answers, self.customers, self.missed, templates)
+
     async def close(self) -> None:
         await self.retriever.close()
         self.encoder.close()
@@ -95,6 +100,7 @@ def tuning_from(section: dict[str, Any]) -> Tuning:
         margin=float(section.get("margin", defaults.margin)),
         lexical_weight=float(section.get("lexical_weight", defaults.lexical_weight)),
         product_boost=float(section.get("product_boost", defaults.product_boost)),
+        offer_floor=float(section.get("offer_floor", defaults.offer_floor)),
     )
 
 

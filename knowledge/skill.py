@@ -7,6 +7,11 @@ first). On a turn it is meant for, it looks the question up; when an entry clear
 the customer's detail preference, names the entry and offers a human. Otherwise the
 wrapped skill answers as it always does, and the turn is kept for the trainer.
 
+:class:`KnowledgeFirst` on a last-resort turn (``reason`` set) whose best entry clears
+the threshold but leads the next ones by less than the margin asks instead which of the
+close entries was meant, numbered; :class:`knowledge.clarify.ChosenAnswer` takes the
+reply. Every other skill's turn drops the offer (:class:`Watched` wraps them all).
+
 :class:`RejectedAnswer` takes "不是这个" / "that didn't help" right after a knowledge
 answer: the rejection is kept for the trainer (with the entry and the question it
 answered) and the customer is offered a human or a rephrase.
@@ -19,11 +24,13 @@ import re
 from collections.abc import Callable, Sequence
 
 from bot.conversation.questions import is_question
+from bot.conversation.state import ConversationState, KnowledgeOffer
 from bot.routing import Reply, Skill, Turn
 from bot.templates import Templates
 from knowledge.containment import KnowledgeAnswers
 from knowledge.customer import CustomerFacts
 from knowledge.encoder import reusable
+from knowledge.entry import Entry
 from knowledge.missed import MissedTurn, MissedTurns
 from knowledge.retrieval import Retriever
 
@@ -31,8 +38,10 @@ log = logging.getLogger(__name__)
 
 #: NLU outcomes the knowledge base may answer: nothing a business skill owns.
 UNOWNED = frozenset({"out_of_scope", "nlu_fallback", ""})
-#: How long after an answer "not this" still refers to it.
+#: How long after an answer "not this" still refers to it (and a choice offered stands).
 REJECT_WINDOW_S = 15 * 60
+#: The skill that takes the customer's pick from a choice offered (knowledge.clarify).
+CHOICE = "knowledge_choice"
 
 _REJECTION = re.compile(
     r"不是这个|不是我要的|不是我问的|答非所问|没用|没有用|没帮助|没帮上|不对|说的不对|不是这样"
@@ -97,22 +106,41 @@ class KnowledgeFirst(Skill):
             state.answered_entry, state.answered_question, state.answered_at = "", "", 0.0
             best = found.best
             if not self.reason:
+                # A business skill's turn: it acts as before (no choice offered in its stead).
                 return await self.otherwise.handle(turn)
+            if found.choices:
+                # Two or three entries are close: asking beats the fallback, and is no answer.
+                choices = [m.entry for m in found.choices]
+                titles = [e.label(turn.language) for e in choices]
+                state.offer = KnowledgeOffer([e.id for e in choices], titles, turn.text, turn.message.timestamp)
+                log.info("knowledge choice of %d entries (best %.3f, lead %.3f) on %s",
+                         len(choices), found.choices[0].score, found.lead, turn.message.key)
+                return (Reply(text=self.templates.render("knowledge_choice", turn.language, titles=titles)),)
             await self.missed.add(MissedTurn(
                 reason=self.reason, text=turn.text, language=turn.language, conversation=state.conversation,
                 intent=turn.intent, confidence=turn.nlu.confidence if turn.nlu else 0.0,
                 best=best.entry.id if best else "", score=best.score if best else 0.0,
             ))
             return await self.otherwise.handle(turn)
-        state.fallback_count = 0
-        state.small_talk_count = 0
-        state.answered_entry, state.answered_question, state.answered_at = entry.id, turn.text, turn.message.timestamp
-        await self.answers.add(entry=entry.id, conversation=state.conversation)
         log.info("knowledge answer %s v%d (score %.3f) on %s", entry.id, entry.version, found.matches[0].score, turn.message.key)
-        answer = entry.answer(turn.language)
-        # The customer's detail preference is read only when it makes a difference.
-        text = answer.short if answer.short == answer.full else answer.text(await self.customers.detail(turn.message))
-        return (Reply(text=self.templates.render("knowledge_answer", turn.language, answer=text, source=entry.label(turn.language))),)
+        return await answer_with(entry, turn, state, self.answers, self.customers, self.templates)
+
+
+async def answer_with(
+    entry: Entry, turn: Turn, state: ConversationState, answers: KnowledgeAnswers, customers: CustomerFacts,
+    templates: Templates, *, question: str = "",
+) -> Sequence[Reply]:
+    """``entry``'s answer as a knowledge answer: counted, remembered for "不是这个"
+    (against ``question``, by default the turn's text), short or full by the customer's
+    detail preference, with the entry named and a human offered."""
+    state.fallback_count = 0
+    state.small_talk_count = 0
+    state.answered_entry, state.answered_question, state.answered_at = entry.id, question or turn.text, turn.message.timestamp
+    await answers.add(entry=entry.id, conversation=state.conversation)
+    answer = entry.answer(turn.language)
+    # The customer's detail preference is read only when it makes a difference.
+    text = answer.short if answer.short == answer.full else answer.text(await customers.detail(turn.message))
+    return (Reply(text=templates.render("knowledge_answer", turn.language, answer=text, source=entry.label(turn.language))),)
 
 
 class RejectedAnswer(Skill):
@@ -160,6 +188,8 @@ class Watched(Skill):
     async def handle(self, turn: Turn) -> Sequence[Reply]:
         state = turn.state
         was_bot = state is not None and state.bot_active
+        if state is not None and self.skill.name != CHOICE:
+            state.offer = None  # a choice offered stands for the next turn only
         replies = await self.skill.handle(turn)
         if state is None or not turn.text.strip():
             return replies

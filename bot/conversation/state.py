@@ -41,6 +41,18 @@ class FormState:
 
 
 @dataclass
+class KnowledgeOffer:
+    """Close knowledge entries the bot asked the customer to choose between (a
+    clarifying question): their ids and the titles shown, in the order numbered, the
+    question asked and when."""
+
+    entries: list[str]
+    titles: list[str]
+    question: str
+    at: float
+
+
+@dataclass
 class ConversationState:
     conversation: str
     customer: str
@@ -76,6 +88,9 @@ class ConversationState:
     answered_entry: str = ""
     answered_question: str = ""
     answered_at: float = 0.0
+    # The choice the bot offered on the last turn, so that "2" next picks from it (it
+    # lapses on any other turn, see knowledge.skill).
+    offer: KnowledgeOffer | None = None
     # While waiting for a person: the customer was told so (once per wait).
     told_waiting: bool = False
     updated_at: float = 0.0
@@ -94,10 +109,12 @@ class ConversationState:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ConversationState:
         form = data.pop("form", None)
+        offer = data.pop("offer", None)
         hints = data.pop("reply_hints", None) or ()
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         return cls(
-            **known, form=FormState(**form) if form else None, reply_hints=tuple((str(k), str(v)) for k, v in hints)
+            **known, form=FormState(**form) if form else None, offer=KnowledgeOffer(**offer) if offer else None,
+            reply_hints=tuple((str(k), str(v)) for k, v in hints),
         )
 
 

@@ -27,14 +27,19 @@ async def kb_bot(
     redis: Any, aiohttp_client: Any, fake_wechat: tuple[FakeWeChatAPI, TestServer], redis_url: str, mongo_url: str,
     rasa_url: str, tmp_path: Path,  # noqa: F811
 ) -> Harness:
-    config = tmp_path / "kefu.yml"
-    config.write_text(yaml.safe_dump({"redis_url": redis_url, "mongo_url": mongo_url}), encoding="utf-8")
-    # The operator's command, in a thread: it runs its own event loop.
-    code = await asyncio.to_thread(kefu, ["--config", str(config), "kb", "import", str(FIXTURES / "warranty.md"), "--no-progress"])
+    code = await kb_import(FIXTURES / "warranty.md", tmp_path, redis_url, mongo_url)
     assert code == 1  # the fixture's entry without an answer is reported; the others load
     assert await (await _db(mongo_url)).count_documents({}) == 5
     await _warm(rasa_url)
     return await make_gateway(aiohttp_client, fake_wechat, redis_url, mongo_url, [rasa_url], workers=2)
+
+
+async def kb_import(base: Path, tmp_path: Path, redis_url: str, mongo_url: str) -> int:
+    """``kefu kb import`` of ``base``, as an operator runs it; its exit code."""
+    config = tmp_path / "kefu.yml"
+    config.write_text(yaml.safe_dump({"redis_url": redis_url, "mongo_url": mongo_url}), encoding="utf-8")
+    # The operator's command, in a thread: it runs its own event loop.
+    return await asyncio.to_thread(kefu, ["--config", str(config), "kb", "import", str(base), "--no-progress"])
 
 
 async def _warm(rasa_url: str) -> None:
