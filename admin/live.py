@@ -44,6 +44,8 @@ log = logging.getLogger(__name__)
 QUEUE_DEPTH = 256  # frames a queue-fed page (see stream()) may have waiting
 INBOX_BATCH_S = 0.25  # queue rows reach inbox pages at most this late, gathered into one write
 HEARTBEAT_S = 15.0  # a comment line keeps proxies from closing a quiet stream
+#: How far the web processes' clocks may differ when a page's render time is compared.
+CATCH_UP_SLACK_S = 1.0
 MAX_UNSENT = 256 * 1024  # bytes a page may leave unread before its stream is ended
 
 
@@ -181,6 +183,11 @@ class LiveHub:
         self._flush: asyncio.TimerHandle | None = None
         self._heartbeat: asyncio.TimerHandle | None = None
         self.watches: dict[str, ChannelWatch] = {}
+        # Wall-clock times (a page's render time comes from any web process of the host):
+        # since when this process has been subscribed without a gap, and when it last
+        # relayed a conversation event (see :meth:`catch_up`).
+        self.listening_since = 0.0
+        self.relayed_at = 0.0
 
     def watch(self, watch: ChannelWatch) -> None:
         """Relay ``watch.channel`` too; before the first page opens."""
@@ -247,6 +254,19 @@ class LiveHub:
         if self._heartbeat is None:
             self._heartbeat = asyncio.get_running_loop().call_later(HEARTBEAT_S, self._ping)
 
+    def catch_up(self, stream: PageStream, rendered_at: float) -> None:
+        """Tell a page whose stream opened only now to re-read what it shows, if it may
+        have missed something since it was rendered at ``rendered_at``: an event was relayed
+        meanwhile (before its stream was attached), or this process was not subscribed then
+        (its idle unsubscription, a Redis outage). Events are not replayed; the page's own
+        catch-up (the same as after a reconnect) is one read. Clocks of the host's web
+        processes may differ a little, hence the slack."""
+        if rendered_at <= 0:
+            return  # a stream opened without a page (a script): nothing to catch up
+        since = rendered_at - CATCH_UP_SLACK_S
+        if self.relayed_at >= since or self.listening_since >= since:
+            self._send([stream], Frame({"type": "resync", "sent_at": time.time()}).encode())
+
     def detach(self, stream: PageStream) -> None:
         stream.end()
         if not stream.conversation:
@@ -280,6 +300,7 @@ class LiveHub:
             pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(self.channel, *self.watches)
+                self.listening_since = time.time()
                 self.ready.set()
                 if lost:
                     # Events published while this process was not subscribed are gone:
@@ -301,6 +322,7 @@ class LiveHub:
                     except (ValueError, KeyError, TypeError) as exc:
                         log.warning("console live: unreadable event dropped (%s)", exc)
                         continue
+                    self.relayed_at = time.time()
                     await self.relay(event)
             except asyncio.CancelledError:
                 raise

@@ -8,6 +8,7 @@ the user's own language (:mod:`admin.i18n`).
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -77,6 +78,7 @@ class Pages:
             csrf=session.csrf if session is not None else "",
             flash=flash,
             path=request.path,
+            rendered_at=time.time(),  # live pages ask their stream for what came after it
             **context,
         )
         return web.Response(text=html, status=status, content_type="text/html", headers=HEADERS)

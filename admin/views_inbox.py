@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from datetime import datetime
 from typing import Any
@@ -59,11 +60,22 @@ async def events(request: web.Request) -> web.StreamResponse:
         return response  # the page went away meanwhile
     stream = PageStream(conversation, tz, transport, chunked=response.chunked)
     c.hub.attach(stream)
+    c.hub.catch_up(stream, _rendered_at(request))
     try:
         await stream.ended
     finally:
         c.hub.detach(stream)
     return response
+
+
+def _rendered_at(request: web.Request) -> float:
+    """When the page that opens the stream was rendered (``since``, seconds since the
+    epoch); 0 when absent or not a time."""
+    try:
+        since = float(request.query.get("since", "0")[:32])
+    except ValueError:
+        return 0.0
+    return since if math.isfinite(since) and since > 0 else 0.0
 
 
 async def _conversation_or_404(request: web.Request) -> Any:

@@ -28,7 +28,11 @@
 
   // Events published while a page was disconnected are not replayed: after a reconnect
   // the page catches up from the server (onResume).
+  // `since`: when the server rendered this page; the stream tells the page to catch up
+  // if something happened between that and the stream's opening.
   function connect(url, handlers, onResume) {
+    const rendered = document.body.dataset.rendered;
+    if (rendered) url += (url.includes("?") ? "&" : "?") + "since=" + encodeURIComponent(rendered);
     const source = new EventSource(url);
     let lost = false;
     source.onopen = () => {

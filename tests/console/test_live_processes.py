@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import re
 from typing import Any
 
 import aiohttp
@@ -55,3 +57,51 @@ async def test_pages_are_told_to_resync_after_the_subscription_was_lost(rig: Con
     await ask_for_a_person(rig)  # and live events flow again
     assert (await inbox.next(where=lambda e: e["owner"] == "queue"))["conversation"] == CID
     inbox.close()
+
+
+RENDERED = re.compile(r'data-rendered="([0-9.]+)"')
+
+
+async def test_a_page_whose_stream_opens_late_is_told_to_catch_up(rig: ConsoleRig) -> None:
+    alice = await rig.person("alice")
+    await rig.console.hub.ready.wait()
+    # The page is rendered; its stream opens only after a customer joined the queue (the
+    # browser was still loading the script): the event went out before the page listened.
+    page = await (await alice.get("/admin/inbox")).text()
+    match = RENDERED.search(page)
+    assert match is not None and CID not in page
+    before = rig.console.hub.relayed_at
+    await ask_for_a_person(rig)
+    await wait_relayed(rig, before)
+    late = await EventReader.open(alice.http, rig.base + "/admin/events?since=" + match.group(1))
+    assert (await late.next())["type"] == "resync"  # the page re-reads the queue
+    late.close()
+
+    # A page rendered after the last event has nothing to catch up: no resync, the next
+    # event is the next real one.
+    page = await (await alice.get("/admin/inbox")).text()
+    match = RENDERED.search(page)
+    assert match is not None and CID in page
+    await asyncio.sleep(1.2)  # past the allowance for clocks of other web processes
+    page = await (await alice.get("/admin/inbox")).text()
+    match = RENDERED.search(page)
+    assert match is not None
+    fresh = await EventReader.open(alice.http, rig.base + "/admin/events?since=" + match.group(1))
+    await ask_for_a_person(rig, "oOther")
+    assert (await fresh.next())["owner"] == "queue"
+    fresh.close()
+
+    # Junk in `since` is ignored, never an error.
+    for junk in ("nan", "inf", "-5", "yesterday", "9" * 400):
+        resp = await alice.get("/admin/events?since=" + junk, headers={"Accept": "text/event-stream"})
+        assert resp.status == 200
+        resp.close()
+
+
+async def wait_relayed(rig: ConsoleRig, before: float) -> None:
+    """Until the console's hub has relayed an event after ``before`` (it comes through Redis)."""
+    for _ in range(250):
+        if rig.console.hub.relayed_at > before:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("the hub never relayed the event")
