@@ -25,6 +25,7 @@ import contextlib
 import json
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Protocol
@@ -44,8 +45,8 @@ log = logging.getLogger(__name__)
 QUEUE_DEPTH = 256  # frames a queue-fed page (see stream()) may have waiting
 INBOX_BATCH_S = 0.25  # queue rows reach inbox pages at most this late, gathered into one write
 HEARTBEAT_S = 15.0  # a comment line keeps proxies from closing a quiet stream
-#: How far the web processes' clocks may differ when a page's render time is compared.
-CATCH_UP_SLACK_S = 1.0
+#: Conversations whose last event time is kept for pages that open late (:meth:`LiveHub.catch_up`).
+RECENT_CONVERSATIONS = 4096
 MAX_UNSENT = 256 * 1024  # bytes a page may leave unread before its stream is ended
 
 
@@ -183,11 +184,13 @@ class LiveHub:
         self._flush: asyncio.TimerHandle | None = None
         self._heartbeat: asyncio.TimerHandle | None = None
         self.watches: dict[str, ChannelWatch] = {}
-        # Wall-clock times (a page's render time comes from any web process of the host):
-        # since when this process has been subscribed without a gap, and when it last
-        # relayed a conversation event (see :meth:`catch_up`).
+        # For pages whose stream opens after their render (:meth:`catch_up`), in wall-clock
+        # time as the page's render and the event's publisher saw it: since when this
+        # process has been subscribed without a gap, when the queue last changed, and when
+        # each recent conversation last had an event.
         self.listening_since = 0.0
-        self.relayed_at = 0.0
+        self.queue_changed_at = 0.0
+        self._recent: OrderedDict[str, float] = OrderedDict()
 
     def watch(self, watch: ChannelWatch) -> None:
         """Relay ``watch.channel`` too; before the first page opens."""
@@ -256,16 +259,28 @@ class LiveHub:
 
     def catch_up(self, stream: PageStream, rendered_at: float) -> None:
         """Tell a page whose stream opened only now to re-read what it shows, if it may
-        have missed something since it was rendered at ``rendered_at``: an event was relayed
-        meanwhile (before its stream was attached), or this process was not subscribed then
-        (its idle unsubscription, a Redis outage). Events are not replayed; the page's own
-        catch-up (the same as after a reconnect) is one read. Clocks of the host's web
-        processes may differ a little, hence the slack."""
+        have missed something since it was rendered at ``rendered_at``: an event about
+        what it shows (its conversation, or the queue for the inbox) was published after
+        that, or this process was not subscribed then (its idle unsubscription, a Redis
+        outage). Events are not replayed; the page's own catch-up (the same as after a
+        reconnect) is one read, and the page asks at most once in a while
+        (``console.js``), so a busy queue cannot keep an inbox reloading."""
         if rendered_at <= 0:
             return  # a stream opened without a page (a script): nothing to catch up
-        since = rendered_at - CATCH_UP_SLACK_S
-        if self.relayed_at >= since or self.listening_since >= since:
+        if stream.conversation:
+            changed = self._recent.get(stream.conversation, 0.0)
+        else:
+            changed = self.queue_changed_at
+        if changed > rendered_at or self.listening_since > rendered_at:
             self._send([stream], Frame({"type": "resync", "sent_at": time.time()}).encode())
+
+    def _seen(self, event: ConversationEvent) -> None:
+        if event.kind != "message" or event.owner == QUEUE:
+            self.queue_changed_at = max(self.queue_changed_at, event.at)
+        self._recent[event.conversation] = event.at
+        self._recent.move_to_end(event.conversation)
+        if len(self._recent) > RECENT_CONVERSATIONS:
+            self._recent.popitem(last=False)  # the oldest: its page would have opened long ago
 
     def detach(self, stream: PageStream) -> None:
         stream.end()
@@ -322,7 +337,7 @@ class LiveHub:
                     except (ValueError, KeyError, TypeError) as exc:
                         log.warning("console live: unreadable event dropped (%s)", exc)
                         continue
-                    self.relayed_at = time.time()
+                    self._seen(event)
                     await self.relay(event)
             except asyncio.CancelledError:
                 raise

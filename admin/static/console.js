@@ -29,10 +29,16 @@
   // Events published while a page was disconnected are not replayed: after a reconnect
   // the page catches up from the server (onResume).
   // `since`: when the server rendered this page; the stream tells the page to catch up
-  // if something happened between that and the stream's opening.
+  // if something happened between that and the stream's opening. Asked at most once in
+  // 10 s per tab, so that a busy queue cannot keep a page reloading.
+  function caughtUpAt() {
+    try { return parseFloat(sessionStorage.getItem("kefu-caught-up") || "0"); } catch (e) { return 0; }
+  }
   function connect(url, handlers, onResume) {
     const rendered = document.body.dataset.rendered;
-    if (rendered) url += (url.includes("?") ? "&" : "?") + "since=" + encodeURIComponent(rendered);
+    if (rendered && Date.now() - caughtUpAt() > 10000) {
+      url += (url.includes("?") ? "&" : "?") + "since=" + encodeURIComponent(rendered);
+    }
     const source = new EventSource(url);
     let lost = false;
     source.onopen = () => {
@@ -42,7 +48,12 @@
     };
     source.onerror = () => { lost = true; liveStatus(false); };
     // The server lost its own subscription for a while: catch up the same way.
-    if (onResume) source.addEventListener("resync", () => onResume());
+    if (onResume) {
+      source.addEventListener("resync", () => {
+        try { sessionStorage.setItem("kefu-caught-up", String(Date.now())); } catch (e) { /* private mode */ }
+        onResume();
+      });
+    }
     for (const [name, fn] of Object.entries(handlers)) {
       source.addEventListener(name, (e) => fn(JSON.parse(e.data)));
     }
