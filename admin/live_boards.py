@@ -50,6 +50,10 @@ OVERDUE_CHECK_S = 300.0
 #: How often an open schedule is read again without any write (digests fall due and go
 #: out, held messages are released, the renewal scan reminds; a new day begins).
 SCHEDULE_CHECK_S = 300.0
+#: How long the schedule gathers announcements: a campaign folds notifications into
+#: digests in batches of a thousand, and the calendar's counts (two aggregations over
+#: the week's digests and held messages) need not follow each batch.
+SCHEDULE_GATHER_S = 2.0
 #: The carrier chart's span.
 CHART_WEEKS = 12
 Loader = Callable[[], Awaitable[dict[str, Any]]]
@@ -97,9 +101,11 @@ class BoardWatch(GatheredWatch[Reader]):
 
     def __init__(
         self, name: str, channel: str, template: str, load: Loader, pages: Pages, *, every_s: float | None = None,
-        detail: Detail | None = None,
+        detail: Detail | None = None, gather_s: float | None = None,
     ) -> None:
         super().__init__()
+        if gather_s is not None:
+            self.gather_s = gather_s
         self.name = name
         self.channel = channel
         self.template = template
@@ -229,7 +235,7 @@ def watch_boards(
             return await schedule_days(svc, renewals, await zone(reader.time_zone))
 
         schedule = BoardWatch(SCHEDULE, SCHEDULE_CHANGED, "marketing/_schedule_board.html", lambda: schedule_settings(svc, renewals),
-                              pages, every_s=SCHEDULE_CHECK_S, detail=days)
+                              pages, every_s=SCHEDULE_CHECK_S, detail=days, gather_s=SCHEDULE_GATHER_S)
         hub.watch(schedule)
         hub.watch(Alias(LAYERS_CHANGED, schedule))
     if tickets is not None:
