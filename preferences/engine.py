@@ -164,6 +164,11 @@ class NotificationEngine:
                 IndexModel([("created_at", DESCENDING)]),
                 IndexModel([("topic", ASCENDING), ("created_at", DESCENDING)]),
                 IndexModel([("action", ASCENDING), ("created_at", DESCENDING)]),
+                # The drill-down by topic *and* outcome: the embedded server walks a
+                # compound index only when its leading fields are exactly the query's
+                # equalities; without this one it read every record of the period
+                # through the created_at index (1.4 s at 500,000 records).
+                IndexModel([("action", ASCENDING), ("topic", ASCENDING), ("created_at", DESCENDING)]),
                 IndexModel([("template", ASCENDING), ("created_at", DESCENDING)]),
             ]
         )
