@@ -448,6 +448,9 @@ def main() -> int:
         # records (minutes): with the default 20 s, the driver's heartbeat gives up on it
         # and cancels the build's own command.
         mongo_url += "&connectTimeoutMS=900000"
+        # A connection left idle through an index build and a checkpoint was found closed
+        # (broken pipe on the next insert_many, not retried with retryWrites=false).
+        mongo_url += "&maxIdleTimeMS=30000"
         try:
             rows = asyncio.run(measure(redis_url, mongo_url, args, commands))
         finally:
