@@ -93,9 +93,16 @@ class Commands(monitoring.CommandListener):
         self.timing = False  # while set, the longest command is kept
         self.longest: tuple[float, str] = (0.0, "")
         self.timed = 0
+        self._what: dict[int, str] = {}
 
     def started(self, event: monitoring.CommandStartedEvent) -> None:
         self.counts[event.command_name] += 1
+        if self.timing:
+            # What each command was (collection and filter fields), to name the longest.
+            cmd = event.command
+            what = cmd.get(event.command_name)
+            where = cmd.get("filter") or cmd.get("q") or {}
+            self._what[event.request_id] = f"{event.command_name} {what} {sorted(where) if isinstance(where, dict) else ''}"
 
     def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
         self._took(event)
@@ -104,9 +111,10 @@ class Commands(monitoring.CommandListener):
         self._took(event)
 
     def _took(self, event: monitoring.CommandSucceededEvent | monitoring.CommandFailedEvent) -> None:
+        what = self._what.pop(event.request_id, event.command_name)
         if self.timing:
             self.timed += 1
-            self.longest = max(self.longest, (event.duration_micros / 1000, event.command_name))
+            self.longest = max(self.longest, (event.duration_micros / 1000, what))
 
     def total(self) -> int:
         return sum(n for name, n in self.counts.items() if name not in ("hello", "isMaster", "ping", "endSessions"))
