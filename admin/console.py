@@ -71,7 +71,8 @@ def build_console(settings: ConsoleSettings, resolve: Callable[[], ConsoleDeps])
         watch_activity(hub, deps.preferences.activity if deps.preferences is not None else None)
         watch_boards(hub, pages, deps.skills.tickets if deps.skills is not None else None,
                      deps.preferences.rights if deps.preferences is not None else None,
-                     deps.skills.reviews if deps.skills is not None else None)
+                     deps.skills.reviews if deps.skills is not None else None,
+                     deps.preferences, deps.skills.renewals if deps.skills is not None else None)
         watch_trainer(hub, deps.knowledge)
         app[CONSOLE] = Console(
             settings=settings,

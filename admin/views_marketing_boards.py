@@ -13,15 +13,16 @@ from aiohttp import web
 
 from admin.live import stream
 from admin.live_activity import activity_watch
-from admin.live_boards import CARRIERS, DATA_REQUESTS, REPAIR, Reader, board_watch, carriers_board, data_requests_board, repair_board
+from admin.live_boards import (
+    CARRIERS, DATA_REQUESTS, REPAIR, SCHEDULE, Reader, board_watch, carrier_reviews, carriers_board, data_requests_board, repair_board,
+    schedule_days, schedule_settings,
+)
 from admin.marketing import prefs, skills
 from admin.roles import MARKETING
 from admin.state import ConsoleRoute, console, current_user
 from admin.zones import zone
 from preferences.activity import OUTCOMES, ActivityFilter
 from preferences.model import Topic
-from preferences.provenance import BUILTIN, DEFAULT, effective
-from preferences.store import DEFAULT_LAYER
 from webui.errors import NotFound
 
 DAY = 86_400.0
@@ -94,20 +95,16 @@ async def activity_list(request: web.Request) -> web.StreamResponse:
     return await c.pages.render(request, "marketing/activity_list.html", rows=rows, f=f, days=days, outcome=outcome)
 
 
+def _carrier(request: web.Request) -> str:
+    """The carrier whose reviews the page lists (none: empty)."""
+    return request.query.get("carrier", "")[:64]
+
+
 async def carriers(request: web.Request) -> web.StreamResponse:
     c = console(request)
     reviews = skills(request).reviews
-    board = (await carriers_board(reviews))["board"]
-    weeks = await reviews.carrier_weeks(time.time() - 12 * 7 * DAY)
-    selected = request.query.get("carrier", "")[:64]
-    behind = await reviews.reviews_of(selected) if selected else []
-    all_weeks = sorted({w["week"] for v in weeks.values() for w in v})
-    rate = {(k, w["week"]): w["breach_rate"] for k, v in weeks.items() for w in v}
-    chart = {
-        "labels": [dt.datetime.fromtimestamp(w, dt.timezone.utc).strftime("%m-%d") for w in all_weeks],
-        "series": [[k, [round(rate[(k, w)] * 100, 1) if (k, w) in rate else None for w in all_weeks]] for k in sorted(weeks)],
-    }
-    return await c.pages.render(request, "marketing/carriers.html", board=board, selected=selected, behind=behind, chart=chart)
+    return await c.pages.render(request, "marketing/carriers.html",
+                                **await carriers_board(reviews), **await carrier_reviews(reviews, _carrier(request)))
 
 
 async def repair(request: web.Request) -> web.StreamResponse:
@@ -120,20 +117,21 @@ async def data_requests(request: web.Request) -> web.StreamResponse:
     return await c.pages.render(request, "marketing/data_requests.html", **await data_requests_board(prefs(request).rights))
 
 
-async def board_events(request: web.Request, name: str) -> web.StreamResponse:
-    """A live board's updates as server-sent events, in the user's words and time zone."""
+async def board_events(request: web.Request, name: str, subject: str = "") -> web.StreamResponse:
+    """A live board's updates as server-sent events, in the user's words and time zone
+    (``subject``: what the page picked, the carrier whose reviews it lists)."""
     c = console(request)
     watch = board_watch(c.hub, name)
     if watch is None:
         raise NotFound("this board is not configured on this gateway")
     user = current_user(request)
     await c.hub.listening()  # the process may not be reading events while no page is open
-    sub = watch.subscribe(Reader(c.pages.language(request), user.time_zone))
+    sub = watch.subscribe(Reader(c.pages.language(request), user.time_zone, subject))
     return await stream(request, sub.queue, await zone(user.time_zone), done=lambda: watch.unsubscribe(sub))
 
 
 async def carriers_events(request: web.Request) -> web.StreamResponse:
-    return await board_events(request, CARRIERS)
+    return await board_events(request, CARRIERS, _carrier(request))
 
 
 async def repair_events(request: web.Request) -> web.StreamResponse:
@@ -146,34 +144,13 @@ async def data_requests_events(request: web.Request) -> web.StreamResponse:
 
 async def schedule(request: web.Request) -> web.StreamResponse:
     c = console(request)
-    svc = prefs(request)
-    tz = await _local(request)
-    today = dt.datetime.now(tz).replace(hour=0, minute=0, second=0, microsecond=0)
-    start, end = today.timestamp(), (today + dt.timedelta(days=7)).timestamp()
-    days = [{"at": (today + dt.timedelta(days=i)).timestamp(), "digests": [], "held": 0, "renewals": []} for i in range(7)]
+    svc, renewals = prefs(request), skills(request).renewals
+    return await c.pages.render(request, "marketing/schedule.html", **await schedule_settings(svc, renewals),
+                                **await schedule_days(svc, renewals, await _local(request)))
 
-    def day_of(ts: float) -> dict[str, Any] | None:
-        i = int((ts - start) // DAY)
-        return days[i] if 0 <= i < 7 else None
 
-    for due, n in await svc.engine.digests.due_between(start, end):
-        d = day_of(due)
-        if d is not None:
-            d["digests"].append({"at": due, "n": n})
-    for due, n in await svc.engine.held_between(start, end):
-        d = day_of(due)
-        if d is not None:
-            d["held"] += n
-    renewals = skills(request).renewals
-    for day, offset, n in await renewals.reminders_due(start, end):
-        d = day_of(day)
-        if d is not None:
-            d["renewals"].append({"offset": offset, "n": n})
-    values = effective([(BUILTIN, dict(svc.prefs.book.defaults)), (DEFAULT, await svc.prefs.get_layer(DEFAULT_LAYER))])
-    digest_times = [{"topic": t.value, "frequency": values[f"topics.{t.value}.frequency"], "at": values[f"topics.{t.value}.at"],
-                     "weekday": values[f"topics.{t.value}.weekday"]} for t in Topic]
-    return await c.pages.render(request, "marketing/schedule.html", days=days, digest_times=digest_times,
-                                quiet=values.get("quiet_hours"), scan_at=renewals.settings.run_at, offsets=renewals.settings.offsets)
+async def schedule_events(request: web.Request) -> web.StreamResponse:
+    return await board_events(request, SCHEDULE)
 
 
 ROUTES = (
@@ -187,4 +164,5 @@ ROUTES = (
     ConsoleRoute("GET", "/marketing/data-requests", data_requests, MARKETING, "mk_data_requests"),
     ConsoleRoute("GET", "/marketing/data-requests/events", data_requests_events, MARKETING, "mk_data_requests_events"),
     ConsoleRoute("GET", "/marketing/schedule", schedule, MARKETING, "mk_schedule"),
+    ConsoleRoute("GET", "/marketing/schedule/events", schedule_events, MARKETING, "mk_schedule_events"),
 )

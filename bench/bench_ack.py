@@ -84,11 +84,11 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         proc.kill()
 
 
-def start_stores(tmp: Path) -> tuple[list[subprocess.Popen[bytes]], str, str]:
+def start_stores(tmp: Path, mongo_storage: str = ":memory:") -> tuple[list[subprocess.Popen[bytes]], str, str]:
     """A private redis-server and MongoDB-protocol server on core 1; their URLs."""
     redis_port, mongo_port = free_port(), free_port()
     redis = start(pinned(1, ["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(tmp)]), tmp / "redis.log")
-    mongo = start(pinned(1, [str(Path(sys.executable).with_name("secantusd-py")), "--host", "127.0.0.1", "--port", str(mongo_port), "--storage-path", ":memory:", "--log-level", "WARNING"]), tmp / "mongo.log")
+    mongo = start(pinned(1, [str(Path(sys.executable).with_name("secantusd-py")), "--host", "127.0.0.1", "--port", str(mongo_port), "--storage-path", mongo_storage, "--log-level", "WARNING"]), tmp / "mongo.log")
     wait_port(redis_port, redis, 10)
     wait_port(mongo_port, mongo, 60)
     return [redis, mongo], f"redis://127.0.0.1:{redis_port}/0", f"mongodb://127.0.0.1:{mongo_port}/bench"

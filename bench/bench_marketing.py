@@ -4,9 +4,29 @@ Run: ``python bench/bench_marketing.py [--customers 100000] [--notifications 100
 (needs redis-server and the test extra). It starts its own Redis and MongoDB-protocol
 server, serves the gateway's web role in this process (its startup creates every index),
 writes the customers and notification records straight into the collections in the
-shape the preference store and the engine write (one ``insert_many`` per 1,000; going
-through ``notify`` would take hours and measure the engine, not the pages), and asks for
-the pages over HTTP as a signed-in marketer:
+shape the preference store and the engine write (going through ``notify`` would take
+hours and measure the engine, not the pages), and asks for the pages over HTTP as a
+signed-in marketer.
+
+Seeding, and why it does not change what is measured: with every index in place (eight
+secondary indexes on ``notifications``) the embedded server stored about 1,000 records a
+second here (900-1,100 us each up to 300,000 records, ``insert_many`` of 1,000 one at a
+time), 15-20 minutes for a million before any page is timed. So the bench drops
+the two collections' secondary indexes (``_id`` stays), writes ``--batch`` records per
+``insert_many`` from ``--inserters`` concurrent writers (the next batch is built here
+while the server stores one), and then builds the indexes with the owners' own
+``ensure_indexes`` (the engine's and the preference store's, the calls the gateway makes
+at startup) before anything is timed: before each checkpoint's pages (the indexes are
+dropped again after it and the seeding goes on) and before the rollup and the pages at
+the end. The timed reads therefore see the same collections and the same indexes as a
+gateway whose records arrived one by one; only the seeding is faster (about 150 us per
+record; each index build is printed and reported). ``--indexes-in-place`` seeds the old
+way. The connection string carries ``retryWrites=false`` (see NOTES: the embedded server
+slows down per retryable write). The builds go through the bench's own client, with a
+long ``connectTimeoutMS``: the embedded server answers nothing while it builds an index
+over a million records (minutes), and the gateway's client (2 s) gives up on it and
+cancels what it was waiting for, the build included (the gateway logs "MongoDB
+unreachable" meanwhile and recovers).
 
 1. Customer search over ``--customers`` customers: by name prefix, phone, channel
    identity and segment; p50/p95 per kind and MongoDB commands per search.
@@ -20,6 +40,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import copy
 import random
 import statistics
 import sys
@@ -27,8 +48,8 @@ import tempfile
 import time
 from collections import Counter
 from pathlib import Path
-from collections.abc import Awaitable, Callable, Iterator
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from typing import Any, TypeVar
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -48,6 +69,7 @@ TOPICS = ("repair", "renewal", "review", "account", "marketing")
 CHANNELS = ("wechat", "wecom", "email", "dingtalk")
 SEGMENTS = ("vip", "smb", "gov", "bank", "retail")
 DAY = 86_400.0
+T = TypeVar("T")
 
 
 class Rows(list[tuple[str, str]]):
@@ -71,9 +93,16 @@ class Commands(monitoring.CommandListener):
         self.timing = False  # while set, the longest command is kept
         self.longest: tuple[float, str] = (0.0, "")
         self.timed = 0
+        self._what: dict[int, str] = {}
 
     def started(self, event: monitoring.CommandStartedEvent) -> None:
         self.counts[event.command_name] += 1
+        if self.timing:
+            # What each command was (collection and filter fields), to name the longest.
+            cmd = event.command
+            what = cmd.get(event.command_name)
+            where = cmd.get("filter") or cmd.get("q") or {}
+            self._what[event.request_id] = f"{event.command_name} {what} {sorted(where) if isinstance(where, dict) else ''}"
 
     def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
         self._took(event)
@@ -82,9 +111,10 @@ class Commands(monitoring.CommandListener):
         self._took(event)
 
     def _took(self, event: monitoring.CommandSucceededEvent | monitoring.CommandFailedEvent) -> None:
+        what = self._what.pop(event.request_id, event.command_name)
         if self.timing:
             self.timed += 1
-            self.longest = max(self.longest, (event.duration_micros / 1000, event.command_name))
+            self.longest = max(self.longest, (event.duration_micros / 1000, what))
 
     def total(self) -> int:
         return sum(n for name, n in self.counts.items() if name not in ("hello", "isMaster", "ping", "endSessions"))
@@ -163,37 +193,100 @@ def watching(commands: Commands, db: Any) -> Iterator[Probe]:
         probe.task.cancel()
 
 
+class Indexes:
+    """The secondary indexes of the two seeded collections, dropped while records are
+    written and built again (by the owners' own ``ensure_indexes``) before any timing."""
+
+    def __init__(self, db: Any, ensure: Callable[[], Awaitable[None]], *collections: str) -> None:
+        self.db, self.ensure, self.collections = db, ensure, collections
+        self.built: list[tuple[int, float]] = []  # (records, seconds) per build
+
+    async def drop(self) -> None:
+        for name in self.collections:
+            await self.db[name].drop_indexes()  # all but _id
+
+    async def build(self, records: int) -> None:
+        t0 = time.perf_counter()
+        await self.ensure()
+        spent = time.perf_counter() - t0
+        self.built.append((records, spent))
+        print(f"  indexes built over {records:,} records in {spent:.1f} s, {load_average()}", file=sys.stderr, flush=True)
+
+
+async def insert_all(
+    collection: Any, make: Callable[[int], dict[str, Any]], start: int, end: int, batch: int, inserters: int,
+    progress: Callable[[int], None] = lambda done: None,
+) -> None:
+    """Insert records ``start..end`` with ``inserters`` concurrent ``insert_many`` of
+    ``batch``: while the server stores one batch the next one is being built here."""
+    next_start = start
+    done = start
+
+    async def inserter() -> None:
+        nonlocal next_start, done
+        while next_start < end:
+            lo, hi = next_start, min(end, next_start + batch)
+            next_start = hi
+            await collection.insert_many([make(i) for i in range(lo, hi)], ordered=False)
+            before, done = done, done + (hi - lo)
+            progress(before)
+
+    await asyncio.gather(*(inserter() for _ in range(inserters)))
+
+
 async def seed(
-    mongo_url: str, customers: int, notifications: int, span_days: int, activity: NotificationActivity,
-    checkpoint: Callable[[int], Awaitable[None]], every: int, commands: Commands,
+    mongo_url: str, args: argparse.Namespace, activity: NotificationActivity, ensure: Mapping[str, Callable[[], Awaitable[None]]],
+    checkpoint: Callable[[int], Awaitable[None]], commands: Commands,
 ) -> dict[str, Any]:
     from pymongo import AsyncMongoClient
 
-    client: AsyncMongoClient[Any] = AsyncMongoClient(mongo_url)
+    customers, notifications, every = args.customers, args.notifications, args.checkpoint
+    client: AsyncMongoClient[Any] = AsyncMongoClient(mongo_url, maxPoolSize=max(4, args.inserters + 2))
     db = client.get_default_database()
     now = time.time()
     took: dict[str, Any] = {}
+    cust_idx = Indexes(db, ensure["customers"], "pref_customers")
+    notif_idx = Indexes(db, ensure["notifications"], "notifications")
     t0 = time.perf_counter()
-    for start in range(0, customers, 1000):
-        await db["pref_customers"].insert_many([customer(i, now) for i in range(start, min(customers, start + 1000))], ordered=False)
+    if args.index_after:
+        await cust_idx.drop()
+    await insert_all(db["pref_customers"], lambda i: customer(i, now), 0, customers, args.batch, args.inserters)
+    if args.index_after:
+        await cust_idx.build(customers)
     took["customers"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
     paused = 0.0
-    for start in range(0, notifications, 1000):
-        await db["notifications"].insert_many([notification(i, now, customers, span_days) for i in range(start, min(notifications, start + 1000))], ordered=False)
-        done = min(notifications, start + 1000)
-        if done % 50_000 == 0:
+    t0 = time.perf_counter()
+    if args.index_after:
+        await notif_idx.drop()
+
+    def progress(before: int) -> None:
+        done = before + args.batch
+        if done // 50_000 > before // 50_000:
             spent = time.perf_counter() - t0 - paused
             # Per record as it goes: a run stopped before the end still tells its rate.
             print(f"  {done:,} notifications in {spent:.0f} s ({spent / done * 1e6:.0f} us per record), {load_average()}",
                   file=sys.stderr, flush=True)
-        if done % every == 0 and done < notifications:
-            # The pages at this size, in case the run is stopped before the end.
+
+    for start in range(0, notifications, every):
+        end = min(notifications, start + every)
+        await insert_all(db["notifications"], lambda i: notification(i, now, customers, span_days=args.span_days),
+                         start, end, args.batch, args.inserters, progress)
+        if end < notifications:
+            # The pages at this size, in case the run is stopped before the end; with
+            # every index in place, as the gateway has them.
             t1 = time.perf_counter()
-            await checkpoint(done)
+            if args.index_after:
+                await notif_idx.build(end)
+            await checkpoint(end)
+            if args.index_after:
+                await notif_idx.drop()
             paused += time.perf_counter() - t1
     took["notifications"] = time.perf_counter() - t0 - paused
-    print(f"  {notifications:,} notifications seeded in {took['notifications']:.0f} s; rollup ...", file=sys.stderr, flush=True)
+    print(f"  {notifications:,} notifications seeded in {took['notifications']:.0f} s", file=sys.stderr, flush=True)
+    if args.index_after:
+        await notif_idx.build(notifications)
+    took["index_builds"] = cust_idx.built + notif_idx.built
+    print("  rollup ...", file=sys.stderr, flush=True)
     # A checkpoint's rollup left marks: the first run counts every record again.
     await db["notification_stats"].delete_many({"kind": "mark"})
     t0 = time.perf_counter()
@@ -209,6 +302,13 @@ async def seed(
     took["stats_rows"] = await db["notification_stats"].count_documents({})
     await client.close()
     return took
+
+
+def through(owner: T, attr: str, client: Any) -> T:
+    """A copy of ``owner`` whose collection ``attr`` is read through ``client``."""
+    clone = copy.copy(owner)
+    setattr(clone, attr, client.get_default_database()[getattr(owner, attr).name])
+    return clone
 
 
 async def timed(http: Any, urls: list[str], commands: Commands) -> tuple[list[float], float]:
@@ -254,6 +354,10 @@ async def measure(redis_url: str, mongo_url: str, args: argparse.Namespace, comm
     await UserStore(client.get_default_database()).create(MARKETER, Role.MARKETER, PASSWORD)
     await client.close()
     http = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+    # The owners' own index lists, built through the bench's client: the gateway's client
+    # gives up on a busy server after 2 s (its connectTimeoutMS) and cancels whatever it
+    # was waiting for, a build over a million records included.
+    seeding: AsyncMongoClient[Any] = AsyncMongoClient(mongo_url)
     activity = app[SERVICES].activity  # the gateway's own: it reads the records through its engine
 
     async def pages_at(size: int) -> None:
@@ -271,10 +375,15 @@ async def measure(redis_url: str, mongo_url: str, args: argparse.Namespace, comm
     try:
         assert (await Browserless(base, http).sign_in(MARKETER, PASSWORD)).status == 303
         print(f"seeding {args.customers:,} customers and {args.notifications:,} notifications ...", file=sys.stderr)
-        took = await seed(mongo_url, args.customers, args.notifications, args.span_days, activity, pages_at, args.checkpoint, commands)
+        ensure = {"customers": through(app[SERVICES].prefs, "customers", seeding).ensure_indexes,
+                  "notifications": through(app[SERVICES].engine, "notifications", seeding).ensure_indexes}
+        took = await seed(mongo_url, args, activity, ensure, pages_at, commands)
+        how = (f"insert_many of {args.batch:,} x {args.inserters} concurrent, "
+               + ("secondary indexes built after" if args.index_after else "indexes in place"))
+        rows.extend([(f"index build over {n:,} records", f"{s:.1f} s") for n, s in took["index_builds"]])
         rows.extend([
-            ("seed customers (insert_many of 1,000, indexes in place)", f"{took['customers']:.1f} s"),
-            ("seed notifications (insert_many of 1,000, indexes in place)",
+            (f"seed customers ({how})", f"{took['customers']:.1f} s"),
+            (f"seed notifications ({how})",
              f"{took['notifications']:.1f} s ({took['notifications'] / max(1, args.notifications) * 1e6:.0f} us per record)"),
             ("activity rollup, first run (every record)",
              f"{took['rollup_full']:.1f} s for {int(took['rollup_read']):,} records ({took['rollup_full'] / max(1, took['rollup_read']) * 1e6:.0f} us per record)"
@@ -320,6 +429,7 @@ async def measure(redis_url: str, mongo_url: str, args: argparse.Namespace, comm
                      f"p50 {statistics.median(times):.0f} ms, p95 {pct(times, 95):.0f} ms, {per:.1f} MongoDB commands"))
     finally:
         await http.close()
+        await seeding.close()
         await runner.cleanup()
     return rows
 
@@ -332,12 +442,26 @@ def main() -> int:
     parser.add_argument("--queries", type=int, default=100, help="searches per kind")
     parser.add_argument("--renders", type=int, default=30, help="renders per activity page")
     parser.add_argument("--checkpoint", type=int, default=250_000, help="time the activity pages every so many records seeded")
+    parser.add_argument("--batch", type=int, default=5_000, help="records per insert_many while seeding")
+    parser.add_argument("--inserters", type=int, default=2, help="concurrent insert_many while seeding")
+    parser.add_argument("--on-disk", action="store_true", help="the MongoDB-protocol server stores on disk (in the temporary directory)")
+    parser.add_argument("--indexes-in-place", dest="index_after", action="store_false",
+                        help="seed with every index in place (slower) instead of building the secondary indexes after")
     args = parser.parse_args()
     commands = Commands()
     monitoring.register(commands)
     with tempfile.TemporaryDirectory(prefix="kefu-bench-marketing-") as tmp_name:
-        procs, redis_url, mongo_url = start_stores(Path(tmp_name))
+        # In memory, an index build over a million records failed ("internal server
+        # error"; 500,000 built): --on-disk gives the server a store it can evict to.
+        procs, redis_url, mongo_url = start_stores(Path(tmp_name), str(Path(tmp_name) / "mongo") if args.on_disk else ":memory:")
         mongo_url += "?retryWrites=false"  # see NOTES: the embedded server slows down otherwise
+        # The embedded server answers nothing else while it builds an index over a million
+        # records (minutes): with the default 20 s, the driver's heartbeat gives up on it
+        # and cancels the build's own command.
+        mongo_url += "&connectTimeoutMS=900000"
+        # A connection left idle through an index build and a checkpoint was found closed
+        # (broken pipe on the next insert_many, not retried with retryWrites=false).
+        mongo_url += "&maxIdleTimeMS=30000"
         try:
             rows = asyncio.run(measure(redis_url, mongo_url, args, commands))
         finally:

@@ -23,6 +23,10 @@ A copy of a customer record taken at time T (the digests carry one, see
 :mod:`preferences.engine`) is known current when the customer has no note after
 ``T - CHANGE_MARGIN_S`` and the notes reach back before T (``kefu:prefs:changed:since``;
 a Redis that lost them makes every copy suspect, so MongoDB is read instead).
+
+With Redis, every write of a marketers' layer (an edit or a rollback) is announced on
+:data:`LAYERS_CHANGED` (one publish per burst, never awaited): the console's digest
+schedule shows the defaults' digest times.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 from redis.asyncio import Redis
 
+from bot.announce import Announcer
 from bot.mongo import IN_CHUNK, Document, find_by_ids, update_and_get
 from preferences.clock import Clock, SystemClock
 from preferences.errors import ConcurrentChange, CustomersOwnChoice, InvalidPreference, UnknownCustomer, UnknownVersion
@@ -56,6 +61,8 @@ _LAYER_CACHE_S = 5.0  # marketers' layers change rarely; notify() reads them a l
 PREF_FIELDS = ("settings", "segments", "consents_active")
 CHANGED_KEY = "kefu:prefs:changed"
 CHANGED_SINCE_KEY = "kefu:prefs:changed:since"
+#: Announced after a marketers' layer is written.
+LAYERS_CHANGED = "kefu:prefs:layers:changed"
 # A write noted this long before a copy was taken still makes the copy suspect: it covers
 # a write that was noted, then took a while to land in MongoDB.
 CHANGE_MARGIN_S = 60.0
@@ -129,6 +136,7 @@ class PreferenceStore:
         self.consents = db["pref_consents"]
         self.segment_samples = SegmentSamples(db, self.customers, lambda: self.clock.now(), redis=redis)
         self._layer_cache: dict[str, tuple[float, JsonDict]] = {}
+        self.layers_announcer = Announcer(redis, LAYERS_CHANGED) if redis is not None else None
 
     async def ensure_indexes(self) -> None:
         await self.history.create_indexes([IndexModel([("subject", ASCENDING), ("version", DESCENDING)])])
@@ -383,6 +391,8 @@ class PreferenceStore:
                 continue  # lost a race; read again
             await self._record(subject, version + 1, old, new, actor, via, note)
             self._layer_cache.pop(subject, None)
+            if coll is self.layers and self.layers_announcer is not None:
+                self.layers_announcer.changed()
             return version + 1
         raise ConcurrentChange(f"{subject!r} is being changed concurrently; try again")
 

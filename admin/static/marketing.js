@@ -96,14 +96,17 @@
     window.kefuLive(root.dataset.events, { activity: apply }, () => window.location.reload());
   }
 
-  // Repair operations and data requests: the server sends the board again, rendered,
-  // whenever the tickets or the requests change (from any process).
+  // Repair operations, data requests, carriers and the digest schedule: the server sends
+  // the board again, rendered, whenever its data changes (from any process). A chart in
+  // the board is drawn again from the JSON that came with it.
   function liveBoard() {
     const root = document.querySelector('[data-live="board"]');
     if (!root || !window.kefuLive) return;
     const apply = (ev) => {
       const parsed = new DOMParser().parseFromString(ev.html, "text/html");
+      root.querySelectorAll("canvas").forEach((canvas) => { window.Chart?.getChart(canvas)?.destroy(); });
       root.replaceChildren(...Array.from(parsed.body.childNodes));
+      carrierChart();
       root.dataset.updated = String(ev.sent_at);
     };
     window.kefuLive(root.dataset.events, { board: apply }, () => window.location.reload());

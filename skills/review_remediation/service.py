@@ -54,6 +54,8 @@ DAY = 86_400.0
 RESOLVE_WITHIN_S = 48 * 3600.0
 #: Redis channel a change of the carrier counters is announced on (the console's board).
 CHANGED = "kefu:carriers:changed"
+#: The carrier row of reviews whose carrier is not known.
+UNKNOWN = "unknown"
 MARKETPLACES = ("amazon", "shopee", "temu")
 
 
@@ -261,6 +263,8 @@ class Reviews:
             await self.stats.bulk_write(
                 [UpdateOne({"_id": c}, {"$inc": inc}, upsert=True) for c, inc in batch.counters.items()], ordered=False
             )
+        if batch.counters or any(o.status in ("pending", "resolved") for o in outcomes.values()):
+            # The counters moved, or a review behind a carrier's figures changed status.
             self.announcer.changed()
         return outcomes
 
@@ -382,6 +386,8 @@ class Reviews:
             {"resolve_by": {"$lt": self.clock.now()}, "status": {"$in": ["pending", "processing"]}, "overdue": {"$ne": True}},
             {"$set": {"overdue": True, "attention": {"reason": "not resolved within 48 h", "at": self.clock.now()}}},
         )
+        if res.modified_count:
+            self.announcer.changed()  # the reviews behind a carrier's figures show the flag
         return res.modified_count
 
     async def _is_logistics(self, text: str) -> bool:
@@ -518,7 +524,10 @@ class Reviews:
         """The logistics reviews behind a carrier's figures, newest first."""
         fields = {"text": 1, "rating": 1, "marketplace": 1, "order_id": 1, "received_at": 1, "breach": 1, "days_late": 1, "status": 1,
                   "resolved_at": 1, "overdue": 1}
-        cursor = self.reviews.find({"kind": "logistics", "carrier": carrier}, projection=fields).sort("received_at", -1).limit(limit)
+        # The counters file a review whose carrier is not known under "unknown"; the review
+        # itself keeps an empty carrier.
+        which: Any = {"$in": ["", UNKNOWN]} if carrier == UNKNOWN else carrier
+        cursor = self.reviews.find({"kind": "logistics", "carrier": which}, projection=fields).sort("received_at", -1).limit(limit)
         return [d async for d in cursor]
 
     # -- pulls -------------------------------------------------------------------------------

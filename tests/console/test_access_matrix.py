@@ -91,6 +91,7 @@ CONSOLE: dict[tuple[str, str], set[str] | None] = {
     ("GET", "/admin/marketing/data-requests"): MARKETING,
     ("GET", "/admin/marketing/data-requests/events"): MARKETING,
     ("GET", "/admin/marketing/schedule"): MARKETING,
+    ("GET", "/admin/marketing/schedule/events"): MARKETING,
     ("GET", "/admin/trainer"): TRAINING,
     ("POST", "/admin/trainer/labels"): TRAINING,
     ("GET", "/admin/trainer/labels"): TRAINING,
@@ -106,7 +107,7 @@ CONSOLE: dict[tuple[str, str], set[str] | None] = {
 
 # Server-sent event streams: asked for as such, closed once answered.
 STREAMS = {"/admin/events", "/admin/marketing/activity/events", "/admin/marketing/repair/events", "/admin/marketing/data-requests/events",
-           "/admin/marketing/carriers/events", "/admin/trainer/events"}
+           "/admin/marketing/carriers/events", "/admin/marketing/schedule/events", "/admin/trainer/events"}
 
 # The scope an API key needs; "public" routes authenticate otherwise (a signed
 # platform request, a one-time token) or publish nothing private.
