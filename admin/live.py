@@ -25,7 +25,7 @@ import contextlib
 import json
 import logging
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Protocol
@@ -45,6 +45,9 @@ log = logging.getLogger(__name__)
 QUEUE_DEPTH = 256  # frames a queue-fed page (see stream()) may have waiting
 INBOX_BATCH_S = 0.25  # queue rows reach inbox pages at most this late, gathered into one write
 HEARTBEAT_S = 15.0  # a comment line keeps proxies from closing a quiet stream
+#: Pages written to in one go before the event loop gets a turn: a write to every open
+#: inbox at once held the webhook's acknowledgements back by about a millisecond.
+WRITE_SLICE = 32
 #: Conversations whose last event time is kept for pages that open late (:meth:`LiveHub.catch_up`).
 RECENT_CONVERSATIONS = 4096
 MAX_UNSENT = 256 * 1024  # bytes a page may leave unread before its stream is ended
@@ -191,6 +194,9 @@ class LiveHub:
         self.listening_since = 0.0
         self.queue_changed_at = 0.0
         self._recent: OrderedDict[str, float] = OrderedDict()
+        # Writes to many pages, in order, a slice per loop turn (:meth:`_broadcast`).
+        self._outgoing: deque[tuple[list[PageStream], Wire]] = deque()
+        self._writer: asyncio.Task[None] | None = None
 
     def watch(self, watch: ChannelWatch) -> None:
         """Relay ``watch.channel`` too; before the first page opens."""
@@ -305,6 +311,11 @@ class LiveHub:
                 timer.cancel()
         self._flush = self._heartbeat = None
         self._pending.clear()
+        self._outgoing.clear()
+        if self._writer is not None:
+            self._writer.cancel()
+            await asyncio.gather(self._writer, return_exceptions=True)
+            self._writer = None
         for watch in self.watches.values():
             watch.close()
 
@@ -320,7 +331,7 @@ class LiveHub:
                 if lost:
                     # Events published while this process was not subscribed are gone:
                     # every open page re-reads what it shows.
-                    self._send(self._all(), Frame({"type": "resync", "sent_at": time.time()}).encode())
+                    self._broadcast(self._all(), Frame({"type": "resync", "sent_at": time.time()}).encode())
                     for watch in self.watches.values():
                         watch.resync()
                     lost = False
@@ -381,11 +392,11 @@ class LiveHub:
         self._flush = None
         frames, self._pending = self._pending, []
         if frames:
-            self._send(list(self.inbox), Wire(b"".join(f.encode().raw for f in frames)))
+            self._broadcast(list(self.inbox), Wire(b"".join(f.encode().raw for f in frames)))
 
     def _ping(self) -> None:
         streams = self._all()
-        self._send(streams, PING)  # also finds the pages that went away
+        self._broadcast(streams, PING)  # also finds the pages that went away
         self._heartbeat = asyncio.get_running_loop().call_later(HEARTBEAT_S, self._ping) if self.streams else None
 
     def _all(self) -> list[PageStream]:
@@ -395,6 +406,24 @@ class LiveHub:
     def _send(streams: list[PageStream], wire: Wire) -> None:
         for stream in streams:
             stream.send(wire)
+
+    def _broadcast(self, streams: list[PageStream], wire: Wire) -> None:
+        """Write ``wire`` to many pages, :data:`WRITE_SLICE` per loop turn, so that the
+        requests this process also serves are not held back; one writer keeps the
+        broadcasts in order, so every page gets its frames in the order they were made."""
+        if len(streams) <= WRITE_SLICE and not self._outgoing:
+            self._send(streams, wire)
+            return
+        self._outgoing.append((streams, wire))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.get_running_loop().create_task(self._write_out(), name="console-live-writer")
+
+    async def _write_out(self) -> None:
+        while self._outgoing:
+            streams, wire = self._outgoing.popleft()
+            for start in range(0, len(streams), WRITE_SLICE):
+                self._send(streams[start:start + WRITE_SLICE], wire)
+                await asyncio.sleep(0)
 
     async def queue_row(self, conversation: str) -> dict[str, Any] | None:
         since = await self.redis.zscore(WAITING, conversation)

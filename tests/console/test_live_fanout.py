@@ -11,6 +11,7 @@ from typing import Any
 import aiohttp
 from aiohttp.test_utils import TestServer
 
+from admin.live import INBOX_BATCH_S, WRITE_SLICE
 from admin.roles import Role
 from bot.app import build_app
 from bot.config import settings_from_mapping
@@ -59,6 +60,25 @@ async def test_an_inbox_gets_a_moment_s_queue_changes_in_one_write(rig: ConsoleR
     frames = [f for f in data.decode().split("\n\n") if f]
     assert [json.loads(f.split("data: ", 1)[1])["agent"] for f in frames] == ["a", "b", "c"]
     response.close()
+
+
+async def test_many_inboxes_are_written_in_slices_and_each_gets_every_change_in_order(rig: ConsoleRig, redis: Any) -> None:
+    # More open inboxes than one write slice: the hub writes them over several loop turns
+    # (so that the webhooks it also serves are not held back), and a change made while an
+    # earlier one is still going out must not overtake it on any page.
+    alice = await rig.person("alice")
+    await rig.console.hub.ready.wait()
+    pages = 2 * WRITE_SLICE + 5  # (the client session holds at most 100 connections)
+    inboxes = [await EventReader.open(alice.http, rig.base + "/admin/events") for _ in range(pages)]
+    events = ConversationEvents(redis)
+    for round_ in range(3):
+        for who in ("a", "b"):
+            await events.publish(ConversationEvent("claimed", f"wechat:demo:o{who}{round_}", owner=f"agent:{who}", agent=who))
+        await asyncio.sleep(INBOX_BATCH_S * 1.5)  # the next change goes out while this one may still be written
+    for inbox in inboxes:
+        got = [(await inbox.next(where=lambda e: e["type"] == "claimed"))["conversation"] for _ in range(6)]
+        assert got == [f"wechat:demo:o{who}{r}" for r in range(3) for who in ("a", "b")]
+        inbox.close()
 
 
 async def test_a_console_process_serves_pages_and_streams_but_no_webhooks(
