@@ -20,6 +20,7 @@ import unicodedata
 from collections.abc import Sequence
 from typing import Protocol
 
+from bot.logs import ref
 from bot.routing import Reply, Skill, Turn
 from bot.templates import Templates
 from knowledge.containment import KnowledgeAnswers
@@ -114,13 +115,13 @@ class ChosenAnswer(Skill):
                 reason="knowledge_rejected", text=offer.question, language=turn.language, conversation=state.conversation,
                 intent=turn.intent, entry=offer.entries[0], best=offer.entries[0], rejection=turn.text,
             ))
-            log.info("knowledge choice of %d entries declined on %s", len(offer.entries), turn.message.key)
+            log.info("knowledge choice of %d entries declined on %s", len(offer.entries), ref(turn.message.key))
             return (Reply(text=self.templates.render("knowledge_choice_declined", turn.language)),)
         try:
             entry = await self.entries.get(offer.entries[number - 1])
         except UnknownEntry:  # deleted since it was offered
-            log.info("knowledge choice %d on %s names a deleted entry", number, turn.message.key)
+            log.info("knowledge choice %d on %s names a deleted entry", number, ref(turn.message.key))
             return (Reply(text=self.templates.render("knowledge_choice_declined", turn.language)),)
         log.info("knowledge answer %s v%d (choice %d of %d) on %s", entry.id, entry.version, number, len(offer.entries),
-                 turn.message.key)
+                 ref(turn.message.key))
         return await answer_with(entry, turn, state, self.answers, self.customers, self.templates, question=offer.question)

@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 
 from bot.conversation.questions import is_question
 from bot.conversation.state import ConversationState, KnowledgeOffer
+from bot.logs import ref
 from bot.routing import Reply, Skill, Turn
 from bot.templates import Templates
 from knowledge.containment import KnowledgeAnswers
@@ -114,7 +115,7 @@ class KnowledgeFirst(Skill):
                 titles = [e.label(turn.language) for e in choices]
                 state.offer = KnowledgeOffer([e.id for e in choices], titles, turn.text, turn.message.timestamp)
                 log.info("knowledge choice of %d entries (best %.3f, lead %.3f) on %s",
-                         len(choices), found.choices[0].score, found.lead, turn.message.key)
+                         len(choices), found.choices[0].score, found.lead, ref(turn.message.key))
                 return (Reply(text=self.templates.render("knowledge_choice", turn.language, titles=titles)),)
             await self.missed.add(MissedTurn(
                 reason=self.reason, text=turn.text, language=turn.language, conversation=state.conversation,
@@ -122,7 +123,7 @@ class KnowledgeFirst(Skill):
                 best=best.entry.id if best else "", score=best.score if best else 0.0,
             ))
             return await self.otherwise.handle(turn)
-        log.info("knowledge answer %s v%d (score %.3f) on %s", entry.id, entry.version, found.matches[0].score, turn.message.key)
+        log.info("knowledge answer %s v%d (score %.3f) on %s", entry.id, entry.version, found.matches[0].score, ref(turn.message.key))
         return await answer_with(entry, turn, state, self.answers, self.customers, self.templates)
 
 

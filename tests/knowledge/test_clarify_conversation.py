@@ -7,6 +7,7 @@ The demo base is imported with ``kefu kb import`` first, as an operator would; o
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,10 @@ async def demo_bot(
     return await make_gateway(aiohttp_client, fake_wechat, redis_url, mongo_url, [rasa_url], workers=2)
 
 
-async def test_close_entries_are_offered_a_number_picks_one_and_neither_is_collected(demo_bot: Harness) -> None:
+async def test_close_entries_are_offered_a_number_picks_one_and_neither_is_collected(
+    demo_bot: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
     chat = Chat(demo_bot, "oKbChoice")
     offer = (await chat.say("怎么申请发票"))[0]
     assert "您是想问哪一个？" in offer and "1. 开发票" in offer and "2. 发票改抬头" in offer and "都不是" in offer
@@ -63,4 +67,6 @@ async def test_close_entries_are_offered_a_number_picks_one_and_neither_is_colle
     assert (doc["text"], doc["entry"], doc["conversation"]) == ("怎么申请发票", "invoice-request", "wechat:demo:oKbChoice")
     # The offer is spent: "2" now is a new turn, not a pick.
     assert "参考：发票改抬头。" not in (await chat.say("2"))[0]
+    # The knowledge lines name the turn by a stand-in, never the customer's id.
+    assert not [r for r in caplog.records if r.levelno >= logging.INFO and "oKbChoice" in r.getMessage()]
     print("transcript zh:", offer, answer, declined, sep="\n")
